@@ -1,0 +1,62 @@
+"""Build the library's own ``sd-cli`` example from the same source and flags as sdrest.
+
+Used by the parity check and the overhead benchmark. The persistent build directory of
+``pip install .`` (``build/<wheel tag>``) is reused: only the example's own files compile.
+``sd-cli`` is then run with ``LD_LIBRARY_PATH`` pointing at the library sdrest loads, so
+both sides run the very same ``libstable-diffusion.so``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _pip_build_dir() -> Path | None:
+    for cache in sorted(REPO.glob("build/*/CMakeCache.txt")):
+        if "SDREST_BUILD_FROM_PIP" in cache.read_text(errors="replace"):
+            return cache.parent
+    return None
+
+
+def ensure_sd_cli(log=print) -> Path:
+    """Return the path of a built sd-cli, building it if needed."""
+    build = _pip_build_dir() or REPO / "build" / "sd-cli"
+    cmake = shutil.which("cmake")
+    if cmake is None:
+        raise RuntimeError("cmake is needed to build sd-cli")
+    args = [cmake, "-S", str(REPO), "-B", str(build), "-DSDREST_BUILD_EXAMPLES=ON", "-DCMAKE_BUILD_TYPE=Release",
+            f"-DPython_EXECUTABLE={sys.executable}"]
+    if not (build / "CMakeCache.txt").exists() and shutil.which("ninja"):
+        args += ["-G", "Ninja"]
+    cmake_args = os.environ.get("CMAKE_ARGS", "").split()
+    log(f"configuring {build} for sd-cli")
+    subprocess.run(args + cmake_args, check=True, stdout=subprocess.DEVNULL)
+    log("building sd-cli (first time: a few minutes)")
+    subprocess.run([cmake, "--build", str(build), "--target", "sd-cli", "--parallel"], check=True,
+                   stdout=subprocess.DEVNULL)
+    binary = build / "bin" / "sd-cli"
+    if not binary.is_file():
+        raise RuntimeError(f"sd-cli was not produced at {binary}")
+    return binary
+
+
+def sd_cli_env(library: Path) -> dict[str, str]:
+    """Environment that makes sd-cli load exactly ``library`` (RUNPATH yields to LD_LIBRARY_PATH)."""
+    env = dict(os.environ)
+    env["LD_LIBRARY_PATH"] = os.pathsep.join(filter(None, [str(library.parent), env.get("LD_LIBRARY_PATH")]))
+    return env
+
+
+def loaded_library(binary: Path, env: dict[str, str]) -> str:
+    """Which libstable-diffusion the dynamic linker picks for ``binary`` (from ldd)."""
+    out = subprocess.run(["ldd", str(binary)], env=env, capture_output=True, text=True).stdout
+    for line in out.splitlines():
+        if "libstable-diffusion" in line:
+            return line.split("=>")[-1].split("(")[0].strip()
+    return "?"

@@ -1,0 +1,270 @@
+"""Context: one loaded model (an ``sd_ctx_t``) and the generations made with it.
+
+A :class:`Context` owns its native context: :meth:`Context.close` (or leaving a ``with``
+block) frees it exactly once, and the garbage collector does so if you forget. Every image
+buffer the library returns is copied into Pillow and freed before the call returns.
+
+Thread safety: the library's callbacks are process-global, so all native calls made through
+the same library are serialised (see :mod:`sdrest.engine.callbacks`). Use one thread per
+process for generation, as the sdrest worker does.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import secrets
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from PIL import Image
+
+from sdrest._native import NativeLibrary, ffi, load_library
+from sdrest.engine.callbacks import NativeHooks, PreviewHandler, ProgressHandler, hooks_for
+from sdrest.engine.images import image_from_sd
+from sdrest.engine.params import (
+    ContextParams,
+    ImageGenParams,
+    Lora,
+    VideoGenParams,
+)
+from sdrest.engine.structs import Arena, struct_to_dict
+from sdrest.errors import GenerationError, ModelLoadError
+
+#: Largest seed handed out for "random" (-1): fits every client's int32 parsing.
+MAX_RANDOM_SEED = 2**31 - 1
+
+
+@dataclass
+class Generation:
+    """The result of one ``generate_image`` call."""
+
+    images: list[Image.Image]
+    seeds: list[int]             # one per image: the library uses seed, seed+1, ...
+    params: ImageGenParams       # what was asked, with the real seed filled in
+    seconds: float = 0.0
+    log_tail: list[str] = field(default_factory=list)
+
+
+def resolve_seed(seed: int | None) -> int:
+    """A negative or missing seed means random; pick it here so it can be reported."""
+    if seed is None or seed < 0:
+        return secrets.randbelow(MAX_RANDOM_SEED + 1)
+    return seed
+
+
+class Context:
+    """A loaded model. ``Context(ContextParams(model_path=...))`` or ``Context(model_path=...)``."""
+
+    def __init__(self, params: ContextParams | None = None, *, native: NativeLibrary | None = None,
+                 on_log: Callable[[int, str], None] | None = None, **fields: Any) -> None:
+        if params is None:
+            params = ContextParams(**fields)
+        elif fields:
+            params = dataclasses.replace(params, **fields)
+        params.validate()
+        self.params = params
+        self._native = native or load_library()
+        self._hooks: NativeHooks = hooks_for(self._native)
+        lib = self._native.lib
+        self.load_seconds = 0.0
+        started = time.perf_counter()
+        with self._hooks.session(on_log=on_log) as capture:
+            arena = Arena()
+            c_params = ffi.new("sd_ctx_params_t *")
+            lib.sd_ctx_params_init(c_params)
+            params.fill(c_params, lib, arena)
+            ptr = lib.new_sd_ctx(c_params)
+        self.load_seconds = time.perf_counter() - started
+        if ptr == ffi.NULL:
+            what = params.model_path or params.diffusion_model_path
+            raise ModelLoadError(f"could not load model {os.fspath(what)}", capture.problems() or capture.tail())
+        self._ptr: Any = ffi.gc(ptr, lib.free_sd_ctx)
+        # With free_params_immediately the library drops its weights after one generation
+        # and would crash on the next: refuse that instead.
+        self._single_use = bool(params.free_params_immediately)
+        self._used = False
+
+    # --- lifecycle ---
+
+    @property
+    def closed(self) -> bool:
+        return self._ptr is None
+
+    def close(self) -> None:
+        """Free the native context now (idempotent)."""
+        ptr, self._ptr = self._ptr, None
+        if ptr is not None:
+            with self._hooks.lock:
+                ffi.release(ptr)
+
+    def __enter__(self) -> Context:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _require_open(self) -> Any:
+        if self._ptr is None:
+            raise ValueError("this Context is closed")
+        return self._ptr
+
+    def _claim_generation(self) -> Any:
+        ptr = self._require_open()
+        if self._single_use and self._used:
+            raise ValueError("this Context was created with free_params_immediately=True and has "
+                             "already generated once; create a new Context")
+        self._used = True
+        return ptr
+
+    # --- information ---
+
+    @property
+    def supports_image_generation(self) -> bool:
+        return bool(self._native.lib.sd_ctx_supports_image_generation(self._require_open()))
+
+    @property
+    def supports_video_generation(self) -> bool:
+        return bool(self._native.lib.sd_ctx_supports_video_generation(self._require_open()))
+
+    def default_sample_method(self) -> str:
+        from sdrest.engine.enums import enum_name
+
+        lib = self._native.lib
+        return enum_name(lib, "enum sample_method_t", lib.sd_get_default_sample_method(self._require_open()))
+
+    # --- generation ---
+
+    def generate(self, params: ImageGenParams, *, on_progress: ProgressHandler | None = None,
+                 on_preview: PreviewHandler | None = None, preview_mode: str | int = "proj",
+                 preview_interval: int = 1) -> Generation:
+        """Run one ``generate_image`` call; all parameter errors are raised before it starts."""
+        params = dataclasses.replace(params, seed=resolve_seed(params.seed))
+        params.validate()
+        ptr = self._claim_generation()
+        lib = self._native.lib
+        started = time.perf_counter()
+        with self._hooks.session(on_progress=on_progress, on_preview=on_preview,
+                                 preview_mode=preview_mode, preview_interval=preview_interval) as capture:
+            arena = Arena()
+            c_params = ffi.new("sd_img_gen_params_t *")
+            lib.sd_img_gen_params_init(c_params)
+            params.fill(c_params, lib, arena)
+            count = int(c_params.batch_count)
+            results = lib.generate_image(ptr, c_params)
+            images = _take_images(lib, results, count)
+        if not images:
+            raise GenerationError("generation produced no image", capture.problems() or capture.tail())
+        seed = int(params.seed or 0)
+        return Generation(images=images, seeds=[seed + i for i in range(len(images))], params=params,
+                          seconds=time.perf_counter() - started, log_tail=capture.tail())
+
+    def txt2img(self, prompt: str, **options: Any) -> Generation:
+        """Text to image. Options: see :func:`image_params`."""
+        return self._generate_with(options, prompt=prompt)
+
+    def img2img(self, image: Image.Image, prompt: str, *, strength: float = 0.75, **options: Any) -> Generation:
+        """Image to image: ``strength`` 0 keeps the image, 1 replaces it."""
+        return self._generate_with(options, prompt=prompt, init_image=image, strength=strength)
+
+    def inpaint(self, image: Image.Image, mask: Image.Image, prompt: str, *, strength: float = 1.0,
+                **options: Any) -> Generation:
+        """Repaint the white area of ``mask`` (any mode; converted to greyscale)."""
+        return self._generate_with(options, prompt=prompt, init_image=image, mask_image=mask,
+                                   strength=strength)
+
+    def _generate_with(self, options: dict[str, Any], **fixed: Any) -> Generation:
+        callbacks = {key: options.pop(key) for key in
+                     ("on_progress", "on_preview", "preview_mode", "preview_interval") if key in options}
+        return self.generate(image_params(**options, **fixed), **callbacks)
+
+    def generate_video(self, params: VideoGenParams, *,
+                       on_progress: ProgressHandler | None = None) -> list[Image.Image]:
+        """Run ``generate_video`` (video models such as Wan); returns the frames."""
+        params = dataclasses.replace(params, seed=resolve_seed(params.seed))
+        params.validate()
+        ptr = self._claim_generation()
+        lib = self._native.lib
+        with self._hooks.session(on_progress=on_progress) as capture:
+            arena = Arena()
+            c_params = ffi.new("sd_vid_gen_params_t *")
+            lib.sd_vid_gen_params_init(c_params)
+            params.fill(c_params, lib, arena)
+            count = ffi.new("int *")
+            results = lib.generate_video(ptr, c_params, count)
+            frames = _take_images(lib, results, int(count[0]))
+        if not frames:
+            raise GenerationError("video generation produced no frames", capture.problems() or capture.tail())
+        return frames
+
+
+def image_params(*, base: ImageGenParams | None = None, prompt: str | None = None,
+                 negative_prompt: str | None = None, width: int | None = None, height: int | None = None,
+                 steps: int | None = None, cfg_scale: float | None = None, sampler: str | int | None = None,
+                 scheduler: str | int | None = None, seed: int | None = None, batch_count: int | None = None,
+                 clip_skip: int | None = None, strength: float | None = None,
+                 loras: Sequence[Lora | tuple[str | os.PathLike[str], float]] | None = None,
+                 init_image: Image.Image | None = None, mask_image: Image.Image | None = None,
+                 **fields: Any) -> ImageGenParams:
+    """Build :class:`ImageGenParams` from the everyday names (``steps``, ``cfg_scale``,
+    ``sampler``); any other keyword is an :class:`ImageGenParams` field."""
+    params = dataclasses.replace(base) if base is not None else ImageGenParams()
+    flat = {"prompt": prompt, "negative_prompt": negative_prompt, "width": width, "height": height,
+            "seed": seed, "batch_count": batch_count, "clip_skip": clip_skip, "strength": strength,
+            "init_image": init_image, "mask_image": mask_image, **fields}
+    unknown = set(flat) - {f.name for f in dataclasses.fields(ImageGenParams)}
+    if unknown:
+        raise TypeError(f"unknown generation option(s): {', '.join(sorted(unknown))}")
+    params = dataclasses.replace(params, **{k: v for k, v in flat.items() if v is not None})
+    if loras is not None:
+        params.loras = [lora if isinstance(lora, Lora) else Lora(path=lora[0], multiplier=float(lora[1]))
+                        for lora in loras]
+    sample = dataclasses.replace(params.sample_params)
+    guidance = dataclasses.replace(sample.guidance)
+    if steps is not None:
+        sample.sample_steps = steps
+    if sampler is not None:
+        sample.sample_method = sampler
+    if scheduler is not None:
+        sample.scheduler = scheduler
+    if cfg_scale is not None:
+        guidance.txt_cfg = cfg_scale
+    sample.guidance = guidance
+    params.sample_params = sample
+    return params
+
+
+def _take_images(lib: Any, results: Any, count: int) -> list[Image.Image]:
+    """Copy and free an ``sd_image_t[count]`` the library malloc'd (each buffer exactly once)."""
+    if results == ffi.NULL:
+        return []
+    images: list[Image.Image] = []
+    try:
+        for index in range(count):
+            if results[index].data != ffi.NULL:
+                images.append(image_from_sd(results[index]))
+    finally:
+        for index in range(count):
+            if results[index].data != ffi.NULL:
+                lib.free(results[index].data)
+                results[index].data = ffi.NULL
+        lib.free(results)
+    return images
+
+
+def library_defaults(struct: str = "sd_img_gen_params_t", native: NativeLibrary | None = None) -> dict[str, Any]:
+    """The library's own defaults for a parameter struct (from its ``*_init`` function)."""
+    native = native or load_library()
+    init = {
+        "sd_ctx_params_t": "sd_ctx_params_init",
+        "sd_img_gen_params_t": "sd_img_gen_params_init",
+        "sd_vid_gen_params_t": "sd_vid_gen_params_init",
+        "sd_sample_params_t": "sd_sample_params_init",
+        "sd_cache_params_t": "sd_cache_params_init",
+        "sd_hires_params_t": "sd_hires_params_init",
+    }[struct]
+    c_params = ffi.new(f"{struct} *")
+    getattr(native.lib, init)(c_params)
+    return struct_to_dict(c_params, native.lib)

@@ -1,0 +1,35 @@
+"""sdrest's exception hierarchy.
+
+Every error sdrest raises on purpose derives from :class:`SdrestError`, so callers can catch
+one type; the subclasses say which layer failed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+
+class SdrestError(Exception):
+    """Base class of all sdrest errors."""
+
+
+class NativeLibraryError(SdrestError, OSError):
+    """The native stable-diffusion library is missing or does not match the binding."""
+
+
+class NativeCallError(SdrestError):
+    """A native call failed; carries the library's own log lines from that call."""
+
+    def __init__(self, message: str, log_lines: Sequence[str] = ()) -> None:
+        self.log_lines: tuple[str, ...] = tuple(log_lines)
+        detail = "; ".join(line.strip() for line in self.log_lines if line.strip())
+        super().__init__(f"{message}: {detail}" if detail else message)
+        self.summary = message
+
+
+class ModelLoadError(NativeCallError):
+    """The library could not load a model (corrupt file, wrong type, unsupported layout)."""
+
+
+class GenerationError(NativeCallError):
+    """The library returned no result for a generation, upscale or conversion."""
