@@ -46,6 +46,7 @@ class Generation:
     params: ImageGenParams       # what was asked, with the real seed filled in
     seconds: float = 0.0
     log_tail: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # the library's WARN/ERROR lines
 
 
 def resolve_seed(seed: int | None) -> int:
@@ -143,6 +144,8 @@ class Context:
         """Run one ``generate_image`` call; all parameter errors are raised before it starts."""
         params = dataclasses.replace(params, seed=resolve_seed(params.seed))
         params.validate()
+        if not self.supports_image_generation:
+            raise GenerationError("this model cannot generate images (it is a video model)")
         ptr = self._claim_generation()
         lib = self._native.lib
         started = time.perf_counter()
@@ -159,7 +162,8 @@ class Context:
             raise GenerationError("generation produced no image", capture.problems() or capture.tail())
         seed = int(params.seed or 0)
         return Generation(images=images, seeds=[seed + i for i in range(len(images))], params=params,
-                          seconds=time.perf_counter() - started, log_tail=capture.tail())
+                          seconds=time.perf_counter() - started, log_tail=capture.tail(),
+                          warnings=capture.problems())
 
     def txt2img(self, prompt: str, **options: Any) -> Generation:
         """Text to image. Options: see :func:`image_params`."""
@@ -185,6 +189,10 @@ class Context:
         """Run ``generate_video`` (video models such as Wan); returns the frames."""
         params = dataclasses.replace(params, seed=resolve_seed(params.seed))
         params.validate()
+        # The library asserts (aborting the process) when asked for video from an image
+        # model, so the capability is checked here first.
+        if not self.supports_video_generation:
+            raise GenerationError("this model cannot generate video")
         ptr = self._claim_generation()
         lib = self._native.lib
         with self._hooks.session(on_progress=on_progress) as capture:

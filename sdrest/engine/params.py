@@ -199,7 +199,10 @@ class ContextParams(NativeStruct):
     rng_type: EnumValue | None = None
     sampler_rng_type: EnumValue | None = None
     prediction: EnumValue | None = None
-    lora_apply_mode: EnumValue | None = None
+    # The library's "auto" merges LoRAs into the weights and subtracts them afterwards, which
+    # leaves f16 rounding drift: the same seed then stops giving the same image. "at_runtime"
+    # leaves the weights untouched, so a long-lived Context stays reproducible.
+    lora_apply_mode: EnumValue | None = "at_runtime"
     offload_params_to_cpu: bool | None = None
     enable_mmap: bool | None = None
     keep_clip_on_cpu: bool | None = None

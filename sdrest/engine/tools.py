@@ -99,7 +99,8 @@ def convert(input_path: str | os.PathLike[str], output_path: str | os.PathLike[s
     with hooks_for(native).session() as capture:
         ok = lib.convert(os.fsencode(input_path), os.fsencode(vae_path) if vae_path else ffi.NULL,
                          os.fsencode(output), wtype,
-                         tensor_type_rules.encode() if tensor_type_rules else ffi.NULL, bool(convert_name))
+                         # The library builds a std::string from the rules: NULL would abort.
+                         (tensor_type_rules or "").encode(), bool(convert_name))
     if not ok or not output.is_file():
         raise GenerationError(f"could not convert {os.fspath(input_path)}", capture.problems() or capture.tail())
     return output

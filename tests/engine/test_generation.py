@@ -18,10 +18,18 @@ FAST = {"width": SIZE, "height": SIZE, "steps": 1, "sampler": "euler"}
 
 
 def test_txt2img_gives_a_real_image_of_the_requested_size(sd1) -> None:
-    result = sd1.txt2img("a red apple", **{**FAST, "width": 64, "height": 96}, seed=1)
+    result = sd1.txt2img("a red apple", **{**FAST, "width": 64, "height": 128}, seed=1)
     assert len(result.images) == 1
-    assert_real_image(result.images[0], (64, 96))
+    assert_real_image(result.images[0], (64, 128))
     assert result.seeds == [1]
+
+
+def test_the_library_aligns_sizes_up_to_the_models_multiple(sd1) -> None:
+    # A UNet model needs multiples of 64 (VAE factor 8 x three down-samplings); the library
+    # pads the request up and says so, and the engine reports the real size.
+    result = sd1.txt2img("a red apple", **{**FAST, "width": 64, "height": 72}, seed=1)
+    assert result.images[0].size == (64, 128)
+    assert any("align generation request up 64x72 to 64x128" in line for line in result.warnings)
 
 
 def test_same_seed_same_pixels_other_seed_other_pixels(sd1) -> None:
@@ -96,7 +104,8 @@ def test_lora_changes_the_output(sd1, models) -> None:
     assert_real_image(with_lora.images[0], (SIZE, SIZE))
     difference = np.abs(pixels(plain) - pixels(with_lora.images[0])).mean()
     assert difference > 0.5, difference
-    # LoRAs are applied per generation: the next plain one is the plain image again.
+    # LoRAs are applied per generation (at run time by default, never merged into the
+    # weights): the next plain one is exactly the plain image again.
     assert sd1.txt2img("a red apple", **FAST, seed=4).images[0].tobytes() == plain.tobytes()
 
 
@@ -117,3 +126,10 @@ def test_video_generation_on_an_image_model_fails_cleanly(sd1) -> None:
         sd1.generate_video(VideoGenParams(prompt="x", width=SIZE, height=SIZE, video_frames=1))
     # ... and the context still works afterwards.
     assert_real_image(sd1.txt2img("a red apple", **FAST, seed=1).images[0], (SIZE, SIZE))
+
+
+def test_merged_lora_mode_is_available_too(models, native) -> None:
+    with Context(model_path=models.checkpoint, lora_apply_mode="immediately", n_threads=2) as context:
+        plain = context.txt2img("a red apple", **FAST, seed=4).images[0]
+        merged = context.txt2img("a red apple", **FAST, seed=4, loras=[Lora(path=models.lora)]).images[0]
+    assert np.abs(pixels(plain) - pixels(merged)).mean() > 0.5

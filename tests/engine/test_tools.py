@@ -33,7 +33,8 @@ def test_upscaler_errors(models, tmp_path, native) -> None:
 def test_convert_to_q8_0_gguf_loads_and_generates(models, tmp_path, native) -> None:
     output = convert(models.checkpoint, tmp_path / "model-q8_0.gguf", output_type="q8_0")
     assert output.read_bytes()[:4] == b"GGUF"
-    assert output.stat().st_size < models.checkpoint.stat().st_size * 0.7  # f16 -> 8.5 bits
+    # f16 -> 8.5 bits for the big matrices (small and 1-D tensors keep their type).
+    assert output.stat().st_size < models.checkpoint.stat().st_size * 0.85
     with Context(model_path=output, n_threads=2) as context:
         image = context.txt2img("a red apple", width=SIZE, height=SIZE, steps=1, seed=3).images[0]
     assert_real_image(image, (SIZE, SIZE))

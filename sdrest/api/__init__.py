@@ -1,0 +1,1 @@
+"""sdrest's HTTP API."""

@@ -1,0 +1,750 @@
+"""The persistent job store: one SQLite file holds every job and every persisted event.
+
+Why SQLite: the server must survive ``kill -9`` at any moment without losing anything it has
+acknowledged, it runs as a single process, and it needs ordered queries (the queue) plus
+transactions (claiming a job). Every method that changes state commits before it returns, so
+once an HTTP thread has answered "queued", the job is on disk.
+
+Concurrency design
+------------------
+*One connection, guarded by one lock* (``check_same_thread=False`` plus ``threading.Lock``),
+rather than a connection per thread:
+
+* SQLite allows one writer at a time anyway; with several connections in one process, writers
+  would contend through SQLite's file locks and busy-timeout polling, while a Python lock hands
+  the connection over without sleeping or ``SQLITE_BUSY`` errors.
+* Waitress runs a pool of threads that come and go; per-thread connections would need thread
+  locals that leak when a thread ends and cannot be closed from :meth:`JobStore.close`.
+* Every statement here is a short indexed query, so holding the lock for one is cheap.
+
+Writes still use ``BEGIN IMMEDIATE``, so a second process on the same file (a CLI, a second
+store in tests) is serialised by SQLite itself: :meth:`JobStore.claim_next` is atomic across
+connections too, not only across threads.
+
+*WAL journal*: readers never block the writer and vice versa (relevant when another process
+reads), and a commit is one append to the log. With ``synchronous=FULL`` (the default) each
+commit is fsynced, so committed jobs survive power loss as well as ``kill -9``; progress updates,
+which are frequent and worthless after a crash, skip that fsync (see :meth:`update_progress`).
+
+Events
+------
+Lifecycle events are appended in the same transaction as the change they describe, so the event
+log and the job rows never disagree. After the commit, the store calls its listeners (the
+:class:`~sdrest.jobs.bus.EventBus` registers one) so live subscribers wake up; callers therefore
+never have to publish the events that store methods create.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+from sdrest.errors import SdrestError
+from sdrest.jobs.model import (
+    Event,
+    EventType,
+    Job,
+    JobStatus,
+    empty_progress,
+)
+
+log = logging.getLogger("sdrest.jobs")
+
+EventListener = Callable[[Event], None]
+
+#: Attempts after which an interrupted job is failed instead of being queued again.
+DEFAULT_MAX_ATTEMPTS = 2
+
+
+class JobStoreError(SdrestError):
+    """The job store cannot do what was asked (bad database, bad arguments)."""
+
+
+class UnknownJobError(JobStoreError, KeyError):
+    """An event was appended for a job id that is not in the store."""
+
+
+class SchemaVersionError(JobStoreError):
+    """The database was written by a newer sdrest whose schema this version does not know."""
+
+
+# Each migration is a list of statements (no executescript: it would commit the transaction
+# the migration runs in). Never edit a released migration; append a new one.
+_MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    (
+        """
+        CREATE TABLE jobs (
+            seq          INTEGER PRIMARY KEY AUTOINCREMENT,
+            id           TEXT    NOT NULL UNIQUE,
+            kind         TEXT    NOT NULL,
+            status       TEXT    NOT NULL CHECK (status IN
+                             ('queued', 'running', 'completed', 'failed', 'cancelled')),
+            owner        TEXT,
+            priority     INTEGER NOT NULL DEFAULT 0,
+            params       TEXT    NOT NULL,
+            created_at   REAL    NOT NULL,
+            started_at   REAL,
+            finished_at  REAL,
+            progress     TEXT    NOT NULL,
+            timings      TEXT    NOT NULL DEFAULT '{}',
+            error        TEXT,
+            result       TEXT,
+            attempts     INTEGER NOT NULL DEFAULT 0
+        )
+        """,
+        # The queue order; also serves "how many queued jobs are ahead of this one".
+        "CREATE INDEX jobs_queue ON jobs (status, priority DESC, seq)",
+        "CREATE INDEX jobs_owner ON jobs (owner, seq)",
+        "CREATE INDEX jobs_finished ON jobs (status, finished_at)",
+        # AUTOINCREMENT: event ids are SSE ids, so they must never be reused, even after purges.
+        """
+        CREATE TABLE events (
+            id          INTEGER PRIMARY KEY AUTOINCREMENT,
+            type        TEXT NOT NULL,
+            job_id      TEXT REFERENCES jobs (id) ON DELETE CASCADE,
+            owner       TEXT,
+            data        TEXT NOT NULL,
+            created_at  REAL NOT NULL
+        )
+        """,
+        "CREATE INDEX events_job ON events (job_id, id)",
+    ),
+)
+
+#: The schema version this code writes.
+SCHEMA_VERSION = len(_MIGRATIONS)
+
+_JOB_COLUMNS = (
+    "id, seq, kind, status, owner, priority, params, created_at, started_at, finished_at, "
+    "progress, timings, error, result, attempts"
+)
+_EVENT_COLUMNS = "id, type, job_id, owner, data, created_at"
+_FINISHED_SQL = "('completed', 'failed', 'cancelled')"
+
+# Inside JobStore, `list` names the method (for type checkers), so annotations use these.
+_Jobs = list[Job]
+_Events = list[Event]
+_Strings = list[str]
+_Anys = list[Any]
+_Rows = list[tuple]
+
+
+def _dumps(value: Any) -> str:
+    # allow_nan=False: NaN/Infinity are not JSON, and the HTTP layer must be able to send this.
+    return json.dumps(value, allow_nan=False, separators=(",", ":"))
+
+
+def _loads(text: str | None) -> Any:
+    return None if text is None else json.loads(text)
+
+
+def _job_from_row(row: tuple) -> Job:
+    (job_id, seq, kind, status, owner, priority, params, created_at, started_at, finished_at,
+     progress, timings, error, result, attempts) = row
+    return Job(
+        id=job_id,
+        seq=seq,
+        kind=kind,
+        status=JobStatus(status),
+        owner=owner,
+        priority=priority,
+        params=_loads(params),
+        created_at=created_at,
+        started_at=started_at,
+        finished_at=finished_at,
+        progress=_loads(progress),
+        timings=_loads(timings),
+        error=_loads(error),
+        result=_loads(result),
+        attempts=attempts,
+    )
+
+
+def _event_from_row(row: tuple) -> Event:
+    event_id, type_, job_id, owner, data, created_at = row
+    return Event(id=event_id, type=type_, job_id=job_id, owner=owner, data=_loads(data),
+                 created_at=created_at)
+
+
+def _check_error(error: dict[str, Any]) -> None:
+    """Errors must carry a machine-readable code and a human message: clients rely on both."""
+    if not isinstance(error, dict):
+        raise TypeError(f"error must be a dict, not {type(error).__name__}")
+    for key in ("code", "message"):
+        if not isinstance(error.get(key), str):
+            raise ValueError(f"error needs a string {key!r}: {error!r}")
+
+
+def _owner_clause(owners: set[str | None] | frozenset[str | None]) -> tuple[str, list[Any]]:
+    """SQL for "owner is one of these", where None in the set means rows with no owner."""
+    names = [owner for owner in owners if owner is not None]
+    parts: list[str] = []
+    if names:
+        parts.append(f"owner IN ({', '.join('?' * len(names))})")
+    if None in owners:
+        parts.append("owner IS NULL")
+    if not parts:
+        return "0", []  # an empty set matches nothing
+    return f"({' OR '.join(parts)})", names
+
+
+class _Transaction:
+    """What a write transaction collected: events to hand to listeners after the commit."""
+
+    def __init__(self, cursor: sqlite3.Cursor) -> None:
+        self.cursor = cursor
+        self.events: list[Event] = []
+
+
+class JobStore:
+    """Jobs and events in one SQLite file; safe to share between threads.
+
+    ``path`` may be ``":memory:"`` for throwaway stores (no WAL, nothing survives).
+    ``synchronous`` is SQLite's setting for ordinary commits: ``"FULL"`` (default) survives
+    power loss, ``"NORMAL"`` only process crashes (``kill -9``) but commits faster.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        synchronous: str = "FULL",
+        busy_timeout: float = 10.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        synchronous = synchronous.upper()
+        if synchronous not in ("OFF", "NORMAL", "FULL", "EXTRA"):
+            raise ValueError(f"unknown synchronous mode {synchronous!r}")
+        self.path = path if path == ":memory:" else Path(path)
+        if isinstance(self.path, Path):
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._listeners: tuple[EventListener, ...] = ()
+        # isolation_level=None: no implicit transactions; we BEGIN/COMMIT explicitly.
+        self._conn: sqlite3.Connection | None = sqlite3.connect(
+            str(self.path), timeout=busy_timeout, isolation_level=None, check_same_thread=False
+        )
+        try:
+            mode = self._conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+            self.wal = mode.lower() == "wal"
+            if not self.wal and path != ":memory:":
+                log.warning("SQLite refused WAL for %s (journal mode %s)", path, mode)
+            self._synchronous = synchronous
+            self._conn.execute(f"PRAGMA synchronous={synchronous}")
+            self._conn.execute("PRAGMA foreign_keys=ON")
+            self._migrate()
+        except BaseException:
+            self._conn.close()
+            self._conn = None
+            raise
+
+    # -- plumbing ---------------------------------------------------------------------------
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise JobStoreError("the job store is closed")
+        return self._conn
+
+    @contextlib.contextmanager
+    def _read(self) -> Iterator[sqlite3.Cursor]:
+        """A snapshot for several SELECTs (e.g. a page and its total) that must agree."""
+        with self._lock:
+            cursor = self._connection().cursor()
+            cursor.execute("BEGIN")
+            try:
+                yield cursor
+            finally:
+                cursor.execute("COMMIT")
+
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[_Transaction]:
+        """A write transaction; committed on success, rolled back on any exception.
+
+        BEGIN IMMEDIATE takes SQLite's write lock up front, so a read-then-update (claiming a
+        job, cancelling one) cannot interleave with another connection's write. Listeners run
+        after the commit and outside the lock, so a slow or re-entrant listener cannot stall
+        or deadlock the store.
+        """
+        with self._lock:
+            cursor = self._connection().cursor()
+            cursor.execute("BEGIN IMMEDIATE")
+            transaction = _Transaction(cursor)
+            try:
+                yield transaction
+                cursor.execute("COMMIT")
+            except BaseException:
+                if self._connection().in_transaction:  # COMMIT itself may fail (disk full)
+                    cursor.execute("ROLLBACK")
+                raise
+        self._notify(transaction.events)
+
+    def _query(self, sql: str, args: Iterable[Any] = ()) -> _Rows:
+        with self._lock:
+            return self._connection().execute(sql, tuple(args)).fetchall()
+
+    def _migrate(self) -> None:
+        with self._write() as tx:
+            cur = tx.cursor
+            cur.execute(
+                "CREATE TABLE IF NOT EXISTS schema_version ("
+                " version INTEGER PRIMARY KEY, applied_at REAL NOT NULL)"
+            )
+            current = cur.execute("SELECT MAX(version) FROM schema_version").fetchone()[0] or 0
+            if current > SCHEMA_VERSION:
+                raise SchemaVersionError(
+                    f"{self.path} has job schema version {current}; this sdrest knows only up to "
+                    f"{SCHEMA_VERSION} (was it written by a newer version?)"
+                )
+            for version in range(current + 1, SCHEMA_VERSION + 1):
+                for statement in _MIGRATIONS[version - 1]:
+                    cur.execute(statement)
+                cur.execute("INSERT INTO schema_version (version, applied_at) VALUES (?, ?)",
+                            (version, self._clock()))
+                log.info("job store %s: schema migrated to version %d", self.path, version)
+
+    def schema_version(self) -> int:
+        return self._query("SELECT MAX(version) FROM schema_version")[0][0] or 0
+
+    # -- listeners --------------------------------------------------------------------------
+
+    def add_listener(self, listener: EventListener) -> None:
+        """Call ``listener(event)`` after each persisted event is committed (in that thread)."""
+        with self._lock:
+            self._listeners = (*self._listeners, listener)
+
+    def remove_listener(self, listener: EventListener) -> None:
+        with self._lock:
+            self._listeners = tuple(item for item in self._listeners if item != listener)
+
+    def _notify(self, events: _Events) -> None:
+        for event in events:
+            for listener in self._listeners:
+                try:
+                    listener(event)
+                except Exception:  # the change is committed; a broken listener must not undo it
+                    log.exception("event listener %r failed on %s", listener, event.type)
+
+    def _insert_event(self, tx: _Transaction, type_: str, job: Job | None,
+                      data: dict[str, Any]) -> Event:
+        """Append an event inside ``tx``; its owner is always the job's owner."""
+        now = self._clock()
+        job_id = None if job is None else job.id
+        owner = None if job is None else job.owner
+        tx.cursor.execute(
+            "INSERT INTO events (type, job_id, owner, data, created_at) VALUES (?, ?, ?, ?, ?)",
+            (type_, job_id, owner, _dumps(data), now),
+        )
+        event = Event(id=tx.cursor.lastrowid, type=type_, job_id=job_id, owner=owner,
+                      data=data, created_at=now)
+        tx.events.append(event)
+        return event
+
+    @staticmethod
+    def _select_job(cursor: sqlite3.Cursor, job_id: str) -> Job | None:
+        row = cursor.execute(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        return None if row is None else _job_from_row(row)
+
+    # -- jobs -------------------------------------------------------------------------------
+
+    def create(self, kind: str, params: dict[str, Any], *, owner: str | None = None,
+               priority: int = 0) -> Job:
+        """Queue a new job and append its "queued" event, in one transaction."""
+        if not isinstance(kind, str) or not kind:
+            raise ValueError("kind must be a non-empty string")
+        if not isinstance(params, dict):
+            raise TypeError(f"params must be a dict, not {type(params).__name__}")
+        if isinstance(priority, bool) or not isinstance(priority, int):
+            raise TypeError("priority must be an int")
+        params_json = _dumps(params)  # before the transaction: a bad value fails cleanly
+        job = Job(id=str(uuid.uuid4()), seq=0, kind=kind, status=JobStatus.QUEUED, owner=owner,
+                  priority=priority, params=json.loads(params_json), created_at=self._clock())
+        with self._write() as tx:
+            tx.cursor.execute(
+                "INSERT INTO jobs (id, kind, status, owner, priority, params, created_at,"
+                " progress, timings, attempts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, '{}', 0)",
+                (job.id, kind, job.status.value, owner, priority, params_json, job.created_at,
+                 _dumps(job.progress)),
+            )
+            job.seq = tx.cursor.lastrowid
+            self._insert_event(tx, EventType.QUEUED.value, job,
+                               {"status": "queued", "kind": kind, "priority": priority})
+        return job
+
+    def get(self, job_id: str) -> Job | None:
+        rows = self._query(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE id = ?", (job_id,))
+        return _job_from_row(rows[0]) if rows else None
+
+    def list(
+        self,
+        *,
+        statuses: Iterable[JobStatus | str] | None = None,
+        owner: str | None = None,
+        kind: str | None = None,
+        limit: int | None = 50,
+        offset: int = 0,
+        newest_first: bool = True,
+    ) -> tuple[_Jobs, int]:
+        """One page of jobs (by creation order) and the total number matching the filters.
+
+        ``owner=None`` means any owner. ``limit=None`` means no limit.
+        """
+        if offset < 0 or (limit is not None and limit < 0):
+            raise ValueError("limit and offset must not be negative")
+        where: _Strings = []
+        args: _Anys = []
+        if statuses is not None:
+            values = sorted({JobStatus(status).value for status in statuses})
+            if not values:
+                return [], 0
+            where.append(f"status IN ({', '.join('?' * len(values))})")
+            args.extend(values)
+        if owner is not None:
+            where.append("owner = ?")
+            args.append(owner)
+        if kind is not None:
+            where.append("kind = ?")
+            args.append(kind)
+        where_sql = f"WHERE {' AND '.join(where)}" if where else ""
+        order = "DESC" if newest_first else "ASC"
+        with self._read() as cur:
+            total = cur.execute(f"SELECT COUNT(*) FROM jobs {where_sql}", args).fetchone()[0]
+            rows = cur.execute(
+                f"SELECT {_JOB_COLUMNS} FROM jobs {where_sql} ORDER BY seq {order} LIMIT ? OFFSET ?",
+                [*args, -1 if limit is None else limit, offset],
+            ).fetchall()
+        return [_job_from_row(row) for row in rows], total
+
+    def queued_ids(self) -> _Strings:
+        """Queued job ids in the order they will run: priority first, then FIFO."""
+        rows = self._query(
+            "SELECT id FROM jobs WHERE status = 'queued' ORDER BY priority DESC, seq ASC")
+        return [row[0] for row in rows]
+
+    def queue_position(self, job_id: str) -> int | None:
+        """How many queued jobs run before this one (0: next), or None if it is not queued."""
+        with self._read() as cur:
+            row = cur.execute("SELECT priority, seq FROM jobs WHERE id = ? AND status = 'queued'",
+                              (job_id,)).fetchone()
+            if row is None:
+                return None
+            priority, seq = row
+            return cur.execute(
+                "SELECT COUNT(*) FROM jobs WHERE status = 'queued'"
+                " AND (priority > ? OR (priority = ? AND seq < ?))",
+                (priority, priority, seq),
+            ).fetchone()[0]
+
+    def claim_next(self) -> Job | None:
+        """Take the next queued job and mark it running; None when the queue is empty.
+
+        The select and the update share one IMMEDIATE transaction, so two callers (threads or
+        processes) can never claim the same job.
+        """
+        with self._write() as tx:
+            row = tx.cursor.execute(
+                f"SELECT {_JOB_COLUMNS} FROM jobs WHERE status = 'queued'"
+                " ORDER BY priority DESC, seq ASC LIMIT 1"
+            ).fetchone()
+            if row is None:
+                return None
+            job = _job_from_row(row)
+            job.status = JobStatus.RUNNING
+            job.started_at = self._clock()
+            job.attempts += 1
+            job.progress = empty_progress()
+            tx.cursor.execute(
+                "UPDATE jobs SET status = 'running', started_at = ?, attempts = ?, progress = ?"
+                " WHERE seq = ?",
+                (job.started_at, job.attempts, _dumps(job.progress), job.seq),
+            )
+            self._insert_event(tx, EventType.STARTED.value, job,
+                               {"status": "running", "kind": job.kind, "attempt": job.attempts})
+        return job
+
+    def update_progress(self, job_id: str, *, step: int | None = None, steps: int | None = None,
+                        stage: str | None = None) -> bool:
+        """Record a running job's progress; returns False if the job is not running.
+
+        Called per sampling step, so it is one UPDATE and no event row (the caller sends
+        progress to subscribers as ephemeral events). It also skips the fsync: after a crash
+        the job is interrupted anyway and its last progress is worthless, while an fsync per
+        step would cost more than the step on fast GPUs. The update still reaches the WAL, so
+        it survives ``kill -9`` like everything else.
+        """
+        paths: _Strings = []
+        args: _Anys = []
+        for key, value in (("step", step), ("steps", steps)):
+            if value is not None:
+                if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                    raise ValueError(f"{key} must be a non-negative int, not {value!r}")
+                paths.append(f"'$.{key}', ?")
+                args.append(value)
+        if stage is not None:
+            if not isinstance(stage, str):
+                raise TypeError("stage must be a string")
+            paths.append("'$.stage', ?")
+            args.append(stage)
+        sql = (f"UPDATE jobs SET progress = json_set(progress, {', '.join(paths)})"
+               if paths else "UPDATE jobs SET progress = progress")
+        with self._lock:
+            conn = self._connection()
+            relax = self.wal and self._synchronous in ("FULL", "EXTRA")
+            if relax:
+                conn.execute("PRAGMA synchronous=NORMAL")
+            try:
+                cursor = conn.execute(f"{sql} WHERE id = ? AND status = 'running'",
+                                      (*args, job_id))
+            finally:
+                if relax:
+                    conn.execute(f"PRAGMA synchronous={self._synchronous}")
+            return cursor.rowcount > 0
+
+    def _finish(self, job_id: str, status: JobStatus, assignments: dict[str, Any],
+                event_type: EventType, event_data: dict[str, Any]) -> Job | None:
+        """running -> ``status`` with the given column values, plus the event; else None."""
+        with self._write() as tx:
+            job = self._select_job(tx.cursor, job_id)
+            if job is None or job.status is not JobStatus.RUNNING:
+                return None
+            columns = {"status": status.value, "finished_at": self._clock(), **assignments}
+            tx.cursor.execute(
+                f"UPDATE jobs SET {', '.join(f'{name} = ?' for name in columns)} WHERE seq = ?",
+                (*columns.values(), job.seq),
+            )
+            job = self._select_job(tx.cursor, job_id)
+            self._insert_event(tx, event_type.value, job, {"status": status.value, **event_data})
+        return job
+
+    def complete(self, job_id: str, result: dict[str, Any],
+                 timings: dict[str, float]) -> Job | None:
+        """running -> completed; None if the job was not running (e.g. cancelled meanwhile)."""
+        if not isinstance(result, dict) or not isinstance(timings, dict):
+            raise TypeError("result and timings must be dicts")
+        return self._finish(job_id, JobStatus.COMPLETED,
+                            {"result": _dumps(result), "timings": _dumps(timings)},
+                            EventType.COMPLETED, {"result": result, "timings": timings})
+
+    def fail(self, job_id: str, error: dict[str, Any],
+             timings: dict[str, float] | None = None) -> Job | None:
+        """running -> failed; None if the job was not running. ``error`` needs code and message."""
+        _check_error(error)
+        assignments = {"error": _dumps(error)}
+        data: dict[str, Any] = {"error": error}
+        if timings is not None:
+            assignments["timings"] = _dumps(timings)
+            data["timings"] = timings
+        return self._finish(job_id, JobStatus.FAILED, assignments, EventType.FAILED, data)
+
+    def cancel(self, job_id: str) -> Job | None:
+        """queued/running -> cancelled. Returns the job as it was *before* (so the caller knows
+        whether a worker must be stopped), or None if it is unknown or already finished."""
+        with self._write() as tx:
+            before = self._select_job(tx.cursor, job_id)
+            if before is None or before.finished:
+                return None
+            tx.cursor.execute(
+                "UPDATE jobs SET status = 'cancelled', finished_at = ? WHERE seq = ?",
+                (self._clock(), before.seq),
+            )
+            self._insert_event(tx, EventType.CANCELLED.value, before,
+                               {"status": "cancelled", "previous_status": before.status.value})
+        return before
+
+    def requeue(self, job_id: str) -> bool:
+        """running -> queued, keeping its place (seq) and priority; False if it was not running.
+
+        For a supervisor that lost its worker for reasons that are not the job's fault.
+        """
+        with self._write() as tx:
+            job = self._select_job(tx.cursor, job_id)
+            if job is None or job.status is not JobStatus.RUNNING:
+                return False
+            self._put_back(tx, job, reason="requeued")
+        return True
+
+    def _put_back(self, tx: _Transaction, job: Job, *, reason: str) -> None:
+        tx.cursor.execute(
+            "UPDATE jobs SET status = 'queued', started_at = NULL, progress = ? WHERE seq = ?",
+            (_dumps(empty_progress()), job.seq),
+        )
+        self._insert_event(tx, EventType.QUEUED.value, job,
+                           {"status": "queued", "kind": job.kind, "priority": job.priority,
+                            "requeued": True, "reason": reason, "attempts": job.attempts})
+
+    def recover_interrupted(self, *, requeue: bool,
+                            max_attempts: int = DEFAULT_MAX_ATTEMPTS) -> _Jobs:
+        """At start-up: every job still ``running`` was cut off by a crash; settle each one.
+
+        With ``requeue`` a job goes back to the queue if it has been started fewer than
+        ``max_attempts`` times (so a job that crashes the server cannot loop forever);
+        otherwise, or without ``requeue``, it fails with code "interrupted". Call this only
+        while no worker of this store is running. Returns the affected jobs, as they are now.
+        """
+        affected: _Strings = []
+        with self._write() as tx:
+            rows = tx.cursor.execute(
+                f"SELECT {_JOB_COLUMNS} FROM jobs WHERE status = 'running' ORDER BY seq"
+            ).fetchall()
+            for job in map(_job_from_row, rows):
+                if requeue and job.attempts < max_attempts:
+                    self._put_back(tx, job, reason="interrupted")
+                else:
+                    error = {
+                        "code": "interrupted",
+                        "message": "the server stopped while this job was running",
+                        "attempts": job.attempts,
+                    }
+                    tx.cursor.execute(
+                        "UPDATE jobs SET status = 'failed', finished_at = ?, error = ?"
+                        " WHERE seq = ?",
+                        (self._clock(), _dumps(error), job.seq),
+                    )
+                    self._insert_event(tx, EventType.FAILED.value, job,
+                                       {"status": "failed", "error": error})
+                affected.append(job.id)
+            jobs = [self._select_job(tx.cursor, job_id) for job_id in affected]
+        return [job for job in jobs if job is not None]
+
+    def delete(self, job_id: str) -> Job | None:
+        """Remove a finished job and its events; returns it (so its files can go too) or None
+        if it is unknown or not finished (cancel it first)."""
+        with self._write() as tx:
+            job = self._select_job(tx.cursor, job_id)
+            if job is None or not job.finished:
+                return None
+            tx.cursor.execute("DELETE FROM jobs WHERE seq = ?", (job.seq,))  # events: CASCADE
+        return job
+
+    def purge_finished(self, older_than: float) -> _Jobs:
+        """Remove finished jobs whose ``finished_at`` is before ``older_than`` (unix time)."""
+        with self._write() as tx:
+            rows = tx.cursor.execute(
+                f"SELECT {_JOB_COLUMNS} FROM jobs WHERE status IN {_FINISHED_SQL}"
+                " AND finished_at < ? ORDER BY seq",
+                (older_than,),
+            ).fetchall()
+            tx.cursor.execute(
+                f"DELETE FROM jobs WHERE status IN {_FINISHED_SQL} AND finished_at < ?",
+                (older_than,),
+            )
+        return [_job_from_row(row) for row in rows]
+
+    def counts(self) -> dict[str, int]:
+        """Number of jobs per status (every status present, zero included)."""
+        counts = {status.value: 0 for status in JobStatus}
+        for status, count in self._query("SELECT status, COUNT(*) FROM jobs GROUP BY status"):
+            counts[status] = count
+        return counts
+
+    # -- events -----------------------------------------------------------------------------
+
+    def append_event(self, type: str, *, job_id: str | None = None, owner: str | None = None,
+                     data: dict[str, Any] | None = None) -> Event:
+        """Persist an event; its id is larger than every id handed out before.
+
+        With ``job_id`` the event's owner is the job's owner (so subscribers filtered by owner
+        can never see another user's job); passing a different ``owner`` is an error, and an
+        unknown job raises :class:`UnknownJobError`.
+        """
+        if not isinstance(type, str) or not type:
+            raise ValueError("event type must be a non-empty string")
+        data = {} if data is None else data
+        data = json.loads(_dumps(data))  # validate and detach from the caller's dict
+        with self._write() as tx:
+            if job_id is None:
+                now = self._clock()
+                tx.cursor.execute(
+                    "INSERT INTO events (type, job_id, owner, data, created_at)"
+                    " VALUES (?, NULL, ?, ?, ?)",
+                    (type, owner, _dumps(data), now),
+                )
+                event = Event(id=tx.cursor.lastrowid, type=type, job_id=None, owner=owner,
+                              data=data, created_at=now)
+                tx.events.append(event)
+                return event
+            job = self._select_job(tx.cursor, job_id)
+            if job is None:
+                raise UnknownJobError(job_id)
+            if owner is not None and owner != job.owner:
+                raise ValueError(f"event owner {owner!r} is not the owner of job {job_id}")
+            return self._insert_event(tx, type, job, data)
+
+    def events_after(
+        self,
+        last_id: int,
+        *,
+        job_id: str | None = None,
+        owners: set[str | None] | frozenset[str | None] | None = None,
+        limit: int = 1000,
+        up_to: int | None = None,
+    ) -> _Events:
+        """Persisted events with ``last_id < id`` (and ``id <= up_to`` if given), oldest first.
+
+        ``owners=None`` means every owner; ``None`` inside the set matches events without an
+        owner (queue-wide events, jobs of anonymous users).
+        """
+        where: _Strings = ["id > ?"]
+        args: _Anys = [last_id]
+        if up_to is not None:
+            where.append("id <= ?")
+            args.append(up_to)
+        if job_id is not None:
+            where.append("job_id = ?")
+            args.append(job_id)
+        if owners is not None:
+            clause, owner_args = _owner_clause(owners)
+            where.append(clause)
+            args.extend(owner_args)
+        rows = self._query(
+            f"SELECT {_EVENT_COLUMNS} FROM events WHERE {' AND '.join(where)} ORDER BY id LIMIT ?",
+            [*args, limit],
+        )
+        return [_event_from_row(row) for row in rows]
+
+    def last_event_id(self) -> int:
+        """The highest event id ever handed out (0 if none), even if that event was purged."""
+        rows = self._query("SELECT seq FROM sqlite_sequence WHERE name = 'events'")
+        return rows[0][0] if rows else 0
+
+    def purge_events(self, keep_last: int) -> int:
+        """Delete all but the newest ``keep_last`` events; returns how many were deleted.
+
+        Ids are never reused, so clients holding an old ``Last-Event-ID`` simply replay less.
+        """
+        if keep_last < 0:
+            raise ValueError("keep_last must not be negative")
+        with self._write() as tx:
+            tx.cursor.execute(
+                "DELETE FROM events WHERE id NOT IN"
+                " (SELECT id FROM events ORDER BY id DESC LIMIT ?)",
+                (keep_last,),
+            )
+            return tx.cursor.rowcount
+
+    # -- lifetime ---------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Close the connection (idempotent). Not needed for durability: every commit is."""
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+    @property
+    def closed(self) -> bool:
+        return self._conn is None
+
+    def __enter__(self) -> JobStore:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()

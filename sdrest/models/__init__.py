@@ -1,0 +1,1 @@
+"""The model library: where model files live and how names resolve to them."""

@@ -1,0 +1,506 @@
+"""Writing generated images together with the parameters that made them.
+
+Every image carries its parameters twice:
+
+* the AUTOMATIC1111 *infotext* (what A1111's "PNG Info", civitai and friends read): a PNG
+  ``parameters`` text chunk, or for JPEG/WebP the EXIF ``UserComment`` (``b"UNICODE\\0"`` +
+  UTF-16 big-endian text, exactly what A1111 writes through ``piexif``);
+* sdrest's own metadata as JSON: a PNG ``sdrest`` text chunk, or an XMP packet for JPEG/WebP.
+
+A sidecar ``<stem>.json`` (``{"infotext": ..., "metadata": ...}``) is written next to every
+image as well, so nothing depends on one container's quirks (EXIF size limits, tools that strip
+metadata). All files are written atomically: a hidden temporary file, then :func:`os.replace`.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import json
+import os
+import re
+import tempfile
+import xml.etree.ElementTree as ElementTree
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+from xml.sax.saxutils import escape as xml_escape
+
+from PIL import Image, ImageOps, PngImagePlugin
+
+import sdrest
+
+__all__ = [
+    "SAMPLER_LABELS",
+    "SCHEDULER_LABELS",
+    "encode_base64",
+    "infotext",
+    "parse_infotext",
+    "read_parameters",
+    "thumbnail",
+    "write_image",
+]
+
+#: stable-diffusion.cpp sampler names -> the names A1111 shows in infotexts.
+SAMPLER_LABELS: dict[str, str] = {
+    "euler_a": "Euler a",
+    "euler": "Euler",
+    "heun": "Heun",
+    "dpm2": "DPM2",
+    "dpm++2s_a": "DPM++ 2S a",
+    "dpm++2m": "DPM++ 2M",
+    "dpm++2mv2": "DPM++ 2M v2",
+    "ipndm": "iPNDM",
+    "ipndm_v": "iPNDM_v",
+    "lcm": "LCM",
+    "ddim_trailing": "DDIM",
+    "tcd": "TCD",
+    "res_multistep": "Res Multistep",
+    "res_2s": "Res 2s",
+    "er_sde": "ER SDE",
+}
+
+#: stable-diffusion.cpp scheduler names -> A1111 "Schedule type" labels.
+SCHEDULER_LABELS: dict[str, str] = {
+    "discrete": "Discrete",
+    "karras": "Karras",
+    "exponential": "Exponential",
+    "ays": "Align Your Steps",
+    "gits": "GITS",
+    "sgm_uniform": "SGM Uniform",
+    "simple": "Simple",
+    "smoothstep": "Smoothstep",
+    "kl_optimal": "KL Optimal",
+    "lcm": "LCM",
+    "bong_tangent": "Bong Tangent",
+}
+
+# output format name -> (Pillow format, file extension)
+_FORMATS: dict[str, tuple[str, str]] = {
+    "png": ("PNG", ".png"),
+    "jpeg": ("JPEG", ".jpg"),
+    "jpg": ("JPEG", ".jpg"),
+    "webp": ("WEBP", ".webp"),
+}
+_DEFAULT_QUALITY = 90
+
+_EXIF_IFD = 0x8769
+_USER_COMMENT = 0x9286
+_UNICODE_PREFIX = b"UNICODE\0"
+_ASCII_PREFIX = b"ASCII\0\0\0"
+# A JPEG APP1 segment holds at most 65533 bytes; past that the container can't carry it (the
+# sidecar still does).
+_JPEG_SEGMENT_LIMIT = 65000
+
+_XMP_NS = "urn:sdrest:ns:1.0/"
+_XMP_TEMPLATE = (
+    '<?xpacket begin="\ufeff" id="W5M0MpCehiHzreSzNTczkc9d"?>\n'
+    '<x:xmpmeta xmlns:x="adobe:ns:meta/">\n'
+    ' <rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">\n'
+    '  <rdf:Description rdf:about="" xmlns:sdrest="' + _XMP_NS + '">\n'
+    "   <sdrest:metadata>{}</sdrest:metadata>\n"
+    "  </rdf:Description>\n"
+    " </rdf:RDF>\n"
+    "</x:xmpmeta>\n"
+    '<?xpacket end="w"?>'
+)
+
+# A1111's own parser (modules/infotext_utils.py), so what it reads we read the same way.
+_RE_PARAM = re.compile(r'\s*(\w[\w \-/]+):\s*("(?:\\.|[^\\"])+"|[^,]*)(?:,|$)')
+_STEM_MAX = 200
+
+
+# --------------------------------------------------------------------------------------------
+# infotext
+
+
+def _number(value: Any) -> str:
+    """``7.0`` -> ``"7"``, ``0.75`` -> ``"0.75"`` (A1111 shows whole floats without ``.0``)."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _quote(value: Any) -> str:
+    """A1111's ``quote``: JSON-quote values that would break the ``k: v, k: v`` line.
+
+    A1111 quotes on ``,``, ``:`` and newlines; sdrest also quotes values containing ``"`` so a
+    value that happens to start and end with a quote survives A1111's ``unquote``.
+    """
+    text = _number(value)
+    if any(c in text for c in ',:\n"'):
+        return json.dumps(text, ensure_ascii=False)
+    return text
+
+
+def _unquote(text: str) -> str:
+    if len(text) < 2 or text[0] != '"' or text[-1] != '"':
+        return text
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return text
+    return value if isinstance(value, str) else text
+
+
+def sampler_label(name: Any) -> str | None:
+    """The A1111 display name of a library sampler name (unknown names pass through)."""
+    if name is None or name == "":
+        return None
+    return SAMPLER_LABELS.get(str(name).lower(), str(name))
+
+
+def scheduler_label(name: Any) -> str | None:
+    """The A1111 "Schedule type" label of a library scheduler name (unknown ones pass through)."""
+    if name is None or name == "":
+        return None
+    return SCHEDULER_LABELS.get(str(name).lower(), str(name))
+
+
+def _lora_entries(loras: Any) -> list[tuple[str, Any]]:
+    """``loras`` as ``[(name, weight)]``: a ``{name: weight}`` mapping, ``[(name, weight)]`` or
+    ``[{"name"|"path": ..., "weight"|"multiplier": ...}]``; paths shorten to their stem."""
+    if not loras:
+        return []
+    items: list[tuple[Any, Any]] = []
+    if isinstance(loras, Mapping):
+        items = list(loras.items())
+    else:
+        for entry in loras:
+            if isinstance(entry, Mapping):
+                name = entry.get("name") or entry.get("path")
+                weight = entry.get("weight", entry.get("multiplier", 1.0))
+                items.append((name, weight))
+            elif isinstance(entry, (list, tuple)) and len(entry) == 2:
+                items.append((entry[0], entry[1]))
+            else:
+                items.append((entry, 1.0))
+    result = []
+    for name, weight in items:
+        if not name:
+            continue
+        text = str(name)
+        if "/" in text or "\\" in text or text.endswith((".safetensors", ".ckpt", ".pt", ".gguf")):
+            text = Path(text.replace("\\", "/")).stem
+        result.append((text, 1.0 if weight is None else weight))
+    return result
+
+
+def infotext(params: Mapping[str, Any], *, seed: int, model_name: str | None = None,
+             model_hash: str | None = None) -> str:
+    """The A1111 infotext of a generation described by sdrest request ``params``.
+
+    Line 1 is the prompt (LoRAs from ``params["loras"]`` appended as ``<lora:name:weight>``
+    unless the prompt already names them), then ``Negative prompt: ...`` (left out when empty),
+    then ``Steps: 20, Sampler: Euler a, ...`` in A1111's key order. Keys whose value is unset are
+    left out, as A1111 does; ``Clip skip`` only appears above 1.
+    """
+    prompt = str(params.get("prompt") or "")
+    for name, weight in _lora_entries(params.get("loras")):
+        if f"<lora:{name}:" not in prompt and f"<lora:{name}>" not in prompt:
+            prompt = f"{prompt} <lora:{name}:{_number(weight)}>" if prompt else f"<lora:{name}:{_number(weight)}>"
+    negative = str(params.get("negative_prompt") or "")
+
+    width, height = params.get("width"), params.get("height")
+    hires = params.get("hires") or {}
+    if not isinstance(hires, Mapping):
+        hires = {}
+    hires_on = bool(hires) and bool(hires.get("enabled", True))
+
+    denoise = params.get("strength")
+    if denoise is None and hires_on:
+        denoise = hires.get("denoising_strength", hires.get("strength"))
+    clip_skip = params.get("clip_skip")
+
+    fields: dict[str, Any] = {
+        "Steps": params.get("steps"),
+        "Sampler": sampler_label(params.get("sampler")),
+        "Schedule type": scheduler_label(params.get("scheduler")),
+        "CFG scale": params.get("cfg_scale"),
+        "Seed": seed,
+        "Size": f"{width}x{height}" if width and height else None,
+        "Model hash": model_hash or None,
+        "Model": model_name or None,
+        "Denoising strength": denoise,
+        "Clip skip": clip_skip if isinstance(clip_skip, int) and clip_skip > 1 else None,
+    }
+    if hires_on:
+        target_w, target_h = hires.get("target_width"), hires.get("target_height")
+        if hires.get("scale") is not None or not (target_w and target_h):
+            fields["Hires upscale"] = hires.get("scale")
+        else:
+            fields["Hires resize"] = f"{target_w}x{target_h}"
+        fields["Hires steps"] = hires.get("steps") or None
+        upscaler = hires.get("upscaler")
+        model = hires.get("model") or hires.get("model_path")
+        if model and (upscaler is None or str(upscaler).lower() == "model"):
+            upscaler = Path(str(model).replace("\\", "/")).stem
+        fields["Hires upscaler"] = upscaler
+    fields["Version"] = f"sdrest {sdrest.__version__}"
+
+    line = ", ".join(f"{key}: {_quote(value)}" for key, value in fields.items()
+                     if value is not None and value != "")
+    negative_line = f"\nNegative prompt: {negative}" if negative else ""
+    return f"{prompt}{negative_line}\n{line}".strip()
+
+
+def parse_infotext(text: str) -> dict[str, str]:
+    """Read an infotext back the way A1111 does.
+
+    Returns ``{"prompt": ..., "negative_prompt": ..., "Steps": "20", "Sampler": "Euler a", ...}``:
+    the prompts, then every ``Key: value`` pair of the last line as strings (quoted values
+    unquoted, ``Size`` kept as ``"512x512"``). As in A1111, whitespace around each prompt line is
+    not preserved, and a prompt line starting with ``Negative prompt:`` starts the negative.
+    """
+    prompt_lines: list[str] = []
+    negative_lines: list[str] = []
+    *lines, last = text.strip().split("\n")
+    if len(_RE_PARAM.findall(last)) < 3:
+        lines.append(last)
+        last = ""
+    in_negative = False
+    for line in lines:
+        line = line.strip()
+        if line.startswith("Negative prompt:"):
+            in_negative = True
+            line = line[len("Negative prompt:"):].strip()
+        (negative_lines if in_negative else prompt_lines).append(line)
+    result: dict[str, str] = {"prompt": "\n".join(prompt_lines), "negative_prompt": "\n".join(negative_lines)}
+    for key, value in _RE_PARAM.findall(last):
+        result[key] = _unquote(value)
+    return result
+
+
+# --------------------------------------------------------------------------------------------
+# writing
+
+
+def _check_format(fmt: str) -> tuple[str, str]:
+    key = fmt.lower() if isinstance(fmt, str) else fmt
+    if key not in _FORMATS:
+        raise ValueError(f"output_format: must be one of png, jpeg (jpg), webp; got {fmt!r}")
+    return _FORMATS[key]
+
+
+def _check_quality(quality: int | None) -> None:
+    if quality is None:
+        return
+    if isinstance(quality, bool) or not isinstance(quality, int) or not 1 <= quality <= 100:
+        raise ValueError(f"output_quality: must be an integer from 1 to 100, got {quality!r}")
+
+
+def _check_stem(stem: str) -> None:
+    if (not isinstance(stem, str) or not stem or len(stem) > _STEM_MAX or stem.startswith(".")
+            or ".." in stem or any(c in stem for c in "/\\\0:")
+            or (os.sep in stem) or (os.altsep and os.altsep in stem)
+            or any(ord(c) < 32 for c in stem)):
+        raise ValueError(f"file name must be a plain name (no path separators, no '..', no leading '.'), "
+                         f"got {stem!r}")
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a hidden temporary file in the same directory."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def _user_comment(text: str) -> bytes:
+    """EXIF UserComment as A1111 writes it (``piexif.helper.UserComment.dump(..., "unicode")``)."""
+    return _UNICODE_PREFIX + text.encode("utf-16-be", errors="replace")
+
+
+def _decode_user_comment(raw: Any) -> str | None:
+    if isinstance(raw, str):
+        return raw
+    if not isinstance(raw, (bytes, bytearray)):
+        return None
+    raw = bytes(raw)
+    if raw.startswith(_UNICODE_PREFIX):
+        return raw[len(_UNICODE_PREFIX):].decode("utf-16-be", errors="replace")
+    if raw.startswith(_ASCII_PREFIX):
+        return raw[len(_ASCII_PREFIX):].decode("ascii", errors="replace")
+    return raw[8:].decode("utf-8", errors="replace").rstrip("\0") if len(raw) >= 8 else None
+
+
+def _xmp_packet(metadata_json: str) -> bytes:
+    return _XMP_TEMPLATE.format(xml_escape(metadata_json)).encode("utf-8")
+
+
+def _metadata_from_xmp(xmp: Any) -> dict | None:
+    if isinstance(xmp, str):
+        xmp = xmp.encode("utf-8")
+    if not isinstance(xmp, (bytes, bytearray)):
+        return None
+    # strip the <?xpacket?> processing instructions' BOM etc. by parsing just the xmpmeta element
+    data = bytes(xmp)
+    start, end = data.find(b"<x:xmpmeta"), data.rfind(b"</x:xmpmeta>")
+    if start < 0 or end < 0:
+        return None
+    try:
+        root = ElementTree.fromstring(data[start:end + len(b"</x:xmpmeta>")])
+    except ElementTree.ParseError:
+        return None
+    node = root.find(f".//{{{_XMP_NS}}}metadata")
+    if node is None or not node.text:
+        return None
+    try:
+        value = json.loads(node.text)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def write_image(image: Image.Image, directory: Path | str, stem: str, *, fmt: str = "png",
+                quality: int | None = None, infotext: str, metadata: Mapping[str, Any]) -> Path:
+    """Write ``image`` as ``directory/stem.png|.jpg|.webp`` with its parameters; returns the path.
+
+    ``fmt``: ``png``, ``jpeg`` (or ``jpg``; written as ``.jpg``) or ``webp``, else ``ValueError``
+    naming ``output_format``. ``quality`` (1..100, else ``ValueError`` naming ``output_quality``)
+    applies to JPEG/WebP (default 90); PNG is lossless and ignores it. ``stem`` must be a plain
+    file name. The sidecar ``stem.json`` is written first, so when the image appears its
+    sidecar is already there. JPEG drops alpha (converted to RGB, as A1111 does).
+    """
+    pil_format, ext = _check_format(fmt)
+    _check_quality(quality)
+    _check_stem(stem)
+    if not isinstance(image, Image.Image):
+        raise TypeError(f"expected a PIL.Image.Image, got {type(image).__name__}")
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    target = directory / f"{stem}{ext}"
+
+    metadata = dict(metadata)
+    metadata_json = json.dumps(metadata, ensure_ascii=False, default=str)
+    sidecar = {"infotext": infotext, "metadata": json.loads(metadata_json)}
+    _atomic_write(directory / f"{stem}.json",
+                  json.dumps(sidecar, ensure_ascii=False, indent=2, default=str).encode("utf-8"))
+
+    buffer = io.BytesIO()
+    if pil_format == "PNG":
+        info = PngImagePlugin.PngInfo()
+        info.add_text("parameters", infotext)  # tEXt, or iTXt when not Latin-1 (as A1111)
+        info.add_text("sdrest", metadata_json)
+        image.save(buffer, format="PNG", pnginfo=info)
+    else:
+        if pil_format == "JPEG":
+            out = image if image.mode in ("RGB", "L") else image.convert("RGB")
+        else:
+            has_alpha = image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info
+            out = image if image.mode in ("RGB", "RGBA") else image.convert("RGBA" if has_alpha else "RGB")
+        exif = Image.Exif()
+        exif.endian = ">"  # big-endian, matching the UTF-16 BE comment (as piexif writes)
+        exif[_EXIF_IFD] = {_USER_COMMENT: _user_comment(infotext)}
+        exif_bytes = exif.tobytes()
+        xmp = _xmp_packet(json.dumps(metadata, ensure_ascii=True, default=str))
+        options: dict[str, Any] = {"quality": quality or _DEFAULT_QUALITY}
+        if pil_format == "WEBP" or len(exif_bytes) <= _JPEG_SEGMENT_LIMIT:
+            options["exif"] = exif_bytes
+        if pil_format == "WEBP" or len(xmp) <= _JPEG_SEGMENT_LIMIT:
+            options["xmp"] = xmp
+        out.save(buffer, format=pil_format, **options)
+    _atomic_write(target, buffer.getvalue())
+    return target
+
+
+def _read_sidecar(path: Path) -> dict | None:
+    sidecar = path.with_suffix(".json")
+    if sidecar == path:
+        return None
+    try:
+        data = json.loads(sidecar.read_text("utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def read_parameters(path: Path | str) -> tuple[str | None, dict | None]:
+    """``(infotext, metadata)`` of an image :func:`write_image` wrote (each ``None`` if absent).
+
+    Reads the container first (PNG text chunks; EXIF UserComment and XMP for JPEG/WebP), then
+    falls back to the ``stem.json`` sidecar. Also reads A1111's own files (infotext only).
+    """
+    path = Path(path)
+    text: str | None = None
+    metadata: dict | None = None
+    with Image.open(path) as im:
+        if im.format == "PNG":
+            chunks = getattr(im, "text", {}) or {}
+            text = chunks.get("parameters")
+            raw = chunks.get("sdrest")
+            if raw:
+                try:
+                    value = json.loads(raw)
+                except ValueError:
+                    value = None
+                metadata = value if isinstance(value, dict) else None
+        else:
+            try:
+                text = _decode_user_comment(im.getexif().get_ifd(_EXIF_IFD).get(_USER_COMMENT))
+            except Exception:  # noqa: BLE001 - malformed EXIF: fall back to the sidecar
+                text = None
+            metadata = _metadata_from_xmp(im.info.get("xmp"))
+    if text is None or metadata is None:
+        sidecar = _read_sidecar(path)
+        if sidecar is not None:
+            if text is None and isinstance(sidecar.get("infotext"), str):
+                text = sidecar["infotext"]
+            if metadata is None and isinstance(sidecar.get("metadata"), dict):
+                metadata = sidecar["metadata"]
+    return text, metadata
+
+
+# --------------------------------------------------------------------------------------------
+# thumbnails and base64
+
+
+def thumbnail(path: Path | str, size: int, cache_dir: Path | str) -> Path:
+    """A thumbnail of ``path`` whose longest side is ``size`` (16..1024), cached in ``cache_dir``.
+
+    Images smaller than ``size`` are not enlarged. The cache key is (resolved source path,
+    modification time, file size, ``size``), so a rewritten source gets a new thumbnail and
+    repeated requests reuse the file on disk. JPEG (quality 85) unless the source has
+    transparency, then PNG. Written atomically, so concurrent requests at worst both encode it.
+    The cache is never pruned here.
+    """
+    if isinstance(size, bool) or not isinstance(size, int) or not 16 <= size <= 1024:
+        raise ValueError(f"size: must be an integer from 16 to 1024, got {size!r}")
+    source = Path(path).resolve()
+    stat = source.stat()
+    cache_dir = Path(cache_dir)
+    key = hashlib.sha256(f"{source}\0{stat.st_mtime_ns}\0{stat.st_size}\0{size}".encode()).hexdigest()[:32]
+    for ext in (".jpg", ".png"):
+        cached = cache_dir / f"{key}{ext}"
+        if cached.is_file():
+            return cached
+    with Image.open(source) as im:
+        im = ImageOps.exif_transpose(im)
+        im.thumbnail((size, size), Image.Resampling.LANCZOS)
+    has_alpha = im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info)
+    buffer = io.BytesIO()
+    if has_alpha:
+        im.convert("RGBA").save(buffer, format="PNG")
+        ext = ".png"
+    else:
+        (im if im.mode in ("RGB", "L") else im.convert("RGB")).save(buffer, format="JPEG", quality=85)
+        ext = ".jpg"
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    cached = cache_dir / f"{key}{ext}"
+    _atomic_write(cached, buffer.getvalue())
+    return cached
+
+
+def encode_base64(path: Path | str) -> str:
+    """The file's bytes as a base64 string (no data: prefix, no line breaks)."""
+    return base64.b64encode(Path(path).read_bytes()).decode("ascii")

@@ -1,0 +1,222 @@
+"""Server settings: one object, filled from defaults, then a config file, then ``SDREST_*``
+environment variables, then command-line flags (each later source wins).
+
+Every setting is declared once, in :class:`Settings`, with its type, default and help text;
+the config-file keys, environment names (``SDREST_<NAME>``) and flags (``--<name>``) are all
+derived from that declaration, so they cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import types
+import typing
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ENV_PREFIX = "SDREST_"
+
+
+class SettingsError(ValueError):
+    """A setting has a bad value or an unknown name; the message names it and its source."""
+
+
+def _setting(default: Any, help: str, *, choices: Sequence[str] | None = None, flag: bool = True,
+             metavar: str | None = None) -> Any:
+    return field(default=default, metadata={"help": help, "choices": choices, "flag": flag, "metavar": metavar})
+
+
+@dataclass
+class Settings:
+    """Everything ``sdrest serve`` can be told. Paths are resolved by :meth:`resolved`."""
+
+    host: str = _setting("127.0.0.1", "address to listen on (0.0.0.0: all interfaces)")
+    port: int = _setting(8080, "TCP port to listen on")
+    models_dir: Path = _setting(Path("models"), "root folder of the model library")
+    checkpoints: str = _setting("checkpoints", "sub-folder of --models-dir holding checkpoints")
+    ui_dir: Path | None = _setting(None, "folder of the web UI to serve at /ui/ (default: the bundled one)")
+    config: Path | None = _setting(None, "JSON or YAML file with settings", flag=False)
+    data_dir: Path = _setting(Path("data"), "folder for the job database and other state")
+    output_dir: Path | None = _setting(None, "folder for generated images (default: <data-dir>/outputs)")
+    threads: int = _setting(-1, "CPU threads for generation (-1: all physical cores)")
+    model: str | None = _setting(None, "checkpoint (name under the checkpoints folder) to load at start-up")
+    log_level: str = _setting("info", "log level", choices=("debug", "info", "warning", "error"))
+    log_file: Path | None = _setting(None, "also write the log to this file")
+    log_format: str = _setting("text", "log line format", choices=("text", "json"))
+    http_threads: int = _setting(8, "HTTP worker threads for ordinary requests")
+    max_event_streams: int = _setting(64, "most concurrent event streams (each holds its own thread)")
+    max_body_mb: float = _setting(50.0, "largest accepted request body, in MiB")
+    max_image_mb: float = _setting(20.0, "largest accepted input image, in MiB")
+    max_image_pixels: int = _setting(4096 * 4096, "largest accepted input image, in pixels")
+    url_fetch: str = _setting("public", "fetching input images from http(s) URLs",
+                              choices=("off", "public", "any"))
+    url_timeout: float = _setting(10.0, "seconds allowed for fetching one input image")
+    preview: str = _setting("proj", "live preview images during sampling", choices=("none", "proj", "tae", "vae"))
+    preview_interval: int = _setting(1, "send a preview every N sampling steps")
+    output_format: str = _setting("png", "default image format", choices=("png", "jpeg", "webp"))
+    job_retention_hours: float = _setting(24.0 * 7, "keep finished jobs and their images this long (0: forever)")
+    requeue_interrupted: bool = _setting(False, "re-queue (once) a job interrupted by a server crash")
+    max_queue: int = _setting(1000, "most queued jobs; more are refused with 503")
+    wait_timeout: float = _setting(600.0, "longest a 'wait' request blocks before answering 202")
+    test_hooks: bool = _setting(False, "enable test-only request fields (never in production)", flag=False)
+
+    # --- derived ---
+
+    @property
+    def checkpoints_dir(self) -> Path:
+        return self.models_dir / self.checkpoints
+
+    @property
+    def outputs_dir(self) -> Path:
+        return self.output_dir if self.output_dir is not None else self.data_dir / "outputs"
+
+    @property
+    def database_path(self) -> Path:
+        return self.data_dir / "jobs.sqlite3"
+
+    def resolved(self) -> Settings:
+        """A copy with every path made absolute (so a worker process sees the same files)."""
+        changes = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, Path):
+                changes[f.name] = value.expanduser().resolve()
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: (str(v) if isinstance(v := getattr(self, f.name), Path) else v)
+                for f in dataclasses.fields(self)}
+
+    # --- loading ---
+
+    @classmethod
+    def load(cls, flags: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None) -> Settings:
+        """defaults -> config file -> environment -> flags (only flags actually given)."""
+        flags = dict(flags or {})
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        config_path = flags.get("config") or env.get(f"{ENV_PREFIX}CONFIG")
+        if config_path:
+            values.update(_read_config_file(Path(config_path)))
+            values["config"] = config_path
+        for f in dataclasses.fields(cls):
+            name = f"{ENV_PREFIX}{f.name.upper()}"
+            if name in env and f.name != "config":
+                values[f.name] = _convert(f, env[name], f"environment variable {name}")
+        for key, value in flags.items():
+            values[key] = value
+        return cls.from_mapping(values)
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any], source: str = "settings") -> Settings:
+        known = {f.name: f for f in dataclasses.fields(cls)}
+        kwargs = {}
+        for key, value in values.items():
+            name = key.replace("-", "_")
+            if name not in known:
+                raise SettingsError(f"unknown setting {key!r} in {source}")
+            kwargs[name] = _convert(known[name], value, f"setting {key!r}")
+        settings = cls(**kwargs)
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        if not 0 < self.port < 65536:
+            raise SettingsError(f"port: must be 1..65535, got {self.port}")
+        for name in ("http_threads", "max_event_streams", "preview_interval", "max_queue", "max_image_pixels"):
+            if getattr(self, name) < 1:
+                raise SettingsError(f"{name}: must be at least 1")
+        for name in ("max_body_mb", "max_image_mb", "url_timeout", "wait_timeout"):
+            if getattr(self, name) <= 0:
+                raise SettingsError(f"{name}: must be positive")
+        if self.job_retention_hours < 0:
+            raise SettingsError("job_retention_hours: must be >= 0")
+        if self.threads == 0:
+            raise SettingsError("threads: must be -1 (all physical cores) or a positive number")
+        if self.model is not None and (Path(self.model).is_absolute() or ".." in Path(self.model).parts):
+            raise SettingsError("model: must be a name inside the checkpoints folder")
+        for f in dataclasses.fields(self):
+            choices = f.metadata.get("choices")
+            if choices and getattr(self, f.name) not in choices:
+                raise SettingsError(f"{f.name}: must be one of {', '.join(choices)}")
+
+    # --- command line ---
+
+    @classmethod
+    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
+        """One ``--flag`` per setting; unset flags stay absent so lower sources show through."""
+        parser.add_argument("--config", metavar="FILE", default=argparse.SUPPRESS,
+                            help="JSON or YAML file with settings (also SDREST_CONFIG)")
+        for f in dataclasses.fields(cls):
+            if not f.metadata.get("flag", True):
+                continue
+            option = "--" + f.name.replace("_", "-")
+            base = _base_type(f)
+            help_text = f"{f.metadata['help']} (default: {f.default}; env {ENV_PREFIX}{f.name.upper()})"
+            if base is bool:
+                parser.add_argument(option, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS,
+                                    help=help_text)
+            else:
+                parser.add_argument(option, type=str, default=argparse.SUPPRESS, choices=f.metadata.get("choices"),
+                                    metavar=f.metadata.get("metavar") or f.name.upper(), help=help_text)
+
+
+def _base_type(f: dataclasses.Field[Any]) -> type:
+    hint = typing.get_type_hints(Settings)[f.name]
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
+        return args[0]
+    return hint
+
+
+def _convert(f: dataclasses.Field[Any], value: Any, source: str) -> Any:
+    base = _base_type(f)
+    if value is None or (isinstance(value, str) and value == "" and base is not str):
+        return None
+    try:
+        if base is bool:
+            if isinstance(value, bool):
+                return value
+            text = str(value).strip().lower()
+            if text in ("1", "true", "yes", "on"):
+                return True
+            if text in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(value)
+        if base is int and isinstance(value, float):
+            raise ValueError(value)
+        if base in (int, float) and isinstance(value, bool):
+            raise ValueError(value)
+        return base(value)
+    except (TypeError, ValueError):
+        raise SettingsError(f"{source}: {value!r} is not a valid {base.__name__}") from None
+
+
+def _read_config_file(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise SettingsError(f"config file {path}: {exc.strerror or exc}") from exc
+    try:
+        if path.suffix.lower() in (".yaml", ".yml"):
+            import yaml
+
+            data = yaml.safe_load(text)
+        else:
+            data = json.loads(text)
+    except Exception as exc:  # noqa: BLE001 - any parse error is reported the same way
+        raise SettingsError(f"config file {path}: cannot parse: {exc}") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise SettingsError(f"config file {path}: must contain a mapping of settings")
+    known = {f.name for f in dataclasses.fields(Settings)}
+    for key in data:
+        if str(key).replace("-", "_") not in known or key == "config":
+            raise SettingsError(f"config file {path}: unknown setting {key!r}")
+    return {str(k).replace("-", "_"): v for k, v in data.items()}
