@@ -25,10 +25,10 @@ CASES = [
      {"width": 64, "height": 64, "steps": 1, "sampler": "euler", "scheduler": "discrete", "cfg_scale": 7.0, "seed": 42},
      ["-W", "64", "-H", "64", "--steps", "1", "--sampling-method", "euler", "--scheduler", "discrete",
       "--cfg-scale", "7", "-s", "42"]),
-    ("txt2img euler_a 64x96 3 steps cfg 5 seed 1234 with negative prompt",
-     {"width": 64, "height": 96, "steps": 3, "sampler": "euler_a", "scheduler": "karras", "cfg_scale": 5.0,
+    ("txt2img euler_a 64x128 3 steps cfg 5 seed 1234 with negative prompt",
+     {"width": 64, "height": 128, "steps": 3, "sampler": "euler_a", "scheduler": "karras", "cfg_scale": 5.0,
       "seed": 1234, "negative_prompt": "blurry"},
-     ["-W", "64", "-H", "96", "--steps", "3", "--sampling-method", "euler_a", "--scheduler", "karras",
+     ["-W", "64", "-H", "128", "--steps", "3", "--sampling-method", "euler_a", "--scheduler", "karras",
       "--cfg-scale", "5", "-s", "1234", "-n", "blurry"]),
 ]
 PROMPT = "a lighthouse on a cliff at dusk"

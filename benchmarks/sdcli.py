@@ -36,14 +36,21 @@ def ensure_sd_cli(log=print) -> Path:
         args += ["-G", "Ninja"]
     cmake_args = os.environ.get("CMAKE_ARGS", "").split()
     log(f"configuring {build} for sd-cli")
-    subprocess.run(args + cmake_args, check=True, stdout=subprocess.DEVNULL)
+    _quiet([*args, *cmake_args, "-Wno-dev"])
     log("building sd-cli (first time: a few minutes)")
-    subprocess.run([cmake, "--build", str(build), "--target", "sd-cli", "--parallel"], check=True,
-                   stdout=subprocess.DEVNULL)
+    _quiet([cmake, "--build", str(build), "--target", "sd-cli", "--parallel"])
     binary = build / "bin" / "sd-cli"
     if not binary.is_file():
         raise RuntimeError(f"sd-cli was not produced at {binary}")
     return binary
+
+
+def _quiet(command: list[str]) -> None:
+    """Run a build step; show its output only when it fails."""
+    result = subprocess.run(command, capture_output=True, text=True)
+    if result.returncode:
+        sys.stderr.write(result.stdout + result.stderr)
+        raise subprocess.CalledProcessError(result.returncode, command)
 
 
 def sd_cli_env(library: Path) -> dict[str, str]:

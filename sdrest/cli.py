@@ -31,7 +31,8 @@ def version_text() -> str:
 
 class _VersionAction(argparse.Action):
     def __init__(self, option_strings: Sequence[str], dest: str = argparse.SUPPRESS, **kwargs: object) -> None:
-        super().__init__(option_strings, dest, nargs=0, help="print sdrest's and the native library's versions")
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS,
+                         help="print sdrest's and the native library's versions")
 
     def __call__(self, parser: argparse.ArgumentParser, *args: object) -> None:
         print(version_text())
@@ -48,6 +49,13 @@ def build_parser() -> argparse.ArgumentParser:
     selftest.add_argument("--steps", type=int, default=1, help="sampling steps (default 1)")
     selftest.add_argument("--threads", type=int, default=-1, help="CPU threads (-1: physical cores)")
 
+    serve = commands.add_parser("serve", help="run the HTTP server")
+    from sdrest.settings import Settings
+
+    Settings.add_arguments(serve)
+    serve.add_argument("--print-config", action="store_true",
+                       help="print the resolved settings (defaults < config < env < flags) and exit")
+
     commands.add_parser("version", help="same as --version")
     return parser
 
@@ -59,11 +67,41 @@ def main(argv: Sequence[str] | None = None) -> int:
         from sdrest import selftest
 
         return selftest.main(sys.stdout, sys.stderr, size=args.size, steps=args.steps, threads=args.threads)
+    if args.command == "serve":
+        return _serve(vars(args))
     if args.command == "version":
         print(version_text())
         return 0
     parser.print_help()
     return 2
+
+
+def _serve(flags: dict[str, object]) -> int:
+    import json
+
+    from sdrest.settings import Settings, SettingsError
+
+    flags.pop("command", None)
+    print_config = flags.pop("print_config", False)
+    try:
+        settings = Settings.load(flags)
+    except SettingsError as exc:
+        print(f"sdrest serve: {exc}", file=sys.stderr)
+        return 2
+    if print_config:
+        print(json.dumps(settings.to_dict(), indent=2))
+        return 0
+    from sdrest.server import serve
+
+    return serve(settings)
+
+
+def server_main(argv: Sequence[str] | None = None) -> int:
+    """``stable-diffusion-rest-server``: the spec's name for ``sdrest serve``."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args and args[0] in ("--version", "version", "selftest", "serve", "-h", "--help"):
+        return main(args)
+    return main(["serve", *args])
 
 
 if __name__ == "__main__":

@@ -140,7 +140,7 @@ class Context:
 
     def generate(self, params: ImageGenParams, *, on_progress: ProgressHandler | None = None,
                  on_preview: PreviewHandler | None = None, preview_mode: str | int = "proj",
-                 preview_interval: int = 1) -> Generation:
+                 preview_interval: int = 1, on_log: Callable[[int, str], None] | None = None) -> Generation:
         """Run one ``generate_image`` call; all parameter errors are raised before it starts."""
         params = dataclasses.replace(params, seed=resolve_seed(params.seed))
         params.validate()
@@ -149,7 +149,7 @@ class Context:
         ptr = self._claim_generation()
         lib = self._native.lib
         started = time.perf_counter()
-        with self._hooks.session(on_progress=on_progress, on_preview=on_preview,
+        with self._hooks.session(on_progress=on_progress, on_preview=on_preview, on_log=on_log,
                                  preview_mode=preview_mode, preview_interval=preview_interval) as capture:
             arena = Arena()
             c_params = ffi.new("sd_img_gen_params_t *")
@@ -181,7 +181,7 @@ class Context:
 
     def _generate_with(self, options: dict[str, Any], **fixed: Any) -> Generation:
         callbacks = {key: options.pop(key) for key in
-                     ("on_progress", "on_preview", "preview_mode", "preview_interval") if key in options}
+                     ("on_progress", "on_preview", "preview_mode", "preview_interval", "on_log") if key in options}
         return self.generate(image_params(**options, **fixed), **callbacks)
 
     def generate_video(self, params: VideoGenParams, *,

@@ -1,0 +1,73 @@
+"""One error format for the whole API: ``{"error": {"code", "message", "field"}}``.
+
+Handlers registered by :func:`register_error_handlers` turn :class:`ApiError`, Werkzeug's
+HTTP errors and anything unexpected into that shape. Unexpected exceptions are logged with
+their traceback and answered with a generic 500: never a stack trace to the client.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Flask, jsonify
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+
+log = logging.getLogger("sdrest.api")
+
+
+class ApiError(Exception):
+    """An error answered as JSON with an HTTP status."""
+
+    def __init__(self, status: int, code: str, message: str, field: str | None = None,
+                 headers: dict[str, str] | None = None, **extra: Any) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.field = field
+        self.headers = headers or {}
+        self.extra = extra
+
+    def body(self) -> dict[str, Any]:
+        error: dict[str, Any] = {"code": self.code, "message": self.message, "field": self.field}
+        error.update(self.extra)
+        return {"error": error}
+
+
+def invalid(field: str, message: str, code: str = "invalid_field", status: int = 422) -> ApiError:
+    """A request field with a bad value (the message starts with the field's name)."""
+    return ApiError(status, code, f"{field}: {message}", field)
+
+
+def not_found(what: str, field: str | None = None) -> ApiError:
+    return ApiError(404, "not_found", f"{what} not found", field)
+
+
+def _respond(error: ApiError) -> Any:
+    response = jsonify(error.body())
+    response.status_code = error.status
+    for name, value in error.headers.items():
+        response.headers[name] = value
+    return response
+
+
+def register_error_handlers(app: Flask) -> None:
+    @app.errorhandler(ApiError)
+    def _api_error(error: ApiError) -> Any:
+        return _respond(error)
+
+    @app.errorhandler(RequestEntityTooLarge)
+    def _too_large(error: RequestEntityTooLarge) -> Any:
+        limit = app.config.get("MAX_CONTENT_LENGTH")
+        return _respond(ApiError(413, "body_too_large", f"the request body exceeds {limit} bytes"))
+
+    @app.errorhandler(HTTPException)
+    def _http_error(error: HTTPException) -> Any:
+        code = (error.name or "error").lower().replace(" ", "_")
+        return _respond(ApiError(error.code or 500, code, error.description or error.name))
+
+    @app.errorhandler(Exception)
+    def _unexpected(error: Exception) -> Any:
+        log.exception("unhandled error")
+        return _respond(ApiError(500, "internal_error", "internal server error"))

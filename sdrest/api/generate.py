@@ -1,0 +1,161 @@
+"""Submitting and cancelling generation and upscale jobs."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from flask import Blueprint, jsonify, request
+
+from sdrest.api.errors import ApiError, not_found
+from sdrest.api.fields import GENERATION_FIELDS, MODES, TEST_FIELDS, UPSCALE_FIELDS
+from sdrest.api.jobparams import InputFiles, generation_params, upscale_params
+from sdrest.api.requests import read_body, validate
+from sdrest.api.views import API, job_view
+from sdrest.jobs import Job, JobStatus
+from sdrest.services import Services, services
+
+bp = Blueprint("generate", __name__, url_prefix=API)
+
+#: How long a request waits for the first worker to report what the library offers.
+CAPABILITY_WAIT = 30.0
+
+
+@bp.post("/generate")
+def generate() -> Any:
+    """Mode from the fields: a mask means inpainting, an init image img2img, else txt2img."""
+    return _submit(None)
+
+
+@bp.post("/generate/text2img")
+def text2img() -> Any:
+    return _submit("txt2img")
+
+
+@bp.post("/generate/img2img")
+def img2img() -> Any:
+    return _submit("img2img")
+
+
+@bp.post("/generate/inpainting")
+def inpainting() -> Any:
+    return _submit("inpaint")
+
+
+@bp.post("/upscale")
+def upscale() -> Any:
+    svc = services()
+    data, from_form = read_body(request)
+    values = validate(data, UPSCALE_FIELDS, mode=None, capabilities={}, from_form=from_form,
+                      allowed_extra=_test_fields(svc))
+    _check_queue_room(svc)
+    inputs = InputFiles(svc.settings)
+    try:
+        params = upscale_params(values, svc.settings, inputs)
+        job = svc.store.create("upscale", params, owner=None, priority=values.get("priority", 0))
+    except BaseException:
+        inputs.discard()
+        raise
+    return _accepted(svc, job, values)
+
+
+@bp.get("/generate/<job_id>")
+def get_job(job_id: str) -> Any:
+    svc = services()
+    job = svc.store.get(job_id)
+    if job is None:
+        raise not_found("job", "job_id")
+    return jsonify(job_view(job, svc.store, svc.settings, include_base64=_flag("base64", False)))
+
+
+@bp.delete("/generate/<job_id>")
+def cancel_job(job_id: str) -> Any:
+    """Cancel a queued job at once, or a running one within a sampling step."""
+    svc = services()
+    before = svc.store.cancel(job_id)
+    if before is None:
+        job = svc.store.get(job_id)
+        if job is None:
+            raise not_found("job", "job_id")
+        raise ApiError(409, "job_finished", f"job {job_id} already {job.status.value}", "job_id")
+    if before.status is JobStatus.RUNNING:
+        svc.supervisor.cancel_running(job_id)
+    job = svc.store.get(job_id)
+    assert job is not None
+    return jsonify(job_view(job, svc.store, svc.settings))
+
+
+def _submit(mode: str | None) -> Any:
+    svc = services()
+    data, from_form = read_body(request)
+    if mode is None:
+        mode = "inpaint" if data.get("mask_image") else "img2img" if data.get("init_image") else "txt2img"
+    if not svc.supervisor.wait_ready(CAPABILITY_WAIT):
+        raise ApiError(503, "worker_unavailable", "the generation worker has not started",
+                       headers={"Retry-After": "5"})
+    values = validate(data, GENERATION_FIELDS, mode=mode, capabilities=svc.supervisor.capabilities,
+                      from_form=from_form, allowed_extra=_test_fields(svc))
+    _check_queue_room(svc)
+    inputs = InputFiles(svc.settings)
+    try:
+        params = generation_params(values, mode, svc.settings, inputs, svc.supervisor.default_model)
+        job = svc.store.create(mode, params, owner=None, priority=values.get("priority", 0))
+    except BaseException:
+        inputs.discard()
+        raise
+    return _accepted(svc, job, values)
+
+
+def _accepted(svc: Services, job: Job, values: dict[str, Any]) -> Any:
+    svc.supervisor.notify()
+    wait = values.get("wait", _flag("wait", False))
+    include_base64 = values.get("base64", _flag("base64", wait))
+    if wait:
+        job = _wait_for(svc, job)
+    body = job_view(job, svc.store, svc.settings, include_base64=include_base64 and job.status.finished)
+    response = jsonify(body)
+    response.status_code = 200 if job.status.finished else 202
+    response.headers["Location"] = body["links"]["self"]
+    return response
+
+
+def _wait_for(svc: Services, job: Job) -> Job:
+    """Block (holding one of the bounded long-request slots) until the job finishes."""
+    if not svc.long_requests.acquire(blocking=False):
+        raise ApiError(429, "too_many_waiting", "too many requests are waiting; poll the job instead",
+                       headers={"Retry-After": "5"})
+    try:
+        deadline = time.monotonic() + svc.settings.wait_timeout
+        with svc.bus.subscribe(last_event_id=None, job_id=job.id) as subscription:
+            while True:
+                current = svc.store.get(job.id)
+                if current is None or current.status.finished or time.monotonic() >= deadline:
+                    return current or job
+                subscription.next_batch(timeout=min(1.0, max(0.0, deadline - time.monotonic())))
+    finally:
+        svc.long_requests.release()
+
+
+def _check_queue_room(svc: Services) -> None:
+    if svc.store.counts().get("queued", 0) >= svc.settings.max_queue:
+        raise ApiError(503, "queue_full", f"the queue is full ({svc.settings.max_queue} jobs)",
+                       headers={"Retry-After": "30"})
+
+
+def _test_fields(svc: Services) -> tuple[str, ...]:
+    return TEST_FIELDS if svc.settings.test_hooks else ()
+
+
+def _flag(name: str, default: bool) -> bool:
+    value = request.args.get(name)
+    if value is None:
+        return default
+    lowered = value.lower()
+    if lowered in ("1", "true", "yes"):
+        return True
+    if lowered in ("0", "false", "no"):
+        return False
+    raise ApiError(400, "invalid_query", f"{name}: must be true or false", name)
+
+
+__all__ = ["bp", "MODES"]

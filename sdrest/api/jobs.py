@@ -1,0 +1,118 @@
+"""The queue, stored jobs and their images."""
+
+from __future__ import annotations
+
+import shutil
+from typing import Any
+
+from flask import Blueprint, jsonify, request, send_file
+
+from sdrest.api.errors import ApiError, not_found
+from sdrest.api.views import API, job_view
+from sdrest.jobs import JobStatus
+from sdrest.outputs import thumbnail
+from sdrest.services import Services, services
+
+bp = Blueprint("jobs", __name__, url_prefix=API)
+
+MAX_PAGE = 200
+
+
+@bp.get("/queue")
+def queue() -> Any:
+    """Jobs, newest first, filtered by ?status=queued,running&mode=...; paginated."""
+    svc = services()
+    statuses = None
+    if request.args.get("status"):
+        try:
+            statuses = [JobStatus(s.strip()) for s in request.args["status"].split(",") if s.strip()]
+        except ValueError:
+            valid = ", ".join(s.value for s in JobStatus)
+            raise ApiError(400, "invalid_query", f"status: must be among {valid}", "status") from None
+    limit = _int_arg("limit", 50, 1, MAX_PAGE)
+    offset = _int_arg("offset", 0, 0, 10**9)
+    order = request.args.get("order", "newest")
+    if order not in ("newest", "oldest", "run"):
+        raise ApiError(400, "invalid_query", "order: must be newest, oldest or run", "order")
+    if order == "run":  # the queue in the order it will run
+        ids = svc.store.queued_ids()
+        jobs = [j for j in (svc.store.get(i) for i in ids[offset:offset + limit]) if j is not None]
+        total = len(ids)
+    else:
+        jobs, total = svc.store.list(statuses=statuses, kind=request.args.get("mode") or None, limit=limit,
+                                     offset=offset, newest_first=order == "newest")
+    counts = svc.store.counts()
+    return jsonify({
+        "jobs": [job_view(job, svc.store, svc.settings) for job in jobs],
+        "total": total, "limit": limit, "offset": offset,
+        "queued": counts.get("queued", 0), "running": svc.supervisor.state().running_job,
+    })
+
+
+@bp.get("/jobs/<job_id>")
+def get_job(job_id: str) -> Any:
+    svc = services()
+    job = svc.store.get(job_id)
+    if job is None:
+        raise not_found("job", "job_id")
+    return jsonify(job_view(job, svc.store, svc.settings))
+
+
+@bp.delete("/jobs/<job_id>")
+def delete_job(job_id: str) -> Any:
+    """Delete a finished job with its images and inputs (cancel a live one first)."""
+    svc = services()
+    job = svc.store.get(job_id)
+    if job is None:
+        raise not_found("job", "job_id")
+    if not job.status.finished:
+        raise ApiError(409, "job_active", f"job {job_id} is {job.status.value}: cancel it first", "job_id")
+    deleted = svc.store.delete(job_id)
+    if deleted is not None:
+        remove_job_files(svc, deleted.id, deleted.params)
+    return "", 204
+
+
+@bp.get("/jobs/<job_id>/images/<int:index>")
+def job_image(job_id: str, index: int) -> Any:
+    """The image file; ?size=N gives a thumbnail whose longest side is N pixels."""
+    svc = services()
+    job = svc.store.get(job_id)
+    if job is None:
+        raise not_found("job", "job_id")
+    images = (job.result or {}).get("images", [])
+    if index >= len(images):
+        raise not_found("image", "index")
+    path = (svc.settings.outputs_dir / images[index]["file"]).resolve()
+    if not path.is_relative_to(svc.settings.outputs_dir.resolve()) or not path.is_file():
+        raise not_found("image file", "index")
+    if "size" in request.args:
+        size = _int_arg("size", 256, 16, 1024)
+        path = thumbnail(path, size, svc.settings.data_dir / "thumbnails")
+    response = send_file(path, conditional=True, max_age=31536000,
+                         download_name=f"{job_id}-{index}{path.suffix}",
+                         as_attachment=request.args.get("download") in ("1", "true"))
+    response.headers["Cache-Control"] = "private, max-age=31536000, immutable"
+    return response
+
+
+def remove_job_files(svc: Services, job_id: str, params: dict[str, Any]) -> None:
+    shutil.rmtree(svc.settings.outputs_dir / job_id, ignore_errors=True)
+    inputs = params.get("_inputs")
+    if inputs:
+        target = (svc.settings.data_dir / inputs).resolve()
+        if target.is_relative_to((svc.settings.data_dir / "inputs").resolve()):
+            shutil.rmtree(target, ignore_errors=True)
+
+
+def _int_arg(name: str, default: int, minimum: int, maximum: int) -> int:
+    raw = request.args.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ApiError(400, "invalid_query", f"{name}: must be an integer", name) from None
+    if not minimum <= value <= maximum:
+        raise ApiError(400, "invalid_query", f"{name}: must be between {minimum} and {maximum}", name)
+    return value

@@ -1,0 +1,82 @@
+"""Server status, system information and the OpenAPI document."""
+
+from __future__ import annotations
+
+import os
+import platform
+import shutil
+import time
+from typing import Any
+
+from flask import Blueprint, current_app, jsonify
+
+from sdrest import __version__
+from sdrest._native.loader import build_info
+from sdrest.api.openapi import openapi_document
+from sdrest.api.views import API
+from sdrest.services import services
+
+bp = Blueprint("system", __name__, url_prefix=API)
+
+
+@bp.get("/status")
+def status() -> Any:
+    svc = services()
+    worker = svc.supervisor.state()
+    counts = svc.store.counts()
+    caps = svc.supervisor.capabilities
+    return jsonify({
+        "status": "ok",
+        "version": __version__,
+        "native_version": caps.get("version"),
+        "uptime": round(time.time() - svc.started_at, 3),
+        "queue": {"queued": counts.get("queued", 0), "running": counts.get("running", 0)},
+        "running_job": worker.running_job,
+        "loaded_model": worker.loaded_model,
+        "loaded_model_options": worker.loaded_options,
+        "default_model": svc.supervisor.default_model,
+        "worker": {"pid": worker.pid, "alive": worker.alive, "starts": worker.starts, "crashes": worker.crashes,
+                   "last_crash": worker.last_crash},
+        "jobs": counts,
+        "counters": dict(svc.supervisor.counters),
+        "capabilities": {k: caps.get(k, []) for k in ("samplers", "schedulers", "hires_upscalers")},
+    })
+
+
+@bp.get("/system")
+def system() -> Any:
+    svc = services()
+    caps = svc.supervisor.capabilities
+    disk = shutil.disk_usage(svc.settings.outputs_dir if svc.settings.outputs_dir.exists()
+                             else svc.settings.data_dir)
+    memory = _meminfo()
+    return jsonify({
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "cpu": {"count": os.cpu_count(), "physical_cores": caps.get("physical_cores"),
+                "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
+                "features": caps.get("system_info")},
+        "memory": memory,
+        "gpu": {"backends": [b for b in caps.get("backends", build_info().get("backends", [])) if b != "cpu"]},
+        "backends": caps.get("backends", build_info().get("backends", [])),
+        "native": {"version": caps.get("version"), "commit": caps.get("commit"),
+                   "source": build_info().get("sd_cpp_origin")},
+        "disk": {"path": str(svc.settings.outputs_dir), "total": disk.total, "used": disk.used, "free": disk.free},
+    })
+
+
+@bp.get("/openapi.json")
+def openapi() -> Any:
+    return jsonify(openapi_document(current_app))
+
+
+def _meminfo() -> dict[str, int | None]:
+    values: dict[str, int] = {}
+    try:
+        with open("/proc/meminfo", encoding="ascii") as handle:
+            for line in handle:
+                key, _, rest = line.partition(":")
+                values[key] = int(rest.split()[0]) * 1024
+    except (OSError, ValueError):
+        pass
+    return {"total": values.get("MemTotal"), "available": values.get("MemAvailable")}

@@ -1,0 +1,62 @@
+"""How jobs look in API answers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sdrest.jobs import Job, JobStatus, JobStore
+from sdrest.jobs.params import public_params
+from sdrest.outputs import encode_base64
+from sdrest.settings import Settings
+
+API = "/api/v1"
+
+
+def image_url(job_id: str, index: int) -> str:
+    return f"{API}/jobs/{job_id}/images/{index}"
+
+
+def job_view(job: Job, store: JobStore, settings: Settings, *, include_base64: bool = False) -> dict[str, Any]:
+    """A job as clients see it (the spec's response shape plus status details)."""
+    params = public_params(job.params)
+    progress = dict(job.progress)
+    steps = progress.get("steps") or 0
+    progress["percent"] = (100.0 if job.status is JobStatus.COMPLETED else
+                           round(100.0 * (progress.get("step") or 0) / steps, 1) if steps else 0.0)
+    result = job.result or {}
+    images = []
+    for image in result.get("images", []):
+        entry = {key: image[key] for key in ("index", "seed", "width", "height", "format")}
+        entry["url"] = image_url(job.id, image["index"])
+        entry["parameters"] = {**params, "seed": image["seed"]} if job.kind != "upscale" else params
+        if include_base64:
+            entry["data"] = encode_base64(settings.outputs_dir / image["file"])
+        images.append(entry)
+    view: dict[str, Any] = {
+        "job_id": job.id,
+        "status": job.status.value,
+        "mode": job.kind,
+        "priority": job.priority,
+        "queue_position": store.queue_position(job.id) if job.status is JobStatus.QUEUED else None,
+        "created_at": job.created_at,
+        "started_at": job.started_at,
+        "finished_at": job.finished_at,
+        "progress": progress,
+        "timings": job.timings,
+        "parameters": params,
+        "images": images,
+        "seeds": result.get("seeds", []),
+        "model": result.get("model") or params.get("model"),
+        "warnings": result.get("warnings", []),
+        "error": _public_error(job.error),
+        "generation_time": (round(job.finished_at - job.started_at, 3)
+                            if job.finished_at and job.started_at else None),
+        "links": {"self": f"{API}/generate/{job.id}", "events": f"{API}/generate/{job.id}/events"},
+    }
+    return view
+
+
+def _public_error(error: dict[str, Any] | None) -> dict[str, Any] | None:
+    if error is None:
+        return None
+    return {k: v for k, v in error.items() if k in ("code", "message", "field", "signal", "exit_code", "log")}

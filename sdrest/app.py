@@ -1,0 +1,59 @@
+"""``create_app(settings)``: the Flask application with its services.
+
+The app owns a :class:`~sdrest.services.Services` bundle in ``app.extensions["sdrest"]``: the
+job store, the event bus and the supervisor of the generation worker. Nothing native is
+loaded in this process: the worker process does that, lazily, so start-up is fast.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from flask import Flask
+
+from sdrest.api import events, generate, jobs, system
+from sdrest.api.errors import register_error_handlers
+from sdrest.jobs import EventBus, JobStore
+from sdrest.retention import Janitor
+from sdrest.services import Services
+from sdrest.settings import Settings
+from sdrest.worker.supervisor import Supervisor
+
+log = logging.getLogger("sdrest")
+
+
+def create_app(settings: Settings | None = None, *, start_worker: bool = True) -> Flask:
+    settings = (settings or Settings()).resolved()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    settings.outputs_dir.mkdir(parents=True, exist_ok=True)
+
+    app = Flask("sdrest")
+    app.config["MAX_CONTENT_LENGTH"] = int(settings.max_body_mb * 2**20)
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    register_error_handlers(app)
+    for blueprint in (generate.bp, jobs.bp, events.bp, system.bp):
+        app.register_blueprint(blueprint)
+
+    store = JobStore(settings.database_path)
+    for job in store.recover_interrupted(requeue=settings.requeue_interrupted):
+        log.warning("job %s was interrupted by a server stop: now %s", job.id, job.status.value)
+    bus = EventBus(store)
+    supervisor = Supervisor(settings, store, bus)
+    svc = Services(settings=settings, store=store, bus=bus, supervisor=supervisor,
+                   long_requests=threading.BoundedSemaphore(settings.max_event_streams))
+    app.extensions["sdrest"] = svc
+    janitor = Janitor(svc)
+    app.extensions["sdrest.janitor"] = janitor
+    if start_worker:
+        supervisor.start()
+        janitor.start()
+    return app
+
+
+def close_app(app: Flask) -> None:
+    """Stop the worker and background threads and close the store."""
+    janitor = app.extensions.get("sdrest.janitor")
+    if janitor is not None:
+        janitor.stop()
+    app.extensions["sdrest"].close()

@@ -1,0 +1,60 @@
+"""Delete finished jobs, their images and inputs once they are older than the retention."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from sdrest.services import Services
+
+log = logging.getLogger("sdrest.retention")
+
+#: Seconds between sweeps.
+INTERVAL = 600.0
+#: Persisted events kept for Last-Event-ID replay.
+KEEP_EVENTS = 100_000
+
+
+class Janitor:
+    """A background thread that applies ``job_retention_hours`` every few minutes."""
+
+    def __init__(self, services: Services, interval: float = INTERVAL) -> None:
+        self.services = services
+        self.interval = interval
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="sdrest-janitor", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(5)
+
+    def sweep(self) -> int:
+        """One pass; returns how many jobs were deleted."""
+        from sdrest.api.jobs import remove_job_files
+
+        svc = self.services
+        hours = svc.settings.job_retention_hours
+        deleted = 0
+        if hours > 0:
+            for job in svc.store.purge_finished(time.time() - hours * 3600):
+                remove_job_files(svc, job.id, job.params)
+                deleted += 1
+        svc.store.purge_events(KEEP_EVENTS)
+        if deleted:
+            log.info("retention: deleted %d finished jobs older than %g h", deleted, hours)
+        return deleted
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval if self._thread else 0):
+            try:
+                self.sweep()
+            except Exception:  # noqa: BLE001 - keep sweeping later
+                log.exception("retention sweep failed")

@@ -1,0 +1,50 @@
+"""Serve the app with Waitress."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from typing import Any
+
+from sdrest.settings import Settings
+
+log = logging.getLogger("sdrest")
+
+
+def serve(settings: Settings) -> int:
+    """Run until SIGINT/SIGTERM; returns the exit code."""
+    from waitress.server import create_server
+
+    from sdrest.app import close_app, create_app
+    from sdrest.logs import setup_logging
+
+    setup_logging(settings)
+    app = create_app(settings)
+    svc = app.extensions["sdrest"]
+    # Ordinary requests get http_threads; long-lived ones (event streams, wait=true) get
+    # their own bounded share on top, so they can never use up the ordinary ones.
+    threads = settings.http_threads + settings.max_event_streams
+    server: Any = create_server(app, host=settings.host, port=settings.port, threads=threads,
+                                channel_timeout=120, connection_limit=max(100, threads * 2),
+                                ident="sdrest")
+    stopping = threading.Event()
+
+    def _stop(signum: int, _frame: Any) -> None:
+        if not stopping.is_set():
+            stopping.set()
+            log.info("stopping (signal %d)", signum)
+            server.close()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    log.info("sdrest listening on http://%s:%d (data %s, outputs %s, models %s)", settings.host,
+             server.effective_port, svc.settings.data_dir, svc.settings.outputs_dir, svc.settings.models_dir)
+    try:
+        server.run()
+    except (OSError, ValueError):
+        if not stopping.is_set():
+            raise
+    finally:
+        close_app(app)
+    return 0

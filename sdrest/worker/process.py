@@ -1,0 +1,113 @@
+"""Entry point of the worker process: one generation thread (this process's main thread).
+
+Messages arrive from the supervisor over a pipe; everything the worker has to say (log lines,
+progress, previews, results) goes back the same way. Log lines are forwarded as they happen,
+so after a crash the supervisor still has the library's last words.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import traceback
+from multiprocessing.connection import Connection
+from typing import Any
+
+from sdrest.errors import GenerationError, ModelLoadError, NativeCallError, SdrestError
+from sdrest.models.paths import ModelNotFoundError
+from sdrest.settings import Settings
+
+
+class _PipeLogHandler(logging.Handler):
+    """Forward log records to the supervisor (the worker has no log file of its own)."""
+
+    def __init__(self, send: Any) -> None:
+        super().__init__(logging.DEBUG)
+        self._send = send
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self._send({"type": "log", "level": record.levelno, "name": record.name, "message": record.getMessage()})
+        except (OSError, ValueError):
+            pass  # the supervisor is gone; nothing left to tell
+
+
+def error_payload(exc: BaseException) -> dict[str, Any]:
+    """The job error for an exception raised while running a job."""
+    if isinstance(exc, ModelLoadError):
+        code = "model_load_failed"
+    elif isinstance(exc, GenerationError):
+        code = "generation_failed"
+    elif isinstance(exc, (ModelNotFoundError, FileNotFoundError, LookupError)):
+        code = "not_found"
+    elif isinstance(exc, (ValueError, SdrestError)):
+        code = "invalid_parameters"
+    else:
+        code = "internal_error"
+    message = str(exc) if code != "internal_error" else f"{type(exc).__name__}: {exc}"
+    payload: dict[str, Any] = {"code": code, "message": message}
+    if isinstance(exc, NativeCallError):
+        payload["log"] = list(exc.log_lines)[-20:]
+    return payload
+
+
+def capabilities() -> dict[str, Any]:
+    """What the library offers, for the server to validate requests without loading it."""
+    from sdrest._native import build_info, load_library
+    from sdrest.engine.enums import enum_names
+
+    native = load_library()
+    lib = native.lib
+    return {
+        "samplers": list(enum_names(lib, "enum sample_method_t")),
+        "schedulers": list(enum_names(lib, "enum scheduler_t")),
+        "hires_upscalers": list(enum_names(lib, "enum sd_hires_upscaler_t")),
+        "weight_types": list(enum_names(lib, "enum sd_type_t")),
+        "version": native.version,
+        "commit": native.commit,
+        "system_info": native.system_info,
+        "physical_cores": int(lib.sd_get_num_physical_cores()),
+        "backends": build_info().get("backends", []),
+    }
+
+
+def main(conn: Connection, settings_values: dict[str, Any]) -> None:
+    """Serve run/load/unload requests until told to stop or the pipe closes."""
+    from sdrest.worker.runner import Runner
+
+    def send(message: dict[str, Any]) -> None:
+        conn.send(message)
+
+    settings = Settings.from_mapping(settings_values)
+    root = logging.getLogger()
+    root.handlers[:] = [_PipeLogHandler(send)]
+    root.setLevel(logging.DEBUG)
+    runner = Runner(settings, send)
+    try:
+        caps = capabilities()
+    except Exception as exc:  # noqa: BLE001 - tell the supervisor why, then stop
+        logging.getLogger("sdrest.worker").error("cannot start: %s", exc)
+        raise SystemExit(2) from None
+    send({"type": "ready", "pid": os.getpid(), "capabilities": caps})
+    while True:
+        try:
+            message = conn.recv()
+        except (EOFError, OSError):
+            return
+        op = message.get("op")
+        if op == "shutdown":
+            return
+        job_id = message.get("job", {}).get("id")
+        try:
+            if op == "run":
+                result = runner.run(message["job"], message.get("model"))
+                send({"type": "done", "job_id": job_id, "result": result})
+            elif op == "load":
+                runner.ensure_model(message["model"], None)
+                send({"type": "loaded", "name": runner.model_name})
+            elif op == "unload":
+                runner.unload()
+                send({"type": "loaded", "name": None})
+        except Exception as exc:  # noqa: BLE001 - every failure is reported, the worker goes on
+            logging.getLogger("sdrest.worker").debug("job failed:\n%s", traceback.format_exc())
+            send({"type": "error", "job_id": job_id, "op": op, "error": error_payload(exc)})

@@ -1,0 +1,364 @@
+"""Run queued jobs in a supervised worker process, one at a time.
+
+The supervisor is one thread of the server process. It claims the next job from the store,
+hands it to the worker process over a pipe, turns the worker's messages into store updates
+and events, and watches the process: if it dies (native abort, segfault, OOM kill) the job is
+marked failed with the signal and the library's last log lines, and a new worker starts.
+
+Cancelling a running job kills the worker at once (the library has no way to stop a
+generation midway): the job ends within a sampling step, and the fresh worker reloads the
+model when the next job needs it.
+"""
+
+from __future__ import annotations
+
+import base64
+import collections
+import logging
+import multiprocessing
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from typing import Any
+
+from sdrest.jobs import EventBus, Job, JobStore
+from sdrest.models.paths import ModelNotFoundError, resolve_model
+from sdrest.settings import Settings
+
+log = logging.getLogger("sdrest.supervisor")
+native_log = logging.getLogger("sdrest.native")
+
+#: Lines of the worker's log kept for crash reports.
+CRASH_LOG_LINES = 30
+#: How long a worker may take to start and say it is ready.
+START_TIMEOUT = 60.0
+
+
+@dataclass
+class WorkerState:
+    """What the rest of the server may read about the worker (a snapshot, under a lock)."""
+
+    pid: int | None = None
+    alive: bool = False
+    starts: int = 0
+    crashes: int = 0
+    running_job: str | None = None
+    loaded_model: str | None = None
+    loaded_options: dict[str, Any] = field(default_factory=dict)
+    last_crash: dict[str, Any] | None = None
+
+
+class Supervisor:
+    """Owns the worker process and feeds it the queue."""
+
+    def __init__(self, settings: Settings, store: JobStore, bus: EventBus) -> None:
+        self.settings = settings
+        self.store = store
+        self.bus = bus
+        self.counters: collections.Counter[str] = collections.Counter()
+        self._state = WorkerState()
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._cancel_running: str | None = None
+        self._thread: threading.Thread | None = None
+        self._process: multiprocessing.process.BaseProcess | None = None
+        self._conn: Connection | None = None
+        self._log_tail: collections.deque[str] = collections.deque(maxlen=CRASH_LOG_LINES)
+        # The model that jobs without a "model" use: the loaded one, else --model.
+        self._current_model: str | None = settings.model
+        self._preload_failed: str | None = None  # never retry a model that crashed or failed to load
+        self.capabilities: dict[str, Any] = {}
+        self._ready = threading.Event()
+        self._mp = multiprocessing.get_context("spawn")  # never fork a threaded server
+
+    # --- control (any thread) ---
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="sdrest-supervisor", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+        self._stop_worker()
+
+    def notify(self) -> None:
+        """A job was queued: stop waiting."""
+        self._wake.set()
+
+    def cancel_running(self, job_id: str) -> None:
+        """The store already marked ``job_id`` cancelled; stop the worker if it runs it."""
+        with self._lock:
+            if self._state.running_job == job_id:
+                self._cancel_running = job_id
+        self._wake.set()
+
+    def state(self) -> WorkerState:
+        with self._lock:
+            return WorkerState(**vars(self._state))
+
+    def wait_ready(self, timeout: float) -> bool:
+        """Block until a worker has started once (its capabilities are known)."""
+        return self._ready.wait(timeout)
+
+    @property
+    def default_model(self) -> str | None:
+        """What a request without ``model`` gets (None: nothing loaded and no --model)."""
+        with self._lock:
+            return self._current_model
+
+    # --- the supervisor thread ---
+
+    def _run(self) -> None:
+        backoff = 0.5
+        while not self._stop.is_set():
+            try:
+                if not self._worker_alive():
+                    try:
+                        self._start_worker()
+                    except RuntimeError as exc:
+                        # A worker that cannot start (library missing, broken install) must not
+                        # spin: retry with growing pauses; jobs stay queued meanwhile.
+                        log.error("%s; retrying in %.0f s", exc, backoff)
+                        self._stop.wait(backoff)
+                        backoff = min(backoff * 2, 30.0)
+                        continue
+                    backoff = 0.5
+                    self._preload()
+                job = self.store.claim_next()
+                if job is None:
+                    self._wake.wait(1.0)
+                    self._wake.clear()
+                    continue
+                self._run_job(job)
+            except Exception:  # noqa: BLE001 - the supervisor must outlive any bug of a job
+                log.exception("supervisor loop error")
+                time.sleep(0.5)
+
+    def _run_job(self, job: Job) -> None:
+        with self._lock:
+            self._state.running_job = job.id
+            self._cancel_running = None
+        try:
+            try:
+                model = self._model_for(job)
+            except ModelNotFoundError as exc:
+                self._finish_failed(job, {"code": "model_not_found", "message": str(exc), "field": exc.field})
+                return
+            assert self._conn is not None
+            self._conn.send({"op": "run", "job": job.to_dict(), "model": model})
+            self._follow(job)
+        finally:
+            with self._lock:
+                self._state.running_job = None
+                self._cancel_running = None
+
+    def _preload(self) -> None:
+        """Load the current model into a fresh worker before the next job needs it."""
+        with self._lock:
+            name = self._current_model
+        if name is None or name == self._preload_failed:
+            return
+        try:
+            path = resolve_model(self.settings.checkpoints_dir, name, "model")
+        except ModelNotFoundError as exc:
+            log.error("cannot preload %s: %s", name, exc)
+            self._preload_failed = name
+            return
+        assert self._conn is not None
+        self._conn.send({"op": "load", "model": {"name": name, "path": str(path), "options": {}}})
+        while True:
+            try:
+                message = self._conn.recv()
+            except (EOFError, OSError):
+                log.error("the worker died while loading %s", name)
+                self._preload_failed = name
+                self._stop_worker(kill=True)
+                return
+            kind = message.get("type")
+            if kind == "log":
+                self._log_tail.append(message["message"])
+                logging.getLogger(message.get("name") or "sdrest.worker").log(message["level"], "%s", message["message"])
+            elif kind == "model":
+                self._set_loaded(message)
+            elif kind == "loaded":
+                return
+            elif kind == "error":
+                log.error("could not load %s: %s", name, message["error"].get("message"))
+                self._preload_failed = name
+                return
+
+    def _set_loaded(self, message: dict[str, Any]) -> None:
+        with self._lock:
+            self._state.loaded_model = message["name"]
+            self._state.loaded_options = message.get("options") or {}
+            if message["name"] is not None:
+                self._current_model = message["name"]
+
+    def _model_for(self, job: Job) -> dict[str, Any] | None:
+        if job.params.get("mode") == "upscale":
+            return None
+        name = job.params.get("model") or self.default_model
+        if name is None:
+            raise ModelNotFoundError("model", "", "model: no model is loaded and none was requested")
+        path = resolve_model(self.settings.checkpoints_dir, name, "model")
+        return {"name": name, "path": str(path), "options": job.params.get("model_options") or {}}
+
+    def _follow(self, job: Job) -> None:
+        """Relay the worker's messages for ``job`` until it ends one way or another."""
+        conn = self._conn
+        assert conn is not None
+        while True:
+            with self._lock:
+                cancelled = self._cancel_running == job.id
+            if cancelled:
+                log.info("cancelling running job %s: restarting the worker", job.id)
+                self._stop_worker(kill=True)
+                self.counters["cancelled"] += 1
+                return
+            try:
+                ready = conn.poll(0.05)
+                message = conn.recv() if ready else None
+            except (EOFError, OSError):
+                message, ready = None, False
+                self._on_crash(job)
+                return
+            if message is None:
+                if not self._worker_alive():
+                    self._on_crash(job)
+                    return
+                continue
+            if self._handle(job, message):
+                return
+
+    def _handle(self, job: Job, message: dict[str, Any]) -> bool:
+        """Apply one worker message; True when the job is over."""
+        kind = message.get("type")
+        if kind == "log":
+            self._log_tail.append(message["message"])
+            logging.getLogger(message.get("name") or "sdrest.worker").log(message["level"], "%s", message["message"])
+            return False
+        if kind == "progress":
+            progress = {k: message[k] for k in ("step", "steps", "stage") if k in message}
+            if self.store.update_progress(job.id, **progress):
+                self.bus.emit("progress", job_id=job.id, owner=job.owner, data=progress, persist=False)
+            return False
+        if kind == "preview":
+            data = {"step": message["step"], "image": "data:image/png;base64," + base64.b64encode(message["png"]).decode()}
+            self.bus.emit("preview", job_id=job.id, owner=job.owner, data=data, persist=False)
+            return False
+        if kind == "model":
+            self._set_loaded(message)
+            return False
+        if kind == "done":
+            result = message["result"]
+            timings = result.pop("timings", {})
+            if self.store.complete(job.id, result, timings) is not None:
+                self.counters["completed"] += 1
+                self.counters["images"] += len(result.get("images", []))
+            return True
+        if kind == "error":
+            self._finish_failed(job, message["error"])
+            return True
+        log.warning("unknown worker message %r", kind)
+        return False
+
+    def _finish_failed(self, job: Job, error: dict[str, Any], timings: dict[str, float] | None = None) -> None:
+        if self.store.fail(job.id, error, timings) is not None:
+            self.counters["failed"] += 1
+
+    def _on_crash(self, job: Job) -> None:
+        process = self._process
+        if process is not None:
+            process.join(5)
+        code = process.exitcode if process is not None else None
+        cause = _describe_exit(code)
+        lines = list(self._log_tail)[-20:]
+        log.error("worker crashed (%s) while running job %s", cause, job.id)
+        error = {"code": "worker_crashed", "message": f"the generation worker died: {cause}",
+                 "exit_code": code, "log": lines}
+        if code is not None and code < 0:
+            error["signal"] = signal.Signals(-code).name if -code in signal.valid_signals() else -code
+        with self._lock:
+            self._state.crashes += 1
+            self._state.last_crash = {"job_id": job.id, "time": time.time(), **error}
+            self._state.alive = False
+            self._state.loaded_model = None
+        self._finish_failed(job, error)
+        self._cleanup_worker()
+
+    # --- the worker process ---
+
+    def _worker_alive(self) -> bool:
+        return self._process is not None and self._process.is_alive()
+
+    def _start_worker(self) -> None:
+        from sdrest.worker import process as worker_process
+
+        self._cleanup_worker()
+        parent, child = self._mp.Pipe()
+        proc = self._mp.Process(target=worker_process.main, args=(child, self.settings.to_dict()),
+                                name="sdrest-worker", daemon=True)
+        proc.start()
+        child.close()
+        deadline = time.monotonic() + START_TIMEOUT
+        while not parent.poll(0.1):
+            if not proc.is_alive() or time.monotonic() > deadline:
+                proc.kill()
+                proc.join(5)
+                parent.close()
+                tail = " | ".join(list(self._log_tail)[-3:])
+                raise RuntimeError(f"the generation worker did not start ({_describe_exit(proc.exitcode)}) {tail}")
+        try:
+            hello = parent.recv()
+        except (EOFError, OSError):
+            proc.kill()
+            raise RuntimeError("the generation worker died while starting") from None
+        self._process, self._conn = proc, parent
+        self.capabilities = hello.get("capabilities") or self.capabilities
+        self._ready.set()
+        with self._lock:
+            self._state.pid = hello.get("pid")
+            self._state.alive = True
+            self._state.starts += 1
+            self._state.loaded_model = None
+        log.info("generation worker started (pid %s)", hello.get("pid"))
+
+    def _stop_worker(self, kill: bool = False) -> None:
+        process, conn = self._process, self._conn
+        if process is None:
+            return
+        if not kill and conn is not None and process.is_alive():
+            try:
+                conn.send({"op": "shutdown"})
+            except (OSError, ValueError):
+                pass
+            process.join(5)
+        if process.is_alive():
+            process.kill()
+            process.join(5)
+        self._cleanup_worker()
+        with self._lock:
+            self._state.alive = False
+            self._state.loaded_model = None
+
+    def _cleanup_worker(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+        self._process, self._conn = None, None
+
+
+def _describe_exit(code: int | None) -> str:
+    if code is None:
+        return "unknown exit"
+    if code < 0:
+        try:
+            return f"killed by signal {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exit code {code}"

@@ -1,0 +1,181 @@
+"""Run the real server (``sdrest serve`` under Waitress, real worker process, real SQLite)
+on a loopback port for the API tests."""
+
+from __future__ import annotations
+
+import base64
+import io
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import requests
+from PIL import Image
+
+from sdrest.synthetic import SyntheticModels
+
+FAST = {"prompt": "a red apple", "width": 64, "height": 64, "steps": 1, "sampler": "euler", "seed": 3}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def link_models(models: SyntheticModels, root: Path) -> Path:
+    """A models/ tree holding the synthetic files (hard links: no 1 GB copies)."""
+    layout = {
+        "checkpoints/sd1.safetensors": models.checkpoint,
+        "lora/style.safetensors": models.lora,
+        "esrgan/x4.safetensors": models.esrgan,
+        "taesd/taesd.safetensors": models.taesd,
+    }
+    for relative, source in layout.items():
+        target = root / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if not target.exists():
+            try:
+                os.link(source, target)
+            except OSError:
+                shutil.copyfile(source, target)
+    return root
+
+
+class Server:
+    """One ``sdrest serve`` process; ``restart()`` keeps its data directory."""
+
+    def __init__(self, root: Path, models_dir: Path, *args: str, env: dict[str, str] | None = None) -> None:
+        self.root = root
+        self.models_dir = models_dir
+        self.data_dir = root / "data"
+        self.args = list(args)
+        self.env = {**os.environ, "SDREST_TEST_HOOKS": "1", **(env or {})}
+        self.env.pop("SDREST_CONFIG", None)
+        self.port = free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+        self.log_path = root / "server.log"
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def url(self, path: str) -> str:
+        return self.base + path
+
+    def start(self, wait_for_worker: bool = True) -> Server:
+        exe = shutil.which("sdrest", path=str(Path(sys.executable).parent)) or "sdrest"
+        command = [exe, "serve", "--host", "127.0.0.1", "--port", str(self.port), "--models-dir",
+                   str(self.models_dir), "--data-dir", str(self.data_dir), "--threads", "2",
+                   "--log-level", "debug", *self.args]
+        self.log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
+        self.process = subprocess.Popen(command, env=self.env, stdout=self.log, stderr=subprocess.STDOUT,
+                                        start_new_session=True)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited: {self.log_text()[-3000:]}")
+            try:
+                status = requests.get(self.url("/api/v1/status"), timeout=2).json()
+                if not wait_for_worker or status["worker"]["alive"]:
+                    return self
+            except requests.RequestException:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"server did not come up: {self.log_text()[-3000:]}")
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.process is not None and self.process.poll() is None:
+            if sig == signal.SIGKILL:
+                self.process.kill()
+            else:
+                self.process.send_signal(sig)
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(10)
+        self.process = None
+        if hasattr(self, "log"):
+            self.log.close()
+
+    def kill9(self) -> None:
+        """SIGKILL the server only (its worker notices the closed pipe and exits)."""
+        assert self.process is not None
+        os.kill(self.process.pid, signal.SIGKILL)
+        self.process.wait(10)
+        self.process = None
+        self.log.close()
+
+    def restart(self, *args: str) -> Server:
+        self.stop()
+        if args:
+            self.args = list(args)
+        self.port = free_port()
+        return self.start()
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    # --- API helpers ---
+
+    def get(self, path: str, **kwargs: Any) -> requests.Response:
+        return requests.get(self.url(path), timeout=kwargs.pop("timeout", 60), **kwargs)
+
+    def post(self, path: str, **kwargs: Any) -> requests.Response:
+        return requests.post(self.url(path), timeout=kwargs.pop("timeout", 300), **kwargs)
+
+    def delete(self, path: str, **kwargs: Any) -> requests.Response:
+        return requests.delete(self.url(path), timeout=kwargs.pop("timeout", 60), **kwargs)
+
+    def submit(self, **fields: Any) -> dict[str, Any]:
+        response = self.post("/api/v1/generate", json={**FAST, **fields})
+        assert response.status_code in (200, 202), response.text
+        return response.json()
+
+    def wait_job(self, job_id: str, timeout: float = 180, until: tuple[str, ...] = ("completed", "failed",
+                                                                                     "cancelled")) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            job = self.get(f"/api/v1/generate/{job_id}").json()
+            if job["status"] in until:
+                return job
+            time.sleep(0.1)
+        raise AssertionError(f"job {job_id} still {job['status']} after {timeout} s")
+
+    def status(self) -> dict[str, Any]:
+        return self.get("/api/v1/status").json()
+
+
+def png_base64(image: Image.Image) -> str:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return base64.b64encode(buffer.getvalue()).decode()
+
+
+def sse_events(response: requests.Response) -> Iterator[dict[str, Any]]:
+    """Parse a text/event-stream response into {"id", "event", "data"} dicts."""
+    import json
+
+    event: dict[str, Any] = {}
+    for raw in response.iter_lines(decode_unicode=True):
+        if raw is None:
+            continue
+        if raw == "":
+            if "event" in event or "data" in event:
+                if "data" in event:
+                    event["data"] = json.loads(event["data"])
+                yield event
+            event = {}
+        elif raw.startswith(":"):
+            continue
+        else:
+            key, _, value = raw.partition(":")
+            event[key] = value[1:] if value.startswith(" ") else value
