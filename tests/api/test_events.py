@@ -1,0 +1,130 @@
+"""Server-Sent Events through a real server: content, order, replay, many subscribers."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+
+import pytest
+import requests
+
+from server_helpers import FAST, Server, link_models, sse_events
+
+pytestmark = pytest.mark.slow
+
+STREAMS = 64
+
+
+@pytest.fixture(scope="module")
+def server(models, tmp_path_factory):
+    root = tmp_path_factory.mktemp("events")
+    server = Server(root, link_models(models, root / "models"), "--model", "sd1",
+                    "--max-event-streams", str(STREAMS)).start()
+    yield server
+    server.stop()
+
+
+def test_job_stream_reports_state_progress_preview_and_completion(server: Server) -> None:
+    job = server.submit(steps=3, seed=5)
+    response = server.get(f"/api/v1/generate/{job['job_id']}/events", stream=True, timeout=120)
+    assert response.headers["Content-Type"].startswith("text/event-stream")
+    events = list(sse_events(response))
+    types = [e["event"] for e in events]
+    assert types[0] == "state"
+    assert types[-1] == "completed"
+    assert "progress" in types and "preview" in types
+    if "started" in types:  # the job may have started before we subscribed
+        assert types.index("started") < types.index("progress")
+    steps = [e["data"]["step"] for e in events if e["event"] == "progress" and e["data"].get("step")]
+    assert steps == sorted(steps) and steps[-1] == 3
+    preview = next(e for e in events if e["event"] == "preview")
+    assert preview["data"]["image"].startswith("data:image/png;base64,")
+    completed = events[-1]
+    assert int(completed["id"]) > 0 and completed["data"]["job"]["status"] == "completed"
+    assert all("id" not in e for e in events if e["event"] in ("progress", "preview"))
+
+
+def test_reconnect_with_last_event_id_replays_what_was_missed(server: Server) -> None:
+    first = server.submit(seed=1, wait=True)
+    with server.get("/api/v1/events", params={"last_event_id": 0}, stream=True, timeout=30) as response:
+        replay = []
+        for event in sse_events(response):
+            replay.append(event)
+            if event["event"] == "completed" and event["data"]["job_id"] == first["job_id"]:
+                break
+    mine = [e for e in replay if e["data"].get("job_id") == first["job_id"]]
+    assert [e["event"] for e in mine] == ["queued", "started", "completed"]
+    ids = [int(e["id"]) for e in replay]
+    assert ids == sorted(ids)
+    # Reconnect after the "started" event: only what came later is replayed.
+    after = mine[1]["id"]
+    with server.get("/api/v1/events", headers={"Last-Event-ID": after}, stream=True, timeout=30) as response:
+        first_event = next(iter(sse_events(response)))
+    assert int(first_event["id"]) > int(after)
+    second = server.submit(seed=2, wait=True)
+    assert second["status"] == "completed"
+
+
+def test_finished_job_stream_ends_after_its_state(server: Server) -> None:
+    job = server.submit(seed=3, wait=True)
+    events = list(sse_events(server.get(f"/api/v1/generate/{job['job_id']}/events", stream=True, timeout=30)))
+    assert [e["event"] for e in events] == ["state"]
+    assert events[0]["data"]["status"] == "completed"
+
+
+def test_many_subscribers_do_not_starve_ordinary_requests(server: Server) -> None:
+    sockets = []
+    try:
+        for _ in range(STREAMS):
+            sock = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+            sock.sendall(b"GET /api/v1/events HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n")
+            sockets.append(sock)
+        for sock in sockets:  # every stream really is open
+            assert sock.recv(200).startswith(b"HTTP/1.1 200")
+        started = time.monotonic()
+        for _ in range(20):
+            assert requests.get(server.url("/api/v1/status"), timeout=10).status_code == 200
+        assert time.monotonic() - started < 20
+        job = server.submit(seed=4, wait=False)
+        assert server.wait_job(job["job_id"])["status"] == "completed"
+        # One stream more than the limit is refused, not queued forever.
+        refused = requests.get(server.url("/api/v1/events"), timeout=10, stream=True)
+        assert refused.status_code == 429 and refused.json()["error"]["code"] == "too_many_streams"
+    finally:
+        for sock in sockets:
+            sock.close()
+    # Closed streams give their slots back (detected at the next keep-alive or event).
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        server.submit(seed=5, wait=False)
+        response = requests.get(server.url("/api/v1/events"), timeout=10, stream=True)
+        response.close()
+        if response.status_code == 200:
+            break
+        time.sleep(1)
+    assert response.status_code == 200
+
+
+def test_bad_last_event_id_and_unknown_job(server: Server) -> None:
+    bad = server.get("/api/v1/events", headers={"Last-Event-ID": "abc"})
+    assert bad.status_code == 400 and bad.json()["error"]["field"] == "Last-Event-ID"
+    missing = server.get("/api/v1/generate/nope/events")
+    assert missing.status_code == 404
+
+
+def test_concurrent_listeners_all_see_the_completion(server: Server) -> None:
+    job = server.submit(**{**FAST, "steps": 2, "seed": 9})
+    seen: list[str] = []
+
+    def listen() -> None:
+        with server.get(f"/api/v1/generate/{job['job_id']}/events", stream=True, timeout=120) as response:
+            seen.append([e["event"] for e in sse_events(response)][-1])
+
+    threads = [threading.Thread(target=listen) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(180)
+    # A listener that arrived after the end gets the final state alone; the others the event.
+    assert len(seen) == 8 and set(seen) <= {"completed", "state"}

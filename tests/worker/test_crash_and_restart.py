@@ -1,0 +1,95 @@
+"""Native crashes in the worker, and kill -9 of the whole server: nothing is lost."""
+
+from __future__ import annotations
+
+import signal
+
+import pytest
+
+from server_helpers import Server, link_models
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture()
+def models_dir(models, tmp_path_factory):
+    return link_models(models, tmp_path_factory.mktemp("models"))
+
+
+@pytest.mark.parametrize(("crash", "signal_name"), [("abort", "SIGABRT"), ("segfault", "SIGSEGV")])
+def test_native_crash_fails_the_job_and_the_server_keeps_serving(models_dir, tmp_path, crash, signal_name) -> None:
+    server = Server(tmp_path, models_dir, "--model", "sd1").start()
+    try:
+        crashed = server.submit(_test_crash=crash, wait=True)
+        assert crashed["status"] == "failed"
+        error = crashed["error"]
+        assert error["code"] == "worker_crashed" and error["signal"] == signal_name
+        assert error["log"], "the library's last log lines are kept"
+        status = server.status()
+        assert status["worker"]["crashes"] == 1
+        assert status["worker"]["last_crash"]["job_id"] == crashed["job_id"]
+        after = server.submit(seed=2, wait=True)
+        assert after["status"] == "completed"
+        assert server.status()["worker"]["starts"] == 2
+    finally:
+        server.stop()
+
+
+def test_test_hooks_are_refused_unless_enabled(models_dir, tmp_path) -> None:
+    server = Server(tmp_path, models_dir, "--model", "sd1", env={"SDREST_TEST_HOOKS": "0"}).start()
+    try:
+        response = server.post("/api/v1/generate", json={"prompt": "x", "_test_crash": "abort"})
+        assert response.status_code == 400 and response.json()["error"]["field"] == "_test_crash"
+    finally:
+        server.stop()
+
+
+def test_kill_9_then_restart_loses_nothing(models_dir, tmp_path) -> None:
+    server = Server(tmp_path, models_dir, "--model", "sd1").start()
+    done = server.submit(seed=1, wait=True)
+    running = server.submit(steps=40, seed=2)
+    queued = [server.submit(seed=10 + i) for i in range(2)]
+    server.wait_job(running["job_id"], until=("running",))
+    server.kill9()
+
+    server.start()
+    try:
+        interrupted = server.get(f"/api/v1/generate/{running['job_id']}").json()
+        assert interrupted["status"] == "failed" and interrupted["error"]["code"] == "interrupted"
+        for job in queued:
+            assert server.wait_job(job["job_id"])["status"] == "completed"
+        again = server.get(f"/api/v1/generate/{done['job_id']}").json()
+        assert again["status"] == "completed"
+        assert server.get(again["images"][0]["url"]).status_code == 200
+    finally:
+        server.stop()
+
+
+def test_requeue_interrupted_runs_the_job_again(models_dir, tmp_path) -> None:
+    server = Server(tmp_path, models_dir, "--model", "sd1", "--requeue-interrupted").start()
+    running = server.submit(steps=40, seed=2)
+    server.wait_job(running["job_id"], until=("running",))
+    server.kill9()
+    server.args = ["--model", "sd1", "--requeue-interrupted"]
+    server.start()
+    try:
+        job = server.get(f"/api/v1/generate/{running['job_id']}").json()
+        assert job["status"] in ("queued", "running"), job["error"]
+        server.wait_job(running["job_id"], until=("running", "completed"))  # it really runs again
+        server.delete(f"/api/v1/generate/{running['job_id']}")  # not worth 40 steps
+    finally:
+        server.stop(signal.SIGTERM)
+
+
+def test_no_model_means_409_until_one_is_named(models_dir, tmp_path) -> None:
+    server = Server(tmp_path, models_dir).start()
+    try:
+        response = server.post("/api/v1/generate", json={"prompt": "x", "width": 64, "height": 64})
+        assert response.status_code == 409
+        assert response.json()["error"]["code"] == "no_model_loaded"
+        named = server.submit(model="sd1", wait=True)
+        assert named["status"] == "completed"
+        # Now a model is loaded, and requests without "model" use it.
+        assert server.submit(wait=True)["model"] == "sd1"
+    finally:
+        server.stop()
