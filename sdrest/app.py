@@ -12,7 +12,7 @@ import threading
 
 from flask import Flask
 
-from sdrest.api import events, generate, jobs, system
+from sdrest.api import events, generate, jobs, system, ui
 from sdrest.api.errors import register_error_handlers
 from sdrest.jobs import EventBus, JobStore
 from sdrest.retention import Janitor
@@ -32,7 +32,7 @@ def create_app(settings: Settings | None = None, *, start_worker: bool = True) -
     app.config["MAX_CONTENT_LENGTH"] = int(settings.max_body_mb * 2**20)
     app.json.sort_keys = False  # type: ignore[attr-defined]
     register_error_handlers(app)
-    for blueprint in (generate.bp, jobs.bp, events.bp, system.bp):
+    for blueprint in (generate.bp, jobs.bp, events.bp, system.bp, ui.bp):
         app.register_blueprint(blueprint)
 
     store = JobStore(settings.database_path)

@@ -56,3 +56,46 @@ def test_wheel_works_in_a_fresh_virtualenv_away_from_the_checkout(wheel: Path, t
     assert result.returncode == 0, result.stdout + result.stderr
     assert str(venv) in result.stdout  # the library came from the new environment
     assert "selftest passed" in result.stdout
+
+
+def _configure(build: Path, *defines: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(["cmake", "-S", str(REPO), "-B", str(build), *defines], capture_output=True, text=True,
+                            timeout=600, env={**os.environ, **(env or {})})
+    result.stderr = " ".join(result.stderr.split())  # CMake wraps its messages
+    return result
+
+
+def _pinned_tree() -> Path:
+    """The unpacked pinned source the installed library was built from (in the cache)."""
+    cache = Path(os.environ.get("SDREST_CACHE_DIR") or Path.home() / ".cache" / "sdrest")
+    (tree,) = cache.glob("src/*/*/vendor/stable-diffusion.cpp")
+    return tree
+
+
+def test_a_local_source_tree_can_replace_the_download(tmp_path: Path) -> None:
+    result = _configure(tmp_path / "build", f"-DSDREST_SD_CPP_DIR={_pinned_tree()}")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "using local stable-diffusion.cpp" in result.stdout
+    info = (tmp_path / "build" / "build_info.json").read_text()
+    assert '"sd_cpp_version": "local"' in info
+
+
+def test_a_source_tree_without_the_header_is_refused(tmp_path: Path) -> None:
+    result = _configure(tmp_path / "build", f"-DSDREST_SD_CPP_DIR={tmp_path}")
+    assert result.returncode != 0
+    assert "is not a stable-diffusion.cpp source tree" in result.stderr
+
+
+def test_a_cached_archive_with_the_wrong_hash_is_never_used(tmp_path: Path) -> None:
+    cache = Path(os.environ.get("SDREST_CACHE_DIR") or Path.home() / ".cache" / "sdrest")
+    (archive,) = cache.glob("downloads/stable_diffusion_cpp_python-*.tar.gz")
+    fake_cache = tmp_path / "cache"
+    (fake_cache / "downloads").mkdir(parents=True)
+    tampered = fake_cache / "downloads" / archive.name
+    tampered.write_bytes(archive.read_bytes()[:-100] + b"\0" * 100)
+    # No package index reachable: the only way to succeed would be to use the tampered file.
+    result = _configure(tmp_path / "build", env={"SDREST_CACHE_DIR": str(fake_cache), "PIP_NO_INDEX": "1"})
+    assert result.returncode != 0
+    assert "sha256 mismatch" in result.stderr and "could not download" in result.stderr
+    assert not tampered.exists()
+    assert not (fake_cache / "src").exists()  # nothing was unpacked

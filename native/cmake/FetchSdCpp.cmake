@@ -66,6 +66,12 @@ endfunction()
 
 if(NOT EXISTS "${_stamp}")
     _sdrest_sha256_ok("${_archive}" _ok)
+    if(NOT _ok AND EXISTS "${_archive}")
+        file(SHA256 "${_archive}" _got)
+        message(WARNING "sdrest: sha256 mismatch for the cached ${_archive}: got ${_got}, expected "
+                        "${SDREST_SDIST_SHA256}. Deleting it and downloading again.")
+        file(REMOVE "${_archive}")
+    endif()
     if(NOT _ok)
         if(NOT Python_EXECUTABLE)
             find_package(Python COMPONENTS Interpreter REQUIRED)

@@ -17,8 +17,8 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, request, stream_with_context
 
-from sdrest.api.errors import ApiError, not_found
-from sdrest.api.views import API, job_view
+from sdrest.api.errors import ApiError
+from sdrest.api.views import API, job_or_404, job_view
 from sdrest.jobs import Event, Subscription
 from sdrest.services import Services, services
 
@@ -40,8 +40,7 @@ def all_events() -> Any:
 def job_events(job_id: str) -> Any:
     """Events of one job: its current state first, then changes until it ends."""
     svc = services()
-    if svc.store.get(job_id) is None:
-        raise not_found("job", "job_id")
+    job_or_404(svc.store, job_id)
     return _stream(svc, job_id=job_id)
 
 

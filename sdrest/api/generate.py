@@ -11,7 +11,7 @@ from sdrest.api.errors import ApiError, not_found
 from sdrest.api.fields import GENERATION_FIELDS, MODES, TEST_FIELDS, UPSCALE_FIELDS
 from sdrest.api.jobparams import InputFiles, generation_params, upscale_params
 from sdrest.api.requests import read_body, validate
-from sdrest.api.views import API, job_view
+from sdrest.api.views import API, job_or_404, job_view
 from sdrest.jobs import Job, JobStatus
 from sdrest.services import Services, services
 
@@ -60,11 +60,11 @@ def upscale() -> Any:
 
 
 @bp.get("/generate/<job_id>")
+@bp.get("/jobs/<job_id>")
 def get_job(job_id: str) -> Any:
+    """A job: status, progress, queue position, timings and images (?base64=true adds data)."""
     svc = services()
-    job = svc.store.get(job_id)
-    if job is None:
-        raise not_found("job", "job_id")
+    job = job_or_404(svc.store, job_id)
     return jsonify(job_view(job, svc.store, svc.settings, include_base64=_flag("base64", False)))
 
 
@@ -80,6 +80,8 @@ def cancel_job(job_id: str) -> Any:
         raise ApiError(409, "job_finished", f"job {job_id} already {job.status.value}", "job_id")
     if before.status is JobStatus.RUNNING:
         svc.supervisor.cancel_running(job_id)
+    else:
+        svc.supervisor.announce_queue()
     job = svc.store.get(job_id)
     assert job is not None
     return jsonify(job_view(job, svc.store, svc.settings))

@@ -8,7 +8,7 @@ from typing import Any
 from flask import Blueprint, jsonify, request, send_file
 
 from sdrest.api.errors import ApiError, not_found
-from sdrest.api.views import API, job_view
+from sdrest.api.views import API, job_or_404, job_view
 from sdrest.jobs import JobStatus
 from sdrest.outputs import thumbnail
 from sdrest.services import Services, services
@@ -49,22 +49,11 @@ def queue() -> Any:
     })
 
 
-@bp.get("/jobs/<job_id>")
-def get_job(job_id: str) -> Any:
-    svc = services()
-    job = svc.store.get(job_id)
-    if job is None:
-        raise not_found("job", "job_id")
-    return jsonify(job_view(job, svc.store, svc.settings))
-
-
 @bp.delete("/jobs/<job_id>")
 def delete_job(job_id: str) -> Any:
     """Delete a finished job with its images and inputs (cancel a live one first)."""
     svc = services()
-    job = svc.store.get(job_id)
-    if job is None:
-        raise not_found("job", "job_id")
+    job = job_or_404(svc.store, job_id)
     if not job.status.finished:
         raise ApiError(409, "job_active", f"job {job_id} is {job.status.value}: cancel it first", "job_id")
     deleted = svc.store.delete(job_id)
@@ -77,9 +66,7 @@ def delete_job(job_id: str) -> Any:
 def job_image(job_id: str, index: int) -> Any:
     """The image file; ?size=N gives a thumbnail whose longest side is N pixels."""
     svc = services()
-    job = svc.store.get(job_id)
-    if job is None:
-        raise not_found("job", "job_id")
+    job = job_or_404(svc.store, job_id)
     images = (job.result or {}).get("images", [])
     if index >= len(images):
         raise not_found("image", "index")

@@ -12,6 +12,16 @@ from sdrest.settings import Settings
 API = "/api/v1"
 
 
+def job_or_404(store: JobStore, job_id: str) -> Job:
+    """The job, or the API's 404 naming ``job_id``."""
+    from sdrest.api.errors import not_found
+
+    job = store.get(job_id)
+    if job is None:
+        raise not_found("job", "job_id")
+    return job
+
+
 def image_url(job_id: str, index: int) -> str:
     return f"{API}/jobs/{job_id}/images/{index}"
 

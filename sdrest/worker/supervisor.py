@@ -88,8 +88,16 @@ class Supervisor:
         self._stop_worker()
 
     def notify(self) -> None:
-        """A job was queued: stop waiting."""
+        """The queue changed (a job was queued or cancelled): stop waiting, tell listeners."""
         self._wake.set()
+        self.announce_queue()
+
+    def announce_queue(self) -> None:
+        """An ephemeral "queue" event: how many jobs wait and which one runs."""
+        counts = self.store.counts()
+        with self._lock:
+            running = self._state.running_job
+        self.bus.emit("queue", data={"queued": counts.get("queued", 0), "running": running}, persist=False)
 
     def cancel_running(self, job_id: str) -> None:
         """The store already marked ``job_id`` cancelled; stop the worker if it runs it."""
@@ -144,6 +152,7 @@ class Supervisor:
         with self._lock:
             self._state.running_job = job.id
             self._cancel_running = None
+        self.announce_queue()
         try:
             try:
                 model = self._model_for(job)
@@ -157,6 +166,7 @@ class Supervisor:
             with self._lock:
                 self._state.running_job = None
                 self._cancel_running = None
+            self.announce_queue()
 
     def _preload(self) -> None:
         """Load the current model into a fresh worker before the next job needs it."""

@@ -45,6 +45,20 @@ def test_job_stream_reports_state_progress_preview_and_completion(server: Server
     assert all("id" not in e for e in events if e["event"] in ("progress", "preview"))
 
 
+def test_global_stream_announces_queue_changes(server: Server) -> None:
+    with server.get("/api/v1/events", stream=True, timeout=60) as response:
+        job = server.submit(seed=6)
+        queue_events = []
+        for event in sse_events(response):
+            if event["event"] == "queue":
+                queue_events.append(event["data"])
+                assert "id" not in event
+            if event["event"] == "completed" and event["data"]["job_id"] == job["job_id"]:
+                break
+    assert any(e["running"] == job["job_id"] for e in queue_events)
+    assert all(isinstance(e["queued"], int) for e in queue_events)
+
+
 def test_reconnect_with_last_event_id_replays_what_was_missed(server: Server) -> None:
     first = server.submit(seed=1, wait=True)
     with server.get("/api/v1/events", params={"last_event_id": 0}, stream=True, timeout=30) as response:

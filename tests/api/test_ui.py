@@ -1,0 +1,36 @@
+"""Static UI files from --ui-dir, never from outside it."""
+
+from __future__ import annotations
+
+from sdrest.app import close_app, create_app
+from sdrest.settings import Settings
+
+
+def test_ui_dir_is_served_and_contained(tmp_path) -> None:
+    ui = tmp_path / "ui"
+    ui.mkdir()
+    (ui / "index.html").write_text("<h1>sdrest</h1>")
+    (ui / "app.js").write_text("console.log(1)")
+    (tmp_path / "secret.txt").write_text("secret")
+    app = create_app(Settings(data_dir=tmp_path / "data", ui_dir=ui), start_worker=False)
+    try:
+        client = app.test_client()
+        assert client.get("/").headers["Location"] == "/ui/"
+        assert b"sdrest" in client.get("/ui/").data
+        assert client.get("/ui/app.js").status_code == 200
+        for attempt in ("/ui/../secret.txt", "/ui/%2e%2e/secret.txt", "/ui//etc/passwd"):
+            response = client.get(attempt, follow_redirects=True)
+            assert response.status_code == 404 and b"secret" not in response.data
+        missing = client.get("/ui/nope.js")
+        assert missing.status_code == 404 and missing.get_json()["error"]["code"] == "not_found"
+    finally:
+        close_app(app)
+
+
+def test_no_ui_gives_a_json_404(tmp_path) -> None:
+    app = create_app(Settings(data_dir=tmp_path / "data", ui_dir=tmp_path / "empty"), start_worker=False)
+    try:
+        response = app.test_client().get("/ui/")
+        assert response.status_code == 404 and "web UI" in response.get_json()["error"]["message"]
+    finally:
+        close_app(app)
