@@ -19,7 +19,7 @@ from PIL import Image
 from sdrest.api.errors import ApiError
 from sdrest.api.fields import CONTROL_FIELDS
 from sdrest.api.image_input import ImageInputError, ImageLimits, decode_image, fit_to
-from sdrest.models.paths import ModelNotFoundError, resolve_model
+from sdrest.models.paths import InvalidModelName, ModelNotFoundError, resolve_model
 from sdrest.settings import Settings
 
 #: Random seeds stay in the int32 range every client parses.
@@ -68,7 +68,7 @@ def generation_params(values: dict[str, Any], mode: str, settings: Settings, inp
         raise ApiError(422, "missing_field", "init_image: required for " + mode, "init_image")
     if mode == "inpaint" and "mask_image" not in params:
         raise ApiError(422, "missing_field", "mask_image: required for inpainting", "mask_image")
-    if not isinstance(params.get("prompt", ""), str) or (mode == "txt2img" and not params.get("prompt", "").strip()):
+    if mode == "txt2img" and not params.get("prompt", "").strip():
         raise ApiError(422, "missing_field", "prompt: required", "prompt")
 
     if params.get("model"):
@@ -127,19 +127,20 @@ def upscale_params(values: dict[str, Any], settings: Settings, inputs: InputFile
 def _resolve_upscaler(settings: Settings, name: str) -> Path:
     for folder in ("esrgan", "upscaler"):
         try:
-            return resolve_model(settings.models_dir / folder, name, "upscaler")
-        except ModelNotFoundError as exc:
-            if "outside" in str(exc) or "not a name" in str(exc):
-                raise ApiError(400, "invalid_name", str(exc), "upscaler") from None
+            return _resolve(settings.models_dir / folder, name, "upscaler")
+        except ApiError as exc:
+            if exc.status != 404:
+                raise
     raise ApiError(404, "model_not_found", f"upscaler: no upscaler named {name!r}", "upscaler")
 
 
 def _resolve(root: Path, name: str, field: str) -> Path:
+    """A model file by name: 400 for a name that tries to leave its folder, 404 if absent."""
     try:
         return resolve_model(root, name, field)
+    except InvalidModelName as exc:
+        raise ApiError(400, "invalid_name", str(exc), field) from None
     except ModelNotFoundError as exc:
-        if "outside" in str(exc) or "not a name" in str(exc) or "must be" in str(exc):
-            raise ApiError(400, "invalid_name", str(exc), field) from None
         raise ApiError(404, "model_not_found", str(exc), field) from None
 
 

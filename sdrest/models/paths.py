@@ -21,14 +21,18 @@ class ModelNotFoundError(LookupError):
         self.name = name
 
 
+class InvalidModelName(ModelNotFoundError):
+    """The name itself is not acceptable (absolute, ``..``, empty, or leads outside the folder)."""
+
+
 def resolve_model(root: Path, name: str, field: str, extensions: tuple[str, ...] = WEIGHT_EXTENSIONS,
                   allow_symlinks: bool = False) -> Path:
     """The file ``name`` names inside ``root``, or raise :class:`ModelNotFoundError`."""
     if not isinstance(name, str) or not name.strip() or "\x00" in name:
-        raise ModelNotFoundError(field, str(name), f"{field}: must be a model name")
+        raise InvalidModelName(field, str(name), f"{field}: must be a model name")
     relative = Path(name)
     if relative.is_absolute() or ".." in relative.parts:
-        raise ModelNotFoundError(field, name, f"{field}: {name!r} is not a name inside the model folder")
+        raise InvalidModelName(field, name, f"{field}: {name!r} is not a name inside the model folder")
     root = root.resolve()
     candidates = [relative] if relative.suffix.lower() in extensions else [
         relative.with_name(relative.name + ext) for ext in extensions] + [relative]
@@ -38,6 +42,6 @@ def resolve_model(root: Path, name: str, field: str, extensions: tuple[str, ...]
             continue
         real = path.resolve()
         if not allow_symlinks and not real.is_relative_to(root):
-            raise ModelNotFoundError(field, name, f"{field}: {name!r} leads outside the model folder")
+            raise InvalidModelName(field, name, f"{field}: {name!r} leads outside the model folder")
         return real if allow_symlinks else path.resolve()
     raise ModelNotFoundError(field, name)
