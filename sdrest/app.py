@@ -12,9 +12,11 @@ import threading
 
 from flask import Flask
 
-from sdrest.api import events, generate, jobs, system, ui
+from sdrest.api import events, generate, jobs, models, system, ui
 from sdrest.api.errors import register_error_handlers
 from sdrest.jobs import EventBus, JobStore
+from sdrest.models.hashing import HashCache
+from sdrest.models.scanner import ModelLibrary
 from sdrest.retention import Janitor
 from sdrest.services import Services
 from sdrest.settings import Settings
@@ -32,23 +34,34 @@ def create_app(settings: Settings | None = None, *, start_worker: bool = True) -
     app.config["MAX_CONTENT_LENGTH"] = int(settings.max_body_mb * 2**20)
     app.json.sort_keys = False  # type: ignore[attr-defined]
     register_error_handlers(app)
-    for blueprint in (generate.bp, jobs.bp, events.bp, system.bp, ui.bp):
+    for blueprint in (generate.bp, jobs.bp, events.bp, models.bp, system.bp, ui.bp):
         app.register_blueprint(blueprint)
 
     store = JobStore(settings.database_path)
     for job in store.recover_interrupted(requeue=settings.requeue_interrupted):
         log.warning("job %s was interrupted by a server stop: now %s", job.id, job.status.value)
     bus = EventBus(store)
-    supervisor = Supervisor(settings, store, bus)
-    svc = Services(settings=settings, store=store, bus=bus, supervisor=supervisor,
+    library = ModelLibrary(settings.model_folders(), HashCache(settings.data_dir / "hashes.sqlite3"),
+                           allow_symlinks=settings.allow_symlinks)
+    supervisor = Supervisor(settings, store, bus, library)
+    svc = Services(settings=settings, store=store, bus=bus, supervisor=supervisor, library=library,
                    long_requests=threading.BoundedSemaphore(settings.max_event_streams))
     app.extensions["sdrest"] = svc
     janitor = Janitor(svc)
     app.extensions["sdrest.janitor"] = janitor
     if start_worker:
+        # Scanning reads only headers (1,000 files in well under a second); in the background
+        # anyway, so the first request is answered at once. Names resolve on disk meanwhile.
+        threading.Thread(target=_scan, args=(library,), name="sdrest-scan", daemon=True).start()
         supervisor.start()
         janitor.start()
     return app
+
+
+def _scan(library: ModelLibrary) -> None:
+    result = library.scan()
+    log.info("model scan: %d models in %.2f s (%d skipped)", len(result.entries), result.seconds,
+             len(result.skipped))
 
 
 def close_app(app: Flask) -> None:

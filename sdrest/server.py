@@ -38,7 +38,7 @@ def serve(settings: Settings) -> int:
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
-    log.info("sdrest listening on http://%s:%d (data %s, outputs %s, models %s)", settings.host,
+    log.info("sdrest listening on http://%s:%s (data %s, outputs %s, models %s)", settings.host,
              server.effective_port, svc.settings.data_dir, svc.settings.outputs_dir, svc.settings.models_dir)
     try:
         server.run()

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from flask import current_app
 
 from sdrest.jobs import EventBus, JobStore
+from sdrest.models.scanner import ModelLibrary
 from sdrest.settings import Settings
 from sdrest.worker.supervisor import Supervisor
 
@@ -19,6 +20,7 @@ class Services:
     store: JobStore
     bus: EventBus
     supervisor: Supervisor
+    library: ModelLibrary
     #: Long-lived requests (event streams, wait=true) each hold a server thread; this bounds
     #: them so ordinary requests always find a free thread.
     long_requests: threading.BoundedSemaphore
@@ -26,6 +28,8 @@ class Services:
 
     def close(self) -> None:
         self.supervisor.stop()
+        if self.library.hash_cache is not None:
+            self.library.hash_cache.close()
         self.bus.close()
         self.store.close()
 

@@ -22,6 +22,15 @@ from typing import Any
 ENV_PREFIX = "SDREST_"
 
 
+#: Folder settings -> the model type (API name) whose folder they set.
+_FOLDER_TYPES = {
+    "lora_dir": "lora", "vae_dir": "vae", "presets_dir": "presets", "prompts_dir": "prompts",
+    "neg_prompts_dir": "neg_prompts", "taesd_dir": "taesd", "esrgan_dir": "esrgan",
+    "controlnet_dir": "controlnet", "upscaler_dir": "upscaler", "embeddings_dir": "embedding",
+    "diffusion_models_dir": "diffusion_model", "text_encoders_dir": "text_encoder",
+}
+
+
 class SettingsError(ValueError):
     """A setting has a bad value or an unknown name; the message names it and its source."""
 
@@ -39,6 +48,21 @@ class Settings:
     port: int = _setting(8080, "TCP port to listen on")
     models_dir: Path = _setting(Path("models"), "root folder of the model library")
     checkpoints: str = _setting("checkpoints", "sub-folder of --models-dir holding checkpoints")
+    # The other model folders, each overridable like --checkpoints (relative to --models-dir).
+    lora_dir: str = _setting("lora", "folder of LoRAs")
+    vae_dir: str = _setting("vae", "folder of VAEs")
+    presets_dir: str = _setting("presets", "folder of generation presets")
+    prompts_dir: str = _setting("prompts", "folder of prompt templates")
+    neg_prompts_dir: str = _setting("neg_prompts", "folder of negative prompt templates")
+    taesd_dir: str = _setting("taesd", "folder of TAESD decoders")
+    esrgan_dir: str = _setting("esrgan", "folder of ESRGAN upscalers")
+    controlnet_dir: str = _setting("controlnet", "folder of ControlNets")
+    upscaler_dir: str = _setting("upscaler", "folder of other upscalers")
+    embeddings_dir: str = _setting("embeddings", "folder of textual-inversion embeddings")
+    diffusion_models_dir: str = _setting("diffusion_models", "folder of standalone diffusion models (Flux, SD3, ...)")
+    text_encoders_dir: str = _setting("text_encoders", "folder of text encoders (clip_l, clip_g, t5xxl, llm)")
+    allow_symlinks: bool = _setting(False, "follow symlinks that lead outside the model folders")
+    idle_unload_minutes: float = _setting(0.0, "unload the model after this many idle minutes (0: never)")
     ui_dir: Path | None = _setting(None, "folder of the web UI to serve at /ui/ (default: the bundled one)")
     config: Path | None = _setting(None, "JSON or YAML file with settings", flag=False)
     data_dir: Path = _setting(Path("data"), "folder for the job database and other state")
@@ -70,6 +94,16 @@ class Settings:
     @property
     def checkpoints_dir(self) -> Path:
         return self.models_dir / self.checkpoints
+
+    def model_folders(self) -> Any:
+        """Each model type's folder (:class:`sdrest.models.types.ModelFolders`)."""
+        from sdrest.models.types import ModelFolders
+
+        overrides = {"checkpoint": self.checkpoints}
+        for f in dataclasses.fields(self):
+            if f.name.endswith("_dir") and f.name not in ("data_dir", "output_dir", "models_dir", "ui_dir"):
+                overrides[_FOLDER_TYPES[f.name]] = getattr(self, f.name)
+        return ModelFolders.build(self.models_dir, overrides)
 
     @property
     def outputs_dir(self) -> Path:
@@ -134,8 +168,8 @@ class Settings:
         for name in ("max_body_mb", "max_image_mb", "url_timeout", "wait_timeout"):
             if getattr(self, name) <= 0:
                 raise SettingsError(f"{name}: must be positive")
-        if self.job_retention_hours < 0:
-            raise SettingsError("job_retention_hours: must be >= 0")
+        if self.job_retention_hours < 0 or self.idle_unload_minutes < 0:
+            raise SettingsError("job_retention_hours and idle_unload_minutes: must be >= 0")
         if self.threads == 0:
             raise SettingsError("threads: must be -1 (all physical cores) or a positive number")
         if self.model is not None and (Path(self.model).is_absolute() or ".." in Path(self.model).parts):

@@ -100,10 +100,54 @@ _LORA = (
     Field("weight", "number", "Strength.", minimum=-10, maximum=10),
 )
 
-GENERATION_FIELDS: tuple[Field, ...] = (
-    Field("prompt", "string", "What to draw.", max_length=20000, example="a lighthouse on a cliff at dusk"),
-    Field("negative_prompt", "string", "What to avoid.", max_length=20000),
+#: Components and context options a request may name; they decide what the worker loads.
+#: Request name -> (sdrest_engine ContextParams field, model type folder or None for options).
+MODEL_COMPONENTS = {
+    "vae": ("vae_path", "vae"),
+    "taesd": ("taesd_path", "taesd"),
+    "clip_l": ("clip_l_path", "text_encoder"),
+    "clip_g": ("clip_g_path", "text_encoder"),
+    "t5xxl": ("t5xxl_path", "text_encoder"),
+    "llm": ("llm_path", "text_encoder"),
+    "diffusion_model": ("diffusion_model_path", "diffusion_model"),
+    "controlnet": ("control_net_path", "controlnet"),
+}
+MODEL_OPTIONS = {
+    "weight_type": "wtype",
+    "flash_attn": "flash_attn",
+    "offload_to_cpu": "offload_params_to_cpu",
+    "keep_vae_on_cpu": "keep_vae_on_cpu",
+    "keep_clip_on_cpu": "keep_clip_on_cpu",
+    "keep_controlnet_on_cpu": "keep_control_net_on_cpu",
+    "vae_conv_direct": "vae_conv_direct",
+    "diffusion_conv_direct": "diffusion_conv_direct",
+}
+
+MODEL_FIELDS: tuple[Field, ...] = (
     Field("model", "string", "Checkpoint name under the checkpoints folder; default: the loaded model.",
+          max_length=512),
+    *(Field(name, "string", f"{name} file name (in the {folder.replace('_', ' ')} folder).", max_length=512)
+      for name, (_, folder) in MODEL_COMPONENTS.items()),
+    Field("weight_type", "choice", "Convert weights on load (e.g. q8_0, f16).", choices="weight_types"),
+    Field("flash_attn", "boolean", "Use flash attention."),
+    Field("offload_to_cpu", "boolean", "Keep weights in RAM and move them to the GPU when needed."),
+    Field("keep_vae_on_cpu", "boolean", "Run the VAE on the CPU."),
+    Field("keep_clip_on_cpu", "boolean", "Run the text encoders on the CPU."),
+    Field("keep_controlnet_on_cpu", "boolean", "Run the ControlNet on the CPU."),
+    Field("vae_conv_direct", "boolean", "Direct convolutions in the VAE."),
+    Field("diffusion_conv_direct", "boolean", "Direct convolutions in the diffusion model."),
+)
+
+GENERATION_FIELDS: tuple[Field, ...] = (
+    Field("prompt", "string", "What to draw; <lora:name:weight> tags apply LoRAs.", max_length=20000,
+          example="a lighthouse on a cliff at dusk"),
+    Field("negative_prompt", "string", "What to avoid.", max_length=20000),
+    MODEL_FIELDS[0],
+    *MODEL_FIELDS[1:],
+    Field("preset", "string", "Start from this preset (presets folder); the request's own fields win.",
+          max_length=512),
+    Field("prompt_template", "string", "Prompt template (prompts folder); {prompt} is replaced.", max_length=512),
+    Field("negative_prompt_template", "string", "Negative prompt template (neg_prompts folder).",
           max_length=512),
     Field("width", "integer", "Image width (img2img default: the input image's).", minimum=64, maximum=4096,
           multiple_of=8, example=512),
@@ -152,8 +196,19 @@ UPSCALE_FIELDS: tuple[Field, ...] = (
     Field("base64", "boolean", "Include the image as base64 in the answer."),
 )
 
+LOAD_FIELDS: tuple[Field, ...] = (
+    *MODEL_FIELDS,
+    Field("priority", "integer", "Higher runs first.", minimum=-100, maximum=100),
+    Field("wait", "boolean", "Answer only when the model is loaded."),
+)
+
+UNLOAD_FIELDS: tuple[Field, ...] = (
+    Field("priority", "integer", "Higher runs first.", minimum=-100, maximum=100),
+    Field("wait", "boolean", "Answer only when the model is unloaded."),
+)
+
 #: Fields that steer the request, not the generation (kept out of job parameters).
-CONTROL_FIELDS = ("wait", "base64", "priority")
+CONTROL_FIELDS = ("wait", "base64", "priority", "preset", "prompt_template", "negative_prompt_template")
 
 #: Request fields accepted only when the server runs with test hooks (never documented).
 TEST_FIELDS = ("_test_crash",)

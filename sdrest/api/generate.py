@@ -9,7 +9,7 @@ from flask import Blueprint, jsonify, request
 
 from sdrest.api.errors import ApiError, not_found
 from sdrest.api.fields import GENERATION_FIELDS, MODES, TEST_FIELDS, UPSCALE_FIELDS
-from sdrest.api.jobparams import InputFiles, generation_params, upscale_params
+from sdrest.api.jobparams import InputFiles, generation_params, upscale_params, with_preset
 from sdrest.api.requests import read_body, validate
 from sdrest.api.views import API, job_or_404, job_view
 from sdrest.jobs import Job, JobStatus
@@ -48,15 +48,15 @@ def upscale() -> Any:
     data, from_form = read_body(request)
     values = validate(data, UPSCALE_FIELDS, mode=None, capabilities={}, from_form=from_form,
                       allowed_extra=_test_fields(svc))
-    _check_queue_room(svc)
+    check_queue_room(svc)
     inputs = InputFiles(svc.settings)
     try:
-        params = upscale_params(values, svc.settings, inputs)
+        params = upscale_params(values, svc.settings, inputs, svc.library)
         job = svc.store.create("upscale", params, owner=None, priority=values.get("priority", 0))
     except BaseException:
         inputs.discard()
         raise
-    return _accepted(svc, job, values)
+    return accepted(svc, job, values)
 
 
 @bp.get("/generate/<job_id>")
@@ -90,6 +90,7 @@ def cancel_job(job_id: str) -> Any:
 def _submit(mode: str | None) -> Any:
     svc = services()
     data, from_form = read_body(request)
+    data = with_preset(data, svc.library)
     if mode is None:
         mode = "inpaint" if data.get("mask_image") else "img2img" if data.get("init_image") else "txt2img"
     if not svc.supervisor.wait_ready(CAPABILITY_WAIT):
@@ -97,18 +98,18 @@ def _submit(mode: str | None) -> Any:
                        headers={"Retry-After": "5"})
     values = validate(data, GENERATION_FIELDS, mode=mode, capabilities=svc.supervisor.capabilities,
                       from_form=from_form, allowed_extra=_test_fields(svc))
-    _check_queue_room(svc)
+    check_queue_room(svc)
     inputs = InputFiles(svc.settings)
     try:
-        params = generation_params(values, mode, svc.settings, inputs, svc.supervisor.default_model)
+        params = generation_params(values, mode, svc.settings, inputs, svc.supervisor.default_model, svc.library)
         job = svc.store.create(mode, params, owner=None, priority=values.get("priority", 0))
     except BaseException:
         inputs.discard()
         raise
-    return _accepted(svc, job, values)
+    return accepted(svc, job, values)
 
 
-def _accepted(svc: Services, job: Job, values: dict[str, Any]) -> Any:
+def accepted(svc: Services, job: Job, values: dict[str, Any]) -> Any:
     svc.supervisor.notify()
     wait = values.get("wait", _flag("wait", False))
     include_base64 = values.get("base64", _flag("base64", wait))
@@ -138,7 +139,7 @@ def _wait_for(svc: Services, job: Job) -> Job:
         svc.long_requests.release()
 
 
-def _check_queue_room(svc: Services) -> None:
+def check_queue_room(svc: Services) -> None:
     if svc.store.counts().get("queued", 0) >= svc.settings.max_queue:
         raise ApiError(503, "queue_full", f"the queue is full ({svc.settings.max_queue} jobs)",
                        headers={"Retry-After": "30"})

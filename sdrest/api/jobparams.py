@@ -17,9 +17,12 @@ from typing import Any
 from PIL import Image
 
 from sdrest.api.errors import ApiError
-from sdrest.api.fields import CONTROL_FIELDS
+from sdrest.api.fields import CONTROL_FIELDS, MODEL_COMPONENTS, MODEL_OPTIONS
 from sdrest.api.image_input import ImageInputError, ImageLimits, decode_image, fit_to
-from sdrest.models.paths import InvalidModelName, ModelNotFoundError, resolve_model
+from sdrest.models.paths import InvalidModelName, ModelNotFoundError
+from sdrest.models.presets import apply_template, load_preset, load_template, parse_lora_tags
+from sdrest.models.scanner import ModelLibrary
+from sdrest.models.types import ModelType
 from sdrest.settings import Settings
 
 #: Random seeds stay in the int32 range every client parses.
@@ -59,11 +62,51 @@ def decode(value: Any, field: str, settings: Settings) -> Image.Image:
         raise ApiError(exc.status, exc.code, str(exc), exc.field) from None
 
 
+def with_preset(data: dict[str, Any], library: ModelLibrary) -> dict[str, Any]:
+    """The request's fields on top of its ``preset`` (validated together afterwards)."""
+    name = data.get("preset")
+    if name is None:
+        return data
+    if not isinstance(name, str):
+        raise ApiError(422, "invalid_field", "preset: must be a preset name", "preset")
+    path = find_model(library, ModelType.PRESETS, name, "preset").path
+    try:
+        preset = load_preset(path)
+    except ValueError as exc:
+        raise ApiError(422, "invalid_preset", f"preset: {exc}", "preset") from None
+    preset.pop("preset", None)
+    return {**preset, **data}
+
+
+def model_params(values: dict[str, Any], library: ModelLibrary) -> dict[str, Any]:
+    """``model``, its resolved path, and the components/options the worker loads with it."""
+    model = values.get("model")
+    spec: dict[str, Any] = {"model": model, "model_path": None, "model_options": {}}
+    if model is not None:
+        spec["model_path"] = str(find_model(library, ModelType.CHECKPOINT, model, "model").path)
+    for name, (option, folder) in MODEL_COMPONENTS.items():
+        if values.get(name) is not None:
+            entry = find_model(library, ModelType.from_name(folder), values[name], name)
+            spec["model_options"][option] = str(entry.path)
+    for name, option in MODEL_OPTIONS.items():
+        if values.get(name) is not None:
+            spec["model_options"][option] = values[name]
+    return spec
+
+
 def generation_params(values: dict[str, Any], mode: str, settings: Settings, inputs: InputFiles,
-                      default_model: str | None) -> dict[str, Any]:
+                      default_model: str | None, library: ModelLibrary) -> dict[str, Any]:
     """The stored parameters of a txt2img/img2img/inpaint job."""
-    params = {k: v for k, v in values.items() if k not in CONTROL_FIELDS}
+    params = {k: v for k, v in values.items()
+              if k not in CONTROL_FIELDS and k not in MODEL_COMPONENTS and k not in MODEL_OPTIONS}
     params["mode"] = mode
+    params.update(model_params(values, library))
+    for field, folder, negative in (("prompt_template", ModelType.PROMPTS, False),
+                                    ("negative_prompt_template", ModelType.NEG_PROMPTS, True)):
+        if values.get(field) is not None:
+            template = load_template(find_model(library, folder, values[field], field).path)
+            target = "negative_prompt" if negative else "prompt"
+            params[target] = apply_template(template.template, params.get(target, ""), negative=negative)
     if mode != "txt2img" and "init_image" not in params:
         raise ApiError(422, "missing_field", "init_image: required for " + mode, "init_image")
     if mode == "inpaint" and "mask_image" not in params:
@@ -71,9 +114,8 @@ def generation_params(values: dict[str, Any], mode: str, settings: Settings, inp
     if mode == "txt2img" and not params.get("prompt", "").strip():
         raise ApiError(422, "missing_field", "prompt: required", "prompt")
 
-    if params.get("model"):
-        _resolve(settings.checkpoints_dir, params["model"], "model")
-    elif default_model is None:
+    if params["model_path"] is None and "diffusion_model_path" not in params["model_options"] \
+            and default_model is None:
         raise ApiError(409, "no_model_loaded",
                        "no model is loaded: name one in 'model', load one, or start the server with --model",
                        "model")
@@ -81,11 +123,19 @@ def generation_params(values: dict[str, Any], mode: str, settings: Settings, inp
     params["seed"] = secrets.randbelow(MAX_RANDOM_SEED + 1) if seed < 0 else seed
     params.setdefault("batch_count", 1)
 
+    requested = [dict(lora) for lora in params.get("loras", [])]
+    for index, lora in enumerate(requested):
+        _require(lora, "name", f"loras[{index}]")
+    try:
+        params["prompt"], tags = parse_lora_tags(params.get("prompt", ""))
+    except ValueError as exc:
+        raise ApiError(422, "invalid_field", f"prompt: {exc}", "prompt") from None
+    requested += [{"name": name, "weight": weight, "_tag": True} for name, weight in tags]
     params["loras"] = [
         {"name": lora["name"], "weight": lora.get("weight", 1.0),
-         "path": str(_resolve(settings.models_dir / "lora", lora["name"], f"loras[{index}].name"))}
-        for index, lora in enumerate(params.get("loras", []))
-        if _require(lora, "name", f"loras[{index}]")
+         "path": str(find_model(library, ModelType.LORA, lora["name"],
+                           "prompt" if lora.get("_tag") else f"loras[{index}].name").path)}
+        for index, lora in enumerate(requested)
     ]
 
     if "init_image" in params:
@@ -110,38 +160,39 @@ def generation_params(values: dict[str, Any], mode: str, settings: Settings, inp
     return params
 
 
-def upscale_params(values: dict[str, Any], settings: Settings, inputs: InputFiles) -> dict[str, Any]:
+def upscale_params(values: dict[str, Any], settings: Settings, inputs: InputFiles,
+                   library: ModelLibrary) -> dict[str, Any]:
     """The stored parameters of an ESRGAN upscale job."""
     params = {k: v for k, v in values.items() if k not in CONTROL_FIELDS}
     params["mode"] = "upscale"
     for required in ("image", "upscaler"):
         if required not in params:
             raise ApiError(422, "missing_field", f"{required}: required", required)
-    params["upscaler_path"] = str(_resolve_upscaler(settings, params["upscaler"]))
+    params["upscaler_path"] = str(_resolve_upscaler(library, params["upscaler"]))
     image = decode(params["image"], "image", settings)
     params["image"] = inputs.save(image.convert("RGB"), "image")
     params["_inputs"] = inputs.relative
     return params
 
 
-def _resolve_upscaler(settings: Settings, name: str) -> Path:
-    for folder in ("esrgan", "upscaler"):
+def _resolve_upscaler(library: ModelLibrary, name: str) -> Path:
+    for model_type in (ModelType.ESRGAN, ModelType.UPSCALER):
         try:
-            return _resolve(settings.models_dir / folder, name, "upscaler")
+            return find_model(library, model_type, name, "upscaler").path
         except ApiError as exc:
             if exc.status != 404:
                 raise
     raise ApiError(404, "model_not_found", f"upscaler: no upscaler named {name!r}", "upscaler")
 
 
-def _resolve(root: Path, name: str, field: str) -> Path:
+def find_model(library: ModelLibrary, model_type: ModelType, name: str, field: str) -> Any:
     """A model file by name: 400 for a name that tries to leave its folder, 404 if absent."""
     try:
-        return resolve_model(root, name, field)
+        return library.find(model_type, name, field)
     except InvalidModelName as exc:
         raise ApiError(400, "invalid_name", str(exc), field) from None
-    except ModelNotFoundError as exc:
-        raise ApiError(404, "model_not_found", str(exc), field) from None
+    except ModelNotFoundError:
+        raise ApiError(404, "model_not_found", f"{field}: no {model_type.api_name} named {name!r}", field) from None
 
 
 def _require(values: dict[str, Any], key: str, field: str) -> bool:

@@ -29,8 +29,8 @@ def queue() -> Any:
         except ValueError:
             valid = ", ".join(s.value for s in JobStatus)
             raise ApiError(400, "invalid_query", f"status: must be among {valid}", "status") from None
-    limit = _int_arg("limit", 50, 1, MAX_PAGE)
-    offset = _int_arg("offset", 0, 0, 10**9)
+    limit = int_arg("limit", 50, 1, MAX_PAGE)
+    offset = int_arg("offset", 0, 0, 10**9)
     order = request.args.get("order", "newest")
     if order not in ("newest", "oldest", "run"):
         raise ApiError(400, "invalid_query", "order: must be newest, oldest or run", "order")
@@ -74,7 +74,7 @@ def job_image(job_id: str, index: int) -> Any:
     if not path.is_relative_to(svc.settings.outputs_dir.resolve()) or not path.is_file():
         raise not_found("image file", "index")
     if "size" in request.args:
-        size = _int_arg("size", 256, 16, 1024)
+        size = int_arg("size", 256, 16, 1024)
         path = thumbnail(path, size, svc.settings.data_dir / "thumbnails")
     response = send_file(path, conditional=True, max_age=31536000,
                          download_name=f"{job_id}-{index}{path.suffix}",
@@ -92,7 +92,7 @@ def remove_job_files(svc: Services, job_id: str, params: dict[str, Any]) -> None
             shutil.rmtree(target, ignore_errors=True)
 
 
-def _int_arg(name: str, default: int, minimum: int, maximum: int) -> int:
+def int_arg(name: str, default: int, minimum: int, maximum: int) -> int:
     raw = request.args.get(name)
     if raw is None:
         return default

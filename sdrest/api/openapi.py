@@ -13,7 +13,7 @@ from typing import Any
 from flask import Flask
 
 from sdrest import __version__
-from sdrest.api.fields import GENERATION_FIELDS, UPSCALE_FIELDS
+from sdrest.api.fields import GENERATION_FIELDS, LOAD_FIELDS, UNLOAD_FIELDS, UPSCALE_FIELDS
 
 _BODIES = {
     "generate.generate": GENERATION_FIELDS,
@@ -21,6 +21,8 @@ _BODIES = {
     "generate.img2img": GENERATION_FIELDS,
     "generate.inpainting": GENERATION_FIELDS,
     "generate.upscale": UPSCALE_FIELDS,
+    "models.load": LOAD_FIELDS,
+    "models.unload": UNLOAD_FIELDS,
 }
 
 _ERROR = {"type": "object", "properties": {"error": {"type": "object", "properties": {

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ctypes
 import io
+import json
 import logging
 import os
 import time
@@ -62,33 +63,50 @@ class Runner:
         self.context: Any = None
         self.context_key: tuple[Any, ...] | None = None
         self.model_name: str | None = None
+        self.loaded_spec: dict[str, Any] | None = None
         self.upscalers: dict[str, Any] = {}
 
     # --- model lifecycle ---
 
     def ensure_model(self, model: dict[str, Any], clock: StageClock | None) -> None:
-        """Load ``model`` ({"name", "path", "options"}) unless it is what is loaded."""
-        from sdrest.engine import Context
+        """Load ``model`` ({"name", "path", "options"}) unless exactly that is loaded.
 
-        options = dict(model.get("options") or {})
-        key = (model["path"], tuple(sorted(options.items())))
+        If the new model fails to load, the previous one is loaded again, so one bad file
+        never leaves the server without its working model.
+        """
+        key = json.dumps([model["path"], model.get("options") or {}], sort_keys=True)
         if self.context is not None and key == self.context_key:
             return
+        previous = self.loaded_spec
         self.unload()
         if clock is not None:
             clock.enter("loading")
+        try:
+            self._load(model, key)
+        except Exception:
+            if previous is not None:
+                log.warning("loading %s failed; reloading %s", model["name"], previous["name"])
+                self._load(previous, json.dumps([previous["path"], previous.get("options") or {}], sort_keys=True))
+            raise
+
+    def _load(self, model: dict[str, Any], key: str) -> None:
+        from sdrest.engine import Context, Embedding
+
+        options = dict(model.get("options") or {})
+        embeddings = [Embedding(name=e["name"], path=e["path"]) for e in options.pop("embeddings", [])]
         started = time.perf_counter()
-        self.context = Context(model_path=model["path"], n_threads=self.settings.threads,
-                               vae_decode_only=False, **options)
+        self.context = Context(model_path=model["path"], n_threads=self.settings.threads, vae_decode_only=False,
+                               embeddings=embeddings or None, **options)
         self.context_key = key
         self.model_name = model["name"]
-        self.send({"type": "model", "name": self.model_name, "options": options,
-                   "seconds": round(time.perf_counter() - started, 3)})
+        self.loaded_spec = model
+        self.send({"type": "model", "name": self.model_name, "path": model["path"],
+                   "options": model.get("options") or {}, "seconds": round(time.perf_counter() - started, 3)})
 
     def unload(self) -> None:
         if self.context is not None:
             self.context.close()
-        self.context = self.context_key = self.model_name = None
+        self.context = self.context_key = self.model_name = self.loaded_spec = None
         self.send({"type": "model", "name": None, "options": {}})
 
     # --- jobs ---
@@ -99,6 +117,14 @@ class Runner:
         clock = StageClock(job["id"], self.send)
         if params["mode"] == "upscale":
             result = self._upscale(job, params, clock)
+        elif params["mode"] == "unload":
+            self.unload()
+            result = {"images": [], "model": None}
+        elif params["mode"] == "load":
+            if model is None:
+                raise LookupError("no model to load")
+            self.ensure_model(model, clock)
+            result = {"images": [], "model": self.model_name}
         else:
             if model is None:
                 raise LookupError("no model is loaded")

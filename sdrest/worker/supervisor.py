@@ -21,10 +21,11 @@ import threading
 import time
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
+from pathlib import PurePath
 from typing import Any
 
 from sdrest.jobs import EventBus, Job, JobStore
-from sdrest.models.paths import ModelNotFoundError, resolve_model
+from sdrest.models.paths import ModelNotFoundError
 from sdrest.settings import Settings
 
 log = logging.getLogger("sdrest.supervisor")
@@ -53,8 +54,9 @@ class WorkerState:
 class Supervisor:
     """Owns the worker process and feeds it the queue."""
 
-    def __init__(self, settings: Settings, store: JobStore, bus: EventBus) -> None:
+    def __init__(self, settings: Settings, store: JobStore, bus: EventBus, library: Any) -> None:
         self.settings = settings
+        self.library = library
         self.store = store
         self.bus = bus
         self.counters: collections.Counter[str] = collections.Counter()
@@ -69,6 +71,8 @@ class Supervisor:
         self._log_tail: collections.deque[str] = collections.deque(maxlen=CRASH_LOG_LINES)
         # The model that jobs without a "model" use: the loaded one, else --model.
         self._current_model: str | None = settings.model
+        self._current_spec: dict[str, Any] | None = None  # what the worker last loaded
+        self._last_activity = time.monotonic()
         self._preload_failed: str | None = None  # never retry a model that crashed or failed to load
         self.capabilities: dict[str, Any] = {}
         self._ready = threading.Event()
@@ -140,10 +144,12 @@ class Supervisor:
                     self._preload()
                 job = self.store.claim_next()
                 if job is None:
+                    self._maybe_unload_idle()
                     self._wake.wait(1.0)
                     self._wake.clear()
                     continue
                 self._run_job(job)
+                self._last_activity = time.monotonic()
             except Exception:  # noqa: BLE001 - the supervisor must outlive any bug of a job
                 log.exception("supervisor loop error")
                 time.sleep(0.5)
@@ -175,13 +181,13 @@ class Supervisor:
         if name is None or name == self._preload_failed:
             return
         try:
-            path = resolve_model(self.settings.checkpoints_dir, name, "model")
+            spec = self._spec(name, str(self.library.find(self._checkpoint_type(), name, "model").path), {})
         except ModelNotFoundError as exc:
             log.error("cannot preload %s: %s", name, exc)
             self._preload_failed = name
             return
         assert self._conn is not None
-        self._conn.send({"op": "load", "model": {"name": name, "path": str(path), "options": {}}})
+        self._conn.send({"op": "load", "model": spec})
         while True:
             try:
                 message = self._conn.recv()
@@ -204,20 +210,73 @@ class Supervisor:
                 return
 
     def _set_loaded(self, message: dict[str, Any]) -> None:
+        """The worker says what it has loaded now (after a failed load: the previous model)."""
         with self._lock:
             self._state.loaded_model = message["name"]
-            self._state.loaded_options = message.get("options") or {}
-            if message["name"] is not None:
-                self._current_model = message["name"]
+            self._state.loaded_options = _public_options(message.get("options") or {})
+            self._current_spec = ({"name": message["name"], "path": message.get("path"),
+                                   "options": message.get("options") or {}} if message["name"] is not None else None)
+            # After an unload, requests without "model" fall back to --model (or get 409).
+            self._current_model = message["name"] if message["name"] is not None else self.settings.model
+
+    @staticmethod
+    def _checkpoint_type() -> Any:
+        from sdrest.models.types import ModelType
+
+        return ModelType.CHECKPOINT
+
+    def _spec(self, name: str, path: str | None, options: dict[str, Any]) -> dict[str, Any]:
+        """What the worker loads: the model, its components and options, and every embedding."""
+        from sdrest.models.types import ModelType
+
+        embeddings = [{"name": PurePath(e.name).name, "path": str(e.path)}
+                      for e in self.library.entries(ModelType.EMBEDDING)]
+        return {"name": name, "path": path, "options": {**options, **({"embeddings": embeddings} if embeddings else {})}}
+
+    def _maybe_unload_idle(self) -> None:
+        """--idle-unload-minutes: free the model's memory when nothing ran for that long."""
+        minutes = self.settings.idle_unload_minutes
+        with self._lock:
+            loaded = self._state.loaded_model
+        if not minutes or loaded is None or time.monotonic() - self._last_activity < minutes * 60:
+            return
+        log.info("unloading %s after %g idle minutes", loaded, minutes)
+        assert self._conn is not None
+        self._conn.send({"op": "unload"})
+        while True:
+            try:
+                message = self._conn.recv()
+            except (EOFError, OSError):
+                self._stop_worker(kill=True)
+                return
+            if message.get("type") == "model":
+                with self._lock:
+                    self._state.loaded_model = None
+                    self._state.loaded_options = {}
+            if message.get("type") in ("loaded", "error"):
+                break
+        self._last_activity = time.monotonic()
 
     def _model_for(self, job: Job) -> dict[str, Any] | None:
-        if job.params.get("mode") == "upscale":
+        """The model a job needs; jobs naming nothing get exactly what is loaded."""
+        params = job.params
+        if params.get("mode") in ("upscale", "unload"):
             return None
-        name = job.params.get("model") or self.default_model
+        options = params.get("model_options") or {}
+        if params.get("model_path"):
+            return self._spec(params["model"], params["model_path"], options)
+        if "diffusion_model_path" in options:
+            name = PurePath(options["diffusion_model_path"]).stem
+            return self._spec(name, None, options)
+        with self._lock:
+            current, name = self._current_spec, self._current_model
+        if current is not None and not options:
+            return current
+        if current is not None:
+            return self._spec(current["name"], current["path"], options)
         if name is None:
             raise ModelNotFoundError("model", "", "model: no model is loaded and none was requested")
-        path = resolve_model(self.settings.checkpoints_dir, name, "model")
-        return {"name": name, "path": str(path), "options": job.params.get("model_options") or {}}
+        return self._spec(name, str(self.library.find(self._checkpoint_type(), name, "model").path), options)
 
     def _follow(self, job: Job) -> None:
         """Relay the worker's messages for ``job`` until it ends one way or another."""
@@ -361,6 +420,19 @@ class Supervisor:
         if self._conn is not None:
             self._conn.close()
         self._process, self._conn = None, None
+
+
+def _public_options(options: dict[str, Any]) -> dict[str, Any]:
+    """Loaded options as the status shows them: file names, not server paths."""
+    shown = {}
+    for key, value in options.items():
+        if key == "embeddings":
+            shown[key] = [e["name"] for e in value]
+        elif key.endswith("_path") and isinstance(value, str):
+            shown[key.removesuffix("_path")] = PurePath(value).name
+        else:
+            shown[key] = value
+    return shown
 
 
 def _describe_exit(code: int | None) -> str:

@@ -1,0 +1,170 @@
+"""The model library: list, inspect, rescan; load and unload through the job queue;
+presets and prompt templates."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, jsonify, request
+
+from sdrest.api.errors import ApiError, not_found
+from sdrest.api.fields import LOAD_FIELDS, UNLOAD_FIELDS
+from sdrest.api.jobparams import find_model, model_params
+from sdrest.api.requests import read_body, validate
+from sdrest.api.jobs import int_arg
+from sdrest.api.views import API
+from sdrest.models.presets import load_preset, load_template
+from sdrest.models.scanner import ModelEntry, ModelLibrary
+from sdrest.models.types import ModelType, parse_type_filter
+from sdrest.services import Services, services
+
+bp = Blueprint("models", __name__, url_prefix=API)
+
+MAX_PAGE = 500
+
+
+@bp.get("/models")
+def list_models() -> Any:
+    """Models, filtered by ?type= (names like lora,checkpoint or a bit mask like 3) and ?search=."""
+    svc = services()
+    type_filter = _type_filter(request.args.get("type"))
+    return _listing(svc, type_filter)
+
+
+@bp.get("/models/<path:model_id>")
+def model(model_id: str) -> Any:
+    """A type's models (/models/lora) or one model's details (/models/checkpoint/sd15.safetensors).
+
+    Details include the detected architecture, whether it is loaded and its hashes
+    (computed on demand with ?hashes=true, cached by path, size and time).
+    """
+    svc = services()
+    try:
+        model_type = ModelType.from_name(model_id)
+    except ValueError:
+        model_type = None
+    if model_type is not None and "/" not in model_id:
+        return _listing(svc, model_type)
+    entry = svc.library.get(model_id)
+    if entry is None:
+        raise not_found(f"model {model_id!r}", "model_id")
+    details = _view(svc, entry)
+    if request.args.get("hashes") in ("1", "true"):
+        hashes = svc.library.hashes(entry)
+        details.update(sha256=hashes.sha256, short_hash=hashes.short_hash, legacy_hash=hashes.legacy_hash)
+    return jsonify(details)
+
+
+@bp.post("/models/scan")
+def scan() -> Any:
+    """Scan the model folders again (new, changed and removed files)."""
+    svc = services()
+    result = svc.library.scan()
+    return jsonify({"models": len(result.entries), "counts": result.counts(),
+                    "skipped": [{"path": s.path, "reason": s.reason} for s in result.skipped],
+                    "missing_folders": [str(p) for p in result.missing_folders],
+                    "seconds": round(result.seconds, 4)})
+
+
+@bp.post("/models/load")
+def load() -> Any:
+    """Queue loading a model (with components and options); ordered with generation jobs."""
+    from sdrest.api.generate import accepted, check_queue_room
+
+    svc = services()
+    data, from_form = read_body(request)
+    values = validate(data, LOAD_FIELDS, mode=None, capabilities=svc.supervisor.capabilities, from_form=from_form)
+    spec = model_params(values, svc.library)
+    if spec["model_path"] is None and "diffusion_model_path" not in spec["model_options"]:
+        raise ApiError(422, "missing_field", "model: required (or diffusion_model)", "model")
+    check_queue_room(svc)
+    job = svc.store.create("load_model", {"mode": "load", **spec}, priority=values.get("priority", 0))
+    return accepted(svc, job, values)
+
+
+@bp.post("/models/unload")
+def unload() -> Any:
+    """Queue unloading the model (frees its memory once the jobs before it are done)."""
+    from sdrest.api.generate import accepted, check_queue_room
+
+    svc = services()
+    data, from_form = read_body(request)
+    values = validate(data, UNLOAD_FIELDS, mode=None, capabilities={}, from_form=from_form)
+    check_queue_room(svc)
+    job = svc.store.create("unload_model", {"mode": "unload"}, priority=values.get("priority", 0))
+    return accepted(svc, job, values)
+
+
+@bp.get("/presets")
+def presets() -> Any:
+    """Presets with their fields."""
+    svc = services()
+    return jsonify({"presets": [_preset_view(e) for e in svc.library.entries(ModelType.PRESETS)]})
+
+
+@bp.get("/presets/<path:name>")
+def preset(name: str) -> Any:
+    """One preset."""
+    return jsonify(_preset_view(find_model(services().library, ModelType.PRESETS, name, "name")))
+
+
+@bp.get("/prompts")
+def prompt_templates() -> Any:
+    """Prompt and negative prompt templates (?type=prompts or neg_prompts)."""
+    svc = services()
+    wanted = request.args.get("type")
+    if wanted not in (None, "prompts", "neg_prompts"):
+        raise ApiError(400, "invalid_query", "type: must be prompts or neg_prompts", "type")
+    kinds = [ModelType.from_name(wanted)] if wanted else [ModelType.PROMPTS, ModelType.NEG_PROMPTS]
+    return jsonify({"templates": [_template_view(e) for kind in kinds for e in svc.library.entries(kind)]})
+
+
+@bp.get("/prompts/<kind>/<path:name>")
+def prompt_template(kind: str, name: str) -> Any:
+    """One template: /prompts/prompts/<name> or /prompts/neg_prompts/<name>."""
+    if kind not in ("prompts", "neg_prompts"):
+        raise not_found(f"template kind {kind!r}", "kind")
+    return jsonify(_template_view(find_model(services().library, ModelType.from_name(kind), name, "name")))
+
+
+def _listing(svc: Services, type_filter: ModelType | None) -> Any:
+    search = request.args.get("search")
+    entries = svc.library.entries(type_filter, search)
+    limit = int_arg("limit", 100, 1, MAX_PAGE)
+    offset = int_arg("offset", 0, 0, 10**9)
+    return jsonify({"models": [_view(svc, e) for e in entries[offset:offset + limit]], "total": len(entries),
+                    "limit": limit, "offset": offset})
+
+
+def _view(svc: Services, entry: ModelEntry) -> dict[str, Any]:
+    view = ModelLibrary.to_dict(entry)
+    state = svc.supervisor.state()
+    view["loaded"] = entry.type == ModelType.CHECKPOINT and state.loaded_model in (entry.name, entry.relative_path)
+    view["type_flag"] = int(entry.type)
+    return view
+
+
+def _preset_view(entry: ModelEntry) -> dict[str, Any]:
+    try:
+        fields: Any = load_preset(entry.path)
+        error = None
+    except ValueError as exc:
+        fields, error = None, str(exc)
+    return {"name": entry.name, "id": entry.id, "fields": fields, "error": error}
+
+
+def _template_view(entry: ModelEntry) -> dict[str, Any]:
+    template = load_template(entry.path)
+    return {"name": entry.name, "id": entry.id, "kind": entry.type.api_name, "template": template.template,
+            "description": template.description}
+
+
+def _type_filter(raw: str | None) -> ModelType | None:
+    if raw is None or raw == "":
+        return None
+    try:
+        return parse_type_filter(raw)
+    except ValueError as exc:
+        raise ApiError(400, "invalid_query", f"type: {exc}", "type") from None
+
+
