@@ -19,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "models"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from model_files import kohya_lora, sd1_checkpoint, sd_vae, write_safetensors  # noqa: E402
 
 from sdrest.models.hashing import HashCache  # noqa: E402
