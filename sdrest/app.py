@@ -12,8 +12,9 @@ import threading
 
 from flask import Flask
 
-from sdrest.api import events, generate, jobs, models, system, ui
+from sdrest.api import auth, events, generate, jobs, models, system, ui
 from sdrest.api.errors import register_error_handlers
+from sdrest.auth.web import setup_auth
 from sdrest.jobs import EventBus, JobStore
 from sdrest.models.hashing import HashCache
 from sdrest.models.scanner import ModelLibrary
@@ -34,9 +35,10 @@ def create_app(settings: Settings | None = None, *, start_worker: bool = True) -
     app.config["MAX_CONTENT_LENGTH"] = int(settings.max_body_mb * 2**20)
     app.json.sort_keys = False  # type: ignore[attr-defined]
     register_error_handlers(app)
-    for blueprint in (generate.bp, jobs.bp, events.bp, models.bp, system.bp, ui.bp):
+    for blueprint in (auth.bp, generate.bp, jobs.bp, events.bp, models.bp, system.bp, ui.bp):
         app.register_blueprint(blueprint)
 
+    setup_auth(app, settings)
     store = JobStore(settings.database_path)
     for job in store.recover_interrupted(requeue=settings.requeue_interrupted):
         log.warning("job %s was interrupted by a server stop: now %s", job.id, job.status.value)
@@ -70,3 +72,4 @@ def close_app(app: Flask) -> None:
     if janitor is not None:
         janitor.stop()
     app.extensions["sdrest"].close()
+    app.extensions["sdrest.auth"].close()

@@ -57,7 +57,63 @@ def build_parser() -> argparse.ArgumentParser:
                        help="print the resolved settings (defaults < config < env < flags) and exit")
 
     commands.add_parser("version", help="same as --version")
+    _add_auth_commands(commands)
     return parser
+
+
+def _add_store_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--config``/``--data-dir``, read like ``sdrest serve`` reads them (the data folder holds
+    auth.sqlite3)."""
+    parser.add_argument("--config", metavar="FILE", default=argparse.SUPPRESS,
+                        help="JSON or YAML settings file (also SDREST_CONFIG)")
+    parser.add_argument("--data-dir", metavar="DIR", default=argparse.SUPPRESS,
+                        help="data folder holding auth.sqlite3 (default: from the config, SDREST_DATA_DIR, or ./data)")
+
+
+def _add_password_arguments(parser: argparse.ArgumentParser) -> None:
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--password", metavar="P",
+                        help="the password (visible to other local users in the process list; "
+                             "prefer --password-stdin or the prompt)")
+    source.add_argument("--password-stdin", action="store_true",
+                        help="read the password from standard input (one trailing newline is dropped)")
+
+
+def _add_auth_commands(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    from sdrest.auth.store import ROLES
+
+    users = commands.add_parser("users", help="manage local users (auth.sqlite3 in the data folder)")
+    users_cmd = users.add_subparsers(dest="users_command", metavar="ACTION")
+    add = users_cmd.add_parser("add", help="add a user (prompts for the password on a terminal)")
+    add.add_argument("name")
+    add.add_argument("--role", choices=ROLES, default="user", help="role (default: user)")
+    _add_password_arguments(add)
+    users_cmd.add_parser("list", help="list users")
+    passwd = users_cmd.add_parser("passwd", help="set a user's password")
+    passwd.add_argument("name")
+    _add_password_arguments(passwd)
+    remove = users_cmd.add_parser("remove", help="remove a user and revoke the API keys it owns")
+    remove.add_argument("name")
+    role = users_cmd.add_parser("role", help="change a user's role")
+    role.add_argument("name")
+    role.add_argument("role", choices=ROLES)
+    for action, text in (("disable", "stop a user (and its API keys) from authenticating"),
+                         ("enable", "let a disabled user authenticate again")):
+        users_cmd.add_parser(action, help=text).add_argument("name")
+
+    keys = commands.add_parser("keys", help="manage API keys (auth.sqlite3 in the data folder)")
+    keys_cmd = keys.add_subparsers(dest="keys_command", metavar="ACTION")
+    create = keys_cmd.add_parser("create", help="create a key (printed once, on standard output)")
+    create.add_argument("--name", required=True, help="what the key is for")
+    create.add_argument("--role", required=True, choices=ROLES)
+    create.add_argument("--owner", metavar="USER", help="the user the key acts for (default: none)")
+    create.add_argument("--expires", metavar="WHEN",
+                        help="lifetime (30d, 12h, 90m, 2w) or ISO date/time (no zone: UTC; a date: 00:00 UTC)")
+    keys_cmd.add_parser("list", help="list keys (prefix only, never the key)")
+    revoke = keys_cmd.add_parser("revoke", help="revoke a key")
+    revoke.add_argument("key", metavar="ID_OR_PREFIX")
+    for parser in (users, keys, *users_cmd.choices.values(), *keys_cmd.choices.values()):
+        _add_store_arguments(parser)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -72,6 +128,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "version":
         print(version_text())
         return 0
+    if args.command in ("users", "keys"):
+        from sdrest.auth import commands as auth_commands
+
+        return auth_commands.run(vars(args), parser)
     parser.print_help()
     return 2
 
@@ -89,7 +149,7 @@ def _serve(flags: dict[str, object]) -> int:
         print(f"sdrest serve: {exc}", file=sys.stderr)
         return 2
     if print_config:
-        print(json.dumps(settings.to_dict(), indent=2))
+        print(json.dumps(settings.to_dict(redact=True), indent=2))
         return 0
     from sdrest.server import serve
 
@@ -99,7 +159,7 @@ def _serve(flags: dict[str, object]) -> int:
 def server_main(argv: Sequence[str] | None = None) -> int:
     """``stable-diffusion-rest-server``: the spec's name for ``sdrest serve``."""
     args = list(sys.argv[1:] if argv is None else argv)
-    if args and args[0] in ("--version", "version", "selftest", "serve", "-h", "--help"):
+    if args and args[0] in ("--version", "version", "selftest", "serve", "users", "keys", "-h", "--help"):
         return main(args)
     return main(["serve", *args])
 

@@ -27,7 +27,10 @@ def serve(settings: Settings) -> int:
     threads = settings.http_threads + settings.max_event_streams
     server: Any = create_server(app, host=settings.host, port=settings.port, threads=threads,
                                 channel_timeout=120, connection_limit=max(100, threads * 2),
-                                ident="sdrest")
+                                ident="sdrest",
+                                # Waitress drops X-Forwarded-* by default; with --trusted-proxy the app
+                                # sees them and believes them only from those addresses (auth.web).
+                                clear_untrusted_proxy_headers=not settings.trusted_proxy)
     stopping = threading.Event()
 
     def _stop(signum: int, _frame: Any) -> None:

@@ -87,6 +87,23 @@ class Settings:
     requeue_interrupted: bool = _setting(False, "re-queue (once) a job interrupted by a server crash")
     max_queue: int = _setting(1000, "most queued jobs; more are refused with 503")
     wait_timeout: float = _setting(600.0, "longest a 'wait' request blocks before answering 202")
+    auth: str = _setting("none", "authentication method",
+                         choices=("none", "jwt", "api-key", "unix", "pam", "optional"))
+    enable_unix_auth: bool = _setting(False, "deprecated: use --auth unix")
+    enable_pam_auth: bool = _setting(False, "deprecated: use --auth pam")
+    auth_group: str | None = _setting(None, "unix/pam: only members of this group may log in")
+    admin_group: str | None = _setting(None, "unix/pam: members of this group are admins")
+    pam_service: str = _setting("sdrest", "PAM service used by --auth pam")
+    jwt_secret: str | None = _setting(None, "token signing secret (default: generated once, stored 0600)",
+                                      flag=False)
+    access_token_seconds: int = _setting(900, "lifetime of an access token")
+    refresh_token_days: float = _setting(7.0, "lifetime of a refresh token")
+    guest_can_generate: bool = _setting(False, "--auth optional: guests may submit jobs (else read-only)")
+    public_images: bool = _setting(False, "image URLs need no credentials (they are unguessable)")
+    trusted_proxy: str | None = _setting(None, "comma-separated proxy addresses whose X-Forwarded-For is believed")
+    auth_max_failures: int = _setting(5, "failed logins per user or client before a lockout")
+    auth_lockout_seconds: float = _setting(300.0, "how long a lockout lasts")
+    secure_cookies: bool = _setting(False, "mark session cookies Secure (behind HTTPS)")
     test_hooks: bool = _setting(False, "enable test-only request fields (never in production)", flag=False)
 
     # --- derived ---
@@ -122,9 +139,12 @@ class Settings:
                 changes[f.name] = value.expanduser().resolve()
         return dataclasses.replace(self, **changes)
 
-    def to_dict(self) -> dict[str, Any]:
-        return {f.name: (str(v) if isinstance(v := getattr(self, f.name), Path) else v)
-                for f in dataclasses.fields(self)}
+    def to_dict(self, redact: bool = False) -> dict[str, Any]:
+        values = {f.name: (str(v) if isinstance(v := getattr(self, f.name), Path) else v)
+                  for f in dataclasses.fields(self)}
+        if redact and values.get("jwt_secret"):
+            values["jwt_secret"] = "***"
+        return values
 
     # --- loading ---
 
@@ -144,7 +164,19 @@ class Settings:
                 values[f.name] = _convert(f, env[name], f"environment variable {name}")
         for key, value in flags.items():
             values[key] = value
-        return cls.from_mapping(values)
+        settings = cls.from_mapping(values)
+        return settings.with_deprecations()
+
+    def with_deprecations(self) -> Settings:
+        """Map --enable-unix-auth / --enable-pam-auth to --auth, with a warning."""
+        import sys
+
+        for old, method in (("enable_unix_auth", "unix"), ("enable_pam_auth", "pam")):
+            if getattr(self, old):
+                print(f"sdrest: --{old.replace('_', '-')} is deprecated; use --auth {method}", file=sys.stderr)
+                if self.auth == "none":
+                    self = dataclasses.replace(self, auth=method)
+        return self
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any], source: str = "settings") -> Settings:

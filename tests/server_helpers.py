@@ -83,8 +83,10 @@ class Server:
             if self.process.poll() is not None:
                 raise RuntimeError(f"server exited: {self.log_text()[-3000:]}")
             try:
-                status = requests.get(self.url("/api/v1/status"), timeout=2).json()
-                if not wait_for_worker or status["worker"]["alive"]:
+                response = requests.get(self.url("/api/v1/status"), timeout=2)
+                if response.status_code == 401:  # an auth-protected server is up; its worker starts alone
+                    return self
+                if not wait_for_worker or response.json()["worker"]["alive"]:
                     return self
             except requests.RequestException:
                 pass

@@ -19,6 +19,7 @@ from flask import Blueprint, Response, current_app, request, stream_with_context
 
 from sdrest.api.errors import ApiError
 from sdrest.api.views import API, job_or_404, job_view
+from sdrest.auth.web import visible_owners
 from sdrest.jobs import Event, Subscription
 from sdrest.services import Services, services
 
@@ -62,7 +63,7 @@ def _stream(svc: Services, job_id: str | None) -> Response:
     if not svc.long_requests.acquire(blocking=False):
         raise ApiError(429, "too_many_streams", "too many open event streams", headers={"Retry-After": "5"})
     try:
-        subscription = svc.bus.subscribe(last_event_id=last_id, job_id=job_id)
+        subscription = svc.bus.subscribe(last_event_id=last_id, job_id=job_id, owners=visible_owners())
     except BaseException:
         svc.long_requests.release()
         raise

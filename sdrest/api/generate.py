@@ -7,11 +7,12 @@ from typing import Any
 
 from flask import Blueprint, jsonify, request
 
-from sdrest.api.errors import ApiError, not_found
+from sdrest.api.errors import ApiError
 from sdrest.api.fields import GENERATION_FIELDS, MODES, TEST_FIELDS, UPSCALE_FIELDS
 from sdrest.api.jobparams import InputFiles, generation_params, upscale_params, with_preset
 from sdrest.api.requests import read_body, validate
 from sdrest.api.views import API, job_or_404, job_view
+from sdrest.auth.web import owner_for_new_jobs
 from sdrest.jobs import Job, JobStatus
 from sdrest.services import Services, services
 
@@ -52,7 +53,7 @@ def upscale() -> Any:
     inputs = InputFiles(svc.settings)
     try:
         params = upscale_params(values, svc.settings, inputs, svc.library)
-        job = svc.store.create("upscale", params, owner=None, priority=values.get("priority", 0))
+        job = svc.store.create("upscale", params, owner=owner_for_new_jobs(), priority=values.get("priority", 0))
     except BaseException:
         inputs.discard()
         raise
@@ -72,11 +73,10 @@ def get_job(job_id: str) -> Any:
 def cancel_job(job_id: str) -> Any:
     """Cancel a queued job at once, or a running one within a sampling step."""
     svc = services()
+    job_or_404(svc.store, job_id)  # someone else's job is not found, and never cancelled
     before = svc.store.cancel(job_id)
     if before is None:
-        job = svc.store.get(job_id)
-        if job is None:
-            raise not_found("job", "job_id")
+        job = job_or_404(svc.store, job_id)
         raise ApiError(409, "job_finished", f"job {job_id} already {job.status.value}", "job_id")
     if before.status is JobStatus.RUNNING:
         svc.supervisor.cancel_running(job_id)
@@ -102,7 +102,7 @@ def _submit(mode: str | None) -> Any:
     inputs = InputFiles(svc.settings)
     try:
         params = generation_params(values, mode, svc.settings, inputs, svc.supervisor.default_model, svc.library)
-        job = svc.store.create(mode, params, owner=None, priority=values.get("priority", 0))
+        job = svc.store.create(mode, params, owner=owner_for_new_jobs(), priority=values.get("priority", 0))
     except BaseException:
         inputs.discard()
         raise

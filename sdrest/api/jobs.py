@@ -9,6 +9,7 @@ from flask import Blueprint, jsonify, request, send_file
 
 from sdrest.api.errors import ApiError, not_found
 from sdrest.api.views import API, job_or_404, job_view
+from sdrest.auth.web import current_principal, visible_owners
 from sdrest.jobs import JobStatus
 from sdrest.outputs import thumbnail
 from sdrest.services import Services, services
@@ -34,13 +35,15 @@ def queue() -> Any:
     order = request.args.get("order", "newest")
     if order not in ("newest", "oldest", "run"):
         raise ApiError(400, "invalid_query", "order: must be newest, oldest or run", "order")
+    owners = visible_owners()
+    owner = None if owners is None else current_principal().name  # type: ignore[union-attr]
     if order == "run":  # the queue in the order it will run
-        ids = svc.store.queued_ids()
-        jobs = [j for j in (svc.store.get(i) for i in ids[offset:offset + limit]) if j is not None]
-        total = len(ids)
+        queued = [j for j in (svc.store.get(i) for i in svc.store.queued_ids())
+                  if j is not None and (owner is None or j.owner == owner)]
+        jobs, total = queued[offset:offset + limit], len(queued)
     else:
-        jobs, total = svc.store.list(statuses=statuses, kind=request.args.get("mode") or None, limit=limit,
-                                     offset=offset, newest_first=order == "newest")
+        jobs, total = svc.store.list(statuses=statuses, owner=owner, kind=request.args.get("mode") or None,
+                                     limit=limit, offset=offset, newest_first=order == "newest")
     counts = svc.store.counts()
     return jsonify({
         "jobs": [job_view(job, svc.store, svc.settings) for job in jobs],

@@ -13,6 +13,7 @@ from sdrest.api.jobparams import find_model, model_params
 from sdrest.api.requests import read_body, validate
 from sdrest.api.jobs import int_arg
 from sdrest.api.views import API
+from sdrest.auth.web import owner_for_new_jobs
 from sdrest.models.presets import load_preset, load_template
 from sdrest.models.scanner import ModelEntry, ModelLibrary
 from sdrest.models.types import ModelType, parse_type_filter
@@ -78,7 +79,8 @@ def load() -> Any:
     if spec["model_path"] is None and "diffusion_model_path" not in spec["model_options"]:
         raise ApiError(422, "missing_field", "model: required (or diffusion_model)", "model")
     check_queue_room(svc)
-    job = svc.store.create("load_model", {"mode": "load", **spec}, priority=values.get("priority", 0))
+    job = svc.store.create("load_model", {"mode": "load", **spec}, owner=owner_for_new_jobs(),
+                           priority=values.get("priority", 0))
     return accepted(svc, job, values)
 
 
@@ -91,7 +93,8 @@ def unload() -> Any:
     data, from_form = read_body(request)
     values = validate(data, UNLOAD_FIELDS, mode=None, capabilities={}, from_form=from_form)
     check_queue_room(svc)
-    job = svc.store.create("unload_model", {"mode": "unload"}, priority=values.get("priority", 0))
+    job = svc.store.create("unload_model", {"mode": "unload"}, owner=owner_for_new_jobs(),
+                           priority=values.get("priority", 0))
     return accepted(svc, job, values)
 
 

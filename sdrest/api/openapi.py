@@ -13,6 +13,7 @@ from typing import Any
 from flask import Flask
 
 from sdrest import __version__
+from sdrest.api.auth import LOGIN_FIELDS
 from sdrest.api.fields import GENERATION_FIELDS, LOAD_FIELDS, UNLOAD_FIELDS, UPSCALE_FIELDS
 
 _BODIES = {
@@ -23,6 +24,7 @@ _BODIES = {
     "generate.upscale": UPSCALE_FIELDS,
     "models.load": LOAD_FIELDS,
     "models.unload": UNLOAD_FIELDS,
+    "auth.login": LOGIN_FIELDS,
 }
 
 _ERROR = {"type": "object", "properties": {"error": {"type": "object", "properties": {

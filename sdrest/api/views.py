@@ -16,8 +16,11 @@ def job_or_404(store: JobStore, job_id: str) -> Job:
     """The job, or the API's 404 naming ``job_id``."""
     from sdrest.api.errors import not_found
 
+    from sdrest.auth.web import can_see
+
     job = store.get(job_id)
-    if job is None:
+    # Another user's job is "not found", never "forbidden": ids must not be probeable.
+    if job is None or not can_see(job.owner):
         raise not_found("job", "job_id")
     return job
 

@@ -371,7 +371,7 @@ class Supervisor:
 
         self._cleanup_worker()
         parent, child = self._mp.Pipe()
-        proc = self._mp.Process(target=worker_process.main, args=(child, self.settings.to_dict()),
+        proc = self._mp.Process(target=worker_process.main, args=(child, self.settings.to_dict(redact=True)),
                                 name="sdrest-worker", daemon=True)
         proc.start()
         child.close()

@@ -1,0 +1,76 @@
+"""Who may call what: one rule per endpoint, in one table.
+
+Roles are ordered guest < user < admin. ``PUBLIC`` needs no credentials at all. Users see only
+their own jobs and images (another user's job answers 404, never 403); admins see everything.
+``tests/auth/test_rules.py`` walks the app's URL map and fails for any endpoint missing here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+ROLES = ("guest", "user", "admin")
+PUBLIC = "public"
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: a name (the owner of their jobs) and a role."""
+
+    name: str | None     # None only with --auth none (jobs then have no owner)
+    role: str
+    method: str          # "none", "jwt", "api-key", "unix", "pam", "guest"
+
+    def at_least(self, role: str) -> bool:
+        return ROLES.index(self.role) >= ROLES.index(role)
+
+    @property
+    def sees_everything(self) -> bool:
+        return self.role == "admin"
+
+
+#: endpoint -> the least role allowed ("public": no credentials needed)
+RULES: dict[str, str] = {
+    # authentication itself
+    "auth.login": PUBLIC,
+    "auth.refresh": PUBLIC,        # needs a refresh token, checked by the view
+    "auth.logout": "guest",
+    "auth.profile": "guest",
+    "auth.attempts": "admin",
+    # documentation and the browser UI shell (the UI logs in through the API)
+    "system.openapi": PUBLIC,
+    "ui.home": PUBLIC,
+    "ui.ui": PUBLIC,
+    "static": PUBLIC,
+    # read-only server information
+    "system.status": "guest",
+    "system.system": "admin",      # paths, memory, versions: operators only
+    "models.list_models": "guest",
+    "models.model": "guest",
+    "models.presets": "guest",
+    "models.preset": "guest",
+    "models.prompt_templates": "guest",
+    "models.prompt_template": "guest",
+    # model lifecycle: shared state, so admins only
+    "models.scan": "admin",
+    "models.load": "admin",
+    "models.unload": "admin",
+    # generation (guests too when --guest-can-generate; see web.py)
+    "generate.generate": "user",
+    "generate.text2img": "user",
+    "generate.img2img": "user",
+    "generate.inpainting": "user",
+    "generate.upscale": "user",
+    # jobs: own ones for users, all for admins (filtered in the views)
+    "generate.get_job": "guest",
+    "generate.cancel_job": "user",
+    "jobs.queue": "guest",
+    "jobs.delete_job": "user",
+    "jobs.job_image": "guest",
+    "events.all_events": "guest",
+    "events.job_events": "guest",
+}
+
+#: Endpoints guests may also use when --guest-can-generate is set.
+GUEST_GENERATION = ("generate.generate", "generate.text2img", "generate.img2img", "generate.inpainting",
+                    "generate.upscale", "generate.cancel_job")

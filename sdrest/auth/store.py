@@ -1,0 +1,474 @@
+"""The authentication store: one SQLite file (``<data_dir>/auth.sqlite3``) holding local users,
+API keys, revoked JWT ids and the audit log of authentication attempts.
+
+Why one file, separate from the job database: credentials have a different lifetime and a
+different audience than jobs (an operator may wipe jobs but must never lose the users), and a
+separate file can be kept at mode 0600 without affecting anything else. It is created 0600
+before SQLite opens it, and SQLite gives its ``-wal``/``-shm`` side files the same mode.
+
+Concurrency follows :mod:`sdrest.jobs.store`: one connection guarded by one lock (SQLite
+serialises writers anyway; a Python lock hands the connection over without busy polling), WAL
+journal, and ``BEGIN IMMEDIATE`` for writes so a CLI process working on the same file while the
+server runs is serialised by SQLite itself.
+
+Secrets:
+
+* passwords are stored as scrypt hashes (:mod:`sdrest.auth.passwords`);
+* API keys are 32 random bytes, so a fast SHA-256 is enough (nothing to brute-force) and lets
+  :meth:`AuthStore.check_key` find the row by an indexed hash lookup; only the hash and an
+  8-character display prefix are stored, the plaintext is returned once by
+  :meth:`AuthStore.create_key`;
+* every comparison of secret material uses :func:`hmac.compare_digest`.
+
+Timestamps are POSIX seconds (floats, UTC), like the job store's.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import hmac
+import os
+import re
+import secrets
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sdrest.auth import passwords
+
+#: The store's file name inside the data folder.
+DB_NAME = "auth.sqlite3"
+ROLES = ("admin", "user", "guest")
+OUTCOMES = ("success", "failure", "throttled")
+USERNAME_RE = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
+KEY_PREFIX = "sdr_"
+#: How many leading characters of a key are stored in clear, to tell keys apart in listings.
+DISPLAY_PREFIX_CHARS = 8
+_KEY_RANDOM_BYTES = 32
+#: Longest audit field kept (usernames and reasons can come from clients).
+_AUDIT_FIELD_CHARS = 256
+_SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS users (
+    name          TEXT PRIMARY KEY,            -- BINARY collation: case-sensitive
+    password_hash TEXT NOT NULL,
+    role          TEXT NOT NULL CHECK (role IN ('admin', 'user', 'guest')),
+    created_at    REAL NOT NULL,
+    disabled      INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS api_keys (
+    id         TEXT PRIMARY KEY,
+    name       TEXT NOT NULL,
+    role       TEXT NOT NULL CHECK (role IN ('admin', 'user', 'guest')),
+    owner      TEXT,
+    key_hash   TEXT NOT NULL UNIQUE,           -- sha256 hex of the plaintext key
+    prefix     TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    expires_at REAL,
+    revoked_at REAL
+);
+CREATE INDEX IF NOT EXISTS api_keys_prefix ON api_keys (prefix);
+CREATE INDEX IF NOT EXISTS api_keys_owner ON api_keys (owner);
+CREATE TABLE IF NOT EXISTS revoked_tokens (
+    jti        TEXT PRIMARY KEY,
+    expires_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS revoked_tokens_expiry ON revoked_tokens (expires_at);
+CREATE TABLE IF NOT EXISTS auth_attempts (
+    id        INTEGER PRIMARY KEY AUTOINCREMENT,
+    time      REAL NOT NULL,
+    method    TEXT NOT NULL,
+    username  TEXT,
+    client_ip TEXT,
+    outcome   TEXT NOT NULL CHECK (outcome IN ('success', 'failure', 'throttled')),
+    reason    TEXT
+);
+CREATE INDEX IF NOT EXISTS auth_attempts_username ON auth_attempts (username, id);
+CREATE INDEX IF NOT EXISTS auth_attempts_time ON auth_attempts (time);
+"""
+
+
+class AuthStoreError(Exception):
+    """The store cannot do what was asked (closed, or a newer schema)."""
+
+
+class UserNotFoundError(LookupError):
+    """No user has that name."""
+
+
+class DuplicateUserError(ValueError):
+    """A user with that name already exists."""
+
+
+class AmbiguousKeyError(ValueError):
+    """A key prefix matches more than one active key; use the key id instead."""
+
+
+@dataclass(frozen=True)
+class User:
+    name: str
+    role: str
+    created_at: float
+    disabled: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    id: str
+    name: str
+    role: str
+    owner: str | None
+    prefix: str
+    created_at: float
+    expires_at: float | None
+    revoked_at: float | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def active(self, now: float) -> bool:
+        """Neither revoked nor expired at *now*."""
+        return self.revoked_at is None and (self.expires_at is None or self.expires_at > now)
+
+
+def validate_username(name: str) -> str:
+    """*name* itself if it is 1-64 of ``A-Z a-z 0-9 _ . @ -``; ValueError otherwise."""
+    if not isinstance(name, str) or not USERNAME_RE.fullmatch(name):
+        raise ValueError("username must be 1-64 characters of A-Z a-z 0-9 _ . @ -")
+    return name
+
+
+def validate_role(role: str) -> str:
+    if role not in ROLES:
+        raise ValueError(f"role must be one of {', '.join(ROLES)}")
+    return role
+
+
+def default_path(data_dir: str | Path) -> Path:
+    """Where the auth store lives: ``<data_dir>/auth.sqlite3``."""
+    return Path(data_dir) / DB_NAME
+
+
+def hash_key(plaintext: str) -> str:
+    """The stored form of an API key: SHA-256, hex."""
+    return hashlib.sha256(plaintext.encode("utf-8")).hexdigest()
+
+
+_USER_COLUMNS = "name, role, created_at, disabled"
+_KEY_COLUMNS = "id, name, role, owner, prefix, created_at, expires_at, revoked_at"
+
+
+def _user(row: tuple[Any, ...]) -> User:
+    name, role, created_at, disabled = row
+    return User(name=name, role=role, created_at=created_at, disabled=bool(disabled))
+
+
+def _key(row: tuple[Any, ...]) -> ApiKey:
+    return ApiKey(*row)
+
+
+def _clip(value: str | None) -> str | None:
+    return None if value is None else str(value)[:_AUDIT_FIELD_CHARS]
+
+
+class AuthStore:
+    """Users, API keys, JWT revocations and the audit log in one SQLite file (thread-safe)."""
+
+    def __init__(self, path: str | Path, *, clock: Callable[[], float] = time.time,
+                 busy_timeout: float = 10.0) -> None:
+        self.path = Path(path)
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._dummy_hash: str | None = None
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        _create_private(self.path)
+        self._conn: sqlite3.Connection | None = sqlite3.connect(
+            str(self.path), timeout=busy_timeout, isolation_level=None, check_same_thread=False)
+        try:
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("PRAGMA synchronous=FULL")
+            self._migrate()
+        except BaseException:
+            self._conn.close()
+            self._conn = None
+            raise
+
+    # -- plumbing -----------------------------------------------------------------------------
+
+    def _migrate(self) -> None:
+        conn = self._connection()
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version > _SCHEMA_VERSION:
+            raise AuthStoreError(f"{self.path} has schema version {version}; this sdrest knows "
+                                 f"{_SCHEMA_VERSION} (a newer sdrest wrote it)")
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            # statement by statement: executescript() would COMMIT the open transaction
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+            conn.execute(f"PRAGMA user_version={_SCHEMA_VERSION}")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise AuthStoreError("the auth store is closed")
+        return self._conn
+
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction, under the lock; committed on success, rolled back on error."""
+        with self._lock:
+            conn = self._connection()
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+
+    def _query(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        with self._lock:
+            return self._connection().execute(sql, params).fetchall()
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+    def __enter__(self) -> AuthStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- users --------------------------------------------------------------------------------
+
+    def add_user(self, name: str, password: str, role: str = "user") -> User:
+        """A new enabled user. ValueError for a bad name, role or password;
+        :class:`DuplicateUserError` (a ValueError) if the name is taken."""
+        validate_username(name)
+        validate_role(role)
+        encoded = passwords.hash_password(password)
+        user = User(name=name, role=role, created_at=self._clock(), disabled=False)
+        try:
+            with self._write() as conn:
+                conn.execute("INSERT INTO users (name, password_hash, role, created_at, disabled)"
+                             " VALUES (?, ?, ?, ?, 0)", (name, encoded, role, user.created_at))
+        except sqlite3.IntegrityError:
+            raise DuplicateUserError(f"user {name!r} already exists") from None
+        return user
+
+    def get_user(self, name: str) -> User | None:
+        rows = self._query(f"SELECT {_USER_COLUMNS} FROM users WHERE name = ?", (name,))
+        return _user(rows[0]) if rows else None
+
+    def list_users(self) -> list[User]:
+        return [_user(row) for row in self._query(f"SELECT {_USER_COLUMNS} FROM users ORDER BY name")]
+
+    def _update_user(self, name: str, sql: str, params: tuple[Any, ...]) -> None:
+        with self._write() as conn:
+            if conn.execute(sql, (*params, name)).rowcount == 0:
+                raise UserNotFoundError(f"no user {name!r}")
+
+    def set_password(self, name: str, password: str) -> None:
+        """Replace *name*'s password (ValueError if empty/too long, UserNotFoundError if unknown)."""
+        encoded = passwords.hash_password(password)
+        self._update_user(name, "UPDATE users SET password_hash = ? WHERE name = ?", (encoded,))
+
+    def set_role(self, name: str, role: str) -> None:
+        validate_role(role)
+        self._update_user(name, "UPDATE users SET role = ? WHERE name = ?", (role,))
+
+    def set_disabled(self, name: str, disabled: bool) -> None:
+        """A disabled user keeps its row (and audit history) but can neither log in nor use
+        the API keys it owns."""
+        self._update_user(name, "UPDATE users SET disabled = ? WHERE name = ?", (int(bool(disabled)),))
+
+    def remove_user(self, name: str) -> None:
+        """Delete *name* and revoke every API key it owns (a key must not outlive its owner)."""
+        with self._write() as conn:
+            if conn.execute("DELETE FROM users WHERE name = ?", (name,)).rowcount == 0:
+                raise UserNotFoundError(f"no user {name!r}")
+            conn.execute("UPDATE api_keys SET revoked_at = ? WHERE owner = ? AND revoked_at IS NULL",
+                         (self._clock(), name))
+
+    def _dummy(self) -> str:
+        # Made on first use (one KDF run) rather than per store or per call.
+        if self._dummy_hash is None:
+            self._dummy_hash = passwords.hash_password(secrets.token_urlsafe(16))
+        return self._dummy_hash
+
+    def check_password(self, name: str, password: str) -> User | None:
+        """The user if *password* is right and the user is enabled, else None.
+
+        Exactly one KDF verification runs whether or not the user exists (an unknown name is
+        checked against a dummy hash), so response time does not reveal which names exist.
+        A hash made with outdated parameters is replaced after a successful check.
+        """
+        row: list[tuple[Any, ...]] = []
+        if isinstance(name, str) and USERNAME_RE.fullmatch(name):
+            row = self._query(f"SELECT {_USER_COLUMNS}, password_hash FROM users WHERE name = ?", (name,))
+        encoded = row[0][4] if row else self._dummy()
+        ok = passwords.verify_password(password, encoded)
+        if not row or not ok:
+            return None
+        user = _user(row[0][:4])
+        if user.disabled:
+            return None
+        if passwords.needs_rehash(encoded):
+            fresh = passwords.hash_password(password)
+            with self._write() as conn:
+                conn.execute("UPDATE users SET password_hash = ? WHERE name = ? AND password_hash = ?",
+                             (fresh, name, encoded))
+        return user
+
+    # -- API keys -----------------------------------------------------------------------------
+
+    def create_key(self, name: str, role: str, owner: str | None = None,
+                   expires_at: float | None = None) -> tuple[str, ApiKey]:
+        """A new key: ``(plaintext, record)``. The plaintext (``sdr_`` + 43 urlsafe-base64
+        characters) is returned only here; the store keeps its SHA-256 and display prefix.
+
+        *owner* is a username (local, or a Unix/PAM account, so it need not exist in this
+        store) or None for a service key not tied to a person.
+        """
+        if not isinstance(name, str) or not name.strip() or len(name) > 128:
+            raise ValueError("key name must be 1-128 characters")
+        validate_role(role)
+        if owner is not None:
+            validate_username(owner)
+        now = self._clock()
+        if expires_at is not None and expires_at <= now:
+            raise ValueError("expiry must be in the future")
+        plaintext = KEY_PREFIX + secrets.token_urlsafe(_KEY_RANDOM_BYTES)
+        key = ApiKey(id=secrets.token_hex(6), name=name.strip(), role=role, owner=owner,
+                     prefix=plaintext[:DISPLAY_PREFIX_CHARS], created_at=now, expires_at=expires_at,
+                     revoked_at=None)
+        with self._write() as conn:
+            conn.execute("INSERT INTO api_keys (id, name, role, owner, key_hash, prefix, created_at,"
+                         " expires_at, revoked_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL)",
+                         (key.id, key.name, key.role, key.owner, hash_key(plaintext), key.prefix,
+                          key.created_at, key.expires_at))
+        return plaintext, key
+
+    def list_keys(self) -> list[ApiKey]:
+        """Every key, revoked and expired ones included (oldest first); never the plaintext."""
+        return [_key(row) for row in self._query(f"SELECT {_KEY_COLUMNS} FROM api_keys ORDER BY created_at, rowid")]
+
+    def get_key(self, key_id: str) -> ApiKey | None:
+        rows = self._query(f"SELECT {_KEY_COLUMNS} FROM api_keys WHERE id = ?", (key_id,))
+        return _key(rows[0]) if rows else None
+
+    def revoke_key(self, key_id_or_prefix: str) -> bool:
+        """Revoke the active key with this id, or else the one active key with this display
+        prefix. False if none matches (or it was already revoked);
+        :class:`AmbiguousKeyError` if a prefix matches several active keys."""
+        with self._write() as conn:
+            ids = [r[0] for r in conn.execute(
+                "SELECT id FROM api_keys WHERE id = ? AND revoked_at IS NULL", (key_id_or_prefix,))]
+            if not ids:
+                ids = [r[0] for r in conn.execute(
+                    "SELECT id FROM api_keys WHERE prefix = ? AND revoked_at IS NULL", (key_id_or_prefix,))]
+            if len(ids) > 1:
+                raise AmbiguousKeyError(f"{len(ids)} keys start with {key_id_or_prefix!r}; give the key id")
+            if not ids:
+                return False
+            conn.execute("UPDATE api_keys SET revoked_at = ? WHERE id = ?", (self._clock(), ids[0]))
+        return True
+
+    def check_key(self, plaintext: str) -> ApiKey | None:
+        """The key record if *plaintext* is a valid, unexpired, unrevoked key whose owner (if a
+        local user) is not disabled; otherwise None."""
+        if not isinstance(plaintext, str) or not plaintext.startswith(KEY_PREFIX) or len(plaintext) > 128:
+            return None
+        digest = hash_key(plaintext)
+        rows = self._query(
+            f"SELECT {_KEY_COLUMNS}, key_hash,"
+            " (SELECT disabled FROM users WHERE users.name = api_keys.owner)"
+            " FROM api_keys WHERE key_hash = ?", (digest,))
+        if not rows:
+            return None
+        *columns, stored, owner_disabled = rows[0]
+        if not hmac.compare_digest(stored.encode("ascii"), digest.encode("ascii")):
+            return None
+        key = _key(tuple(columns))
+        if not key.active(self._clock()) or owner_disabled:
+            return None
+        return key
+
+    # -- JWT revocations ----------------------------------------------------------------------
+
+    def revoke_token(self, jti: str, expires_at: float) -> None:
+        """Remember that the token *jti* is revoked until it would expire anyway."""
+        with self._write() as conn:
+            conn.execute("INSERT INTO revoked_tokens (jti, expires_at) VALUES (?, ?)"
+                         " ON CONFLICT (jti) DO UPDATE SET expires_at = MAX(expires_at, excluded.expires_at)",
+                         (jti, float(expires_at)))
+
+    def is_token_revoked(self, jti: str) -> bool:
+        return bool(self._query("SELECT 1 FROM revoked_tokens WHERE jti = ?", (jti,)))
+
+    def purge_expired_revocations(self) -> int:
+        """Forget revocations of tokens that have expired anyway; how many were dropped."""
+        with self._write() as conn:
+            return conn.execute("DELETE FROM revoked_tokens WHERE expires_at <= ?", (self._clock(),)).rowcount
+
+    # -- audit --------------------------------------------------------------------------------
+
+    def record_attempt(self, method: str, username: str | None, client_ip: str | None,
+                       outcome: str, reason: str | None = None) -> None:
+        """Append one authentication attempt. Never pass secrets: the row is shown to admins."""
+        if outcome not in OUTCOMES:
+            raise ValueError(f"outcome must be one of {', '.join(OUTCOMES)}")
+        with self._write() as conn:
+            conn.execute("INSERT INTO auth_attempts (time, method, username, client_ip, outcome, reason)"
+                         " VALUES (?, ?, ?, ?, ?, ?)",
+                         (self._clock(), _clip(method), _clip(username), _clip(client_ip), outcome,
+                          _clip(reason)))
+
+    def attempts(self, limit: int = 100, offset: int = 0, username: str | None = None) -> list[dict[str, Any]]:
+        """Recorded attempts, newest first, optionally only *username*'s."""
+        limit = max(0, min(int(limit), 10_000))
+        offset = max(0, int(offset))
+        sql = "SELECT id, time, method, username, client_ip, outcome, reason FROM auth_attempts"
+        params: tuple[Any, ...] = ()
+        if username is not None:
+            sql += " WHERE username = ?"
+            params = (username,)
+        rows = self._query(sql + " ORDER BY id DESC LIMIT ? OFFSET ?", (*params, limit, offset))
+        names = ("id", "time", "method", "username", "client_ip", "outcome", "reason")
+        return [dict(zip(names, row, strict=True)) for row in rows]
+
+    def purge_attempts(self, older_than: float) -> int:
+        """Drop audit rows recorded before *older_than* (POSIX seconds); how many went."""
+        with self._write() as conn:
+            return conn.execute("DELETE FROM auth_attempts WHERE time < ?", (older_than,)).rowcount
+
+
+def _create_private(path: Path) -> None:
+    """Create *path* with mode 0600 if missing (before SQLite does, with the umask's mode), and
+    tighten an existing file that others could read. The file holds password hashes."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        with contextlib.suppress(OSError):  # not our file: leave it, SQLite will say if it can't open
+            if os.stat(path).st_mode & 0o077:
+                os.chmod(path, 0o600)
+    else:
+        os.close(fd)

@@ -1,0 +1,123 @@
+"""Brute-force throttling of logins, by username and by client IP.
+
+Two independent counters per attempt: the username's (stops a distributed guess at one
+account) and the client IP's (stops one client spraying many accounts). ``max_failures``
+failures of one key within ``window`` seconds lock that key for ``lockout`` seconds; while
+either key of an attempt is locked, :meth:`Throttle.check` returns the seconds left, which the
+HTTP layer sends as ``Retry-After`` without checking the password at all.
+
+A success clears the username's counter only: a client that guesses many accounts from one IP
+must not be able to reset its IP counter by logging into its own account in between.
+
+Memory is bounded: at most ``max_entries`` keys are tracked; stale keys (no failure inside the
+window, not locked) go first, then the least recently touched unlocked ones, locked ones last. State is in memory only, so
+a restart forgets it -- acceptable for a rate limit, and it keeps a lockout from outliving a
+misconfiguration.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict, deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+
+@dataclass
+class _Entry:
+    failures: deque[float] = field(default_factory=deque)
+    locked_until: float = 0.0
+
+
+class Throttle:
+    """Thread-safe failure counter with lockout; see the module docstring."""
+
+    def __init__(self, max_failures: int = 5, window: float = 300.0, lockout: float = 300.0,
+                 clock: Callable[[], float] = time.monotonic, max_entries: int = 10_000) -> None:
+        if max_failures < 1 or window <= 0 or lockout <= 0 or max_entries < 2:
+            raise ValueError("max_failures >= 1, window > 0, lockout > 0 and max_entries >= 2 required")
+        self.max_failures = max_failures
+        self.window = float(window)
+        self.lockout = float(lockout)
+        self.max_entries = max_entries
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._entries: OrderedDict[tuple[str, str], _Entry] = OrderedDict()
+
+    @staticmethod
+    def _keys(username: str | None, ip: str | None) -> list[tuple[str, str]]:
+        keys = []
+        if username:
+            keys.append(("user", username))
+        if ip:
+            keys.append(("ip", ip))
+        return keys
+
+    def _prune(self, entry: _Entry, now: float) -> None:
+        while entry.failures and entry.failures[0] <= now - self.window:
+            entry.failures.popleft()
+
+    def check(self, username: str | None, ip: str | None) -> float | None:
+        """Seconds until an attempt for *username* from *ip* is allowed again, or None if it is
+        allowed now."""
+        now = self._clock()
+        wait = 0.0
+        with self._lock:
+            for key in self._keys(username, ip):
+                entry = self._entries.get(key)
+                if entry is not None and entry.locked_until > now:
+                    wait = max(wait, entry.locked_until - now)
+        return wait if wait > 0 else None
+
+    def failure(self, username: str | None, ip: str | None) -> None:
+        """Count one failed attempt against both keys; lock a key that reaches the limit."""
+        now = self._clock()
+        with self._lock:
+            for key in self._keys(username, ip):
+                entry = self._entries.get(key)
+                if entry is None:
+                    entry = self._entries[key] = _Entry()
+                else:
+                    self._entries.move_to_end(key)
+                if entry.locked_until > now:
+                    continue  # already locked: the lockout is not extended by hammering
+                self._prune(entry, now)
+                entry.failures.append(now)
+                if len(entry.failures) >= self.max_failures:
+                    entry.locked_until = now + self.lockout
+                    entry.failures.clear()
+            self._evict(now)  # after counting, so the entries just touched are not "stale"
+
+    def success(self, username: str | None, ip: str | None) -> None:
+        """A successful login: forget *username*'s failures (the IP's stay; see module doc)."""
+        if not username:
+            return
+        with self._lock:
+            entry = self._entries.get(("user", username))
+            if entry is not None and entry.locked_until <= self._clock():
+                del self._entries[("user", username)]
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._entries)
+
+    def _evict(self, now: float) -> None:
+        if len(self._entries) <= self.max_entries:
+            return
+        for key in list(self._entries):
+            entry = self._entries[key]
+            self._prune(entry, now)
+            if not entry.failures and entry.locked_until <= now:
+                del self._entries[key]
+        # Still full of live entries (many attackers): drop the least recently touched down to
+        # 90%, so the scan above runs once per ~10% of capacity rather than on every new key.
+        # Unlocked entries go before locked ones, so a flood of fresh keys cannot wash out an
+        # active lockout.
+        target = self.max_entries - max(1, self.max_entries // 10)
+        for key in [k for k, e in self._entries.items() if e.locked_until <= now]:
+            if len(self._entries) <= target:
+                return
+            del self._entries[key]
+        while len(self._entries) > target:
+            self._entries.popitem(last=False)

@@ -1,0 +1,226 @@
+"""Authentication of every request, and the checks views use for ownership.
+
+``setup_auth(app, settings)`` configures flask-jwt-extended (HS256 only, revocations kept in
+the auth store, cookies HttpOnly + SameSite=Strict with CSRF protection for the browser UI)
+and installs one ``before_request`` hook that resolves the caller to a :class:`Principal`
+and applies the endpoint's rule from :mod:`sdrest.auth.rules` (fail closed: an endpoint
+without a rule is refused).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import os
+import secrets
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, current_app, g, request
+from flask_jwt_extended import JWTManager, get_jwt, verify_jwt_in_request
+from flask_jwt_extended.exceptions import CSRFError, JWTExtendedException, NoAuthorizationError
+from jwt.exceptions import ExpiredSignatureError, PyJWTError
+
+from sdrest.api.errors import ApiError
+from sdrest.auth.audit import log_attempt
+from sdrest.auth.rules import GUEST_GENERATION, PUBLIC, RULES, Principal
+from sdrest.auth.store import AuthStore
+from sdrest.auth.throttle import Throttle
+from sdrest.settings import Settings
+
+log = logging.getLogger("sdrest.auth")
+
+API_KEY_PREFIX = "sdr_"
+
+
+class AuthServices:
+    """The auth state of one app: store, throttle, settings (``app.extensions["sdrest.auth"]``)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.store = AuthStore(settings.data_dir / "auth.sqlite3")
+        self.throttle = Throttle(max_failures=settings.auth_max_failures, window=settings.auth_lockout_seconds,
+                                 lockout=settings.auth_lockout_seconds)
+        self.trusted_proxies = _networks(settings.trusted_proxy)
+
+    def close(self) -> None:
+        self.store.close()
+
+
+def auth_services() -> AuthServices:
+    return current_app.extensions["sdrest.auth"]
+
+
+def jwt_secret(settings: Settings) -> str:
+    """The configured secret, else one generated once and kept in the data dir (mode 0600)."""
+    if settings.jwt_secret:
+        return settings.jwt_secret
+    path = settings.data_dir / "jwt_secret"
+    if not path.exists():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_urlsafe(48))
+    return Path(path).read_text().strip()
+
+
+def setup_auth(app: Flask, settings: Settings) -> AuthServices:
+    services = AuthServices(settings)
+    app.extensions["sdrest.auth"] = services
+    app.config.update(
+        JWT_SECRET_KEY=jwt_secret(settings),
+        JWT_ALGORITHM="HS256",
+        JWT_DECODE_ALGORITHMS=["HS256"],  # a token signed any other way (or "none") is refused
+        JWT_TOKEN_LOCATION=["headers", "cookies"],
+        JWT_ACCESS_TOKEN_EXPIRES=timedelta(seconds=settings.access_token_seconds),
+        JWT_REFRESH_TOKEN_EXPIRES=timedelta(days=settings.refresh_token_days),
+        JWT_COOKIE_SECURE=settings.secure_cookies,
+        JWT_COOKIE_SAMESITE="Strict",
+        JWT_COOKIE_CSRF_PROTECT=True,
+        JWT_ACCESS_COOKIE_PATH="/",
+        JWT_REFRESH_COOKIE_PATH="/api/v1/auth/",
+        JWT_ERROR_MESSAGE_KEY="message",
+    )
+    jwt = JWTManager(app)
+
+    @jwt.token_in_blocklist_loader
+    def _revoked(_header: dict[str, Any], payload: dict[str, Any]) -> bool:
+        return services.store.is_token_revoked(payload["jti"])
+
+    app.before_request(_authorize)
+    return services
+
+
+def client_ip() -> str:
+    """The caller's address; X-Forwarded-For only counts when it comes from a trusted proxy."""
+    remote = request.remote_addr or ""
+    proxies = auth_services().trusted_proxies
+    if not proxies or not _in(remote, proxies):
+        return remote
+    forwarded = [a.strip() for a in request.headers.get("X-Forwarded-For", "").split(",") if a.strip()]
+    for address in reversed(forwarded):  # the nearest hop that is not one of our proxies
+        if not _in(address, proxies):
+            return address
+    return remote
+
+
+def current_principal() -> Principal | None:
+    return g.get("principal")
+
+
+def owner_for_new_jobs() -> str | None:
+    principal = current_principal()
+    return principal.name if principal is not None else None
+
+
+def can_see(owner: str | None) -> bool:
+    """Whether the caller may see something owned by ``owner`` (users: only their own)."""
+    principal = current_principal()
+    return principal is None or principal.sees_everything or owner == principal.name
+
+
+def visible_owners() -> set[str | None] | None:
+    """Owner filter for listings and event streams (None: everything)."""
+    principal = current_principal()
+    if principal is None or principal.sees_everything:
+        return None
+    return {principal.name, None} if principal.method != "none" else None
+
+
+# --- the request hook ---
+
+def _authorize() -> None:
+    settings: Settings = auth_services().settings
+    endpoint = request.endpoint
+    if endpoint is None:  # 404/405: let Flask answer
+        return
+    rule = RULES.get(endpoint)
+    if rule is None:
+        log.error("no access rule for endpoint %s: refusing", endpoint)
+        raise ApiError(403, "forbidden", "this endpoint has no access rule")
+    if settings.auth == "none":
+        g.principal = Principal(None, "admin", "none")
+        return
+    if endpoint == "jobs.job_image" and settings.public_images:
+        rule = PUBLIC
+    principal = _authenticate(settings, refresh=endpoint == "auth.refresh")
+    if principal is None:
+        if rule == PUBLIC:
+            return
+        if settings.auth == "optional":
+            principal = Principal("guest", "guest", "guest")
+        else:
+            raise ApiError(401, "unauthorized", "authentication required", headers={"WWW-Authenticate": "Bearer"})
+    g.principal = principal
+    if rule == PUBLIC:
+        return
+    required = "guest" if endpoint in GUEST_GENERATION and settings.guest_can_generate else rule
+    if not principal.at_least(required):
+        raise ApiError(403, "forbidden", f"this needs the {required} role")
+
+
+def _authenticate(settings: Settings, refresh: bool) -> Principal | None:
+    """Credentials of the request (API key, bearer token or cookie), or None if it has none."""
+    key = request.headers.get("X-API-Key")
+    header = request.headers.get("Authorization", "")
+    if not key and header.lower().startswith("bearer ") and header[7:].strip().startswith(API_KEY_PREFIX):
+        key = header[7:].strip()
+    if key:
+        return _api_key_principal(key)
+    if settings.auth == "api-key":
+        if header:
+            _reject("api-key", None, "not an API key")
+        return None
+    if not header and not request.cookies.get("access_token_cookie") and not (
+            refresh and request.cookies.get("refresh_token_cookie")):
+        return None
+    try:
+        verify_jwt_in_request(refresh=refresh)
+    except NoAuthorizationError:
+        return None
+    except CSRFError:
+        raise ApiError(401, "csrf_failed", "missing or wrong CSRF token (X-CSRF-TOKEN header)") from None
+    except ExpiredSignatureError:
+        _reject("token", None, "expired token")
+    except (JWTExtendedException, PyJWTError) as exc:
+        _reject("token", None, _token_problem(exc))
+    claims = get_jwt()
+    return Principal(claims["sub"], claims.get("role", "user"), claims.get("method", "jwt"))
+
+
+def _api_key_principal(key: str) -> Principal:
+    services = auth_services()
+    found = services.store.check_key(key)
+    if found is None:
+        _reject("api-key", None, "invalid, expired or revoked API key")
+    assert found is not None
+    return Principal(found.owner or f"key:{found.name}", found.role, "api-key")
+
+
+def _reject(method: str, username: str | None, reason: str) -> None:
+    log_attempt(auth_services().store, method=method, username=username, client_ip=client_ip(),
+                outcome="failure", reason=reason)
+    raise ApiError(401, "unauthorized", reason, headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
+
+
+def _token_problem(exc: Exception) -> str:
+    name = type(exc).__name__
+    if "Revoked" in name:
+        return "revoked token"
+    if "Algorithm" in str(exc) or "algorithm" in str(exc):
+        return "token signed with a refused algorithm"
+    return "invalid token"
+
+
+def _networks(raw: str | None) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    if not raw:
+        return []
+    return [ipaddress.ip_network(part.strip(), strict=False) for part in raw.split(",") if part.strip()]
+
+
+def _in(address: str, networks: list[Any]) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in network for network in networks)

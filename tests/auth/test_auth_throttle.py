@@ -1,0 +1,127 @@
+"""Brute-force throttling (sdrest.auth.throttle) with a fake clock."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from sdrest.auth.throttle import Throttle
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def throttle(clock: Clock) -> Throttle:
+    return Throttle(max_failures=5, window=300.0, lockout=300.0, clock=clock)
+
+
+def test_a_username_is_locked_after_n_failures(throttle: Throttle, clock: Clock) -> None:
+    for i in range(4):
+        throttle.failure("alice", f"10.0.0.{i}")  # a different IP each time: only the user key counts
+        assert throttle.check("alice", "10.0.0.99") is None
+    throttle.failure("alice", "10.0.0.4")
+    wait = throttle.check("alice", "10.0.0.99")
+    assert wait == pytest.approx(300.0)
+    assert throttle.check("bob", "10.0.0.99") is None  # other users are unaffected
+    clock.now += 120
+    assert throttle.check("alice", "10.0.0.99") == pytest.approx(180.0)
+    clock.now += 180
+    assert throttle.check("alice", "10.0.0.99") is None
+
+
+def test_an_ip_is_locked_after_n_failures_across_users(throttle: Throttle) -> None:
+    for i in range(5):
+        throttle.failure(f"user{i}", "203.0.113.5")
+    wait = throttle.check("someone-new", "203.0.113.5")
+    assert wait is not None and wait > 0
+    assert throttle.check("someone-new", "203.0.113.6") is None
+    assert throttle.check("user0", "203.0.113.6") is None  # each user had only one failure
+
+
+def test_success_resets_the_username_but_not_the_ip(throttle: Throttle) -> None:
+    for i in range(4):
+        throttle.failure("alice", f"10.0.0.{i}")
+    throttle.success("alice", "10.0.0.0")
+    for i in range(4):
+        throttle.failure("alice", f"10.0.1.{i}")
+    assert throttle.check("alice", None) is None  # the counter started again
+
+    for _ in range(4):
+        throttle.failure("mallory", "198.51.100.9")
+    throttle.success("mallory-own-account", "198.51.100.9")
+    throttle.failure("victim", "198.51.100.9")
+    assert throttle.check("anyone", "198.51.100.9") is not None  # the IP count survived the success
+
+
+def test_failures_outside_the_window_are_forgotten(throttle: Throttle, clock: Clock) -> None:
+    for _ in range(4):
+        throttle.failure("alice", "10.0.0.1")
+        clock.now += 10
+    clock.now += 300 - 40 + 1  # the first failure is now older than the window
+    throttle.failure("alice", "10.0.0.1")
+    assert throttle.check("alice", "10.0.0.1") is None
+    clock.now += 301  # all forgotten
+    for _ in range(4):
+        throttle.failure("alice", "10.0.0.1")
+    assert throttle.check("alice", "10.0.0.1") is None
+    throttle.failure("alice", "10.0.0.1")
+    assert throttle.check("alice", "10.0.0.1") is not None
+
+
+def test_hammering_does_not_extend_the_lockout(throttle: Throttle, clock: Clock) -> None:
+    for _ in range(5):
+        throttle.failure("alice", None)
+    clock.now += 100
+    for _ in range(20):
+        throttle.failure("alice", None)
+    assert throttle.check("alice", None) == pytest.approx(200.0)
+    throttle.success("alice", None)  # cannot lift a lockout either
+    assert throttle.check("alice", None) == pytest.approx(200.0)
+
+
+def test_memory_is_bounded_and_lockouts_survive_floods(clock: Clock) -> None:
+    throttle = Throttle(max_failures=3, window=60, lockout=600, clock=clock, max_entries=100)
+    for _ in range(3):
+        throttle.failure("victim", None)
+    assert throttle.check("victim", None) is not None
+    for i in range(5000):
+        throttle.failure(None, f"ip-{i}")
+        assert len(throttle) <= 100
+    assert throttle.check("victim", None) is not None
+    clock.now += 61  # the flood's entries are stale now, and go first
+    throttle.failure(None, "fresh")
+    assert throttle.check("victim", None) is not None
+
+
+def test_counting_is_thread_safe(clock: Clock) -> None:
+    throttle = Throttle(max_failures=800, window=60, lockout=60, clock=clock)
+
+    def work() -> None:
+        for _ in range(100):
+            throttle.failure("alice", None)
+
+    threads = [threading.Thread(target=work) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert throttle.check("alice", None) is not None  # exactly 800 counted
+
+
+def test_bad_parameters_are_refused() -> None:
+    with pytest.raises(ValueError):
+        Throttle(max_failures=0)
+    with pytest.raises(ValueError):
+        Throttle(window=0)
