@@ -5,6 +5,7 @@
 #   ./install.sh --cuda          CUDA build (needs the CUDA toolkit); also --vulkan, --metal,
 #                                --hipblas, --opencl, --sycl
 #   ./install.sh --venv DIR --models-dir DIR --dev
+#   ./install.sh --pam           also install /etc/pam.d/sdrest (for --auth pam; needs root)
 #
 # Extra CMake options pass through CMAKE_ARGS, e.g. CMAKE_ARGS="-DGGML_NATIVE=OFF".
 set -euo pipefail
@@ -14,8 +15,9 @@ venv=.venv
 models_dir=models
 extras=""
 backend_args=""
+pam=0
 
-usage() { sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; }
 
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -28,6 +30,7 @@ while [ $# -gt 0 ]; do
         --venv) venv="$2"; shift ;;
         --models-dir) models_dir="$2"; shift ;;
         --dev) extras="[test]" ;;
+        --pam) pam=1 ;;
         -h|--help) usage; exit 0 ;;
         *) echo "install.sh: unknown option $1" >&2; usage >&2; exit 2 ;;
     esac
@@ -50,6 +53,16 @@ for folder in checkpoints lora vae presets prompts neg_prompts taesd esrgan cont
 done
 if [ ! -f "$models_dir/README.md" ] && [ -f models/README.md ]; then
     cp models/README.md "$models_dir/README.md"
+fi
+
+if [ "$pam" = 1 ]; then
+    if [ -e /etc/pam.d/sdrest ]; then
+        echo "==> /etc/pam.d/sdrest exists; left as it is"
+    else
+        echo "==> installing /etc/pam.d/sdrest (the system's usual password stack)"
+        printf '%s\n' "# sdrest: used by 'sdrest serve --auth pam' (--pam-service sdrest)" \
+            "@include common-auth" "@include common-account" > /etc/pam.d/sdrest
+    fi
 fi
 
 echo "==> done. Check the install:  $venv/bin/sdrest selftest"
