@@ -62,3 +62,13 @@ def test_image(size: int = SIZE, seed: int = 0) -> Image.Image:
 
 
 test_image.__test__ = False  # a helper, not a test
+
+
+class FakeClock:
+    """A clock the test moves by hand (``clock.now += 61``)."""
+
+    def __init__(self, now: float = 1_700_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now

@@ -138,6 +138,15 @@ MODEL_FIELDS: tuple[Field, ...] = (
     Field("diffusion_conv_direct", "boolean", "Direct convolutions in the diffusion model."),
 )
 
+#: How any image job's results are written and answered (shared by every job kind).
+_JOB_OUTPUT_FIELDS: tuple[Field, ...] = (
+    Field("output_format", "string", "Image file format.", choices=("png", "jpeg", "webp")),
+    Field("output_quality", "integer", "JPEG/WebP quality.", minimum=1, maximum=100),
+    Field("priority", "integer", "Higher runs first; equal priorities run in order.", minimum=-100, maximum=100),
+    Field("wait", "boolean", "Answer only when the job has finished (also ?wait=true)."),
+    Field("base64", "boolean", "Include each image as base64 in the answer (default: with wait)."),
+)
+
 GENERATION_FIELDS: tuple[Field, ...] = (
     Field("prompt", "string", "What to draw; <lora:name:weight> tags apply LoRAs.", max_length=20000,
           example="a lighthouse on a cliff at dusk"),
@@ -178,22 +187,14 @@ GENERATION_FIELDS: tuple[Field, ...] = (
     Field("hires", "object", "Hires fix: a second, enlarged pass.", properties=_HIRES),
     Field("vae_tiling", "object", "Decode in tiles to save memory.", properties=_TILING),
     Field("slg", "object", "Skip-layer guidance (SD3/Wan).", properties=_SLG),
-    Field("output_format", "string", "Image file format.", choices=("png", "jpeg", "webp")),
-    Field("output_quality", "integer", "JPEG/WebP quality.", minimum=1, maximum=100),
-    Field("priority", "integer", "Higher runs first; equal priorities run in order.", minimum=-100, maximum=100),
-    Field("wait", "boolean", "Answer only when the job has finished (also ?wait=true)."),
-    Field("base64", "boolean", "Include each image as base64 in the answer (default: with wait)."),
+    *_JOB_OUTPUT_FIELDS,
 )
 
 UPSCALE_FIELDS: tuple[Field, ...] = (
     Field("image", "image", "The image to upscale."),
     Field("upscaler", "string", "ESRGAN model name under the esrgan (or upscaler) folder.", max_length=512),
     Field("factor", "integer", "Upscale factor (default: the model's).", minimum=1, maximum=8),
-    Field("output_format", "string", "Image file format.", choices=("png", "jpeg", "webp")),
-    Field("output_quality", "integer", "JPEG/WebP quality.", minimum=1, maximum=100),
-    Field("priority", "integer", "Higher runs first.", minimum=-100, maximum=100),
-    Field("wait", "boolean", "Answer only when the job has finished."),
-    Field("base64", "boolean", "Include the image as base64 in the answer."),
+    *_JOB_OUTPUT_FIELDS,
 )
 
 LOAD_FIELDS: tuple[Field, ...] = (

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from conftest import FakeClock
+
 from sdrest.auth import passwords
 from sdrest.auth import store as store_module
 from sdrest.auth.store import (
@@ -22,21 +24,14 @@ from sdrest.auth.store import (
 )
 
 
-class Clock:
-    def __init__(self, now: float = 1_700_000_000.0) -> None:
-        self.now = now
 
-    def __call__(self) -> float:
-        return self.now
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock(1700000000.0)
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def store(tmp_path: Path, clock: Clock):
+def store(tmp_path: Path, clock: FakeClock):
     with AuthStore(tmp_path / "auth.sqlite3", clock=clock) as s:
         yield s
 
@@ -44,7 +39,7 @@ def store(tmp_path: Path, clock: Clock):
 # -- users ------------------------------------------------------------------------------------
 
 
-def test_users_crud(store: AuthStore, clock: Clock) -> None:
+def test_users_crud(store: AuthStore, clock: FakeClock) -> None:
     alice = store.add_user("alice", "pw-alice", role="admin")
     assert (alice.name, alice.role, alice.created_at, alice.disabled) == ("alice", "admin", clock.now, False)
     store.add_user("bob", "pw-bob")
@@ -195,7 +190,7 @@ def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
 # -- API keys ---------------------------------------------------------------------------------
 
 
-def test_keys_round_trip(store: AuthStore, clock: Clock) -> None:
+def test_keys_round_trip(store: AuthStore, clock: FakeClock) -> None:
     plaintext, key = store.create_key("ci", "user", owner="alice")
     assert plaintext.startswith("sdr_") and len(plaintext) == 4 + 43
     assert (key.name, key.role, key.owner, key.created_at, key.expires_at, key.revoked_at) == \
@@ -217,7 +212,7 @@ def test_wrong_keys_are_rejected(store: AuthStore) -> None:
     assert store.check_key(plaintext) is not None
 
 
-def test_revoked_keys_are_rejected(store: AuthStore, clock: Clock) -> None:
+def test_revoked_keys_are_rejected(store: AuthStore, clock: FakeClock) -> None:
     first, k1 = store.create_key("one", "user")
     second, k2 = store.create_key("two", "user")
     clock.now += 5
@@ -246,7 +241,7 @@ def test_revoking_an_ambiguous_prefix_is_refused(store: AuthStore, monkeypatch: 
     assert store.check_key(b) is None
 
 
-def test_expired_keys_are_rejected(store: AuthStore, clock: Clock) -> None:
+def test_expired_keys_are_rejected(store: AuthStore, clock: FakeClock) -> None:
     plaintext, key = store.create_key("temp", "guest", expires_at=clock.now + 60)
     assert key.expires_at == clock.now + 60
     clock.now += 59
@@ -309,7 +304,7 @@ def test_password_is_not_stored_in_clear(store: AuthStore) -> None:
 # -- JWT revocations --------------------------------------------------------------------------
 
 
-def test_token_revocations_persist_and_expire(tmp_path: Path, clock: Clock) -> None:
+def test_token_revocations_persist_and_expire(tmp_path: Path, clock: FakeClock) -> None:
     path = tmp_path / "auth.sqlite3"
     with AuthStore(path, clock=clock) as s:
         assert s.is_token_revoked("jti-1") is False
@@ -329,7 +324,7 @@ def test_token_revocations_persist_and_expire(tmp_path: Path, clock: Clock) -> N
 # -- audit rows -------------------------------------------------------------------------------
 
 
-def test_attempts_are_recorded_newest_first_and_filtered(store: AuthStore, clock: Clock) -> None:
+def test_attempts_are_recorded_newest_first_and_filtered(store: AuthStore, clock: FakeClock) -> None:
     store.record_attempt("password", "alice", "10.0.0.1", "failure", "bad password")
     clock.now += 1
     store.record_attempt("password", "alice", "10.0.0.1", "success", None)

@@ -6,28 +6,23 @@ import threading
 
 import pytest
 
+from conftest import FakeClock
+
 from sdrest.auth.throttle import Throttle
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
 
-    def __call__(self) -> float:
-        return self.now
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock(1000.0)
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def throttle(clock: Clock) -> Throttle:
+def throttle(clock: FakeClock) -> Throttle:
     return Throttle(max_failures=5, window=300.0, lockout=300.0, clock=clock)
 
 
-def test_a_username_is_locked_after_n_failures(throttle: Throttle, clock: Clock) -> None:
+def test_a_username_is_locked_after_n_failures(throttle: Throttle, clock: FakeClock) -> None:
     for i in range(4):
         throttle.failure("alice", f"10.0.0.{i}")  # a different IP each time: only the user key counts
         assert throttle.check("alice", "10.0.0.99") is None
@@ -65,7 +60,7 @@ def test_success_resets_the_username_but_not_the_ip(throttle: Throttle) -> None:
     assert throttle.check("anyone", "198.51.100.9") is not None  # the IP count survived the success
 
 
-def test_failures_outside_the_window_are_forgotten(throttle: Throttle, clock: Clock) -> None:
+def test_failures_outside_the_window_are_forgotten(throttle: Throttle, clock: FakeClock) -> None:
     for _ in range(4):
         throttle.failure("alice", "10.0.0.1")
         clock.now += 10
@@ -80,7 +75,7 @@ def test_failures_outside_the_window_are_forgotten(throttle: Throttle, clock: Cl
     assert throttle.check("alice", "10.0.0.1") is not None
 
 
-def test_hammering_does_not_extend_the_lockout(throttle: Throttle, clock: Clock) -> None:
+def test_hammering_does_not_extend_the_lockout(throttle: Throttle, clock: FakeClock) -> None:
     for _ in range(5):
         throttle.failure("alice", None)
     clock.now += 100
@@ -91,7 +86,7 @@ def test_hammering_does_not_extend_the_lockout(throttle: Throttle, clock: Clock)
     assert throttle.check("alice", None) == pytest.approx(200.0)
 
 
-def test_memory_is_bounded_and_lockouts_survive_floods(clock: Clock) -> None:
+def test_memory_is_bounded_and_lockouts_survive_floods(clock: FakeClock) -> None:
     throttle = Throttle(max_failures=3, window=60, lockout=600, clock=clock, max_entries=100)
     for _ in range(3):
         throttle.failure("victim", None)
@@ -105,7 +100,7 @@ def test_memory_is_bounded_and_lockouts_survive_floods(clock: Clock) -> None:
     assert throttle.check("victim", None) is not None
 
 
-def test_counting_is_thread_safe(clock: Clock) -> None:
+def test_counting_is_thread_safe(clock: FakeClock) -> None:
     throttle = Throttle(max_failures=800, window=60, lockout=60, clock=clock)
 
     def work() -> None:
