@@ -5,20 +5,29 @@ opens the shared library (see :mod:`sdrest._native.loader` for the search order)
 here is Pythonic on purpose: :mod:`sdrest.engine` is the API to use.
 """
 
-from sdrest._native.ffi import ffi
-from sdrest._native.loader import (
-    LIBRARY_ENV,
-    NativeLibrary,
-    build_info,
-    library_candidates,
-    load_library,
-)
+# Loaded lazily (PEP 562): the server process reads build_info() without paying for cffi's
+# parse of the whole header; only the worker process opens the library.
+from __future__ import annotations
 
-__all__ = [
-    "LIBRARY_ENV",
-    "NativeLibrary",
-    "build_info",
-    "ffi",
-    "library_candidates",
-    "load_library",
-]
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "ffi": "binding",
+    "LIBRARY_ENV": "loader",
+    "NativeLibrary": "loader",
+    "library_candidates": "loader",
+    "load_library": "loader",
+    "build_info": "buildinfo",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value

@@ -14,21 +14,19 @@ A library that cannot be found, cannot be opened, or lacks a declared function r
 from __future__ import annotations
 
 import functools
-import json
 import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sdrest._native.ffi import declared_functions, ffi
+from sdrest._native.binding import declared_functions, ffi
 from sdrest.errors import NativeLibraryError
 
 LIBRARY_ENV = "SDREST_LIB"
 PACKAGE_DIR = Path(__file__).resolve().parent
 LIB_DIR = PACKAGE_DIR / "lib"
 INCLUDE_DIR = PACKAGE_DIR / "include"
-BUILD_INFO_PATH = PACKAGE_DIR / "build_info.json"
 
 _FIX_HINT = (
     "Reinstall sdrest so the library is compiled into the package "
@@ -115,9 +113,3 @@ def load_library() -> NativeLibrary:
     return _load(tuple(library_candidates()))
 
 
-def build_info() -> dict[str, Any]:
-    """What the build recorded about the native source and backends (empty if unknown)."""
-    try:
-        return json.loads(BUILD_INFO_PATH.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}

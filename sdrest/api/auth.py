@@ -6,15 +6,6 @@ from datetime import datetime, timezone
 from typing import Any
 
 from flask import Blueprint, jsonify, request
-from flask_jwt_extended import (
-    create_access_token,
-    create_refresh_token,
-    decode_token,
-    get_jwt,
-    set_access_cookies,
-    set_refresh_cookies,
-    unset_jwt_cookies,
-)
 
 from sdrest.api.errors import ApiError
 from sdrest.api.fields import Field
@@ -44,6 +35,13 @@ def login() -> Any:
     settings = services.settings
     if settings.auth not in PASSWORD_METHODS:
         raise ApiError(400, "login_not_used", f"--auth {settings.auth} has no login")
+    from flask_jwt_extended import (
+        create_access_token,
+        create_refresh_token,
+        set_access_cookies,
+        set_refresh_cookies,
+    )
+
     data, from_form = read_body(request)
     values = validate(data, LOGIN_FIELDS, mode=None, capabilities={}, from_form=from_form)
     for required in ("username", "password"):
@@ -80,6 +78,10 @@ def login() -> Any:
 @bp.post("/refresh")
 def refresh() -> Any:
     """A new access token for a refresh token (header or cookie)."""
+    if auth_services().settings.auth not in PASSWORD_METHODS:
+        raise ApiError(400, "login_not_used", f"--auth {auth_services().settings.auth} has no tokens")
+    from flask_jwt_extended import create_access_token, get_jwt, set_access_cookies
+
     principal = current_principal()
     if principal is None or get_jwt().get("type") != "refresh":
         raise ApiError(401, "unauthorized", "send a refresh token", headers={"WWW-Authenticate": "Bearer"})
@@ -101,6 +103,8 @@ def profile() -> Any:
     assert principal is not None
     body: dict[str, Any] = {"username": principal.name, "role": principal.role, "method": principal.method}
     if principal.method in ("jwt", "unix", "pam"):
+        from flask_jwt_extended import get_jwt
+
         body["expires_at"] = datetime.fromtimestamp(get_jwt()["exp"], timezone.utc).isoformat()
     return jsonify(body)
 
@@ -111,6 +115,10 @@ def logout() -> Any:
     principal = current_principal()
     services = auth_services()
     response = jsonify({"logged_out": True})
+    if services.settings.auth == "none":
+        return response
+    from flask_jwt_extended import decode_token, get_jwt, unset_jwt_cookies
+
     if principal is not None and principal.method in ("jwt", "unix", "pam"):
         claims = get_jwt()
         services.store.revoke_token(claims["jti"], claims["exp"])

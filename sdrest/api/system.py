@@ -11,7 +11,7 @@ from typing import Any
 from flask import Blueprint, current_app, jsonify
 
 from sdrest import __version__
-from sdrest._native.loader import build_info
+from sdrest._native.buildinfo import build_info
 from sdrest.api.openapi import openapi_document
 from sdrest.api.views import API
 from sdrest.services import services

@@ -18,9 +18,6 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask, current_app, g, request
-from flask_jwt_extended import JWTManager, get_jwt, verify_jwt_in_request
-from flask_jwt_extended.exceptions import CSRFError, JWTExtendedException, NoAuthorizationError
-from jwt.exceptions import ExpiredSignatureError, PyJWTError
 
 from sdrest.api.errors import ApiError
 from sdrest.auth.audit import log_attempt
@@ -67,6 +64,11 @@ def jwt_secret(settings: Settings) -> str:
 def setup_auth(app: Flask, settings: Settings) -> AuthServices:
     services = AuthServices(settings)
     app.extensions["sdrest.auth"] = services
+    app.before_request(_authorize)
+    if settings.auth == "none":
+        return services  # no tokens at all: skip loading the JWT machinery (start-up time)
+    from flask_jwt_extended import JWTManager
+
     app.config.update(
         JWT_SECRET_KEY=jwt_secret(settings),
         JWT_ALGORITHM="HS256",
@@ -87,7 +89,6 @@ def setup_auth(app: Flask, settings: Settings) -> AuthServices:
     def _revoked(_header: dict[str, Any], payload: dict[str, Any]) -> bool:
         return services.store.is_token_revoked(payload["jti"])
 
-    app.before_request(_authorize)
     return services
 
 
@@ -161,6 +162,10 @@ def _authorize() -> None:
 
 def _authenticate(settings: Settings, refresh: bool) -> Principal | None:
     """Credentials of the request (API key, bearer token or cookie), or None if it has none."""
+    from flask_jwt_extended import get_jwt, verify_jwt_in_request
+    from flask_jwt_extended.exceptions import CSRFError, JWTExtendedException, NoAuthorizationError
+    from jwt.exceptions import ExpiredSignatureError, PyJWTError
+
     key = request.headers.get("X-API-Key")
     header = request.headers.get("Authorization", "")
     if not key and header.lower().startswith("bearer ") and header[7:].strip().startswith(API_KEY_PREFIX):

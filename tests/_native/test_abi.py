@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from sdrest._native import ffi
-from sdrest._native.ffi import declared_enums, declared_functions, declared_structs
+from sdrest._native.binding import declared_enums, declared_functions, declared_structs
 from sdrest._native.headers import CDEF_PATH, header_to_cdef
 from sdrest._native.loader import INCLUDE_DIR
 
