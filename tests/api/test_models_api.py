@@ -169,3 +169,31 @@ def test_load_requests_are_validated(server: Server) -> None:
 
 def _pixels(server: Server, job: dict) -> np.ndarray:
     return np.asarray(Image.open(io.BytesIO(server.get(job["images"][0]["url"]).content)), dtype=float)
+
+
+def _write_embedding(path, vectors: int = 2, seed: int = 5) -> None:
+    """A textual-inversion embedding: one [vectors, 768] tensor (CLIP-L's hidden size)."""
+    import json
+    import struct
+
+    data = (np.random.default_rng(seed).standard_normal((vectors, 768)) * 0.5).astype(np.float16).tobytes()
+    header = json.dumps({"emb_params": {"dtype": "F16", "shape": [vectors, 768],
+                                        "data_offsets": [0, len(data)]}}).encode()
+    header += b" " * (-len(header) % 8)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(struct.pack("<Q", len(header)) + header + data)
+
+
+def test_embeddings_from_the_folder_are_used_in_prompts(server: Server) -> None:
+    before = server.submit(model="sd1", prompt="a shinytoken apple", seed=40, wait=True)
+    _write_embedding(server.models_dir / "embeddings" / "shinytoken.safetensors")
+    try:
+        server.post("/api/v1/models/scan")
+        listed = server.get("/api/v1/models/embedding").json()["models"]
+        assert [m["name"] for m in listed] == ["shinytoken"]
+        after = server.submit(model="sd1", prompt="a shinytoken apple", seed=40, wait=True)
+        assert server.status()["loaded_model_options"]["embeddings"] == ["shinytoken"]
+        assert np.abs(_pixels(server, before) - _pixels(server, after)).mean() > 0.5
+    finally:
+        (server.models_dir / "embeddings" / "shinytoken.safetensors").unlink()
+        server.post("/api/v1/models/scan")
