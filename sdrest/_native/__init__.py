@@ -9,8 +9,7 @@ here is Pythonic on purpose: :mod:`sdrest.engine` is the API to use.
 # parse of the whole header; only the worker process opens the library.
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from sdrest._lazy import lazy_exports
 
 _EXPORTS = {
     "ffi": "binding",
@@ -23,11 +22,4 @@ _EXPORTS = {
 
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_exports(__name__, globals(), _EXPORTS)

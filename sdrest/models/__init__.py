@@ -7,8 +7,7 @@ scanner, SQLite and YAML.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from sdrest._lazy import lazy_exports
 
 _EXPORTS = {
     "ModelType": "types", "ModelFolders": "types", "parse_type_filter": "types",
@@ -22,11 +21,4 @@ _EXPORTS = {
 
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_exports(__name__, globals(), _EXPORTS)
