@@ -6,7 +6,6 @@ import base64
 import concurrent.futures
 import io
 import json
-import time
 
 import numpy as np
 import pytest
@@ -94,9 +93,7 @@ def test_inpainting_with_multipart_upload(server: Server) -> None:
     mask.paste(255, (0, 0, 32, 64))
     files = {"init_image": ("init.png", _png(test_image()), "image/png"),
              "mask_image": ("mask.png", _png(mask), "image/png")}
-    data = {"prompt": "a door", "width": "64", "height": "64", "steps": "1", "wait": "true",
-            "hires": "", "seed": "4"}
-    data.pop("hires")
+    data = {"prompt": "a door", "width": "64", "height": "64", "steps": "1", "wait": "true", "seed": "4"}
     response = server.post("/api/v1/generate/inpainting", files=files, data=data)
     assert response.status_code == 200, response.text
     job = response.json()
@@ -137,7 +134,6 @@ def test_cancel_queued_and_running_jobs(server: Server) -> None:
     server.wait_job(running["job_id"], until=("running",))
     cancelled = server.delete(f"/api/v1/generate/{queued['job_id']}")
     assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"
-    stopped_at = time.monotonic()
     response = server.delete(f"/api/v1/generate/{running['job_id']}")
     assert response.status_code == 200 and response.json()["status"] == "cancelled"
     job = server.wait_job(running["job_id"])
@@ -146,7 +142,6 @@ def test_cancel_queued_and_running_jobs(server: Server) -> None:
     follow = server.submit(seed=3, wait=True)
     assert follow["status"] == "completed"
     assert server.status()["worker"]["starts"] == starts + 1
-    assert time.monotonic() - stopped_at < 120
     again = server.delete(f"/api/v1/generate/{queued['job_id']}")
     assert again.status_code == 409 and again.json()["error"]["code"] == "job_finished"
 

@@ -80,7 +80,7 @@ def test_rescan_sees_added_and_removed_files(server: Server) -> None:
     extra = server.models_dir / "lora" / "added.safetensors"
     write_safetensors(extra, {"lora_unet_down_blocks_0_attentions_0_proj_in.lora_down.weight": (4, 320)})
     result = server.post("/api/v1/models/scan").json()
-    assert result["counts"]["lora"] == 2 and result["seconds"] < 5
+    assert result["counts"]["lora"] == 2
     assert server.get("/api/v1/models/lora/added.safetensors").status_code == 200
     extra.unlink()
     server.post("/api/v1/models/scan")
