@@ -187,33 +187,50 @@ class Supervisor:
             self._preload_failed = name
             return
         assert self._conn is not None
-        self._conn.send({"op": "load", "model": spec})
+        answer = self._control({"op": "load", "model": spec})
+        if answer is None:
+            log.error("the worker died while loading %s", name)
+            self._preload_failed = name
+        elif answer.get("type") == "error":
+            log.error("could not load %s: %s", name, answer["error"].get("message"))
+            self._preload_failed = name
+
+    def _control(self, op: dict[str, Any], *, keep_spec: bool = False) -> dict[str, Any] | None:
+        """Send a load/unload outside any job and relay the worker's messages until it answers
+        ("loaded" or "error"); None if the worker died meanwhile."""
+        assert self._conn is not None
+        self._conn.send(op)
         while True:
             try:
                 message = self._conn.recv()
             except (EOFError, OSError):
-                log.error("the worker died while loading %s", name)
-                self._preload_failed = name
                 self._stop_worker(kill=True)
-                return
-            kind = message.get("type")
-            if kind == "log":
-                self._log_tail.append(message["message"])
-                logging.getLogger(message.get("name") or "sdrest.worker").log(message["level"], "%s", message["message"])
-            elif kind == "model":
-                self._set_loaded(message)
-            elif kind == "loaded":
-                return
-            elif kind == "error":
-                log.error("could not load %s: %s", name, message["error"].get("message"))
-                self._preload_failed = name
-                return
+                return None
+            if not self._relay(message, keep_spec=keep_spec):
+                return message
 
-    def _set_loaded(self, message: dict[str, Any]) -> None:
-        """The worker says what it has loaded now (after a failed load: the previous model)."""
+    def _relay(self, message: dict[str, Any], *, keep_spec: bool = False) -> bool:
+        """Apply the messages that belong to no job (log lines, model changes); True if it was one."""
+        kind = message.get("type")
+        if kind == "log":
+            self._log_tail.append(message["message"])
+            logging.getLogger(message.get("name") or "sdrest.worker").log(message["level"], "%s", message["message"])
+            return True
+        if kind == "model":
+            self._set_loaded(message, keep_spec=keep_spec)
+            return True
+        return False
+
+    def _set_loaded(self, message: dict[str, Any], *, keep_spec: bool = False) -> None:
+        """The worker says what it has loaded now (after a failed load: the previous model).
+
+        ``keep_spec``: an idle unload; the next job without "model" loads the same model again.
+        """
         with self._lock:
             self._state.loaded_model = message["name"]
             self._state.loaded_options = _public_options(message.get("options") or {})
+            if keep_spec:
+                return
             self._current_spec = ({"name": message["name"], "path": message.get("path"),
                                    "options": message.get("options") or {}} if message["name"] is not None else None)
             # After an unload, requests without "model" fall back to --model (or get 409).
@@ -241,20 +258,7 @@ class Supervisor:
         if not minutes or loaded is None or time.monotonic() - self._last_activity < minutes * 60:
             return
         log.info("unloading %s after %g idle minutes", loaded, minutes)
-        assert self._conn is not None
-        self._conn.send({"op": "unload"})
-        while True:
-            try:
-                message = self._conn.recv()
-            except (EOFError, OSError):
-                self._stop_worker(kill=True)
-                return
-            if message.get("type") == "model":
-                with self._lock:
-                    self._state.loaded_model = None
-                    self._state.loaded_options = {}
-            if message.get("type") in ("loaded", "error"):
-                break
+        self._control({"op": "unload"}, keep_spec=True)
         self._last_activity = time.monotonic()
 
     def _model_for(self, job: Job) -> dict[str, Any] | None:
@@ -307,11 +311,9 @@ class Supervisor:
 
     def _handle(self, job: Job, message: dict[str, Any]) -> bool:
         """Apply one worker message; True when the job is over."""
-        kind = message.get("type")
-        if kind == "log":
-            self._log_tail.append(message["message"])
-            logging.getLogger(message.get("name") or "sdrest.worker").log(message["level"], "%s", message["message"])
+        if self._relay(message):
             return False
+        kind = message.get("type")
         if kind == "progress":
             progress = {k: message[k] for k in ("step", "steps", "stage") if k in message}
             if self.store.update_progress(job.id, **progress):
@@ -320,9 +322,6 @@ class Supervisor:
         if kind == "preview":
             data = {"step": message["step"], "image": "data:image/png;base64," + base64.b64encode(message["png"]).decode()}
             self.bus.emit("preview", job_id=job.id, owner=job.owner, data=data, persist=False)
-            return False
-        if kind == "model":
-            self._set_loaded(message)
             return False
         if kind == "done":
             result = message["result"]

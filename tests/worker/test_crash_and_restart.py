@@ -93,3 +93,20 @@ def test_no_model_means_409_until_one_is_named(models_dir, tmp_path) -> None:
         assert server.submit(wait=True)["model"] == "sd1"
     finally:
         server.stop()
+
+
+def test_idle_unload_frees_the_model_and_the_next_job_loads_it_again(models_dir, tmp_path) -> None:
+    import time
+
+    server = Server(tmp_path, models_dir, "--model", "sd1", "--idle-unload-minutes", "0.02").start()
+    try:
+        assert server.submit(seed=1, wait=True)["status"] == "completed"
+        deadline = time.monotonic() + 60
+        while server.status()["loaded_model"] is not None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert server.status()["loaded_model"] is None  # unloaded after ~1.2 idle seconds
+        again = server.submit(seed=1, wait=True)
+        assert again["status"] == "completed" and again["model"] == "sd1"
+        assert "loading" in again["timings"]  # it really was loaded again
+    finally:
+        server.stop()
