@@ -82,6 +82,7 @@ class Job:
     error: dict[str, Any] | None = None
     result: dict[str, Any] | None = None
     attempts: int = 0
+    interruptions: int = 0
 
     @property
     def finished(self) -> bool:
@@ -105,6 +106,7 @@ class Job:
             "error": None if self.error is None else dict(self.error),
             "result": None if self.result is None else dict(self.result),
             "attempts": self.attempts,
+            "interruptions": self.interruptions,
         }
 
 

@@ -60,8 +60,10 @@ log = logging.getLogger("sdrest.jobs")
 
 EventListener = Callable[[Event], None]
 
-#: Attempts after which an interrupted job is failed instead of being queued again.
-DEFAULT_MAX_ATTEMPTS = 2
+#: Server crashes (kill -9, power loss) a running job may live through: it is queued again after
+#: each, and failed after one more. Bounded, because a job that takes the whole server down
+#: (say the kernel's OOM killer picks the server) would otherwise loop forever.
+DEFAULT_MAX_INTERRUPTIONS = 3
 
 
 class JobStoreError(SdrestError):
@@ -117,6 +119,11 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
         """,
         "CREATE INDEX events_job ON events (job_id, id)",
     ),
+    (
+        # Server crashes a job lived through (attempts also counts graceful stops, which are
+        # never the job's fault and are not bounded).
+        "ALTER TABLE jobs ADD COLUMN interruptions INTEGER NOT NULL DEFAULT 0",
+    ),
 )
 
 #: The schema version this code writes.
@@ -124,9 +131,22 @@ SCHEMA_VERSION = len(_MIGRATIONS)
 
 _JOB_COLUMNS = (
     "id, seq, kind, status, owner, priority, params, created_at, started_at, finished_at, "
-    "progress, timings, error, result, attempts"
+    "progress, timings, error, result, attempts, interruptions"
 )
 _EVENT_COLUMNS = "id, type, job_id, owner, data, created_at"
+
+# The run order: higher priority first; within a priority, users take turns: each user's first
+# waiting job, then each one's second, ...; within a turn, the user served longest ago (or never)
+# first, then FIFO. So one user's 500 queued jobs delay another user's job by at most one of theirs.
+_QUEUE_CTE = (
+    "WITH served AS (SELECT owner, MAX(started_at) AS last FROM jobs"
+    " WHERE started_at IS NOT NULL GROUP BY owner),"
+    " queue AS (SELECT jobs.id, jobs.seq, jobs.priority,"
+    " ROW_NUMBER() OVER (PARTITION BY jobs.priority, jobs.owner ORDER BY jobs.seq) AS turn,"
+    " COALESCE(served.last, 0) AS last_served"
+    " FROM jobs LEFT JOIN served ON served.owner IS jobs.owner WHERE jobs.status = 'queued')"
+)
+_RUN_ORDER = "priority DESC, turn ASC, last_served ASC, seq ASC"
 _FINISHED_SQL = "('completed', 'failed', 'cancelled')"
 
 # Inside JobStore, `list` names the method (for type checkers), so annotations use these.
@@ -148,7 +168,7 @@ def _loads(text: str | None) -> Any:
 
 def _job_from_row(row: tuple) -> Job:
     (job_id, seq, kind, status, owner, priority, params, created_at, started_at, finished_at,
-     progress, timings, error, result, attempts) = row
+     progress, timings, error, result, attempts, interruptions) = row
     return Job(
         id=job_id,
         seq=seq,
@@ -165,6 +185,7 @@ def _job_from_row(row: tuple) -> Job:
         error=_loads(error),
         result=_loads(result),
         attempts=attempts,
+        interruptions=interruptions,
     )
 
 
@@ -424,24 +445,21 @@ class JobStore:
         return [_job_from_row(row) for row in rows], total
 
     def queued_ids(self) -> _Strings:
-        """Queued job ids in the order they will run: priority first, then FIFO."""
-        rows = self._query(
-            "SELECT id FROM jobs WHERE status = 'queued' ORDER BY priority DESC, seq ASC")
+        """Queued job ids in the order they will run (see :data:`_RUN_ORDER`)."""
+        rows = self._query(f"{_QUEUE_CTE} SELECT id FROM queue ORDER BY {_RUN_ORDER}")
         return [row[0] for row in rows]
 
     def queue_position(self, job_id: str) -> int | None:
         """How many queued jobs run before this one (0: next), or None if it is not queued."""
-        with self._read() as cur:
-            row = cur.execute("SELECT priority, seq FROM jobs WHERE id = ? AND status = 'queued'",
-                              (job_id,)).fetchone()
-            if row is None:
-                return None
-            priority, seq = row
-            return cur.execute(
-                "SELECT COUNT(*) FROM jobs WHERE status = 'queued'"
-                " AND (priority > ? OR (priority = ? AND seq < ?))",
-                (priority, priority, seq),
-            ).fetchone()[0]
+        row = self._query(
+            f"{_QUEUE_CTE}, ordered AS (SELECT id, ROW_NUMBER() OVER (ORDER BY {_RUN_ORDER}) - 1 AS position"
+            " FROM queue) SELECT position FROM ordered WHERE id = ?", (job_id,))
+        return row[0][0] if row else None
+
+    def queued_count(self, owner: str | None) -> int:
+        """How many jobs ``owner`` has waiting (None: the jobs without an owner)."""
+        clause, args = _owner_clause({owner})
+        return self._query(f"SELECT COUNT(*) FROM jobs WHERE status = 'queued' AND {clause}", args)[0][0]
 
     def claim_next(self) -> Job | None:
         """Take the next queued job and mark it running; None when the queue is empty.
@@ -450,12 +468,11 @@ class JobStore:
         processes) can never claim the same job.
         """
         with self._write() as tx:
-            row = tx.cursor.execute(
-                f"SELECT {_JOB_COLUMNS} FROM jobs WHERE status = 'queued'"
-                " ORDER BY priority DESC, seq ASC LIMIT 1"
-            ).fetchone()
-            if row is None:
+            head = tx.cursor.execute(
+                f"{_QUEUE_CTE} SELECT seq FROM queue ORDER BY {_RUN_ORDER} LIMIT 1").fetchone()
+            if head is None:
                 return None
+            row = tx.cursor.execute(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE seq = ?", head).fetchone()
             job = _job_from_row(row)
             job.status = JobStatus.RUNNING
             job.started_at = self._clock()
@@ -580,14 +597,16 @@ class JobStore:
                            {"status": "queued", "kind": job.kind, "priority": job.priority,
                             "requeued": True, "reason": reason, "attempts": job.attempts})
 
-    def recover_interrupted(self, *, requeue: bool,
-                            max_attempts: int = DEFAULT_MAX_ATTEMPTS) -> _Jobs:
-        """At start-up: every job still ``running`` was cut off by a crash; settle each one.
+    def recover_interrupted(self, *, requeue: bool = True,
+                            max_interruptions: int = DEFAULT_MAX_INTERRUPTIONS) -> _Jobs:
+        """At start-up: every job still ``running`` was cut off by a server crash; settle each one.
 
-        With ``requeue`` a job goes back to the queue if it has been started fewer than
-        ``max_attempts`` times (so a job that crashes the server cannot loop forever);
-        otherwise, or without ``requeue``, it fails with code "interrupted". Call this only
-        while no worker of this store is running. Returns the affected jobs, as they are now.
+        A server crash is not the job's fault, so with ``requeue`` (the default) the job goes
+        back to its place in the queue, as long as it has been interrupted at most
+        ``max_interruptions`` times; after that, or without ``requeue``, it fails with code
+        "interrupted". (A job whose *worker* crashed failed there and then: it may be poison.)
+        Call this only while no worker of this store is running. Returns the affected jobs, as
+        they are now.
         """
         affected: _Strings = []
         with self._write() as tx:
@@ -595,13 +614,18 @@ class JobStore:
                 f"SELECT {_JOB_COLUMNS} FROM jobs WHERE status = 'running' ORDER BY seq"
             ).fetchall()
             for job in map(_job_from_row, rows):
-                if requeue and job.attempts < max_attempts:
+                job.interruptions += 1
+                tx.cursor.execute("UPDATE jobs SET interruptions = ? WHERE seq = ?",
+                                  (job.interruptions, job.seq))
+                if requeue and job.interruptions <= max_interruptions:
                     self._put_back(tx, job, reason="interrupted")
                 else:
                     error = {
                         "code": "interrupted",
-                        "message": "the server stopped while this job was running",
+                        "message": (f"the server stopped while this job was running "
+                                    f"({job.interruptions} time{'s' if job.interruptions > 1 else ''})"),
                         "attempts": job.attempts,
+                        "interruptions": job.interruptions,
                     }
                     tx.cursor.execute(
                         "UPDATE jobs SET status = 'failed', finished_at = ?, error = ?"

@@ -365,20 +365,43 @@ def test_recover_interrupted_fails_running_jobs(store: JobStore) -> None:
     assert (last.type, last.job_id, last.owner) == ("failed", running.id, "alice")
 
 
-def test_recover_interrupted_requeues_once(store: JobStore) -> None:
+def test_recover_interrupted_requeues_up_to_the_bound_then_fails(store: JobStore) -> None:
     job = store.create("txt2img", {})
     later = store.create("txt2img", {})
-    run_job(store, job.id)
+    for interruption in (1, 2):
+        run_job(store, job.id)
+        (recovered,) = store.recover_interrupted(max_interruptions=2)  # requeue is the default
+        assert recovered.status is JobStatus.QUEUED and recovered.interruptions == interruption
+        assert store.queued_ids() == [job.id, later.id]  # back at its old place
 
-    (recovered,) = store.recover_interrupted(requeue=True)
-    assert recovered.status is JobStatus.QUEUED and recovered.attempts == 1
-    assert store.queued_ids() == [job.id, later.id]  # back at its old place
-
-    run_job(store, job.id)  # second attempt, interrupted again
-    (recovered,) = store.recover_interrupted(requeue=True)
-    assert recovered.status is JobStatus.FAILED and recovered.attempts == 2
-    assert recovered.error["code"] == "interrupted"
+    run_job(store, job.id)  # interrupted a third time: beyond the bound
+    (recovered,) = store.recover_interrupted(max_interruptions=2)
+    assert recovered.status is JobStatus.FAILED and recovered.attempts == 3
+    assert recovered.error["code"] == "interrupted" and recovered.error["interruptions"] == 3
     assert store.queued_ids() == [later.id]
+
+
+def test_graceful_requeues_do_not_count_as_interruptions(store: JobStore) -> None:
+    job = store.create("txt2img", {})
+    for _ in range(5):
+        run_job(store, job.id)
+        assert store.requeue(job.id)  # what a server stop does with the running job
+    run_job(store, job.id)
+    (recovered,) = store.recover_interrupted(max_interruptions=1)
+    assert recovered.status is JobStatus.QUEUED
+    assert (recovered.attempts, recovered.interruptions) == (6, 1)
+
+
+def test_users_take_turns_within_a_priority(store: JobStore) -> None:
+    flood = [store.create("txt2img", {}, owner="alice") for _ in range(4)]
+    bob = store.create("txt2img", {}, owner="bob")
+    carol = [store.create("txt2img", {}, owner="carol") for _ in range(2)]
+    urgent = store.create("txt2img", {}, owner="dave", priority=5)
+    expected = [urgent.id, flood[0].id, bob.id, carol[0].id, flood[1].id, carol[1].id, flood[2].id, flood[3].id]
+    assert store.queued_ids() == expected
+    assert [store.queue_position(job_id) for job_id in expected] == list(range(len(expected)))
+    assert store.queued_count("alice") == 4 and store.queued_count("bob") == 1
+    assert [store.claim_next().id for _ in expected] == expected
 
 
 # -- durability ---------------------------------------------------------------------------
