@@ -12,14 +12,16 @@ from sdrest.services import services
 
 bp = Blueprint("ui", __name__)
 
-#: The UI installed with the package (filled by the web UI issue).
+#: The UI that CMake installs into the package (``webui/`` of the source, as ``sdrest/webui``).
 BUNDLED = Path(__file__).resolve().parents[1] / "webui"
+#: Running from a source checkout (``PYTHONPATH=.``), the checkout's own ``webui/``.
+CHECKOUT = Path(__file__).resolve().parents[2] / "webui"
 
 
 def ui_root() -> Path | None:
     configured = services().settings.ui_dir
-    root = configured if configured is not None else BUNDLED
-    return root if (root / "index.html").is_file() else None
+    candidates = [configured] if configured is not None else [BUNDLED, CHECKOUT]
+    return next((root for root in candidates if (root / "index.html").is_file()), None)
 
 
 @bp.get("/")
@@ -34,4 +36,7 @@ def ui(path: str = "index.html") -> Any:
     if root is None:
         raise not_found("web UI (no index.html in --ui-dir)")
     # send_from_directory refuses paths that leave the folder (.., absolute, symlinks out).
-    return send_from_directory(root, path, max_age=300)
+    response = send_from_directory(root, path)
+    # Revalidate every time (a cheap 304): after an upgrade no stale module mixes with new ones.
+    response.headers["Cache-Control"] = "no-cache"
+    return response

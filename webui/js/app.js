@@ -5,9 +5,9 @@ import { Api, ApiError } from "./api.js";
 import { EventStream } from "./events.js";
 import { createStore } from "./store.js";
 import { load, save } from "./persist.js";
+import { ROUTES } from "./routes.js";
 
 const TERMINAL = ["completed", "failed", "cancelled"];
-const ROUTE_MODES = { txt2img: "generate/text2img", img2img: "generate/img2img", inpaint: "generate/inpainting" };
 const DELETE_DELAY_MS = 5000;
 
 export function createApp() {
@@ -227,7 +227,7 @@ export function createApp() {
 
   /** Queue a job; returns the job view. Throws ApiError (with .field) for bad input. */
   async function submit(mode, params, { priority } = {}) {
-    const path = mode === "upscale" ? "upscale" : ROUTE_MODES[mode];
+    const path = ROUTES[mode];
     const body = { ...params, wait: false };
     if (priority) body.priority = priority;
     const job = await api.post(path, body);
@@ -288,12 +288,7 @@ export function createApp() {
 
   const role = () => store.get().profile?.role || "guest";
   const can = {
-    generate: () => {
-      const { profile, status } = store.get();
-      if (!profile) return false;
-      if (profile.role !== "guest") return true;
-      return !!status?.guest_can_generate;
-    },
+    generate: () => !!store.get().profile?.can_generate,
     admin: () => role() === "admin",
   };
 

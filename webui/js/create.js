@@ -15,6 +15,8 @@ import { useModels } from "./modelsdata.js";
 
 const MODES = [["txt2img", "Text to image"], ["img2img", "Image to image"], ["inpaint", "Inpaint"], ["upscale", "Upscale"]];
 const IMAGE_KEYS = ["init", "mask", "control", "upscale"];
+const ICON_DICE = html`<svg viewBox="0 0 16 16" width="16" height="16" aria-hidden="true"><rect x="1.5" y="1.5" width="13" height="13" rx="3" fill="none" stroke="currentColor" stroke-width="1.4"/><circle cx="5" cy="5" r="1.2" fill="currentColor"/><circle cx="11" cy="11" r="1.2" fill="currentColor"/><circle cx="8" cy="8" r="1.2" fill="currentColor"/></svg>`;
+const ICON_REUSE = html`<svg viewBox="0 0 16 16" width="16" height="16" aria-hidden="true"><path d="M13 8a5 5 0 1 1-1.5-3.6M13 2.5v3h-3" fill="none" stroke="currentColor" stroke-width="1.5" stroke-linecap="round"/></svg>`;
 
 export function CreateView() {
   const app = useContext(AppContext);
@@ -245,7 +247,7 @@ export function CreateView() {
           <${Group} id="basics" title="Basics" summary=${summary(form)} defaultOpen=${true}>
             <div class="size-row">
               <${SelectField} name="size_preset" label=${`Size (${family === "large" ? "SDXL/SD3/Flux" : family.toUpperCase()})`}
-                value=${`${form.width}x${form.height}`} blank="custom"
+                value=${sizePresets.some(([w, h]) => w === Number(form.width) && h === Number(form.height)) ? `${form.width}x${form.height}` : ""} blank="custom"
                 options=${sizePresets.map(([w, h]) => [`${w}x${h}`, `${w}×${h}`])}
                 onInput=${(v) => { if (v) { const [w, h] = v.split("x").map(Number); update({ width: w, height: h }); } }} />
               <${NumberField} name="width" label="Width" value=${form.width} min=${64} max=${4096} step=${8}
@@ -270,9 +272,9 @@ export function CreateView() {
                 <label for="seed">Seed</label>
                 <div class="row tight">
                   <input id="seed" name="seed" type="number" value=${form.seed} onInput=${(e) => update({ seed: e.currentTarget.value === "" ? -1 : Number(e.currentTarget.value) })} />
-                  <button type="button" class="icon" title="Random seed (-1)" aria-label="Random seed" onClick=${() => update({ seed: -1 })}>🎲</button>
+                  <button type="button" class="icon" title="Random seed (-1)" aria-label="Random seed" onClick=${() => update({ seed: -1 })}>${ICON_DICE}</button>
                   <button type="button" class="icon" title="Reuse the last seed" aria-label="Reuse the last seed" disabled=${lastSeed == null}
-                    onClick=${() => update({ seed: lastSeed })}>♻</button>
+                    onClick=${() => update({ seed: lastSeed })}>${ICON_REUSE}</button>
                 </div>
                 ${seedsNote && html`<div class="hint">${seedsNote}</div>`}
                 <${FieldError} error=${errors.seed} />
