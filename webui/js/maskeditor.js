@@ -282,7 +282,12 @@ export function MaskEditor({ image, mask, onMask, error }) {
         <button type="button" class="small" onClick=${() => setView({ scale: 1, x: 0, y: 0 })} disabled=${view.scale === 1 && !view.x && !view.y}>Fit</button>
       </div>
       <div class="stage" ref=${stageRef}>
-        <div class="canvas-wrap" style=${{ aspectRatio: aspect, transform: `translate(${view.x}px, ${view.y}px) scale(${view.scale})` }}>
+        <div class="canvas-wrap" style=${{
+          aspectRatio: aspect,
+          // Fit the stage: the whole image stays visible (at most 60% of the window's height).
+          width: size ? `min(100%, ${((60 * size.width) / size.height).toFixed(3)}vh)` : "100%",
+          transform: `translate(${view.x}px, ${view.y}px) scale(${view.scale})`,
+        }}>
           <img src=${image} alt="image to inpaint" draggable="false" />
           <canvas ref=${canvasRef} class="mask-canvas" aria-label="Mask: paint the area to repaint"
             style=${{ opacity: String(opacity) }}

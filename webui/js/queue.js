@@ -154,7 +154,7 @@ export function QueueView() {
   const jobs = useSelect(app.store, (s) => s.jobs);
   const live = Object.values(jobs)
     .filter((j) => j.status === "queued" || j.status === "running")
-    .sort((a, b) => (a.status === "running" ? -1 : b.status === "running" ? 1 : (a.queue_position || 0) - (b.queue_position || 0)));
+    .sort((a, b) => (a.status === "running" ? -1 : b.status === "running" ? 1 : (a.queue_position ?? 0) - (b.queue_position ?? 0)));
   return html`<div class="queue-view">
     <section aria-label="Queue">
       <div class="section-head"><h2>Queue</h2><span class="muted">${live.length ? `${live.length} active` : "idle"}</span></div>

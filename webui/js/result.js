@@ -21,7 +21,9 @@ export function JobProgress({ job, live }) {
     return () => clearInterval(timer);
   }, []);
   if (job.status === "queued") {
-    return html`<div class="progress-line" aria-live="polite">Queued${job.queue_position ? ` · position ${job.queue_position}` : ""}</div>`;
+    // queue_position counts the jobs ahead (0: next); people count from 1.
+    const position = job.queue_position;
+    return html`<div class="progress-line" aria-live="polite">Queued${position != null ? ` · position ${position + 1}${position === 0 ? " (next)" : ""}` : ""}</div>`;
   }
   const step = live?.step ?? job.progress?.step ?? 0;
   const steps = live?.steps ?? job.progress?.steps ?? 0;
