@@ -98,7 +98,7 @@ def main() -> int:
             sock = socket.create_connection(("127.0.0.1", server.port), timeout=10)
             sock.sendall(b"GET /api/v1/events HTTP/1.1\r\nHost: x\r\n\r\n")
             sockets.append(sock)
-        job = requests.post(server.url("/api/v1/generate"), json={"prompt": PROMPT, **options, "seed": 1},
+        job = requests.post(server.url("/api/v1/generate"), json={"prompt": PROMPT, **options, "seed": 1, "wait": False},
                             timeout=60).json()
         while requests.get(server.url(f"/api/v1/generate/{job['job_id']}"), timeout=30).json()["status"] != "running":
             time.sleep(0.05)

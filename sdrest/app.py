@@ -15,6 +15,7 @@ from flask import Flask
 from sdrest.api import auth, events, generate, jobs, models, system, ui
 from sdrest.api.errors import register_error_handlers
 from sdrest.auth.web import setup_auth
+from sdrest.cors import setup_cors
 from sdrest.jobs import EventBus, JobStore
 from sdrest.models.hashing import HashCache
 from sdrest.models.scanner import ModelLibrary
@@ -39,6 +40,7 @@ def create_app(settings: Settings | None = None, *, start_worker: bool = True) -
         app.register_blueprint(blueprint)
 
     setup_auth(app, settings)
+    setup_cors(app, settings)
     store = JobStore(settings.database_path)
     for job in store.recover_interrupted(requeue=settings.requeue_interrupted):
         log.warning("job %s was interrupted by a server stop: now %s", job.id, job.status.value)

@@ -12,6 +12,7 @@ import argparse
 import dataclasses
 import json
 import os
+import re
 import types
 import typing
 from collections.abc import Mapping, Sequence
@@ -20,6 +21,9 @@ from pathlib import Path
 from typing import Any
 
 ENV_PREFIX = "SDREST_"
+
+#: A web origin as browsers send it in ``Origin``: scheme, host and optional port, nothing else.
+_ORIGIN = re.compile(r"https?://[A-Za-z0-9.-]+(?::[0-9]{1,5})?|https?://\[[0-9A-Fa-f:.]+\](?::[0-9]{1,5})?")
 
 
 #: Folder settings -> the model type (API name) whose folder they set.
@@ -36,8 +40,9 @@ class SettingsError(ValueError):
 
 
 def _setting(default: Any, help: str, *, choices: Sequence[str] | None = None, flag: bool = True,
-             metavar: str | None = None) -> Any:
-    return field(default=default, metadata={"help": help, "choices": choices, "flag": flag, "metavar": metavar})
+             metavar: str | None = None, aliases: Sequence[str] = ()) -> Any:
+    return field(default=default, metadata={"help": help, "choices": choices, "flag": flag, "metavar": metavar,
+                                            "aliases": tuple(aliases)})
 
 
 @dataclass
@@ -46,7 +51,8 @@ class Settings:
 
     host: str = _setting("127.0.0.1", "address to listen on (0.0.0.0: all interfaces)")
     port: int = _setting(8080, "TCP port to listen on")
-    models_dir: Path = _setting(Path("models"), "root folder of the model library")
+    models_dir: Path = _setting(Path("models"), "root folder of the model library",
+                                aliases=("--model-dir",))  # the spec's spelling in one example
     checkpoints: str = _setting("checkpoints", "sub-folder of --models-dir holding checkpoints")
     # The other model folders, each overridable like --checkpoints (relative to --models-dir).
     lora_dir: str = _setting("lora", "folder of LoRAs")
@@ -104,6 +110,9 @@ class Settings:
     auth_max_failures: int = _setting(5, "failed logins per user or client before a lockout")
     auth_lockout_seconds: float = _setting(300.0, "how long a lockout lasts")
     secure_cookies: bool = _setting(False, "mark session cookies Secure (behind HTTPS)")
+    cors_origins: str | None = _setting(None, "origins whose web pages may call the API: a comma-separated list "
+                                        "(e.g. https://app.example.com; credentials allowed) or * (any origin, "
+                                        "without credentials); default: none")
     test_hooks: bool = _setting(False, "enable test-only request fields (never in production)", flag=False)
 
     # --- derived ---
@@ -121,6 +130,11 @@ class Settings:
             if f.name.endswith("_dir") and f.name not in ("data_dir", "output_dir", "models_dir", "ui_dir"):
                 overrides[_FOLDER_TYPES[f.name]] = getattr(self, f.name)
         return ModelFolders.build(self.models_dir, overrides)
+
+    @property
+    def cors_origin_list(self) -> list[str]:
+        """``--cors-origins`` as a list (empty: no cross-origin access)."""
+        return [o.strip().rstrip("/") for o in (self.cors_origins or "").split(",") if o.strip()]
 
     @property
     def outputs_dir(self) -> Path:
@@ -206,6 +220,12 @@ class Settings:
             raise SettingsError("threads: must be -1 (all physical cores) or a positive number")
         if self.model is not None and (Path(self.model).is_absolute() or ".." in Path(self.model).parts):
             raise SettingsError("model: must be a name inside the checkpoints folder")
+        origins = self.cors_origin_list
+        if "*" in origins and len(origins) > 1:
+            raise SettingsError("cors_origins: '*' cannot be combined with other origins")
+        for origin in origins:
+            if origin != "*" and not _ORIGIN.fullmatch(origin):
+                raise SettingsError(f"cors_origins: {origin!r} is not an origin (scheme://host[:port], no path)")
         for f in dataclasses.fields(self):
             choices = f.metadata.get("choices")
             if choices and getattr(self, f.name) not in choices:
@@ -221,14 +241,15 @@ class Settings:
         for f in dataclasses.fields(cls):
             if not f.metadata.get("flag", True):
                 continue
-            option = "--" + f.name.replace("_", "-")
+            options = ["--" + f.name.replace("_", "-"), *f.metadata.get("aliases", ())]
             base = _base_type(f)
             help_text = f"{f.metadata['help']} (default: {f.default}; env {ENV_PREFIX}{f.name.upper()})"
             if base is bool:
-                parser.add_argument(option, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS,
-                                    help=help_text)
+                parser.add_argument(*options, dest=f.name, action=argparse.BooleanOptionalAction,
+                                    default=argparse.SUPPRESS, help=help_text)
             else:
-                parser.add_argument(option, type=str, default=argparse.SUPPRESS, choices=f.metadata.get("choices"),
+                parser.add_argument(*options, dest=f.name, type=str, default=argparse.SUPPRESS,
+                                    choices=f.metadata.get("choices"),
                                     metavar=f.metadata.get("metavar") or f.name.upper(), help=help_text)
 
 

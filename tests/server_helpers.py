@@ -138,7 +138,8 @@ class Server:
         return requests.delete(self.url(path), timeout=kwargs.pop("timeout", 60), **kwargs)
 
     def submit(self, **fields: Any) -> dict[str, Any]:
-        response = self.post("/api/v1/generate", json={**FAST, **fields})
+        """Queue a job (202) unless ``wait=True`` is given (POST /generate waits by default)."""
+        response = self.post("/api/v1/generate", json={**FAST, "wait": False, **fields})
         assert response.status_code in (200, 202), response.text
         return response.json()
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from flask import Blueprint, jsonify, request
@@ -24,8 +26,12 @@ CAPABILITY_WAIT = 30.0
 
 @bp.post("/generate")
 def generate() -> Any:
-    """Mode from the fields: a mask means inpainting, an init image img2img, else txt2img."""
-    return _submit(None)
+    """Mode from the fields: a mask means inpainting, an init image img2img, else txt2img.
+
+    Answers with the finished job, as the spec's client examples expect, unless the request says
+    ``"wait": false`` (or ``?wait=false``, or ``Prefer: respond-async``): then 202 + Location.
+    """
+    return _submit(None, wait_default=True)
 
 
 @bp.post("/generate/text2img")
@@ -50,14 +56,15 @@ def upscale() -> Any:
     values = validate(data, UPSCALE_FIELDS, mode=None, capabilities={}, from_form=from_form,
                       allowed_extra=_test_fields(svc))
     check_queue_room(svc)
-    inputs = InputFiles(svc.settings)
-    try:
-        params = upscale_params(values, svc.settings, inputs, svc.library)
-        job = svc.store.create("upscale", params, owner=owner_for_new_jobs(), priority=values.get("priority", 0))
-    except BaseException:
-        inputs.discard()
-        raise
-    return accepted(svc, job, values)
+    with waiting_slot(svc, wants_wait(values, default=False)) as wait:
+        inputs = InputFiles(svc.settings)
+        try:
+            params = upscale_params(values, svc.settings, inputs, svc.library)
+            job = svc.store.create("upscale", params, owner=owner_for_new_jobs(), priority=values.get("priority", 0))
+        except BaseException:
+            inputs.discard()
+            raise
+        return accepted(svc, job, values, wait=wait)
 
 
 @bp.get("/generate/<job_id>")
@@ -87,7 +94,7 @@ def cancel_job(job_id: str) -> Any:
     return jsonify(job_view(job, svc.store, svc.settings))
 
 
-def _submit(mode: str | None) -> Any:
+def _submit(mode: str | None, *, wait_default: bool = False) -> Any:
     svc = services()
     data, from_form = read_body(request)
     data = with_preset(data, svc.library)
@@ -99,19 +106,52 @@ def _submit(mode: str | None) -> Any:
     values = validate(data, GENERATION_FIELDS, mode=mode, capabilities=svc.supervisor.capabilities,
                       from_form=from_form, allowed_extra=_test_fields(svc))
     check_queue_room(svc)
-    inputs = InputFiles(svc.settings)
+    with waiting_slot(svc, wants_wait(values, default=wait_default)) as wait:
+        inputs = InputFiles(svc.settings)
+        try:
+            params = generation_params(values, mode, svc.settings, inputs, svc.supervisor.default_model, svc.library)
+            job = svc.store.create(mode, params, owner=owner_for_new_jobs(), priority=values.get("priority", 0))
+        except BaseException:
+            inputs.discard()
+            raise
+        return accepted(svc, job, values, wait=wait)
+
+
+def wants_wait(values: dict[str, Any], *, default: bool) -> bool:
+    """Whether to answer with the finished job: the body's ``wait``, else ``?wait=``, else
+    ``Prefer: respond-async`` (RFC 7240) for no, else the route's default."""
+    if "wait" in values:
+        return bool(values["wait"])
+    if request.args.get("wait") is not None:
+        return _flag("wait", default)
+    return default and not _prefers_async()
+
+
+def _prefers_async() -> bool:
+    preferences = request.headers.get("Prefer", "")
+    return any(p.split(";")[0].split("=")[0].strip().lower() == "respond-async" for p in preferences.split(","))
+
+
+@contextmanager
+def waiting_slot(svc: Services, wait: bool) -> Iterator[bool]:
+    """Hold one of the bounded long-request slots while waiting. Taken before the job is created,
+    so a 429 (no slot free) never leaves behind a job the client does not know about."""
+    if not wait:
+        yield False
+        return
+    if not svc.long_requests.acquire(blocking=False):
+        raise ApiError(429, "too_many_waiting", "too many requests are waiting; nothing was queued: "
+                       "retry, or send \"wait\": false and poll the job", headers={"Retry-After": "5"})
     try:
-        params = generation_params(values, mode, svc.settings, inputs, svc.supervisor.default_model, svc.library)
-        job = svc.store.create(mode, params, owner=owner_for_new_jobs(), priority=values.get("priority", 0))
-    except BaseException:
-        inputs.discard()
-        raise
-    return accepted(svc, job, values)
+        yield True
+    finally:
+        svc.long_requests.release()
 
 
-def accepted(svc: Services, job: Job, values: dict[str, Any]) -> Any:
+def accepted(svc: Services, job: Job, values: dict[str, Any], *, wait: bool) -> Any:
+    """The answer to a submission: the finished job (200) when waiting, else 202 + Location.
+    ``wait`` is only true inside :func:`waiting_slot`."""
     svc.supervisor.notify()
-    wait = values.get("wait", _flag("wait", False))
     include_base64 = values.get("base64", _flag("base64", wait))
     if wait:
         job = _wait_for(svc, job)
@@ -119,24 +159,20 @@ def accepted(svc: Services, job: Job, values: dict[str, Any]) -> Any:
     response = jsonify(body)
     response.status_code = 200 if job.status.finished else 202
     response.headers["Location"] = body["links"]["self"]
+    if not wait and _prefers_async():
+        response.headers["Preference-Applied"] = "respond-async"
     return response
 
 
 def _wait_for(svc: Services, job: Job) -> Job:
-    """Block (holding one of the bounded long-request slots) until the job finishes."""
-    if not svc.long_requests.acquire(blocking=False):
-        raise ApiError(429, "too_many_waiting", "too many requests are waiting; poll the job instead",
-                       headers={"Retry-After": "5"})
-    try:
-        deadline = time.monotonic() + svc.settings.wait_timeout
-        with svc.bus.subscribe(last_event_id=None, job_id=job.id) as subscription:
-            while True:
-                current = svc.store.get(job.id)
-                if current is None or current.status.finished or time.monotonic() >= deadline:
-                    return current or job
-                subscription.next_batch(timeout=min(1.0, max(0.0, deadline - time.monotonic())))
-    finally:
-        svc.long_requests.release()
+    """Block until the job finishes or ``--wait-timeout`` passes (the caller holds a slot)."""
+    deadline = time.monotonic() + svc.settings.wait_timeout
+    with svc.bus.subscribe(last_event_id=None, job_id=job.id) as subscription:
+        while True:
+            current = svc.store.get(job.id)
+            if current is None or current.status.finished or time.monotonic() >= deadline:
+                return current or job
+            subscription.next_batch(timeout=min(1.0, max(0.0, deadline - time.monotonic())))
 
 
 def check_queue_room(svc: Services) -> None:

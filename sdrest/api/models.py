@@ -14,6 +14,7 @@ from sdrest.api.requests import read_body, validate
 from sdrest.api.jobs import int_arg
 from sdrest.api.views import API
 from sdrest.auth.web import owner_for_new_jobs
+from sdrest.models.paths import InvalidModelName, ModelNotFoundError
 from sdrest.models.presets import load_preset, load_template
 from sdrest.models.scanner import ModelEntry, ModelLibrary
 from sdrest.models.types import ModelType, parse_type_filter
@@ -46,7 +47,7 @@ def model(model_id: str) -> Any:
         model_type = None
     if model_type is not None and "/" not in model_id:
         return _listing(svc, model_type)
-    entry = svc.library.get(model_id)
+    entry = svc.library.get(model_id) or _checkpoint_named(svc.library, model_id)
     if entry is None:
         raise not_found(f"model {model_id!r}", "model_id")
     details = _view(svc, entry)
@@ -70,7 +71,7 @@ def scan() -> Any:
 @bp.post("/models/load")
 def load() -> Any:
     """Queue loading a model (with components and options); ordered with generation jobs."""
-    from sdrest.api.generate import accepted, check_queue_room
+    from sdrest.api.generate import accepted, check_queue_room, waiting_slot, wants_wait
 
     svc = services()
     data, from_form = read_body(request)
@@ -79,23 +80,25 @@ def load() -> Any:
     if spec["model_path"] is None and "diffusion_model_path" not in spec["model_options"]:
         raise ApiError(422, "missing_field", "model: required (or diffusion_model)", "model")
     check_queue_room(svc)
-    job = svc.store.create("load_model", {"mode": "load", **spec}, owner=owner_for_new_jobs(),
-                           priority=values.get("priority", 0))
-    return accepted(svc, job, values)
+    with waiting_slot(svc, wants_wait(values, default=False)) as wait:
+        job = svc.store.create("load_model", {"mode": "load", **spec}, owner=owner_for_new_jobs(),
+                               priority=values.get("priority", 0))
+        return accepted(svc, job, values, wait=wait)
 
 
 @bp.post("/models/unload")
 def unload() -> Any:
     """Queue unloading the model (frees its memory once the jobs before it are done)."""
-    from sdrest.api.generate import accepted, check_queue_room
+    from sdrest.api.generate import accepted, check_queue_room, waiting_slot, wants_wait
 
     svc = services()
     data, from_form = read_body(request)
     values = validate(data, UNLOAD_FIELDS, mode=None, capabilities={}, from_form=from_form)
     check_queue_room(svc)
-    job = svc.store.create("unload_model", {"mode": "unload"}, owner=owner_for_new_jobs(),
-                           priority=values.get("priority", 0))
-    return accepted(svc, job, values)
+    with waiting_slot(svc, wants_wait(values, default=False)) as wait:
+        job = svc.store.create("unload_model", {"mode": "unload"}, owner=owner_for_new_jobs(),
+                               priority=values.get("priority", 0))
+        return accepted(svc, job, values, wait=wait)
 
 
 @bp.get("/presets")
@@ -128,6 +131,16 @@ def prompt_template(kind: str, name: str) -> Any:
     if kind not in ("prompts", "neg_prompts"):
         raise not_found(f"template kind {kind!r}", "kind")
     return jsonify(_template_view(find_model(services().library, ModelType.from_name(kind), name, "name")))
+
+
+def _checkpoint_named(library: ModelLibrary, name: str) -> ModelEntry | None:
+    """The checkpoint that ``"model": name`` in a generation request would use (``sd-v1-5``)."""
+    try:
+        return library.find(ModelType.CHECKPOINT, name, "model_id")
+    except InvalidModelName as exc:
+        raise ApiError(400, "invalid_name", str(exc), "model_id") from None
+    except ModelNotFoundError:
+        return None
 
 
 def _listing(svc: Services, type_filter: ModelType | None) -> Any:

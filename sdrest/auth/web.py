@@ -135,6 +135,8 @@ def _authorize() -> None:
     endpoint = request.endpoint
     if endpoint is None:  # 404/405: let Flask answer
         return
+    if request.method == "OPTIONS" and request.url_rule is not None and request.url_rule.provide_automatic_options:
+        return  # a CORS preflight: never has credentials, runs no view (Flask answers it; sdrest/cors.py)
     rule = RULES.get(endpoint)
     if rule is None:
         log.error("no access rule for endpoint %s: refusing", endpoint)

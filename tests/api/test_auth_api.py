@@ -194,7 +194,8 @@ def test_browser_cookies_are_httponly_strict_and_csrf_protected(jwt_server: Serv
     refused = session.post(jwt_server.url("/api/v1/generate"), json=FAST, timeout=30)
     assert refused.status_code == 401 and refused.json()["error"]["code"] == "csrf_failed"
     csrf = session.cookies.get("csrf_access_token")
-    accepted = session.post(jwt_server.url("/api/v1/generate"), json=FAST, headers={"X-CSRF-TOKEN": csrf},
+    accepted = session.post(jwt_server.url("/api/v1/generate"), json={**FAST, "wait": False},
+                            headers={"X-CSRF-TOKEN": csrf},
                             timeout=30)
     assert accepted.status_code == 202
     jwt_server.delete(f"/api/v1/generate/{accepted.json()['job_id']}",
@@ -284,11 +285,11 @@ def test_optional_auth_guests_and_users(models_dir, tmp_path) -> None:
         assert guest.status_code == 403                                   # but not generate
         assert server.get("/api/v1/auth/profile").json()["role"] == "guest"
         token = login(server, "carol", "carol-secret-1").json()["access_token"]
-        submitted = server.post("/api/v1/generate", json=FAST, headers=bearer(token))
+        submitted = server.post("/api/v1/generate", json={**FAST, "wait": False}, headers=bearer(token))
         assert submitted.status_code == 202
         assert server.get(f"/api/v1/generate/{submitted.json()['job_id']}").status_code == 404  # guests ≠ carol
         server.restart("--model", "sd1", "--auth", "optional", "--guest-can-generate")
-        assert server.post("/api/v1/generate", json=FAST).status_code == 202
+        assert server.post("/api/v1/generate", json={**FAST, "wait": False}).status_code == 202
     finally:
         server.stop()
 
