@@ -81,3 +81,11 @@ def sample_image(size: int = 64, seed: int = 0) -> Image.Image:
     array = np.stack([x * 255 // size, y * 255 // size, (x + y) * 127 // size], axis=-1).astype(np.uint8)
     array[size // 4: size // 2, size // 4: size // 2] = rng.integers(0, 255, 3, dtype=np.uint8)
     return Image.fromarray(array, "RGB")
+
+
+def create_key(data_dir: Path, name: str, role: str = "user", owner: str | None = None) -> str:
+    exe = shutil.which("sdrest", path=str(Path(sys.executable).parent)) or "sdrest"
+    result = subprocess.run([exe, "keys", "create", "--name", name, "--role", role, "--data-dir", str(data_dir),
+                             *(["--owner", owner] if owner else [])], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
