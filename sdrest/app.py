@@ -17,6 +17,7 @@ from sdrest.api.errors import register_error_handlers
 from sdrest.auth.web import setup_auth
 from sdrest.cors import setup_cors
 from sdrest.jobs import EventBus, JobStore
+from sdrest.datadir import DataDirLock, make_private_dir, tighten_file
 from sdrest.models.hashing import HashCache
 from sdrest.models.scanner import ModelLibrary
 from sdrest.retention import Janitor
@@ -29,8 +30,10 @@ log = logging.getLogger("sdrest")
 
 def create_app(settings: Settings | None = None, *, start_worker: bool = True) -> Flask:
     settings = (settings or Settings()).resolved()
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    settings.outputs_dir.mkdir(parents=True, exist_ok=True)
+    make_private_dir(settings.data_dir)
+    make_private_dir(settings.outputs_dir)
+    lock = DataDirLock(settings.data_dir)  # before anything touches the job store
+    tighten_file(settings.database_path)
 
     app = Flask("sdrest")
     app.config["MAX_CONTENT_LENGTH"] = int(settings.max_body_mb * 2**20)
@@ -42,7 +45,9 @@ def create_app(settings: Settings | None = None, *, start_worker: bool = True) -
     setup_auth(app, settings)
     setup_cors(app, settings)
     store = JobStore(settings.database_path)
-    for job in store.recover_interrupted(requeue=settings.requeue_interrupted):
+    app.extensions["sdrest.lock"] = lock
+    for job in store.recover_interrupted(requeue=settings.requeue_interrupted,
+                                         max_interruptions=settings.max_interruptions):
         log.warning("job %s was interrupted by a server stop: now %s", job.id, job.status.value)
     bus = EventBus(store)
     library = ModelLibrary(settings.model_folders(), HashCache(settings.data_dir / "hashes.sqlite3"),
@@ -75,3 +80,4 @@ def close_app(app: Flask) -> None:
         janitor.stop()
     app.extensions["sdrest"].close()
     app.extensions["sdrest.auth"].close()
+    app.extensions["sdrest.lock"].release()

@@ -151,9 +151,17 @@ def _serve(flags: dict[str, object]) -> int:
     if print_config:
         print(json.dumps(settings.to_dict(redact=True), indent=2))
         return 0
+    import os
+
+    from sdrest.datadir import PRIVATE_UMASK, DataDirBusyError
     from sdrest.server import serve
 
-    return serve(settings)
+    os.umask(PRIVATE_UMASK)  # prompts and images are nobody else's business (the worker inherits it)
+    try:
+        return serve(settings)
+    except DataDirBusyError as exc:
+        print(f"sdrest serve: {exc}", file=sys.stderr)
+        return 1
 
 
 def server_main(argv: Sequence[str] | None = None) -> int:

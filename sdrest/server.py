@@ -28,6 +28,11 @@ def serve(settings: Settings) -> int:
     server: Any = create_server(app, host=settings.host, port=settings.port, threads=threads,
                                 channel_timeout=120, connection_limit=max(100, threads * 2),
                                 ident="sdrest",
+                                # Refuse big bodies while reading them, before they are buffered
+                                # (Waitress' own default is 1 GiB, and auth runs only afterwards).
+                                # Slack up to twice the limit: a body somewhat over --max-body-mb
+                                # still reaches the app, which answers its JSON 413 naming the limit.
+                                max_request_body_size=int(2 * settings.max_body_mb * 2**20) + 2**20,
                                 # Waitress drops X-Forwarded-* by default; with --trusted-proxy the app
                                 # sees them and believes them only from those addresses (auth.web).
                                 clear_untrusted_proxy_headers=not settings.trusted_proxy)

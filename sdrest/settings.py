@@ -90,8 +90,11 @@ class Settings:
     preview_interval: int = _setting(1, "send a preview every N sampling steps")
     output_format: str = _setting("png", "default image format", choices=("png", "jpeg", "webp"))
     job_retention_hours: float = _setting(24.0 * 7, "keep finished jobs and their images this long (0: forever)")
-    requeue_interrupted: bool = _setting(False, "re-queue (once) a job interrupted by a server crash")
+    requeue_interrupted: bool = _setting(True, "re-queue a job interrupted by a server crash (kill -9, power loss)")
+    max_interruptions: int = _setting(3, "server crashes one job may live through before it fails")
     max_queue: int = _setting(1000, "most queued jobs; more are refused with 503")
+    max_queued_per_user: int = _setting(100, "most queued jobs of one user; more are refused with 429")
+    max_streams_per_user: int = _setting(8, "most concurrent event streams of one user (or address)")
     wait_timeout: float = _setting(600.0, "longest a 'wait' request blocks before answering 202")
     auth: str = _setting("none", "authentication method",
                          choices=("none", "jwt", "api-key", "unix", "pam", "optional"))
@@ -107,6 +110,8 @@ class Settings:
     guest_can_generate: bool = _setting(False, "--auth optional: guests may submit jobs (else read-only)")
     public_images: bool = _setting(False, "image URLs need no credentials (they are unguessable)")
     trusted_proxy: str | None = _setting(None, "comma-separated proxy addresses whose X-Forwarded-For is believed")
+    allowed_hosts: str | None = _setting(None, "comma-separated host names the server answers to besides localhost "
+                                               "and --host ('*': any)")
     auth_max_failures: int = _setting(5, "failed logins per user or client before a lockout")
     auth_lockout_seconds: float = _setting(300.0, "how long a lockout lasts")
     secure_cookies: bool = _setting(False, "mark session cookies Secure (behind HTTPS)")
@@ -208,12 +213,15 @@ class Settings:
     def validate(self) -> None:
         if not 0 < self.port < 65536:
             raise SettingsError(f"port: must be 1..65535, got {self.port}")
-        for name in ("http_threads", "max_event_streams", "preview_interval", "max_queue", "max_image_pixels"):
+        for name in ("http_threads", "max_event_streams", "preview_interval", "max_queue", "max_image_pixels",
+                     "max_queued_per_user", "max_streams_per_user"):
             if getattr(self, name) < 1:
                 raise SettingsError(f"{name}: must be at least 1")
         for name in ("max_body_mb", "max_image_mb", "url_timeout", "wait_timeout"):
             if getattr(self, name) <= 0:
                 raise SettingsError(f"{name}: must be positive")
+        if self.max_interruptions < 0:
+            raise SettingsError("max_interruptions: must be >= 0")
         if self.job_retention_hours < 0 or self.idle_unload_minutes < 0:
             raise SettingsError("job_retention_hours and idle_unload_minutes: must be >= 0")
         if self.threads == 0:

@@ -21,6 +21,9 @@ from PIL import Image
 
 from sdrest.synthetic import SyntheticModels
 
+HOOKS = Path(__file__).resolve().parent / "hooks"
+#: A prompt starting with this makes the test hook crash the worker: CRASH_PREFIX + "abort".
+CRASH_PREFIX = "sdrest-test-crash:"
 FAST = {"prompt": "a red apple", "width": 64, "height": 64, "steps": 1, "sampler": "euler", "seed": 3}
 
 
@@ -57,7 +60,9 @@ class Server:
         self.models_dir = models_dir
         self.data_dir = root / "data"
         self.args = list(args)
-        self.env = {**os.environ, "SDREST_TEST_HOOKS": "1", **(env or {})}
+        # tests/hooks/sitecustomize.py: prompts "sdrest-test-crash:<how>" crash the worker.
+        python_path = [str(HOOKS), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
+        self.env = {**os.environ, "PYTHONPATH": os.pathsep.join(python_path), **(env or {})}
         self.env.pop("SDREST_CONFIG", None)
         self.port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
@@ -70,11 +75,15 @@ class Server:
     def url(self, path: str) -> str:
         return self.base + path
 
-    def start(self, wait_for_worker: bool = True) -> Server:
+    def command(self) -> list[str]:
+        """The ``sdrest serve`` command line (flags given later win over these)."""
         exe = shutil.which("sdrest", path=str(Path(sys.executable).parent)) or "sdrest"
-        command = [exe, "serve", "--host", "127.0.0.1", "--port", str(self.port), "--models-dir",
-                   str(self.models_dir), "--data-dir", str(self.data_dir), "--threads", "2",
-                   "--log-level", "debug", *self.args]
+        return [exe, "serve", "--host", "127.0.0.1", "--port", str(self.port), "--models-dir",
+                str(self.models_dir), "--data-dir", str(self.data_dir), "--threads", "2",
+                "--log-level", "debug", *self.args]
+
+    def start(self, wait_for_worker: bool = True) -> Server:
+        command = self.command()
         self.log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
         self.process = subprocess.Popen(command, env=self.env, stdout=self.log, stderr=subprocess.STDOUT,
                                         start_new_session=True)

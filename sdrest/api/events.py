@@ -11,6 +11,7 @@ number of slots, beyond which new ones get 429, so ordinary requests never starv
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -18,7 +19,7 @@ from typing import Any
 from flask import Blueprint, Response, current_app, request, stream_with_context
 
 from sdrest.api.errors import ApiError
-from sdrest.api.views import API, job_or_404, job_view
+from sdrest.api.views import API, job_or_404, job_view, running_view
 from sdrest.auth.web import visible_owners
 from sdrest.jobs import Event, Subscription
 from sdrest.services import Services, services
@@ -67,6 +68,7 @@ def _stream(svc: Services, job_id: str | None) -> Response:
     except BaseException:
         svc.long_requests.release()
         raise
+    release = _Release(svc, subscription)
     heartbeat = float(current_app.config.get("SDREST_SSE_HEARTBEAT", HEARTBEAT))
 
     def generate() -> Iterator[str]:
@@ -80,13 +82,33 @@ def _stream(svc: Services, job_id: str | None) -> Response:
                         return
             yield from _follow(svc, subscription, job_id, heartbeat)
         finally:
-            subscription.close()
-            svc.long_requests.release()
+            release()
 
     response = Response(stream_with_context(generate()), mimetype="text/event-stream")
+    # A body that is never iterated (HEAD, a client gone before the first byte) never runs the
+    # generator's finally; the WSGI close() always comes, so the slot is released there too.
+    response.call_on_close(release)
     response.headers["Cache-Control"] = "no-cache"
     response.headers["X-Accel-Buffering"] = "no"  # let reverse proxies stream it
     return response
+
+
+class _Release:
+    """Close a stream's subscription and give back its slot, exactly once."""
+
+    def __init__(self, svc: Services, subscription: Subscription) -> None:
+        self._svc = svc
+        self._subscription = subscription
+        self._lock = threading.Lock()
+        self._done = False
+
+    def __call__(self) -> None:
+        with self._lock:
+            if self._done:
+                return
+            self._done = True
+        self._subscription.close()
+        self._svc.long_requests.release()
 
 
 def _follow(svc: Services, subscription: Subscription, job_id: str | None, heartbeat: float) -> Iterator[str]:
@@ -107,6 +129,9 @@ def _follow(svc: Services, subscription: Subscription, job_id: str | None, heart
 
 def _payload(svc: Services, event: Event) -> dict[str, Any]:
     payload = {"job_id": event.job_id, "time": event.created_at, **event.data}
+    if event.type == "queue":
+        # The running job is someone's: others learn only that the worker is busy.
+        payload.update(running_view(payload.get("running"), payload.pop("running_owner", None)))
     if event.type in TERMINAL and event.job_id:
         job = svc.store.get(event.job_id)
         if job is not None:

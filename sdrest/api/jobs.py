@@ -8,8 +8,8 @@ from typing import Any
 from flask import Blueprint, jsonify, request, send_file
 
 from sdrest.api.errors import ApiError, not_found
-from sdrest.api.views import API, job_or_404, job_view
-from sdrest.auth.web import current_principal, visible_owners
+from sdrest.api.views import API, job_or_404, job_view, running_view
+from sdrest.auth.web import current_principal, image_token_ok, visible_owners
 from sdrest.jobs import JobStatus
 from sdrest.outputs import thumbnail
 from sdrest.services import Services, services
@@ -45,10 +45,11 @@ def queue() -> Any:
         jobs, total = svc.store.list(statuses=statuses, owner=owner, kind=request.args.get("mode") or None,
                                      limit=limit, offset=offset, newest_first=order == "newest")
     counts = svc.store.counts()
+    worker = svc.supervisor.state()
     return jsonify({
         "jobs": [job_view(job, svc.store, svc.settings) for job in jobs],
         "total": total, "limit": limit, "offset": offset,
-        "queued": counts.get("queued", 0), "running": svc.supervisor.state().running_job,
+        "queued": counts.get("queued", 0), **running_view(worker.running_job, worker.running_owner),
     })
 
 
@@ -69,6 +70,10 @@ def delete_job(job_id: str) -> Any:
 def job_image(job_id: str, index: int) -> Any:
     """The image file; ?size=N gives a thumbnail whose longest side is N pixels."""
     svc = services()
+    if svc.settings.public_images and current_principal() is None:
+        # No credentials: only the image token opens it (never the bare job id).
+        if not image_token_ok(job_id, request.args.get("token")):
+            raise not_found("job", "job_id")
     job = job_or_404(svc.store, job_id)
     images = (job.result or {}).get("images", [])
     if index >= len(images):

@@ -13,7 +13,8 @@ from flask import Blueprint, current_app, jsonify
 from sdrest import __version__
 from sdrest._native.buildinfo import build_info
 from sdrest.api.openapi import openapi_document
-from sdrest.api.views import API
+from sdrest.api.views import API, running_view
+from sdrest.auth.web import can_see
 from sdrest.services import services
 
 bp = Blueprint("system", __name__, url_prefix=API)
@@ -23,6 +24,7 @@ bp = Blueprint("system", __name__, url_prefix=API)
 def status() -> Any:
     svc = services()
     worker = svc.supervisor.state()
+    running = running_view(worker.running_job, worker.running_owner)
     counts = svc.store.counts()
     caps = svc.supervisor.capabilities
     return jsonify({
@@ -31,18 +33,32 @@ def status() -> Any:
         "native_version": caps.get("version"),
         "uptime": round(time.time() - svc.started_at, 3),
         "queue": {"queued": counts.get("queued", 0), "running": counts.get("running", 0)},
-        "running_job": worker.running_job,
+        # Another user's running job shows only as busy: its id would open --public-images
+        # and the job's events to anyone who can read /status.
+        "running_job": running["running"],
+        "running_hidden": running["running_hidden"],
         "loaded_model": worker.loaded_model,
         "loaded_model_options": worker.loaded_options,
         "default_model": svc.supervisor.default_model,
         "worker": {"pid": worker.pid, "alive": worker.alive, "starts": worker.starts, "crashes": worker.crashes,
-                   "last_crash": worker.last_crash},
+                   "last_crash": _crash_view(worker.last_crash)},
         "jobs": counts,
         "counters": dict(svc.supervisor.counters),
         "capabilities": {k: caps.get(k, []) for k in ("samplers", "schedulers", "hires_upscalers")},
     })
 
 
+def _crash_view(crash: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The last worker crash: in full for admins and the crashed job's owner; for everyone
+    else only when it happened (its log lines and job id are someone else's business)."""
+    if crash is None:
+        return None
+    if can_see(crash.get("owner")):
+        return {k: v for k, v in crash.items() if k != "owner"}
+    return {"time": crash["time"], "details_hidden": True}
+
+
+@bp.get("/system")
 @bp.get("/system")
 def system() -> Any:
     svc = services()

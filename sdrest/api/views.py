@@ -25,8 +25,27 @@ def job_or_404(store: JobStore, job_id: str) -> Job:
     return job
 
 
-def image_url(job_id: str, index: int) -> str:
-    return f"{API}/jobs/{job_id}/images/{index}"
+def running_view(job_id: str | None, owner: str | None) -> dict[str, Any]:
+    """The running job as the caller may see it: its id, or (another user's job) only that the
+    worker is busy: ``{"running": None, "running_hidden": True}``."""
+    from sdrest.auth.web import can_see
+
+    if job_id is not None and not can_see(owner):
+        return {"running": None, "running_hidden": True}
+    return {"running": job_id, "running_hidden": False}
+
+
+def image_url(job_id: str, index: int, *, public: bool = False) -> str:
+    """An image's URL; with --public-images it carries the job's image token, which alone
+    opens it without credentials (the job id does not: ids show up in listings and events)."""
+    url = f"{API}/jobs/{job_id}/images/{index}"
+    if public:
+        from sdrest.auth.web import image_token
+
+        token = image_token(job_id)
+        if token is not None:
+            url += f"?token={token}"
+    return url
 
 
 def job_view(job: Job, store: JobStore, settings: Settings, *, include_base64: bool = False) -> dict[str, Any]:
@@ -40,7 +59,7 @@ def job_view(job: Job, store: JobStore, settings: Settings, *, include_base64: b
     images = []
     for image in result.get("images", []):
         entry = {key: image[key] for key in ("index", "seed", "width", "height", "format")}
-        entry["url"] = image_url(job.id, image["index"])
+        entry["url"] = image_url(job.id, image["index"], public=settings.public_images)
         entry["parameters"] = {**params, "seed": image["seed"]} if job.kind != "upscale" else params
         if include_base64:
             entry["data"] = encode_base64(settings.outputs_dir / image["file"])

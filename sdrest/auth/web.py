@@ -9,6 +9,8 @@ without a rule is refused).
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import ipaddress
 import logging
 import os
@@ -21,6 +23,7 @@ from flask import Flask, current_app, g, request
 
 from sdrest.api.errors import ApiError
 from sdrest.auth.audit import log_attempt
+from sdrest.auth.origin import OriginPolicy
 from sdrest.auth.rules import GUEST_GENERATION, PUBLIC, RULES, Principal
 from sdrest.auth.store import AuthStore
 from sdrest.auth.throttle import Throttle
@@ -40,6 +43,7 @@ class AuthServices:
         self.throttle = Throttle(max_failures=settings.auth_max_failures, window=settings.auth_lockout_seconds,
                                  lockout=settings.auth_lockout_seconds)
         self.trusted_proxies = _networks(settings.trusted_proxy)
+        self.origins = OriginPolicy(settings)
 
     def close(self) -> None:
         self.store.close()
@@ -105,6 +109,21 @@ def client_ip() -> str:
     return remote
 
 
+def image_token(job_id: str) -> str | None:
+    """The token that opens a job's images without credentials (--public-images): an HMAC of
+    the job id under the token signing secret, so it needs no storage and cannot be derived
+    from the id. None with --auth none (there everything is open anyway)."""
+    secret = current_app.config.get("JWT_SECRET_KEY")
+    if not secret:
+        return None
+    return hmac.new(secret.encode("utf-8"), f"image:{job_id}".encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def image_token_ok(job_id: str, token: str | None) -> bool:
+    expected = image_token(job_id)
+    return expected is not None and token is not None and hmac.compare_digest(expected, token)
+
+
 def current_principal() -> Principal | None:
     return g.get("principal")
 
@@ -137,6 +156,7 @@ def _authorize() -> None:
         return
     if request.method == "OPTIONS" and request.url_rule is not None and request.url_rule.provide_automatic_options:
         return  # a CORS preflight: never has credentials, runs no view (Flask answers it; sdrest/cors.py)
+    auth_services().origins.check(request)  # DNS rebinding and cross-site requests (auth/origin.py)
     rule = RULES.get(endpoint)
     if rule is None:
         log.error("no access rule for endpoint %s: refusing", endpoint)

@@ -8,11 +8,9 @@ writing) with the time spent in each.
 
 from __future__ import annotations
 
-import ctypes
 import io
 import json
 import logging
-import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -113,7 +111,6 @@ class Runner:
 
     def run(self, job: dict[str, Any], model: dict[str, Any] | None) -> dict[str, Any]:
         params = job["params"]
-        self._test_hooks(params)
         clock = StageClock(job["id"], self.send)
         if params["mode"] == "upscale":
             result = self._upscale(job, params, clock)
@@ -209,19 +206,6 @@ class Runner:
 
     def _input_path(self, relative: str) -> Path:
         return self.settings.data_dir / relative
-
-    def _test_hooks(self, params: dict[str, Any]) -> None:
-        """Simulate native failures (only when the server runs with test hooks enabled)."""
-        crash = params.get("_test_crash")
-        if not crash or not self.settings.test_hooks:
-            return
-        log.warning("test hook: simulating %s", crash)
-        if crash == "abort":
-            os.abort()
-        if crash == "segfault":
-            ctypes.string_at(0)
-        if crash == "exit":
-            os._exit(3)
 
 
 # Request names that map one-to-one onto engine options.

@@ -31,8 +31,10 @@ from sdrest.settings import Settings
 log = logging.getLogger("sdrest.supervisor")
 native_log = logging.getLogger("sdrest.native")
 
-#: Lines of the worker's log kept for crash reports.
+#: Lines of the worker's log kept for crash reports: warnings and errors of the running job only
+#: (debug lines carry prompts and paths, and another job's lines are another user's business).
 CRASH_LOG_LINES = 30
+CRASH_LOG_LEVEL = logging.WARNING
 #: How long a worker may take to start and say it is ready.
 START_TIMEOUT = 60.0
 
@@ -46,6 +48,7 @@ class WorkerState:
     starts: int = 0
     crashes: int = 0
     running_job: str | None = None
+    running_owner: str | None = None
     loaded_model: str | None = None
     loaded_options: dict[str, Any] = field(default_factory=dict)
     last_crash: dict[str, Any] | None = None
@@ -101,7 +104,10 @@ class Supervisor:
         counts = self.store.counts()
         with self._lock:
             running = self._state.running_job
-        self.bus.emit("queue", data={"queued": counts.get("queued", 0), "running": running}, persist=False)
+            owner = self._state.running_owner
+        # "running_owner" is for the event stream to decide who may see the id; never sent.
+        self.bus.emit("queue", data={"queued": counts.get("queued", 0), "running": running,
+                                     "running_owner": owner}, persist=False)
 
     def cancel_running(self, job_id: str) -> None:
         """The store already marked ``job_id`` cancelled; stop the worker if it runs it."""
@@ -157,7 +163,9 @@ class Supervisor:
     def _run_job(self, job: Job) -> None:
         with self._lock:
             self._state.running_job = job.id
+            self._state.running_owner = job.owner
             self._cancel_running = None
+        self._log_tail.clear()  # a crash report shows this job's lines, nobody else's
         self.announce_queue()
         try:
             try:
@@ -171,6 +179,7 @@ class Supervisor:
         finally:
             with self._lock:
                 self._state.running_job = None
+                self._state.running_owner = None
                 self._cancel_running = None
             self.announce_queue()
 
@@ -213,7 +222,8 @@ class Supervisor:
         """Apply the messages that belong to no job (log lines, model changes); True if it was one."""
         kind = message.get("type")
         if kind == "log":
-            self._log_tail.append(message["message"])
+            if message["level"] >= CRASH_LOG_LEVEL:
+                self._log_tail.append(message["message"])
             logging.getLogger(message.get("name") or "sdrest.worker").log(message["level"], "%s", message["message"])
             return True
         if kind == "model":
@@ -294,6 +304,12 @@ class Supervisor:
                 self._stop_worker(kill=True)
                 self.counters["cancelled"] += 1
                 return
+            if self._stop.is_set():
+                # A server stop is never the job's fault: it goes back to the queue, in its place.
+                log.info("stopping: job %s goes back to the queue", job.id)
+                self._stop_worker(kill=True)
+                self.store.requeue(job.id)
+                return
             try:
                 ready = conn.poll(0.05)
                 message = conn.recv() if ready else None
@@ -354,7 +370,7 @@ class Supervisor:
             error["signal"] = signal.Signals(-code).name if -code in signal.valid_signals() else -code
         with self._lock:
             self._state.crashes += 1
-            self._state.last_crash = {"job_id": job.id, "time": time.time(), **error}
+            self._state.last_crash = {"job_id": job.id, "owner": job.owner, "time": time.time(), **error}
             self._state.alive = False
             self._state.loaded_model = None
         self._finish_failed(job, error)
