@@ -8,9 +8,19 @@ from typing import Any
 from flask import Blueprint, jsonify, request
 
 from sdrest.api.errors import ApiError
-from sdrest.api.fields import Field
 from sdrest.api.jobs import int_arg
-from sdrest.api.requests import read_body, validate
+from sdrest.api.schemas import api_doc
+from sdrest.api.schemas.auth import (
+    AttemptList,
+    AttemptsQuery,
+    LoginRequest,
+    LoginView,
+    LogoutRequest,
+    LogoutView,
+    ProfileView,
+    RefreshView,
+)
+from sdrest.api.schemas.parsing import parse, read_body
 from sdrest.api.views import API
 from sdrest.auth.audit import log_attempt
 from sdrest.auth.rules import Principal
@@ -18,17 +28,12 @@ from sdrest.auth.web import auth_services, client_ip, current_principal
 
 bp = Blueprint("auth", __name__, url_prefix=f"{API}/auth")
 
-LOGIN_FIELDS = (
-    Field("username", "string", "User name.", max_length=64),
-    Field("password", "string", "Password.", max_length=1024),
-    Field("cookie", "boolean", "Also set HttpOnly session cookies (for browsers)."),
-)
-
 #: Methods that log in with a user name and password.
 PASSWORD_METHODS = ("jwt", "unix", "pam", "optional")
 
 
 @bp.post("/login")
+@api_doc(request=LoginRequest, responses={200: LoginView}, errors=(400, 401, 413, 415, 422, 429))
 def login() -> Any:
     """Check a user name and password (jwt users, unix accounts or PAM) and issue tokens."""
     services = auth_services()
@@ -43,11 +48,8 @@ def login() -> Any:
     )
 
     data, from_form = read_body(request)
-    values = validate(data, LOGIN_FIELDS, mode=None, capabilities={}, from_form=from_form)
-    for required in ("username", "password"):
-        if not values.get(required):
-            raise ApiError(422, "missing_field", f"{required}: required", required)
-    username, password, ip = values["username"], values["password"], client_ip()
+    body = parse(LoginRequest, data, from_form=from_form)
+    username, password, ip = body.username, body.password, client_ip()
     method = "jwt" if settings.auth in ("jwt", "optional") else settings.auth
     wait = services.throttle.check(username, ip)
     if wait is not None:
@@ -69,13 +71,14 @@ def login() -> Any:
     response = jsonify({"access_token": access, "refresh_token": refresh, "token_type": "Bearer",
                         "expires_in": settings.access_token_seconds,
                         "user": {"username": username, "role": role, "method": method}})
-    if values.get("cookie"):
+    if body.cookie:
         set_access_cookies(response, access)
         set_refresh_cookies(response, refresh)
     return response
 
 
 @bp.post("/refresh")
+@api_doc(responses={200: RefreshView}, errors=(400, 401))
 def refresh() -> Any:
     """A new access token for a refresh token (header or cookie)."""
     if auth_services().settings.auth not in PASSWORD_METHODS:
@@ -97,6 +100,7 @@ def refresh() -> Any:
 
 
 @bp.get("/profile")
+@api_doc(responses={200: ProfileView})
 def profile() -> Any:
     """Who the credentials belong to."""
     principal = current_principal()
@@ -110,6 +114,7 @@ def profile() -> Any:
 
 
 @bp.post("/logout")
+@api_doc(request=LogoutRequest, request_required=False, responses={200: LogoutView}, errors=(400, 415, 422))
 def logout() -> Any:
     """Revoke this token (and a refresh token sent in the body or cookie); revocations persist."""
     principal = current_principal()
@@ -122,8 +127,9 @@ def logout() -> Any:
     if principal is not None and principal.method in ("jwt", "unix", "pam"):
         claims = get_jwt()
         services.store.revoke_token(claims["jti"], claims["exp"])
-        data, _ = read_body(request) if request.data else ({}, False)
-        refresh_token = (data or {}).get("refresh_token") or request.cookies.get("refresh_token_cookie")
+        data, from_form = read_body(request) if request.data or request.form else ({}, False)
+        refresh_token = parse(LogoutRequest, data, from_form=from_form).refresh_token or \
+            request.cookies.get("refresh_token_cookie")
         if isinstance(refresh_token, str):
             try:
                 decoded = decode_token(refresh_token)
@@ -136,6 +142,7 @@ def logout() -> Any:
 
 
 @bp.get("/attempts")
+@api_doc(query=AttemptsQuery, responses={200: AttemptList}, errors=(400,))
 def attempts() -> Any:
     """Recent authentication attempts (admins)."""
     store = auth_services().store

@@ -19,6 +19,8 @@ from typing import Any
 from flask import Blueprint, Response, current_app, request, stream_with_context
 
 from sdrest.api.errors import ApiError
+from sdrest.api.schemas import Content, api_doc
+from sdrest.api.schemas.jobs import EventsQuery
 from sdrest.api.views import API, job_or_404, job_view, running_view
 from sdrest.auth.web import visible_owners
 from sdrest.jobs import Event, Subscription
@@ -29,9 +31,12 @@ bp = Blueprint("events", __name__, url_prefix=API)
 #: Seconds between keep-alive comments (they also detect clients that went away).
 HEARTBEAT = 15.0
 TERMINAL = ("completed", "failed", "cancelled")
+#: An event stream: `event:` a type, `data:` JSON (see docs/api.md, Events), `id:` when persisted.
+_STREAM = Content(("text/event-stream",), {"type": "string"}, "Server-Sent Events")
 
 
 @bp.get("/events")
+@api_doc(query=EventsQuery, responses={200: _STREAM}, errors=(400, 429))
 def all_events() -> Any:
     """Events of every job the caller may see."""
     svc = services()
@@ -39,6 +44,7 @@ def all_events() -> Any:
 
 
 @bp.get("/generate/<job_id>/events")
+@api_doc(query=EventsQuery, responses={200: _STREAM}, errors=(400, 404, 429))
 def job_events(job_id: str) -> Any:
     """Events of one job: its current state first, then changes until it ends."""
     svc = services()

@@ -10,9 +10,18 @@ from typing import Any
 from flask import Blueprint, jsonify, request
 
 from sdrest.api.errors import ApiError
-from sdrest.api.fields import GENERATION_FIELDS, MODES, TEST_FIELDS, UPSCALE_FIELDS
-from sdrest.api.jobparams import InputFiles, generation_params, upscale_params, with_preset
-from sdrest.api.requests import read_body, validate
+from sdrest.api.jobparams import InputFiles, generation_params, read_values, upscale_params, with_preset
+from sdrest.api.schemas import Content, api_doc
+from sdrest.api.schemas.generation import (
+    MODE_REQUESTS,
+    GenerationRequest,
+    Img2ImgRequest,
+    InpaintRequest,
+    Txt2ImgRequest,
+    UpscaleRequest,
+)
+from sdrest.api.schemas.jobs import JobQuery, JobView, SubmitQuery
+from sdrest.api.schemas.parsing import read_body
 from sdrest.api.views import API, job_or_404, job_view
 from sdrest.auth.web import owner_for_new_jobs
 from sdrest.jobs import Job, JobStatus
@@ -24,7 +33,16 @@ bp = Blueprint("generate", __name__, url_prefix=API)
 CAPABILITY_WAIT = 30.0
 
 
+#: What a submission answers: the finished job, or the queued one (with a Location header).
+SUBMITTED = {200: Content(schema=JobView, description="finished (waiting): the job with its images"),
+             202: Content(schema=JobView, description="queued: the job, with a Location header to poll")}
+#: Errors of every submission: bad fields (400/404/422), body too large (413), media type (415),
+#: too many waiting (429), queue full or no worker (503).
+SUBMIT_ERRORS = (400, 404, 413, 415, 422, 429, 503)
+
+
 @bp.post("/generate")
+@api_doc(request=GenerationRequest, query=SubmitQuery, responses=SUBMITTED, errors=(*SUBMIT_ERRORS, 409))
 def generate() -> Any:
     """Mode from the fields: a mask means inpainting, an init image img2img, else txt2img.
 
@@ -35,26 +53,33 @@ def generate() -> Any:
 
 
 @bp.post("/generate/text2img")
+@api_doc(request=Txt2ImgRequest, query=SubmitQuery, responses=SUBMITTED, errors=(*SUBMIT_ERRORS, 409))
 def text2img() -> Any:
+    """Text to image."""
     return _submit("txt2img")
 
 
 @bp.post("/generate/img2img")
+@api_doc(request=Img2ImgRequest, query=SubmitQuery, responses=SUBMITTED, errors=(*SUBMIT_ERRORS, 409))
 def img2img() -> Any:
+    """Image to image: init_image changed by the prompt (strength)."""
     return _submit("img2img")
 
 
 @bp.post("/generate/inpainting")
+@api_doc(request=InpaintRequest, query=SubmitQuery, responses=SUBMITTED, errors=(*SUBMIT_ERRORS, 409))
 def inpainting() -> Any:
+    """Inpainting: the white part of mask_image repainted."""
     return _submit("inpaint")
 
 
 @bp.post("/upscale")
+@api_doc(request=UpscaleRequest, query=SubmitQuery, responses=SUBMITTED, errors=SUBMIT_ERRORS)
 def upscale() -> Any:
+    """Upscale an image with an ESRGAN model."""
     svc = services()
     data, from_form = read_body(request)
-    values = validate(data, UPSCALE_FIELDS, mode=None, capabilities={}, from_form=from_form,
-                      allowed_extra=_test_fields(svc))
+    values = read_values(UpscaleRequest, data, from_form=from_form, test_hooks=svc.settings.test_hooks)
     check_queue_room(svc)
     with waiting_slot(svc, wants_wait(values, default=False)) as wait:
         inputs = InputFiles(svc.settings)
@@ -69,6 +94,7 @@ def upscale() -> Any:
 
 @bp.get("/generate/<job_id>")
 @bp.get("/jobs/<job_id>")
+@api_doc(query=JobQuery, responses={200: JobView}, errors=(400, 404))
 def get_job(job_id: str) -> Any:
     """A job: status, progress, queue position, timings and images (?base64=true adds data)."""
     svc = services()
@@ -77,6 +103,7 @@ def get_job(job_id: str) -> Any:
 
 
 @bp.delete("/generate/<job_id>")
+@api_doc(responses={200: JobView}, errors=(404, 409))
 def cancel_job(job_id: str) -> Any:
     """Cancel a queued job at once, or a running one within a sampling step."""
     svc = services()
@@ -103,8 +130,8 @@ def _submit(mode: str | None, *, wait_default: bool = False) -> Any:
     if not svc.supervisor.wait_ready(CAPABILITY_WAIT):
         raise ApiError(503, "worker_unavailable", "the generation worker has not started",
                        headers={"Retry-After": "5"})
-    values = validate(data, GENERATION_FIELDS, mode=mode, capabilities=svc.supervisor.capabilities,
-                      from_form=from_form, allowed_extra=_test_fields(svc))
+    values = read_values(MODE_REQUESTS[mode], data, from_form=from_form, mode=mode,
+                         capabilities=svc.supervisor.capabilities, test_hooks=svc.settings.test_hooks)
     check_queue_room(svc)
     with waiting_slot(svc, wants_wait(values, default=wait_default)) as wait:
         inputs = InputFiles(svc.settings)
@@ -181,10 +208,6 @@ def check_queue_room(svc: Services) -> None:
                        headers={"Retry-After": "30"})
 
 
-def _test_fields(svc: Services) -> tuple[str, ...]:
-    return TEST_FIELDS if svc.settings.test_hooks else ()
-
-
 def _flag(name: str, default: bool) -> bool:
     value = request.args.get(name)
     if value is None:
@@ -197,4 +220,4 @@ def _flag(name: str, default: bool) -> bool:
     raise ApiError(400, "invalid_query", f"{name}: must be true or false", name)
 
 
-__all__ = ["bp", "MODES"]
+__all__ = ["bp"]

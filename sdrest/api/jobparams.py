@@ -1,5 +1,7 @@
 """Turn validated request fields into a job's stored parameters.
 
+:func:`read_values` validates a body against its request model (:mod:`sdrest.api.schemas`).
+
 Input images are decoded here (in the HTTP thread), resized to the requested size when they
 differ, and saved as PNG under ``<data-dir>/inputs/<id>/`` so a queued job survives a server
 restart. Names of models and LoRAs are resolved now, so a typo is a 404 at once rather than a
@@ -11,14 +13,17 @@ from __future__ import annotations
 import secrets
 import shutil
 import uuid
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from PIL import Image
 
 from sdrest.api.errors import ApiError
-from sdrest.api.fields import CONTROL_FIELDS, MODEL_COMPONENTS, MODEL_OPTIONS
 from sdrest.api.image_input import ImageInputError, ImageLimits, decode_image, fit_to
+from sdrest.api.schemas.base import RequestModel
+from sdrest.api.schemas.generation import CONTROL_FIELDS, MODEL_COMPONENTS, MODEL_OPTIONS, fields_of_other_modes
+from sdrest.api.schemas.parsing import parse, values_of
 from sdrest.models.paths import InvalidModelName, ModelNotFoundError
 from sdrest.models.presets import apply_template, load_preset, load_template, parse_lora_tags
 from sdrest.models.scanner import ModelLibrary
@@ -28,6 +33,8 @@ from sdrest.settings import Settings
 #: Random seeds stay in the int32 range every client parses.
 MAX_RANDOM_SEED = 2**31 - 1
 INPUTS = "inputs"
+#: Request fields accepted only when the server runs with test hooks (never documented).
+TEST_FIELDS = ("_test_crash",)
 
 
 def image_limits(settings: Settings) -> ImageLimits:
@@ -60,6 +67,20 @@ def decode(value: Any, field: str, settings: Settings) -> Image.Image:
         return decode_image(value, field, image_limits(settings))
     except ImageInputError as exc:
         raise ApiError(exc.status, exc.code, str(exc), exc.field) from None
+
+
+def read_values(model: type[RequestModel], data: Mapping[str, Any], *, from_form: bool, mode: str | None = None,
+                capabilities: Mapping[str, Sequence[str]] | None = None, test_hooks: bool = False) -> dict[str, Any]:
+    """A job request's fields, validated as ``model`` (names the worker reports checked against
+    ``capabilities``; fields of another generation ``mode`` refused), as a dict of the given ones."""
+    hooks = {key: data[key] for key in TEST_FIELDS if test_hooks and key in data}
+    data = {key: value for key, value in data.items() if key not in hooks}
+    if mode is not None:
+        others = fields_of_other_modes(data, mode)
+        if others:
+            raise ApiError(400, "field_not_allowed", f"{others[0]}: not used by {mode}", others[0])
+    body = parse(model, data, from_form=from_form, context={"capabilities": capabilities or {}})
+    return {**values_of(body), **hooks}
 
 
 def with_preset(data: dict[str, Any], library: ModelLibrary) -> dict[str, Any]:
@@ -107,10 +128,6 @@ def generation_params(values: dict[str, Any], mode: str, settings: Settings, inp
             template = load_template(find_model(library, folder, values[field], field).path)
             target = "negative_prompt" if negative else "prompt"
             params[target] = apply_template(template.template, params.get(target, ""), negative=negative)
-    if mode != "txt2img" and "init_image" not in params:
-        raise ApiError(422, "missing_field", "init_image: required for " + mode, "init_image")
-    if mode == "inpaint" and "mask_image" not in params:
-        raise ApiError(422, "missing_field", "mask_image: required for inpainting", "mask_image")
     if mode == "txt2img" and not params.get("prompt", "").strip():
         raise ApiError(422, "missing_field", "prompt: required", "prompt")
 
@@ -124,8 +141,6 @@ def generation_params(values: dict[str, Any], mode: str, settings: Settings, inp
     params.setdefault("batch_count", 1)
 
     requested = [dict(lora) for lora in params.get("loras", [])]
-    for index, lora in enumerate(requested):
-        _require(lora, "name", f"loras[{index}]")
     try:
         params["prompt"], tags = parse_lora_tags(params.get("prompt", ""))
     except ValueError as exc:
@@ -165,9 +180,6 @@ def upscale_params(values: dict[str, Any], settings: Settings, inputs: InputFile
     """The stored parameters of an ESRGAN upscale job."""
     params = {k: v for k, v in values.items() if k not in CONTROL_FIELDS}
     params["mode"] = "upscale"
-    for required in ("image", "upscaler"):
-        if required not in params:
-            raise ApiError(422, "missing_field", f"{required}: required", required)
     params["upscaler_path"] = str(_resolve_upscaler(library, params["upscaler"]))
     image = decode(params["image"], "image", settings)
     params["image"] = inputs.save(image.convert("RGB"), "image")
@@ -193,12 +205,6 @@ def find_model(library: ModelLibrary, model_type: ModelType, name: str, field: s
         raise ApiError(400, "invalid_name", str(exc), field) from None
     except ModelNotFoundError:
         raise ApiError(404, "model_not_found", f"{field}: no {model_type.api_name} named {name!r}", field) from None
-
-
-def _require(values: dict[str, Any], key: str, field: str) -> bool:
-    if key not in values:
-        raise ApiError(422, "missing_field", f"{field}.{key}: required", f"{field}.{key}")
-    return True
 
 
 def _aligned(size: int) -> int:

@@ -8,6 +8,8 @@ from typing import Any
 from flask import Blueprint, jsonify, request, send_file
 
 from sdrest.api.errors import ApiError, not_found
+from sdrest.api.schemas import Content, api_doc
+from sdrest.api.schemas.jobs import ImageQuery, QueueQuery, QueueView
 from sdrest.api.views import API, job_or_404, job_view, running_view
 from sdrest.auth.web import current_principal, image_token_ok, visible_owners
 from sdrest.jobs import JobStatus
@@ -20,6 +22,7 @@ MAX_PAGE = 200
 
 
 @bp.get("/queue")
+@api_doc(query=QueueQuery, responses={200: QueueView}, errors=(400,))
 def queue() -> Any:
     """Jobs, newest first, filtered by ?status=queued,running&mode=...; paginated."""
     svc = services()
@@ -54,6 +57,7 @@ def queue() -> Any:
 
 
 @bp.delete("/jobs/<job_id>")
+@api_doc(responses={204: None}, errors=(404, 409))
 def delete_job(job_id: str) -> Any:
     """Delete a finished job with its images and inputs (cancel a live one first)."""
     svc = services()
@@ -67,6 +71,10 @@ def delete_job(job_id: str) -> Any:
 
 
 @bp.get("/jobs/<job_id>/images/<int:index>")
+@api_doc(query=ImageQuery, errors=(400, 404),
+         responses={200: Content(("image/png", "image/jpeg", "image/webp"), {"type": "string", "format": "binary"},
+                                 "the image file (a PNG thumbnail with ?size=)"),
+                    304: None})
 def job_image(job_id: str, index: int) -> Any:
     """The image file; ?size=N gives a thumbnail whose longest side is N pixels."""
     svc = services()

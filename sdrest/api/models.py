@@ -8,9 +8,23 @@ from typing import Any
 from flask import Blueprint, jsonify, request
 
 from sdrest.api.errors import ApiError, not_found
-from sdrest.api.fields import LOAD_FIELDS, UNLOAD_FIELDS
-from sdrest.api.jobparams import find_model, model_params
-from sdrest.api.requests import read_body, validate
+from sdrest.api.jobparams import find_model, model_params, read_values
+from sdrest.api.schemas import Content, api_doc
+from sdrest.api.schemas.generation import LoadRequest, UnloadRequest
+from sdrest.api.schemas.jobs import JobView, SubmitQuery
+from sdrest.api.schemas.library import (
+    ModelDetails,
+    ModelList,
+    ModelListQuery,
+    ModelQuery,
+    PresetList,
+    PresetView,
+    ScanView,
+    TemplateList,
+    TemplateQuery,
+    TemplateView,
+)
+from sdrest.api.schemas.parsing import read_body
 from sdrest.api.jobs import int_arg
 from sdrest.api.views import API
 from sdrest.auth.web import owner_for_new_jobs
@@ -26,6 +40,7 @@ MAX_PAGE = 500
 
 
 @bp.get("/models")
+@api_doc(query=ModelListQuery, responses={200: ModelList}, errors=(400,))
 def list_models() -> Any:
     """Models, filtered by ?type= (names like lora,checkpoint or a bit mask like 3) and ?search=."""
     svc = services()
@@ -34,6 +49,9 @@ def list_models() -> Any:
 
 
 @bp.get("/models/<path:model_id>")
+@api_doc(query=ModelQuery, responses={200: Content(schema=(ModelList, ModelDetails),
+                                                   description="a type's models, or one model's details")},
+         errors=(400, 404))
 def model(model_id: str) -> Any:
     """A type's models (/models/lora) or one model's details (/models/checkpoint/sd15.safetensors).
 
@@ -58,6 +76,7 @@ def model(model_id: str) -> Any:
 
 
 @bp.post("/models/scan")
+@api_doc(responses={200: ScanView})
 def scan() -> Any:
     """Scan the model folders again (new, changed and removed files)."""
     svc = services()
@@ -69,13 +88,16 @@ def scan() -> Any:
 
 
 @bp.post("/models/load")
+@api_doc(request=LoadRequest, request_required=False, query=SubmitQuery, errors=(400, 404, 413, 415, 422, 429, 503),
+         responses={200: Content(schema=JobView, description="loaded (waiting): the finished job"),
+                    202: Content(schema=JobView, description="queued: the job, with a Location header")})
 def load() -> Any:
     """Queue loading a model (with components and options); ordered with generation jobs."""
     from sdrest.api.generate import accepted, check_queue_room, waiting_slot, wants_wait
 
     svc = services()
     data, from_form = read_body(request)
-    values = validate(data, LOAD_FIELDS, mode=None, capabilities=svc.supervisor.capabilities, from_form=from_form)
+    values = read_values(LoadRequest, data, from_form=from_form, capabilities=svc.supervisor.capabilities)
     spec = model_params(values, svc.library)
     if spec["model_path"] is None and "diffusion_model_path" not in spec["model_options"]:
         raise ApiError(422, "missing_field", "model: required (or diffusion_model)", "model")
@@ -87,13 +109,16 @@ def load() -> Any:
 
 
 @bp.post("/models/unload")
+@api_doc(request=UnloadRequest, request_required=False, query=SubmitQuery, errors=(400, 413, 415, 422, 429, 503),
+         responses={200: Content(schema=JobView, description="unloaded (waiting): the finished job"),
+                    202: Content(schema=JobView, description="queued: the job, with a Location header")})
 def unload() -> Any:
     """Queue unloading the model (frees its memory once the jobs before it are done)."""
     from sdrest.api.generate import accepted, check_queue_room, waiting_slot, wants_wait
 
     svc = services()
     data, from_form = read_body(request)
-    values = validate(data, UNLOAD_FIELDS, mode=None, capabilities={}, from_form=from_form)
+    values = read_values(UnloadRequest, data, from_form=from_form)
     check_queue_room(svc)
     with waiting_slot(svc, wants_wait(values, default=False)) as wait:
         job = svc.store.create("unload_model", {"mode": "unload"}, owner=owner_for_new_jobs(),
@@ -102,6 +127,7 @@ def unload() -> Any:
 
 
 @bp.get("/presets")
+@api_doc(responses={200: PresetList})
 def presets() -> Any:
     """Presets with their fields."""
     svc = services()
@@ -109,12 +135,14 @@ def presets() -> Any:
 
 
 @bp.get("/presets/<path:name>")
+@api_doc(responses={200: PresetView}, errors=(400, 404))
 def preset(name: str) -> Any:
     """One preset."""
     return jsonify(_preset_view(find_model(services().library, ModelType.PRESETS, name, "name")))
 
 
 @bp.get("/prompts")
+@api_doc(query=TemplateQuery, responses={200: TemplateList}, errors=(400,))
 def prompt_templates() -> Any:
     """Prompt and negative prompt templates (?type=prompts or neg_prompts)."""
     svc = services()
@@ -126,6 +154,7 @@ def prompt_templates() -> Any:
 
 
 @bp.get("/prompts/<kind>/<path:name>")
+@api_doc(responses={200: TemplateView}, errors=(400, 404))
 def prompt_template(kind: str, name: str) -> Any:
     """One template: /prompts/prompts/<name> or /prompts/neg_prompts/<name>."""
     if kind not in ("prompts", "neg_prompts"):

@@ -59,10 +59,7 @@ def documented_routes(app: Flask) -> list[tuple[str, str, str, Operation | None]
 
 
 def openapi_document(app: Flask) -> dict[str, Any]:
-    # Transitional: /api/v1 routes not yet migrated to api_doc keep their field-table bodies.
-    routes = [(rule, method, endpoint, operation or _legacy_operation(endpoint))
-              for rule, method, endpoint, operation in documented_routes(app)
-              if operation is not None or rule.startswith("/api/")]
+    routes = [r for r in documented_routes(app) if r[3] is not None]
     models: dict[tuple[type[BaseModel], Mode], None] = {}
     for _, _, _, operation in routes:
         assert operation is not None
@@ -70,7 +67,9 @@ def openapi_document(app: Flask) -> dict[str, Any]:
             models[(model, mode)] = None
     refs, definitions = models_json_schema(list(models), ref_template=_REF) if models else ({}, {})
 
-    def schema_of(model: type[BaseModel] | dict[str, Any], mode: Mode) -> dict[str, Any]:
+    def schema_of(model: type[BaseModel] | tuple[type[BaseModel], ...] | dict[str, Any], mode: Mode) -> dict[str, Any]:
+        if isinstance(model, tuple):
+            return {"anyOf": [dict(refs[(m, mode)]) for m in model]}
         return model if isinstance(model, dict) else dict(refs[(model, mode)])
 
     paths: dict[str, dict[str, Any]] = {}
@@ -98,10 +97,6 @@ def openapi_document(app: Flask) -> dict[str, Any]:
             parameters += _query_parameters(operation.query)
         if parameters:
             entry["parameters"] = parameters
-        if endpoint in _legacy_bodies():
-            schema = _legacy_bodies()[endpoint]
-            entry["requestBody"] = {"required": True, "content": {
-                "application/json": {"schema": schema}, "multipart/form-data": {"schema": schema}}}
         if operation.request is not None:
             schema = schema_of(operation.request, "validation")
             media = ("application/json", *(_FORMS if operation.form else ()))
@@ -135,8 +130,9 @@ def _models_of(operation: Operation) -> list[tuple[type[BaseModel], Mode]]:
         found.append((operation.request, "validation"))
     for spec in operation.responses.values():
         schema = spec.schema if isinstance(spec, Content) else spec
-        if isinstance(schema, type):
-            found.append((schema, "serialization"))
+        for model in schema if isinstance(schema, tuple) else (schema,):
+            if isinstance(model, type):
+                found.append((model, "serialization"))
     found.append((operation.error_model, "serialization"))
     return found
 
@@ -167,23 +163,3 @@ def _query_parameters(model: type[BaseModel]) -> list[dict[str, Any]]:
         parameters.append(parameter)
     return parameters
 
-
-def _legacy_operation(endpoint: str) -> Operation:
-    if endpoint in _legacy_bodies():
-        return Operation(responses={202: Content(description="queued: the job, with a Location header"),
-                                    200: Content(description="finished (wait=true): the job with its images")})
-    if endpoint.endswith("events"):
-        return Operation(responses={200: Content(("text/event-stream",), description="job events")})
-    return Operation(responses={200: Content(description="OK")})
-
-
-def _legacy_bodies() -> dict[str, Any]:
-    from sdrest.api.auth import LOGIN_FIELDS
-    from sdrest.api.fields import GENERATION_FIELDS, LOAD_FIELDS, UNLOAD_FIELDS, UPSCALE_FIELDS
-
-    bodies = {"generate.generate": GENERATION_FIELDS, "generate.text2img": GENERATION_FIELDS,
-              "generate.img2img": GENERATION_FIELDS, "generate.inpainting": GENERATION_FIELDS,
-              "generate.upscale": UPSCALE_FIELDS, "models.load": LOAD_FIELDS, "models.unload": UNLOAD_FIELDS,
-              "auth.login": LOGIN_FIELDS}
-    return {endpoint: {"type": "object", "additionalProperties": False,
-                       "properties": {f.name: f.schema() for f in fields}} for endpoint, fields in bodies.items()}

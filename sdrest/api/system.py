@@ -13,6 +13,8 @@ from flask import Blueprint, current_app, jsonify
 from sdrest import __version__
 from sdrest._native.buildinfo import build_info
 from sdrest.api.openapi import openapi_document
+from sdrest.api.schemas import Content, api_doc
+from sdrest.api.schemas.system import StatusView, SystemView
 from sdrest.api.views import API, running_view
 from sdrest.auth.web import can_see
 from sdrest.services import services
@@ -21,7 +23,9 @@ bp = Blueprint("system", __name__, url_prefix=API)
 
 
 @bp.get("/status")
+@api_doc(responses={200: StatusView})
 def status() -> Any:
+    """The server: queue, running job, loaded model, worker, counters and capabilities."""
     svc = services()
     worker = svc.supervisor.state()
     running = running_view(worker.running_job, worker.running_owner)
@@ -60,7 +64,9 @@ def _crash_view(crash: dict[str, Any] | None) -> dict[str, Any] | None:
 
 @bp.get("/system")
 @bp.get("/system")
+@api_doc(responses={200: SystemView})
 def system() -> Any:
+    """The machine: CPU, memory, disk, backends and native library version."""
     svc = services()
     caps = svc.supervisor.capabilities
     disk = shutil.disk_usage(svc.settings.outputs_dir if svc.settings.outputs_dir.exists()
@@ -82,7 +88,10 @@ def system() -> Any:
 
 
 @bp.get("/openapi.json")
+@api_doc(responses={200: Content(schema={"type": "object", "required": ["openapi", "info", "paths"]},
+                                 description="this document")})
 def openapi() -> Any:
+    """This OpenAPI 3.1 document."""
     return jsonify(openapi_document(current_app))
 
 

@@ -52,6 +52,12 @@ class ResponseModel(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class QueryModel(BaseModel):
+    """Query parameters (unknown ones are ignored, as browsers and proxies add their own)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+
 class ErrorDetail(ResponseModel):
     code: str = Field(description="Machine-readable error code, e.g. `invalid_field`.")
     message: str = Field(description="What went wrong; starts with the field's name when one is at fault.")

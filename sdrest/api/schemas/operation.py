@@ -10,8 +10,8 @@ Register a route's models with the :func:`api_doc` decorator, under the route de
         \"\"\"Summary line (the operation's summary; further lines its description).\"\"\"
 
 ``responses`` maps each success status to a pydantic model (JSON), ``None`` (no body, e.g.
-204), or a :class:`Content` for other media types (images, event streams) or a plain JSON
-Schema. ``errors`` lists the error statuses the route itself answers; they are documented with
+204), or a :class:`Content` for other media types (images, event streams), a plain JSON
+Schema, or a tuple of models (the body is one of them). ``errors`` lists the error statuses the route itself answers; they are documented with
 ``error_model`` (default :class:`~sdrest.api.schemas.base.ErrorResponse`, sdrest's
 ``{"error": {...}}``; a compatibility API passes its own). 401/403 (for routes that need
 credentials) and 500 are added to every operation by the document builder. ``query`` is a model
@@ -40,7 +40,7 @@ class Content:
     """A non-JSON body, or JSON described by a plain schema instead of a model."""
 
     media_types: tuple[str, ...] = ("application/json",)
-    schema: type[BaseModel] | dict[str, Any] | None = None
+    schema: type[BaseModel] | tuple[type[BaseModel], ...] | dict[str, Any] | None = None  # a tuple: any of them
     description: str = ""
 
 

@@ -1,0 +1,71 @@
+"""Bodies of the authentication routes."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from sdrest.api.schemas.base import QueryModel, RequestModel, ResponseModel
+
+
+class LoginRequest(RequestModel):
+    username: str = Field(min_length=1, max_length=64, description="User name.")
+    password: str = Field(min_length=1, max_length=1024, description="Password.")
+    cookie: bool | None = Field(None, description="Also set HttpOnly session cookies (for browsers).")
+
+
+class LogoutRequest(RequestModel):
+    refresh_token: str | None = Field(None, max_length=8192, description="Revoke this refresh token too.")
+
+
+class UserView(ResponseModel):
+    username: str
+    role: str = Field(description="guest, user or admin.")
+    method: str = Field(description="jwt, unix or pam.")
+
+
+class LoginView(ResponseModel):
+    access_token: str
+    refresh_token: str
+    token_type: str = Field(description="Bearer.")
+    expires_in: int = Field(description="Seconds the access token is valid.")
+    user: UserView
+
+
+class RefreshView(ResponseModel):
+    access_token: str
+    token_type: str
+    expires_in: int
+
+
+class ProfileView(ResponseModel):
+    username: str | None
+    role: str
+    method: str = Field(description="none, jwt, api-key, unix, pam or guest.")
+    expires_at: str | None = Field(None, description="When the token expires (ISO 8601; tokens only).")
+    can_generate: bool | None = Field(None, description="Whether these credentials may submit jobs.")
+    can_generate: bool = Field(description="Whether these credentials may submit jobs (guests only with "
+                                           "--guest-can-generate): the web UI shows or hides its Generate button.")
+
+
+class LogoutView(ResponseModel):
+    logged_out: bool
+
+
+class AttemptView(ResponseModel):
+    id: int
+    time: float
+    method: str
+    username: str | None
+    client_ip: str | None
+    outcome: str = Field(description="success, failure or throttled.")
+    reason: str | None
+
+
+class AttemptList(ResponseModel):
+    attempts: list[AttemptView]
+
+
+class AttemptsQuery(QueryModel):
+    limit: int | None = Field(None, ge=1, le=1000, description="Page size (default 100).")
+    offset: int | None = Field(None, ge=0)
+    username: str | None = Field(None, description="Only this user's attempts.")

@@ -1,0 +1,112 @@
+"""How jobs look in answers: a job (``GET /generate/{job_id}``, submissions) and the queue."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field
+
+from sdrest.api.schemas.base import QueryModel, ResponseModel
+
+JobStatusName = Literal["queued", "running", "completed", "failed", "cancelled"]
+
+
+class JobProgress(ResponseModel):
+    step: int = Field(description="Steps done in the current stage.")
+    steps: int = Field(description="Steps of the current stage (0 before it is known).")
+    stage: str | None = Field(description="loading, encoding, sampling, decoding or writing; null when not "
+                                          "started.")
+    percent: float = Field(ge=0, le=100, description="step/steps as a percentage (100 when completed).")
+
+
+class JobError(ResponseModel):
+    code: str = Field(description="worker_crashed, interrupted, model_load_failed, generation_failed, "
+                                  "not_found, ...")
+    message: str
+    field: str | None = None
+    signal: int | str | None = Field(None, description="The signal that killed the worker (worker_crashed).")
+    exit_code: int | None = None
+    log: list[str] | str | None = Field(None, description="The library's last log lines (worker_crashed).")
+
+
+class JobImage(ResponseModel):
+    index: int
+    seed: int | None = Field(description="The seed of this image (null for upscales).")
+    width: int
+    height: int
+    format: str = Field(description="png, jpeg or webp.")
+    url: str = Field(description="GET this for the file (?size=N for a thumbnail).")
+    parameters: dict[str, Any] = Field(description="The job's parameters, with this image's seed.")
+    data: str | None = Field(None, description="The image as base64 (only with base64=true).")
+
+
+class JobLinks(ResponseModel):
+    self: str
+    events: str
+
+
+class JobView(ResponseModel):
+    """A job: its state, progress, parameters and images."""
+
+    job_id: str
+    status: JobStatusName
+    mode: str = Field(description="txt2img, img2img, inpaint, upscale, load_model or unload_model.")
+    priority: int
+    queue_position: int | None = Field(description="How many queued jobs run before this one (0: it runs next); "
+                                                     "null unless queued.")
+    created_at: float = Field(description="POSIX seconds.")
+    started_at: float | None
+    finished_at: float | None
+    progress: JobProgress
+    timings: dict[str, float] = Field(description="Seconds per stage.")
+    parameters: dict[str, Any] = Field(description="The parameters as requested (images as \"given\").")
+    images: list[JobImage]
+    seeds: list[int]
+    model: str | None
+    warnings: list[str]
+    error: JobError | None
+    generation_time: float | None = Field(description="Seconds from start to finish.")
+    links: JobLinks
+
+
+class QueueView(ResponseModel):
+    """A page of jobs."""
+
+    jobs: list[JobView]
+    total: int = Field(description="Jobs matching the filter, all pages.")
+    limit: int
+    offset: int
+    queued: int = Field(description="Jobs waiting in the whole queue.")
+    running: str | None = Field(description="The id of the running job (null when idle or hidden).")
+    running_hidden: bool | None = Field(None, description="True when another user's job runs.")
+
+
+class SubmitQuery(QueryModel):
+    wait: bool | None = Field(None, description="Answer with the finished job (the body's `wait` wins).")
+    base64: bool | None = Field(None, description="Include the images as base64 (default: when waiting).")
+
+
+class JobQuery(QueryModel):
+    base64: bool | None = Field(None, description="Include the images as base64.")
+
+
+class QueueQuery(QueryModel):
+    status: str | None = Field(None, description="Comma-separated statuses, e.g. `queued,running`.",
+                               examples=["queued,running"])
+    mode: str | None = Field(None, description="Only jobs of this mode (txt2img, img2img, inpaint, upscale, ...).")
+    limit: int | None = Field(None, ge=1, le=200, description="Page size (default 50).")
+    offset: int | None = Field(None, ge=0, description="Jobs to skip.")
+    order: Literal["newest", "oldest", "run"] | None = Field(None, description="newest (default), oldest, or "
+                                                                               "run: the queue in running order.")
+
+
+class ImageQuery(QueryModel):
+    size: int | None = Field(None, ge=16, le=1024, description="A thumbnail whose longest side is this many "
+                                                               "pixels.")
+    download: bool | None = Field(None, description="Served as an attachment.")
+    token: str | None = Field(None, description="The image token of a --public-images URL.")
+
+
+class EventsQuery(QueryModel):
+    last_event_id: int | None = Field(None, ge=0, description="Replay persisted events after this id (or the "
+                                                              "Last-Event-ID header).")

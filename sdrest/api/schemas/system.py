@@ -1,0 +1,90 @@
+"""Answers of ``GET /status`` and ``GET /system``."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field
+
+from sdrest.api.schemas.base import ResponseModel
+
+
+class QueueCounts(ResponseModel):
+    queued: int
+    running: int
+
+
+class WorkerView(ResponseModel):
+    pid: int | None
+    alive: bool
+    starts: int = Field(description="Worker processes started so far.")
+    crashes: int
+    last_crash: dict[str, Any] | None
+
+
+class Capabilities(ResponseModel):
+    samplers: list[str]
+    schedulers: list[str]
+    hires_upscalers: list[str]
+
+
+class StatusView(ResponseModel):
+    """The server, its queue and its worker."""
+
+    status: Literal["ok"]
+    version: str
+    native_version: str | None
+    uptime: float = Field(description="Seconds since the server started.")
+    queue: QueueCounts
+    running_job: str | None = Field(description="The running job's id (null when idle or hidden).")
+    running_hidden: bool | None = Field(None, description="True when another user's job runs (its id is "
+                                                          "not shown).")
+    loaded_model: str | None
+    loaded_model_options: dict[str, Any]
+    default_model: str | None
+    worker: WorkerView
+    jobs: dict[str, int] = Field(description="Stored jobs per status.")
+    counters: dict[str, int]
+    capabilities: Capabilities = Field(description="The names sampler, scheduler and hires.upscaler accept.")
+
+
+class CpuView(ResponseModel):
+    count: int | None
+    physical_cores: int | None
+    load_average: list[float] | None
+    features: str | dict[str, Any] | None
+
+
+class MemoryView(ResponseModel):
+    total: int | None
+    available: int | None
+
+
+class GpuView(ResponseModel):
+    backends: list[str]
+
+
+class NativeView(ResponseModel):
+    version: str | None
+    commit: str | None
+    source: str | None
+
+
+class DiskView(ResponseModel):
+    path: str
+    total: int
+    used: int
+    free: int
+
+
+class SystemView(ResponseModel):
+    """The machine and the native library (admins)."""
+
+    platform: str
+    python: str
+    cpu: CpuView
+    memory: MemoryView
+    gpu: GpuView
+    backends: list[str]
+    native: NativeView
+    disk: DiskView
