@@ -34,3 +34,18 @@ def test_no_ui_gives_a_json_404(tmp_path) -> None:
         assert response.status_code == 404 and "web UI" in response.get_json()["error"]["message"]
     finally:
         close_app(app)
+
+
+def test_the_bundled_ui_is_served_without_ui_dir(tmp_path) -> None:
+    app = create_app(Settings(data_dir=tmp_path / "data"), start_worker=False)
+    try:
+        client = app.test_client()
+        page = client.get("/ui/")
+        assert page.status_code == 200 and b'<div id="app">' in page.data
+        assert page.headers["Cache-Control"] == "no-cache"  # revalidated, so an upgrade is seen at once
+        module = client.get("/ui/js/main.js")
+        assert module.status_code == 200 and module.mimetype in ("text/javascript", "application/javascript")
+        vendored = client.get("/ui/vendor/preact.mjs")  # browsers refuse modules of any other type
+        assert vendored.status_code == 200 and vendored.mimetype in ("text/javascript", "application/javascript")
+    finally:
+        close_app(app)

@@ -14,7 +14,7 @@ import { applyTheme, currentTheme } from "./theme.js";
 const SHORTCUTS = [
   ["Ctrl/⌘ + Enter", "Generate"],
   ["Ctrl/⌘ + Shift + Enter", "Generate at the front of the queue (admins)"],
-  ["Esc", "Close the dialog"],
+  ["Esc", "Close the dialog; with none open, cancel the current job (asks first)"],
   ["1 / 2 / 3", "Create / Queue / Models"],
   ["B / E", "Brush / eraser (inpaint)"],
   ["[ / ]", "Brush size"],
@@ -91,6 +91,12 @@ function App({ app }) {
       const typing = t && (t.tagName === "TEXTAREA" || t.tagName === "INPUT" || t.tagName === "SELECT" || t.isContentEditable);
       if (typing || e.ctrlKey || e.metaKey || e.altKey) return;
       if (e.key === "?") { setHelp(true); e.preventDefault(); }
+      if (e.key === "Escape" && !document.querySelector("dialog[open]")) {
+        // Esc with no dialog open cancels my running job, after a confirm.
+        const { current, jobs } = app.store.get();
+        const job = current && jobs[current];
+        if (job && ["queued", "running"].includes(job.status) && window.confirm("Cancel the current job?")) app.cancel(job.job_id);
+      }
       const index = ["1", "2", "3"].indexOf(e.key);
       if (index >= 0 && !document.querySelector("dialog[open]")) app.setTab(TABS[index][0]);
     };

@@ -4,6 +4,7 @@ import { html, cx, useState, useEffect, useContext, formatSeconds } from "./lib.
 import { AppContext } from "./context.js";
 import { useSelect } from "./store.js";
 import { urlToDataUrl } from "./images.js";
+import { load, save } from "./persist.js";
 
 const STAGES = { loading: "Loading model", encoding: "Encoding", sampling: "Sampling", decoding: "Decoding", writing: "Writing" };
 
@@ -98,6 +99,20 @@ export function ImageActions({ job, index = 0, onDone }) {
   </div>`;
 }
 
+/** Opt-in desktop notification when a job finishes while the tab is hidden. */
+function NotifyToggle() {
+  const [on, setOn] = useState(() => load("notify", false));
+  if (!("Notification" in window)) return null;
+  const toggle = async (e) => {
+    let wanted = e.currentTarget.checked;
+    if (wanted && Notification.permission !== "granted") wanted = (await Notification.requestPermission()) === "granted";
+    save("notify", wanted);
+    setOn(wanted);
+  };
+  return html`<label class="inline notify muted"><input type="checkbox" checked=${on} onChange=${toggle} />
+    Notify me when a job finishes in a background tab</label>`;
+}
+
 export function ResultPanel({ jobId }) {
   const app = useContext(AppContext);
   const job = useSelect(app.store, (s) => (jobId ? s.jobs[jobId] : null));
@@ -141,6 +156,7 @@ export function ResultPanel({ jobId }) {
         <img src=${imageUrl(job, i, 256)} alt="" loading="lazy" /></button>`)}
     </div>`}
     ${job.status === "completed" && html`<${ImageActions} job=${job} index=${shown} />`}
+    <${NotifyToggle} />
     <div class="meta muted">
       ${job.mode} · ${job.status}${images[shown]?.seed != null ? ` · seed ${images[shown].seed}` : ""}${job.generation_time ? ` · ${job.generation_time.toFixed(1)} s` : ""}
       ${(job.warnings || []).map((w) => html`<div class="warn">${typeof w === "string" ? w : w.message || JSON.stringify(w)}</div>`)}
