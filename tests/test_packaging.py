@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 import zipfile
 from pathlib import Path
 
@@ -43,19 +44,66 @@ def test_library_finds_its_dependencies_relative_to_itself(wheel: Path, tmp_path
     assert "libggml" not in dynamic  # ggml is linked in, not a separate file to find
 
 
-def test_wheel_works_in_a_fresh_virtualenv_away_from_the_checkout(wheel: Path, tmp_path: Path) -> None:
-    venv = tmp_path / "venv"
+def test_wheel_contains_the_web_ui(wheel: Path) -> None:
+    names = set(zipfile.ZipFile(wheel).namelist())
+    shipped = {n.removeprefix("sdrest/webui/") for n in names if n.startswith("sdrest/webui/")}
+    in_checkout = {str(p.relative_to(REPO / "webui")) for p in (REPO / "webui").rglob("*")
+                   if p.is_file() and p.name != "update.sh"}
+    assert shipped == in_checkout
+
+
+@pytest.fixture(scope="module")
+def installed(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A fresh virtualenv with only the wheel (and its dependencies) installed."""
+    venv = tmp_path_factory.mktemp("fresh") / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
     python = venv / "bin" / "python"
     subprocess.run([str(python), "-m", "pip", "install", "--quiet", str(wheel)], check=True, timeout=900)
+    return venv
+
+
+def _away_from_checkout() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if k not in ("SDREST_LIB", "PYTHONPATH")}
+
+
+def test_wheel_works_in_a_fresh_virtualenv_away_from_the_checkout(installed: Path, tmp_path: Path) -> None:
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    env = {k: v for k, v in os.environ.items() if k not in ("SDREST_LIB", "PYTHONPATH")}
-    result = subprocess.run([str(venv / "bin" / "sdrest"), "selftest", "--threads", "2"], cwd=elsewhere,
-                            env=env, capture_output=True, text=True, timeout=600)
+    result = subprocess.run([str(installed / "bin" / "sdrest"), "selftest", "--threads", "2"], cwd=elsewhere,
+                            env=_away_from_checkout(), capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert str(venv) in result.stdout  # the library came from the new environment
+    assert str(installed) in result.stdout  # the library came from the new environment
     assert "selftest passed" in result.stdout
+
+
+def test_installed_server_serves_the_web_ui(installed: Path, tmp_path: Path) -> None:
+    import requests
+
+    from server_helpers import free_port
+
+    port = free_port()
+    server = subprocess.Popen([str(installed / "bin" / "sdrest"), "serve", "--host", "127.0.0.1", "--port", str(port),
+                               "--data-dir", str(tmp_path / "data"), "--models-dir", str(tmp_path / "models")],
+                              cwd=tmp_path, env=_away_from_checkout(), stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        for _ in range(600):
+            assert server.poll() is None, "the installed server exited"
+            try:
+                root = requests.get(base + "/", timeout=2)
+                break
+            except requests.ConnectionError:
+                time.sleep(0.1)
+        else:
+            raise AssertionError("the installed server did not answer")
+        assert root.url == base + "/ui/" and root.status_code == 200
+        assert '<div id="app">' in root.text
+        for asset in ("/ui/js/main.js", "/ui/app.css", "/ui/vendor/preact.mjs"):
+            assert requests.get(base + asset, timeout=10).status_code == 200, asset
+    finally:
+        server.terminate()
+        server.wait(30)
 
 
 def _configure(build: Path, *defines: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
