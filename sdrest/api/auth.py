@@ -105,7 +105,8 @@ def profile() -> Any:
     """Who the credentials belong to."""
     principal = current_principal()
     assert principal is not None
-    body: dict[str, Any] = {"username": principal.name, "role": principal.role, "method": principal.method}
+    body: dict[str, Any] = {"username": principal.name, "role": principal.role, "method": principal.method,
+                            "can_generate": principal.at_least("user") or auth_services().settings.guest_can_generate}
     if principal.method in ("jwt", "unix", "pam"):
         from flask_jwt_extended import get_jwt
 
