@@ -42,7 +42,6 @@ class ProfileView(ResponseModel):
     role: str
     method: str = Field(description="none, jwt, api-key, unix, pam or guest.")
     expires_at: str | None = Field(None, description="When the token expires (ISO 8601; tokens only).")
-    can_generate: bool | None = Field(None, description="Whether these credentials may submit jobs.")
     can_generate: bool = Field(description="Whether these credentials may submit jobs (guests only with "
                                            "--guest-can-generate): the web UI shows or hides its Generate button.")
 
