@@ -79,7 +79,7 @@ def upscale() -> Any:
     """Upscale an image with an ESRGAN model."""
     svc = services()
     data, from_form = read_body(request)
-    values = read_values(UpscaleRequest, data, from_form=from_form, test_hooks=svc.settings.test_hooks)
+    values = read_values(UpscaleRequest, data, from_form=from_form)
     check_queue_room(svc)
     with waiting_slot(svc, wants_wait(values, default=False)) as wait:
         inputs = InputFiles(svc.settings)
@@ -131,7 +131,7 @@ def _submit(mode: str | None, *, wait_default: bool = False) -> Any:
         raise ApiError(503, "worker_unavailable", "the generation worker has not started",
                        headers={"Retry-After": "5"})
     values = read_values(MODE_REQUESTS[mode], data, from_form=from_form, mode=mode,
-                         capabilities=svc.supervisor.capabilities, test_hooks=svc.settings.test_hooks)
+                         capabilities=svc.supervisor.capabilities)
     check_queue_room(svc)
     with waiting_slot(svc, wants_wait(values, default=wait_default)) as wait:
         inputs = InputFiles(svc.settings)

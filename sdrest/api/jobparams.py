@@ -33,8 +33,6 @@ from sdrest.settings import Settings
 #: Random seeds stay in the int32 range every client parses.
 MAX_RANDOM_SEED = 2**31 - 1
 INPUTS = "inputs"
-#: Request fields accepted only when the server runs with test hooks (never documented).
-TEST_FIELDS = ("_test_crash",)
 
 
 def image_limits(settings: Settings) -> ImageLimits:
@@ -70,17 +68,15 @@ def decode(value: Any, field: str, settings: Settings) -> Image.Image:
 
 
 def read_values(model: type[RequestModel], data: Mapping[str, Any], *, from_form: bool, mode: str | None = None,
-                capabilities: Mapping[str, Sequence[str]] | None = None, test_hooks: bool = False) -> dict[str, Any]:
+                capabilities: Mapping[str, Sequence[str]] | None = None) -> dict[str, Any]:
     """A job request's fields, validated as ``model`` (names the worker reports checked against
     ``capabilities``; fields of another generation ``mode`` refused), as a dict of the given ones."""
-    hooks = {key: data[key] for key in TEST_FIELDS if test_hooks and key in data}
-    data = {key: value for key, value in data.items() if key not in hooks}
     if mode is not None:
         others = fields_of_other_modes(data, mode)
         if others:
             raise ApiError(400, "field_not_allowed", f"{others[0]}: not used by {mode}", others[0])
     body = parse(model, data, from_form=from_form, context={"capabilities": capabilities or {}})
-    return {**values_of(body), **hooks}
+    return values_of(body)
 
 
 def with_preset(data: dict[str, Any], library: ModelLibrary) -> dict[str, Any]:
