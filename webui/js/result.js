@@ -35,7 +35,7 @@ export function JobProgress({ job, live }) {
   const eta = elapsed && fraction > 0.05 && stage === "sampling" ? elapsed / fraction - elapsed : null;
   return html`<div class="progress" aria-live="polite">
     <div class="progress-line">
-      <span class="stage">${STAGES[stage] || "Starting"}</span>
+      <span class="stage-label">${STAGES[stage] || "Starting"}</span>
       ${steps ? html`<span class="mono">${step}/${steps}</span>` : null}
       ${elapsed != null && html`<span class="mono">${formatSeconds(elapsed)}</span>`}
       ${eta != null && html`<span class="muted">~${formatSeconds(eta)} left</span>`}
