@@ -12,7 +12,7 @@ import threading
 
 from flask import Flask
 
-from sdrest.api import auth, events, generate, jobs, models, system, ui
+from sdrest.api import auth, compat, events, generate, jobs, models, system, ui
 from sdrest.api.errors import register_error_handlers
 from sdrest.auth.web import setup_auth
 from sdrest.cors import setup_cors
@@ -56,6 +56,7 @@ def create_app(settings: Settings | None = None, *, start_worker: bool = True) -
     svc = Services(settings=settings, store=store, bus=bus, supervisor=supervisor, library=library,
                    long_requests=threading.BoundedSemaphore(settings.max_event_streams))
     app.extensions["sdrest"] = svc
+    compat.init_app(app)  # A1111 /sdapi/v1 and OpenAI /v1
     janitor = Janitor(svc)
     app.extensions["sdrest.janitor"] = janitor
     if start_worker:

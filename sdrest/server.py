@@ -35,7 +35,11 @@ def serve(settings: Settings) -> int:
                                 max_request_body_size=int(2 * settings.max_body_mb * 2**20) + 2**20,
                                 # Waitress drops X-Forwarded-* by default; with --trusted-proxy the app
                                 # sees them and believes them only from those addresses (auth.web).
-                                clear_untrusted_proxy_headers=not settings.trusted_proxy)
+                                clear_untrusted_proxy_headers=not settings.trusted_proxy,
+                                # Keep reading while a request runs, so a closed connection is
+                                # seen (environ["waitress.client_disconnected"]): A1111/OpenAI
+                                # calls cancel their job when their client goes (compat.jobs).
+                                channel_request_lookahead=1)
     stopping = threading.Event()
 
     def _stop(signum: int, _frame: Any) -> None:

@@ -96,6 +96,8 @@ class Settings:
     max_queued_per_user: int = _setting(100, "most queued jobs of one user; more are refused with 429")
     max_streams_per_user: int = _setting(8, "most concurrent event streams of one user (or address)")
     wait_timeout: float = _setting(600.0, "longest a 'wait' request blocks before answering 202")
+    keep_on_disconnect: bool = _setting(False, "A1111/OpenAI calls: keep the job when its client disconnects "
+                                              "(default: cancel it)")
     auth: str = _setting("none", "authentication method",
                          choices=("none", "jwt", "api-key", "unix", "pam", "optional"))
     enable_unix_auth: bool = _setting(False, "deprecated: use --auth unix")

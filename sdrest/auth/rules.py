@@ -69,8 +69,41 @@ RULES: dict[str, str] = {
     "jobs.job_image": "guest",
     "events.all_events": "guest",
     "events.job_events": "guest",
+    # AUTOMATIC1111 /sdapi/v1: the same rules as the native routes they stand for
+    "a1111.txt2img": "user",
+    "a1111.img2img": "user",
+    "a1111.extra_single_image": "user",
+    "a1111.progress": "guest",          # the caller's own jobs (admins: all)
+    "a1111.interrupt": "user",          # the caller's own running job (admins: any)
+    "a1111.skip": "user",
+    "a1111.get_options": "guest",
+    "a1111.set_options": "admin",       # switches the model for everyone, like models.load
+    "a1111.cmd_flags": "admin",         # server settings and paths, like system.system
+    "a1111.memory": "admin",
+    "a1111.sd_models": "guest",
+    "a1111.sd_vae": "guest",
+    "a1111.samplers": "guest",
+    "a1111.schedulers": "guest",
+    "a1111.upscalers": "guest",
+    "a1111.latent_upscale_modes": "guest",
+    "a1111.loras": "guest",
+    "a1111.embeddings": "guest",
+    "a1111.prompt_styles": "guest",
+    "a1111.png_info": "guest",
+    "a1111.refresh_checkpoints": "admin",  # like models.scan
+    "a1111.refresh_loras": "admin",
+    "a1111.refresh_vae": "admin",
+    "a1111.unload_checkpoint": "admin",    # like models.unload
+    "a1111.reload_checkpoint": "admin",    # like models.load
+    # OpenAI images /v1
+    "openai.generations": "user",
+    "openai.edits": "user",
+    "openai.models": "guest",
+    "openai.model": "guest",
 }
 
 #: Endpoints guests may also use when --guest-can-generate is set.
 GUEST_GENERATION = ("generate.generate", "generate.text2img", "generate.img2img", "generate.inpainting",
-                    "generate.upscale", "generate.cancel_job")
+                    "generate.upscale", "generate.cancel_job", "a1111.txt2img", "a1111.img2img",
+                    "a1111.extra_single_image", "a1111.interrupt", "a1111.skip", "openai.generations",
+                    "openai.edits")

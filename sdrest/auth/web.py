@@ -194,6 +194,11 @@ def _authenticate(settings: Settings, refresh: bool) -> Principal | None:
         key = header[7:].strip()
     if key:
         return _api_key_principal(key)
+    if header[:6].lower() == "basic " and request.blueprint == "a1111":  # A1111 clients' --api-auth
+        from sdrest.auth.basic import BasicCredentialCache, basic_principal
+
+        cache = current_app.extensions.setdefault("sdrest.basic", BasicCredentialCache())
+        return basic_principal(header[6:].strip(), auth_services(), settings.auth, client_ip(), cache)
     if settings.auth == "api-key":
         if header:
             _reject("api-key", None, "not an API key")

@@ -1,0 +1,112 @@
+"""Errors in the shapes the compatibility clients parse, and request bodies read for them.
+
+* A1111 (its API middleware): ``{"error": "<code>", "detail": "...", "body": "", "errors": "..."}``,
+  plus ``field`` naming the request field at fault.
+* OpenAI: ``{"error": {"message", "type", "param", "code"}}``; validation problems are 400, as
+  OpenAI answers them, so its SDK raises ``BadRequestError``.
+
+The handlers are registered on each compatibility blueprint, so they also shape the errors of
+the authentication hook for those routes (401/403), and the app's own format stays elsewhere.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
+
+from flask import Blueprint, Request, jsonify
+from pydantic import BaseModel, ValidationError
+from werkzeug.exceptions import HTTPException
+
+from sdrest.api.compat.jobs import ClientGone
+from sdrest.api.errors import ApiError
+from sdrest.api.schemas.parsing import api_error
+
+log = logging.getLogger("sdrest.compat")
+M = TypeVar("M", bound=BaseModel)
+
+#: The status of a call whose client has gone (nginx's "client closed request"; never read).
+CLIENT_GONE = 499
+
+
+def json_body(request: Request) -> dict[str, Any]:
+    """A JSON object body (A1111 and OpenAI take JSON; an empty body is ``{}``)."""
+    if not request.data:
+        return {}
+    if request.mimetype != "application/json":
+        raise ApiError(415, "unsupported_media_type", "send application/json")
+    try:
+        body = json.loads(request.data)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ApiError(400, "invalid_json", f"the body is not valid JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise ApiError(400, "invalid_json", "the body must be a JSON object")
+    return body
+
+
+def parse(model: type[M], data: Mapping[str, Any]) -> M:
+    """``data`` as ``model`` (lax, as A1111's and OpenAI's servers are), or an ApiError naming the field."""
+    try:
+        return model.model_validate(dict(data))
+    except ValidationError as exc:
+        raise api_error(exc.errors(include_url=False)) from None
+
+
+def rename_field(exc: ApiError, names: Mapping[str, str]) -> ApiError:
+    """``exc`` about an sdrest field, renamed to the field the client sent (``names``: sdrest name
+    -> client name; ``loras[0].name`` is looked up as itself, then as ``loras``)."""
+    if exc.field is None:
+        return exc
+    renamed = names.get(exc.field) or names.get(exc.field.split("[")[0])
+    if renamed is None:
+        return exc
+    message = exc.message[len(exc.field):] if exc.message.startswith(exc.field) else f": {exc.message}"
+    return ApiError(exc.status, exc.code, renamed + message, renamed, headers=exc.headers, **exc.extra)
+
+
+def _as_api_error(error: Exception) -> ApiError:
+    if isinstance(error, ApiError):
+        return error
+    if isinstance(error, HTTPException):
+        code = (error.name or "error").lower().replace(" ", "_")
+        return ApiError(error.code or 500, code, error.description or error.name or code)
+    log.exception("unhandled error in a compatibility route", exc_info=error)
+    return ApiError(500, "internal_error", "internal server error")
+
+
+def a1111_body(error: ApiError) -> dict[str, Any]:
+    return {"error": error.code, "detail": error.message, "body": "", "errors": error.message, "field": error.field}
+
+
+#: sdrest statuses -> OpenAI's error type names.
+_OPENAI_TYPES = {401: "authentication_error", 403: "permission_error", 404: "not_found_error",
+                 409: "conflict_error", 429: "rate_limit_error"}
+
+
+def openai_status(status: int) -> int:
+    return 400 if status == 422 else status
+
+
+def openai_body(error: ApiError) -> dict[str, Any]:
+    status = openai_status(error.status)
+    kind = _OPENAI_TYPES.get(status, "server_error" if status >= 500 else "invalid_request_error")
+    return {"error": {"message": error.message, "type": kind, "param": error.field, "code": error.code}}
+
+
+def install(bp: Blueprint, body: Callable[[ApiError], dict[str, Any]],
+            status: Callable[[int], int] = lambda s: s) -> None:
+    """Answer every error of ``bp``'s routes with ``body``."""
+
+    def handle(error: Exception) -> Any:
+        if isinstance(error, ClientGone):
+            return "", CLIENT_GONE
+        api = _as_api_error(error)
+        response = jsonify(body(api))
+        response.status_code = status(api.status)
+        for name, value in api.headers.items():
+            response.headers[name] = value
+        return response
+
+    bp.register_error_handler(Exception, handle)

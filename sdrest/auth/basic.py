@@ -1,0 +1,103 @@
+"""HTTP Basic authentication for A1111 clients (A1111's ``--api-auth user:pass`` style).
+
+The user name and password are checked exactly as ``POST /api/v1/auth/login`` checks them
+(jwt users, unix accounts or PAM, whichever ``--auth`` says), with the same throttling and
+audit log. Basic clients send the password with every request (``/progress`` is polled a few
+times a second) and a check costs a deliberately slow scrypt or PAM call, so a successful check
+is remembered for :data:`TTL` seconds, keyed by an HMAC of the credentials under a key that lives
+only in this process (the password itself is never kept). A removed user or changed password
+therefore stops working within that time.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import secrets
+import threading
+import time
+from collections import OrderedDict
+
+from sdrest.api.errors import ApiError
+from sdrest.auth.audit import log_attempt
+from sdrest.auth.rules import Principal
+
+#: Seconds a verified user name and password are trusted without checking again.
+TTL = 60.0
+#: Credentials remembered at most (the oldest are forgotten first).
+MAX_ENTRIES = 256
+#: --auth methods whose users have passwords.
+PASSWORD_METHODS = ("jwt", "unix", "pam", "optional")
+
+
+class BasicCredentialCache:
+    """Recently verified credentials: HMAC(credentials) -> (principal, expiry)."""
+
+    def __init__(self, ttl: float = TTL, max_entries: int = MAX_ENTRIES) -> None:
+        self._key = secrets.token_bytes(32)
+        self._ttl = ttl
+        self._max = max_entries
+        self._lock = threading.Lock()
+        self._entries: OrderedDict[bytes, tuple[Principal, float]] = OrderedDict()
+
+    def _digest(self, username: str, password: str) -> bytes:
+        return hmac.new(self._key, f"{username}\0{password}".encode(), hashlib.sha256).digest()
+
+    def get(self, username: str, password: str) -> Principal | None:
+        digest = self._digest(username, password)
+        with self._lock:
+            found = self._entries.get(digest)
+            if found is None or found[1] < time.monotonic():
+                self._entries.pop(digest, None)
+                return None
+            return found[0]
+
+    def put(self, username: str, password: str, principal: Principal) -> None:
+        with self._lock:
+            self._entries[self._digest(username, password)] = (principal, time.monotonic() + self._ttl)
+            while len(self._entries) > self._max:
+                self._entries.popitem(last=False)
+
+
+def basic_principal(encoded: str, services: object, auth_method: str, client_ip: str,
+                    cache: BasicCredentialCache) -> Principal:
+    """The principal of ``Authorization: Basic <encoded>``, or a 401/429 ApiError."""
+    from sdrest.api.auth import _verify  # the one password check, shared with POST /auth/login
+
+    store = services.store  # type: ignore[attr-defined]
+    throttle = services.throttle  # type: ignore[attr-defined]
+    if auth_method not in PASSWORD_METHODS:
+        raise _unauthorized(store, "basic", None, client_ip, f"--auth {auth_method} has no passwords")
+    try:
+        username, sep, password = base64.b64decode(encoded, validate=True).decode("utf-8").partition(":")
+    except (binascii.Error, ValueError):
+        username, sep, password = "", "", ""
+    if not sep or not username or not password:
+        raise _unauthorized(store, "basic", None, client_ip, "malformed Basic credentials")
+    cached = cache.get(username, password)
+    if cached is not None:
+        return cached
+    method = "jwt" if auth_method in ("jwt", "optional") else auth_method
+    wait = throttle.check(username, client_ip)
+    if wait is not None:
+        log_attempt(store, method=method, username=username, client_ip=client_ip, outcome="throttled",
+                    reason="too many failures")
+        raise ApiError(429, "too_many_attempts", "too many failed logins; try again later",
+                       headers={"Retry-After": str(max(1, int(wait + 0.999)))})
+    role, reason = _verify(method, username, password)
+    if role is None:
+        throttle.failure(username, client_ip)
+        raise _unauthorized(store, method, username, client_ip, reason)
+    throttle.success(username, client_ip)
+    log_attempt(store, method=method, username=username, client_ip=client_ip, outcome="success", reason="basic")
+    principal = Principal(username, role, method)
+    cache.put(username, password, principal)
+    return principal
+
+
+def _unauthorized(store: object, method: str, username: str | None, client_ip: str, reason: str) -> ApiError:
+    log_attempt(store, method=method, username=username, client_ip=client_ip,  # type: ignore[arg-type]
+                outcome="failure", reason=reason)
+    return ApiError(401, "unauthorized", reason, headers={"WWW-Authenticate": 'Basic realm="sdrest"'})
