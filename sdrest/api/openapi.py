@@ -5,8 +5,9 @@ Every route of every blueprint declares what it takes and answers with
 the URL map, turns each view's :class:`~sdrest.api.schemas.Operation` into an OpenAPI operation
 and the pydantic models into ``components.schemas`` (request models in validation mode,
 response models in serialization mode). A route's summary is its view's docstring (first
-line; the rest is its description). Added to every operation: ``401``/``403`` when its access
-rule (:mod:`sdrest.auth.rules`) needs credentials, and ``500``.
+line; the rest is its description). Added to every operation: ``401``, ``403`` and ``500``
+(the access checks run before every view), and ``security`` when its access rule
+(:mod:`sdrest.auth.rules`) needs credentials.
 
 ``tests/api/test_openapi.py`` fails for a route without a spec, and
 ``tests/api/test_openapi_responses.py`` validates real answers against this document.
@@ -39,6 +40,11 @@ _SECURITY_SCHEMES = {
                "description": "Browser sessions (login with cookie=true); writes need X-CSRF-TOKEN."},
 }
 Mode = Literal["validation", "serialization"]
+#: Errors any route may answer, whatever it declares: the access checks run before every view
+#: (a public route too answers 401 to a bad token and 403 to a refused Host or Origin).
+_EVERY_ROUTE = {401: "credentials missing, invalid, expired or revoked",
+                403: "not allowed: the role, the Host or the Origin is refused",
+                500: "internal error (logged; no details are sent)"}
 
 
 def openapi_path(rule: str) -> str:
@@ -105,23 +111,45 @@ def openapi_document(app: Flask) -> dict[str, Any]:
         responses: dict[str, Any] = {}
         for status, spec in operation.responses.items():
             responses[str(status)] = _response(status, spec, operation, schema_of)
-        error_statuses = set(operation.errors) | {500}
         if RULES.get(endpoint, PUBLIC) != PUBLIC:
-            error_statuses |= {401, 403}
             entry["security"] = [{"bearer": []}, {"apiKey": []}, {"cookie": []}, {}]
-        for status in sorted(error_statuses):
+        for status in sorted(set(operation.errors) | set(_EVERY_ROUTE)):
             responses.setdefault(str(status), {
-                "description": operation.descriptions.get(status, HTTPStatus(status).phrase),
+                "description": operation.descriptions.get(status) or _EVERY_ROUTE.get(status)
+                or HTTPStatus(status).phrase,
                 "content": {"application/json": {"schema": schema_of(operation.error_model, "serialization")}}})
         entry["responses"] = dict(sorted(responses.items()))
         paths.setdefault(path, {})[method.lower()] = entry
-    return {
+    return _short_names({
         "openapi": "3.1.0",
         "info": {"title": "sdrest", "version": __version__,
                  "description": "Self-hosted Stable Diffusion server around stable-diffusion.cpp."},
         "paths": dict(sorted(paths.items())),
         "components": {"schemas": definitions.get("$defs", {}), "securitySchemes": _SECURITY_SCHEMES},
-    }
+    })
+
+
+def _short_names(document: dict[str, Any]) -> dict[str, Any]:
+    """Components whose class names clash (two APIs' ``Txt2ImgRequest``) are named by pydantic
+    after their whole module path; ``<module>.<Class>`` is unique too, and readable."""
+    schemas = document["components"]["schemas"]
+    renamed = {name: ".".join(name.split("__")[-2:]) for name in schemas if "__" in name}
+    if not renamed:
+        return document
+    document["components"]["schemas"] = {renamed.get(n, n): s for n, s in schemas.items()}
+    prefix = _REF.split("{", 1)[0]
+
+    def fix(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str) and ref.startswith(prefix) and ref[len(prefix):] in renamed:
+                node = {**node, "$ref": prefix + renamed[ref[len(prefix):]]}
+            return {k: fix(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [fix(v) for v in node]
+        return node
+
+    return fix(document)
 
 
 def _models_of(operation: Operation) -> list[tuple[type[BaseModel], Mode]]:

@@ -5,12 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint, jsonify
+from pydantic import AliasChoices, Field
 
 from sdrest.api.openapi import NOT_API, documented_routes, openapi_document, openapi_path
 from sdrest.api.schemas import Content, RequestModel, ResponseModel, api_doc
 from sdrest.app import close_app, create_app
 from sdrest.settings import Settings
-from pydantic import AliasChoices, Field
 
 
 def _app(tmp_path):
@@ -80,7 +80,8 @@ def test_a_blueprint_registers_its_routes_models(tmp_path) -> None:
         assert request_schema["properties"]["n"]["description"] == "Alias of `times`."
         assert request_schema["properties"]["n"]["anyOf"][0]["minimum"] == 1
         assert request_schema["required"] == ["text"]
-        assert set(echo_op["responses"]) == {"200", "422", "500"}  # no rule: public, so no 401/403
+        assert set(echo_op["responses"]) == {"200", "401", "403", "422", "500"}
+        assert "security" not in echo_op  # no access rule: public
         error_ref = echo_op["responses"]["422"]["content"]["application/json"]["schema"]["$ref"]
         assert error_ref.endswith("/_OtherError")
         picture_op = document["paths"]["/extra/v1/picture"]["get"]
@@ -88,6 +89,118 @@ def test_a_blueprint_registers_its_routes_models(tmp_path) -> None:
         assert "content" not in picture_op["responses"]["304"]
     finally:
         close_app(app)
+
+
+#: Every /api/v1 operation with the statuses it answers (401, 403 and 500: every route).
+_SUBMIT = {200, 202, 400, 404, 409, 413, 415, 422, 429, 503}
+EXPECTED: dict[tuple[str, str], set[int]] = {
+    ("/api/v1/auth/login", "post"): {200, 400, 401, 413, 415, 422, 429},
+    ("/api/v1/auth/refresh", "post"): {200, 400, 401},
+    ("/api/v1/auth/profile", "get"): {200},
+    ("/api/v1/auth/logout", "post"): {200, 400, 415, 422},
+    ("/api/v1/auth/attempts", "get"): {200, 400},
+    ("/api/v1/generate", "post"): _SUBMIT,
+    ("/api/v1/generate/text2img", "post"): _SUBMIT,
+    ("/api/v1/generate/img2img", "post"): _SUBMIT,
+    ("/api/v1/generate/inpainting", "post"): _SUBMIT,
+    ("/api/v1/upscale", "post"): _SUBMIT - {409},
+    ("/api/v1/generate/{job_id}", "get"): {200, 400, 404},
+    ("/api/v1/generate/{job_id}", "delete"): {200, 404, 409},
+    ("/api/v1/generate/{job_id}/events", "get"): {200, 400, 404, 429},
+    ("/api/v1/events", "get"): {200, 400, 429},
+    ("/api/v1/jobs/{job_id}", "get"): {200, 400, 404},
+    ("/api/v1/jobs/{job_id}", "delete"): {204, 404, 409},
+    ("/api/v1/jobs/{job_id}/images/{index}", "get"): {200, 304, 400, 404},
+    ("/api/v1/queue", "get"): {200, 400},
+    ("/api/v1/models", "get"): {200, 400},
+    ("/api/v1/models/{model_id}", "get"): {200, 400, 404},
+    ("/api/v1/models/scan", "post"): {200},
+    ("/api/v1/models/load", "post"): _SUBMIT - {409},
+    ("/api/v1/models/unload", "post"): _SUBMIT - {404, 409},
+    ("/api/v1/presets", "get"): {200},
+    ("/api/v1/presets/{name}", "get"): {200, 400, 404},
+    ("/api/v1/prompts", "get"): {200, 400},
+    ("/api/v1/prompts/{kind}/{name}", "get"): {200, 400, 404},
+    ("/api/v1/status", "get"): {200},
+    ("/api/v1/system", "get"): {200},
+    ("/api/v1/openapi.json", "get"): {200},
+}
+#: Request bodies: (path, method) -> the component every media type of the body refers to.
+BODIES = {
+    ("/api/v1/auth/login", "post"): "LoginRequest",
+    ("/api/v1/auth/logout", "post"): "LogoutRequest",
+    ("/api/v1/generate", "post"): "GenerationRequest",
+    ("/api/v1/generate/text2img", "post"): "Txt2ImgRequest",
+    ("/api/v1/generate/img2img", "post"): "Img2ImgRequest",
+    ("/api/v1/generate/inpainting", "post"): "InpaintRequest",
+    ("/api/v1/upscale", "post"): "UpscaleRequest",
+    ("/api/v1/models/load", "post"): "LoadRequest",
+    ("/api/v1/models/unload", "post"): "UnloadRequest",
+}
+
+
+def test_the_api_v1_operations_and_their_statuses(tmp_path) -> None:
+    app = _app(tmp_path)
+    try:
+        document = openapi_document(app)
+    finally:
+        close_app(app)
+    found = {(path, method): {int(s) for s in operation["responses"]}
+             for path, item in document["paths"].items() if path.startswith("/api/v1/")
+             for method, operation in item.items()}
+    assert found == {key: statuses | {401, 403, 500} for key, statuses in EXPECTED.items()}
+    for (path, method), component in BODIES.items():
+        content = document["paths"][path][method]["requestBody"]["content"]
+        refs = {media: body["schema"]["$ref"] for media, body in content.items()}
+        assert set(refs) == {"application/json", "multipart/form-data", "application/x-www-form-urlencoded"}
+        assert len(set(refs.values())) == 1
+        assert _component(document, refs["application/json"])["title"] == component
+    with_body = {key for key in found if "requestBody" in document["paths"][key[0]][key[1]]}
+    assert with_body == set(BODIES)
+    login = document["paths"]["/api/v1/auth/login"]["post"]
+    assert _component(document, login["responses"]["200"]["content"]["application/json"]["schema"]["$ref"])[
+        "title"] == "LoginView"
+    assert "security" not in login and "security" in document["paths"]["/api/v1/queue"]["get"]
+    image = document["paths"]["/api/v1/jobs/{job_id}/images/{index}"]["get"]["responses"]["200"]["content"]
+    assert set(image) == {"image/png", "image/jpeg", "image/webp"}
+    events = document["paths"]["/api/v1/events"]["get"]["responses"]["200"]["content"]
+    assert set(events) == {"text/event-stream"}
+
+
+def _component(document: dict[str, Any], ref: str) -> dict[str, Any]:
+    prefix = "#/components/schemas/"
+    assert ref.startswith(prefix)
+    return document["components"]["schemas"][ref[len(prefix):]]
+
+
+def test_request_schemas_carry_limits_and_aliases(tmp_path) -> None:
+    app = _app(tmp_path)
+    try:
+        document = openapi_document(app)
+    finally:
+        close_app(app)
+    paths = document["paths"]
+    schemas = {name: _component(document, paths[path][method]["requestBody"]["content"]["application/json"][
+        "schema"]["$ref"]) for (path, method), name in BODIES.items()}
+    schemas["HiresRequest"] = _component(document, schemas["Txt2ImgRequest"]["properties"]["hires"]["anyOf"][0][
+        "$ref"])
+    txt2img = schemas["Txt2ImgRequest"]
+    assert txt2img["additionalProperties"] is False
+    assert {"init_image", "mask_image", "strength", "denoising_strength"}.isdisjoint(txt2img["properties"])
+    assert txt2img["properties"]["sampler_name"]["description"] == "Alias of `sampler`."
+    assert txt2img["properties"]["batch_size"]["description"] == "Alias of `batch_count`."
+    width = txt2img["properties"]["width"]["anyOf"][0]
+    assert (width["minimum"], width["maximum"], width["multipleOf"]) == (64, 4096, 8)
+    assert "capabilities.samplers" in txt2img["properties"]["sampler"]["anyOf"][0]["description"]
+    assert "_test_crash" not in txt2img["properties"]
+    img2img = schemas["Img2ImgRequest"]
+    assert set(img2img["required"]) == {"init_image"}
+    assert img2img["properties"]["denoising_strength"]["description"] == "Alias of `strength`."
+    assert set(schemas["InpaintRequest"]["required"]) == {"init_image", "mask_image"}
+    assert set(schemas["UpscaleRequest"]["required"]) == {"image", "upscaler"}
+    assert set(schemas["LoginRequest"]["required"]) == {"username", "password"}
+    hires = schemas["HiresRequest"]["properties"]["scale"]["anyOf"][0]
+    assert (hires["minimum"], hires["maximum"]) == (1, 4)
 
 
 def test_served_document(tmp_path) -> None:

@@ -11,10 +11,11 @@ Register a route's models with the :func:`api_doc` decorator, under the route de
 
 ``responses`` maps each success status to a pydantic model (JSON), ``None`` (no body, e.g.
 204), or a :class:`Content` for other media types (images, event streams), a plain JSON
-Schema, or a tuple of models (the body is one of them). ``errors`` lists the error statuses the route itself answers; they are documented with
-``error_model`` (default :class:`~sdrest.api.schemas.base.ErrorResponse`, sdrest's
-``{"error": {...}}``; a compatibility API passes its own). 401/403 (for routes that need
-credentials) and 500 are added to every operation by the document builder. ``query`` is a model
+Schema, or a tuple of models (the body is one of them). ``errors`` lists the error statuses
+the route itself answers; they are documented with ``error_model`` (default
+:class:`~sdrest.api.schemas.base.ErrorResponse`, sdrest's ``{"error": {...}}``; a
+compatibility API passes its own). 401, 403 and 500 (the access checks run before every view)
+are added to every operation by the document builder. ``query`` is a model
 whose fields are the query parameters. The spec is stored on the view function itself (no
 global registry), so it lives exactly as long as the route.
 """
