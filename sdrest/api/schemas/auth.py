@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 
 from sdrest.api.schemas.base import QueryModel, RequestModel, ResponseModel
@@ -23,17 +25,22 @@ class UserView(ResponseModel):
     method: str = Field(description="jwt, unix or pam.")
 
 
+_COOKIES = "absent with cookie=true: the tokens are then only in HttpOnly cookies"
+
+
 class LoginView(ResponseModel):
-    access_token: str
-    refresh_token: str
-    token_type: str = Field(description="Bearer.")
+    access_token: str | None = Field(None, description=f"The bearer token ({_COOKIES}).")
+    refresh_token: str | None = Field(None, description=f"Trade it for new tokens at /auth/refresh ({_COOKIES}).")
+    token_type: Literal["Bearer", "cookie"]
     expires_in: int = Field(description="Seconds the access token is valid.")
     user: UserView
 
 
 class RefreshView(ResponseModel):
-    access_token: str
-    token_type: str
+    access_token: str | None = Field(None, description="A new access token (absent for cookie sessions).")
+    refresh_token: str | None = Field(None, description="The next refresh token: the one sent is spent "
+                                                        "(absent for cookie sessions).")
+    token_type: Literal["Bearer", "cookie"]
     expires_in: int
 
 
