@@ -6,16 +6,31 @@
 #                                --hipblas, --opencl, --sycl
 #   ./install.sh --venv DIR --models-dir DIR --dev
 #   ./install.sh --pam           also install /etc/pam.d/sdrest (for --auth pam; needs root)
+#   ./install.sh --skip-build    keep the venv's sdrest as it is (e.g. to add --service later)
+#
+# As a systemd service (needs root): its own system user, a hardened unit, enabled at once.
+#   ./install.sh --service       venv /opt/sdrest/venv, data /var/lib/sdrest/data, models
+#                                /var/lib/sdrest/models, settings /etc/sdrest/config.yaml
+#     --service-user NAME        the user it runs as (default sdrest)
+#     --data-dir DIR --output-dir DIR --config FILE --unit-dir DIR (default /etc/systemd/system)
+# uninstall.sh undoes it (and keeps models and data unless --purge).
 #
 # Extra CMake options pass through CMAKE_ARGS, e.g. CMAKE_ARGS="-DGGML_NATIVE=OFF".
 set -euo pipefail
 cd "$(dirname "$0")"
 
-venv=.venv
-models_dir=models
-extras=""
+venv=""
+models_dir=""
+data_dir=""
+output_dir=""
+config=""
+extras_list=""
 backend_args=""
 pam=0
+service=0
+skip_build=0
+service_user=sdrest
+unit_dir=/etc/systemd/system
 
 usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; }
 
@@ -29,26 +44,60 @@ while [ $# -gt 0 ]; do
         --sycl) backend_args="$backend_args -DSD_SYCL=ON" ;;
         --venv) venv="$2"; shift ;;
         --models-dir) models_dir="$2"; shift ;;
-        --dev) extras="[test]" ;;
+        --data-dir) data_dir="$2"; shift ;;
+        --output-dir) output_dir="$2"; shift ;;
+        --config) config="$2"; shift ;;
+        --dev) extras_list="${extras_list:+$extras_list,}test" ;;
         --pam) pam=1 ;;
+        --service) service=1 ;;
+        --service-user) service_user="$2"; shift ;;
+        --unit-dir) unit_dir="$2"; shift ;;
+        --skip-build) skip_build=1 ;;
         -h|--help) usage; exit 0 ;;
         *) echo "install.sh: unknown option $1" >&2; usage >&2; exit 2 ;;
     esac
     shift
 done
 
+# GPU builds also get nvidia-ml-py: GPU names and memory in GET /api/v1/system.
+[ -n "$backend_args" ] && extras_list="${extras_list:+$extras_list,}gpu"
+extras=${extras_list:+[$extras_list]}
+
+if [ "$service" = 1 ]; then
+    # A service must not live under a home folder (the unit has ProtectHome=yes).
+    venv=${venv:-/opt/sdrest/venv}
+    models_dir=${models_dir:-/var/lib/sdrest/models}
+    data_dir=${data_dir:-/var/lib/sdrest/data}
+    config=${config:-/etc/sdrest/config.yaml}
+    if [ "$(id -u)" != 0 ]; then
+        echo "install.sh: --service needs root (it creates a user and a systemd unit)" >&2
+        exit 1
+    fi
+fi
+venv=${venv:-.venv}
+models_dir=${models_dir:-models}
+
 python=${PYTHON:-python3}
 if [ ! -x "$venv/bin/python" ]; then
     echo "==> creating virtual environment $venv"
     "$python" -m venv "$venv"
 fi
-"$venv/bin/python" -m pip install --quiet --upgrade pip
 
-echo "==> building and installing sdrest${backend_args:+ with$backend_args} (the native build takes a few minutes)"
-CMAKE_ARGS="${CMAKE_ARGS:-}$backend_args" "$venv/bin/python" -m pip install "$PWD$extras"
+if [ "$skip_build" = 1 ]; then
+    if ! "$venv/bin/sdrest" --version >/dev/null 2>&1; then
+        echo "install.sh: --skip-build: $venv has no working sdrest; run without --skip-build" >&2
+        exit 1
+    fi
+    echo "==> keeping the installed $("$venv/bin/sdrest" --version | head -n 1)"
+else
+    "$venv/bin/python" -m pip install --quiet --upgrade pip
+    echo "==> building and installing sdrest${backend_args:+ with$backend_args} (the native build takes a few minutes)"
+    CMAKE_ARGS="${CMAKE_ARGS:-}$backend_args" "$venv/bin/python" -m pip install "$PWD$extras"
+fi
 
 echo "==> model folders under $models_dir"
-for folder in checkpoints lora vae presets prompts neg_prompts taesd esrgan controlnet upscaler embeddings; do
+for folder in checkpoints lora vae presets prompts neg_prompts taesd esrgan controlnet upscaler embeddings \
+              diffusion_models text_encoders; do
     mkdir -p "$models_dir/$folder"
 done
 if [ ! -f "$models_dir/README.md" ] && [ -f models/README.md ]; then
@@ -63,6 +112,76 @@ if [ "$pam" = 1 ]; then
         printf '%s\n' "# sdrest: used by 'sdrest serve --auth pam' (--pam-service sdrest)" \
             "@include common-auth" "@include common-account" > /etc/pam.d/sdrest
     fi
+fi
+
+if [ "$service" = 1 ]; then
+    umask 022  # parents it creates (/var/lib/sdrest) must be passable by the service user
+    absolute() { realpath -m -- "$1"; }
+    venv=$(absolute "$venv")
+    models_dir=$(absolute "$models_dir")
+    data_dir=$(absolute "$data_dir")
+    output_dir=$(absolute "${output_dir:-$data_dir/outputs}")
+    config=$(absolute "$config")
+    for path in "$venv" "$models_dir" "$data_dir" "$output_dir" "$config"; do
+        case "$path" in
+            *[[:space:]]*|*@*) echo "install.sh: $path: a service path may not contain spaces or @" >&2; exit 2 ;;
+        esac
+    done
+
+    if ! id -u "$service_user" >/dev/null 2>&1; then
+        echo "==> creating system user $service_user"
+        useradd --system --user-group --home-dir "$data_dir" --no-create-home \
+            --shell /usr/sbin/nologin --comment "sdrest service" "$service_user"
+    fi
+    # The service cannot start if its user cannot reach the venv's Python (e.g. one built
+    # from a Python under /root): say so now rather than in the journal later.
+    if ! runuser -u "$service_user" -- "$venv/bin/python" -c '' 2>/dev/null; then
+        echo "install.sh: user $service_user cannot run $venv/bin/python (is it, or the Python it" \
+             "was made from, in a private folder such as /root?); use a system Python:" \
+             "PYTHON=/usr/bin/python3 ./install.sh --service --venv /opt/sdrest/venv" >&2
+        exit 1
+    fi
+    # The service's own folders: private to it (it also makes them 0700 itself).
+    mkdir -p "$data_dir" "$output_dir"
+    chown -R "$service_user:$service_user" "$data_dir" "$output_dir"
+    chmod 0750 "$data_dir" "$output_dir"
+    # Model folders: it may add files (conversions) but the files stay whoever's they are.
+    find "$models_dir" -type d -exec chown "$service_user:$service_user" {} +
+
+    if [ ! -e "$config" ]; then
+        echo "==> writing $config (settings; see sdrest serve --help)"
+        mkdir -p "$(dirname "$config")"
+        printf '%s\n' "# sdrest settings (flags and SDREST_* variables use the same names)." \
+            "host: 127.0.0.1" "port: 8080" "auth: none" "# cors_origins: https://app.example.com" \
+            "# model: sd-v1-5" > "$config"
+        chown "root:$service_user" "$config"
+        chmod 0640 "$config"
+    fi
+
+    # GPU builds need the GPU's device nodes; a CPU build runs without any.
+    private_devices=yes
+    if "$venv/bin/sdrest" --version | grep -q '^  backends:.*\(cuda\|vulkan\|hip\|rocm\|sycl\|opencl\)'; then
+        private_devices=no
+    fi
+    unit="$unit_dir/sdrest.service"
+    echo "==> installing $unit (runs as $service_user)"
+    mkdir -p "$unit_dir"
+    sed -e "s|@VENV@|$venv|g" -e "s|@USER@|$service_user|g" -e "s|@DATA_DIR@|$data_dir|g" \
+        -e "s|@MODELS_DIR@|$models_dir|g" -e "s|@OUTPUT_DIR@|$output_dir|g" -e "s|@CONFIG@|$config|g" \
+        -e "s|@PRIVATE_DEVICES@|$private_devices|g" sdrest.service.template > "$unit.tmp"
+    chmod 0644 "$unit.tmp"
+    mv "$unit.tmp" "$unit"
+
+    if [ -d /run/systemd/system ] && [ "$unit_dir" = /etc/systemd/system ]; then
+        systemctl daemon-reload
+        systemctl enable --now sdrest.service
+        echo "==> sdrest.service enabled and started: systemctl status sdrest; journalctl -u sdrest"
+    else
+        echo "==> systemd is not running here (or --unit-dir is elsewhere): enable it with"
+        echo "    systemctl daemon-reload && systemctl enable --now sdrest.service"
+    fi
+    echo "==> done. Put checkpoints in $models_dir/checkpoints; settings are in $config"
+    exit 0
 fi
 
 echo "==> done. Check the install:  $venv/bin/sdrest selftest"

@@ -17,6 +17,7 @@ from sdrest.api.schemas import Content, api_doc
 from sdrest.api.schemas.system import StatusView, SystemView
 from sdrest.api.views import API, running_view
 from sdrest.auth.web import can_see
+from sdrest.gpus import gpu_report
 from sdrest.services import services
 
 bp = Blueprint("system", __name__, url_prefix=API)
@@ -66,7 +67,8 @@ def _crash_view(crash: dict[str, Any] | None) -> dict[str, Any] | None:
 @bp.get("/system")
 @api_doc(responses={200: SystemView})
 def system() -> Any:
-    """The machine: CPU, memory, disk, backends and native library version."""
+    """The machine: CPU, memory, GPUs (name and memory through NVML on CUDA builds; on a CPU build
+    plainly none), disk, backends and native library version."""
     svc = services()
     caps = svc.supervisor.capabilities
     disk = shutil.disk_usage(svc.settings.outputs_dir if svc.settings.outputs_dir.exists()
@@ -79,7 +81,7 @@ def system() -> Any:
                 "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
                 "features": caps.get("system_info")},
         "memory": memory,
-        "gpu": {"backends": [b for b in caps.get("backends", build_info().get("backends", [])) if b != "cpu"]},
+        "gpu": gpu_report(caps.get("backends", build_info().get("backends", []))),
         "backends": caps.get("backends", build_info().get("backends", [])),
         "native": {"version": caps.get("version"), "commit": caps.get("commit"),
                    "source": build_info().get("sd_cpp_origin")},

@@ -60,8 +60,24 @@ class MemoryView(ResponseModel):
     available: int | None
 
 
+class GpuMemory(ResponseModel):
+    total: int = Field(description="Bytes.")
+    free: int
+    used: int
+
+
+class GpuDevice(ResponseModel):
+    index: int
+    name: str
+    memory: GpuMemory
+
+
 class GpuView(ResponseModel):
-    backends: list[str]
+    present: bool = Field(description="Whether the server has a GPU it can use.")
+    backends: list[str] = Field(description="GPU backends built into the native library (none: a CPU build).")
+    devices: list[GpuDevice] = Field(description="GPUs found (through NVML on CUDA builds).")
+    driver: str | None = Field(description="The GPU driver's version, where known.")
+    message: str | None = Field(description="Why no GPU is listed, in plain words.")
 
 
 class NativeView(ResponseModel):

@@ -1,0 +1,145 @@
+"""install.sh --service and uninstall.sh, for real: a system user, a hardened systemd unit that
+``systemd-analyze verify`` accepts, the service's command line run as that user, then removal
+(models and data kept unless --purge).
+
+The build step is skipped (``--skip-build``): the test's virtual environment points at the
+sdrest already installed for the test run, as after a first ``./install.sh``.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import stat
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+
+ROOT = Path(__file__).resolve().parents[1]
+SYSTEM_PYTHON = "/usr/bin/python3"
+HARDENING = ("NoNewPrivileges=yes", "ProtectSystem=strict", "ProtectHome=yes", "PrivateTmp=yes",
+             "CapabilityBoundingSet=", "RestrictSUIDSGID=yes", "SystemCallFilter=@system-service", "UMask=0077")
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="installs a system user and a unit: needs root (CI is)")
+
+
+def _run(script: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["bash", str(ROOT / script), *args], capture_output=True, text=True, timeout=300)
+
+
+def _user_exists(name: str) -> bool:
+    try:
+        pwd.getpwnam(name)
+    except KeyError:
+        return False
+    return True
+
+
+@pytest.fixture()
+def layout(tmp_path: Path) -> Iterator[dict[str, Path | str]]:
+    """Paths of one service install, and a venv holding the test run's sdrest."""
+    venv = tmp_path / "venv"
+    # From the system's Python, which the service user can run (the test run's may be under /root).
+    subprocess.run([SYSTEM_PYTHON, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
+    (venv / "bin" / "sdrest").symlink_to(Path(sys.executable).parent / "sdrest")
+    user = f"sdrest-t{os.getpid() % 100000}"
+    paths: dict[str, Path | str] = {
+        "venv": venv, "units": tmp_path / "units", "data": tmp_path / "srv" / "data",
+        "models": tmp_path / "srv" / "models", "config": tmp_path / "etc" / "config.yaml", "user": user}
+    # The service user must be able to reach its folders (pytest's tmp folders are 0700).
+    for folder in (tmp_path, tmp_path.parent, tmp_path.parent.parent):
+        folder.chmod(folder.stat().st_mode | 0o011)
+    yield paths
+    if _user_exists(user):
+        subprocess.run(["userdel", user], check=False)
+
+
+def _install(paths: dict[str, Path | str]) -> subprocess.CompletedProcess[str]:
+    return _run("install.sh", "--skip-build", "--service", "--venv", str(paths["venv"]),
+                "--service-user", str(paths["user"]), "--unit-dir", str(paths["units"]),
+                "--data-dir", str(paths["data"]), "--models-dir", str(paths["models"]),
+                "--config", str(paths["config"]))
+
+
+def test_service_install_is_hardened_verified_and_uninstalls_keeping_data(layout) -> None:
+    result = _install(layout)
+    assert result.returncode == 0, result.stdout + result.stderr
+    unit = Path(layout["units"]) / "sdrest.service"
+    text = unit.read_text()
+    for directive in HARDENING:
+        assert f"\n{directive}\n" in text, directive
+    data, models, config = Path(layout["data"]), Path(layout["models"]), Path(layout["config"])
+    assert f"\nReadWritePaths={data} {models} {data / 'outputs'}\n" in text
+    assert f"\nUser={layout['user']}\n" in text and "\nPrivateDevices=yes\n" in text  # a CPU build
+    assert "@" not in "".join(line for line in text.splitlines() if not line.startswith(("#", "SystemCallFilter")))
+
+    verify = subprocess.run(["systemd-analyze", "verify", str(unit)], capture_output=True, text=True, timeout=120)
+    assert verify.returncode == 0, verify.stderr
+    assert "sdrest.service" not in verify.stderr, verify.stderr  # no warning about our unit
+
+    account = pwd.getpwnam(str(layout["user"]))
+    assert account.pw_shell == "/usr/sbin/nologin" and account.pw_uid < 1000
+    assert data.stat().st_uid == account.pw_uid and stat.S_IMODE(data.stat().st_mode) == 0o750
+    assert (models / "checkpoints").stat().st_uid == account.pw_uid
+    assert stat.S_IMODE(config.stat().st_mode) == 0o640 and config.stat().st_gid == account.pw_gid
+
+    # What the unit lets the service user do is enough for what the server does.
+    reach = subprocess.run(["runuser", "-u", str(layout["user"]), "--", "sh", "-c",
+                            'test -r "$1" && test -w "$2" && test -w "$3" && test -w "$4"', "sh", str(config),
+                            str(data), str(data / "outputs"), str(models / "checkpoints")], timeout=60)
+    assert reach.returncode == 0
+    config.write_text(config.read_text().replace("port: 8080", "port: 8181"))
+
+    # Re-running keeps the user and the edited settings.
+    again = _install(layout)
+    assert again.returncode == 0, again.stderr
+    assert "port: 8181" in config.read_text() and pwd.getpwnam(str(layout["user"])).pw_uid == account.pw_uid
+
+    (data / "jobs.sqlite3").write_bytes(b"the jobs")  # what a running service leaves
+    removed = _run("uninstall.sh", "--unit-dir", str(layout["units"]))
+    assert removed.returncode == 0, removed.stdout + removed.stderr
+    assert not unit.exists() and not Path(layout["venv"]).exists() and not _user_exists(str(layout["user"]))
+    assert (data / "jobs.sqlite3").exists() and (models / "checkpoints").is_dir() and config.exists()
+
+
+def test_service_install_refuses_a_venv_its_user_cannot_run(layout, tmp_path: Path) -> None:
+    private = tmp_path / "private"
+    private.mkdir(mode=0o700)
+    Path(layout["venv"]).rename(private / "venv")
+    layout["venv"] = private / "venv"
+    result = _install(layout)
+    assert result.returncode == 1 and f"cannot run {private / 'venv'}/bin/python" in result.stderr
+    assert not (Path(layout["units"]) / "sdrest.service").exists()
+
+
+def test_uninstall_purge_removes_data_models_and_settings(layout) -> None:
+    installed = _install(layout)
+    assert installed.returncode == 0, installed.stdout + installed.stderr
+    removed = _run("uninstall.sh", "--unit-dir", str(layout["units"]), "--purge")
+    assert removed.returncode == 0, removed.stdout + removed.stderr
+    for key in ("data", "models", "config", "venv"):
+        assert not Path(layout[key]).exists(), key
+    assert not _user_exists(str(layout["user"]))
+
+
+def test_uninstall_refuses_to_remove_system_folders(tmp_path: Path) -> None:
+    (tmp_path / "venv").mkdir()
+    result = _run("uninstall.sh", "--venv", str(tmp_path / "venv"), "--data-dir", "/var", "--models-dir",
+                  str(tmp_path / "models"), "--unit-dir", str(tmp_path / "units"), "--purge")
+    assert result.returncode != 0 and "refusing to remove /var" in result.stderr
+    assert Path("/var").is_dir()
+
+
+def test_service_install_needs_root_and_usage_is_the_header() -> None:
+    usage = _run("install.sh", "--help")
+    lines = (ROOT / "install.sh").read_text().splitlines()[1:]
+    comment = lines[:next(i for i, line in enumerate(lines) if not line.startswith("#"))]
+    header = [line[2:] if line.startswith("# ") else line[1:] for line in comment]
+    assert usage.returncode == 0 and usage.stdout.splitlines() == header
+    assert "--service" in usage.stdout and "--purge" in _run("uninstall.sh", "--help").stdout
+    bad = _run("install.sh", "--frobnicate")
+    assert bad.returncode == 2 and "unknown option --frobnicate" in bad.stderr
