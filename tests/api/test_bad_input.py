@@ -73,6 +73,13 @@ def _error(response, status: int, code: str | None = None, field: str | None = N
         ({"priority": 1000}, 422, "invalid_field", "priority"),
         ({"strength": 0.5}, 400, "field_not_allowed", "strength"),
         ({"wait": "yes"}, 422, "invalid_field", "wait"),
+        ({"batch_size": 2, "batch_count": 2}, 400, "conflicting_fields", "batch_size"),
+        ({"hires": {"colour": 1}}, 400, "unknown_field", "hires.colour"),
+        ({"hires": {"upscaler": "sharpest"}}, 422, "invalid_field", "hires.upscaler"),
+        ({"slg": {"layers": [1.5]}}, 422, "invalid_field", "slg.layers[0]"),
+        ({"ref_images": [png_base64(test_image(8))] * 9}, 422, "invalid_field", "ref_images"),
+        ({"ref_images": ["x", 3]}, 422, "invalid_field", "ref_images[1]"),
+        ({"init_image": png_base64(test_image(8))}, 400, "field_not_allowed", "init_image"),
     ],
 )
 def test_bad_generation_fields(server: Server, fields, status, code, field) -> None:
@@ -100,6 +107,33 @@ def test_bad_images(server: Server, fields, status, code, field) -> None:
     if not fields:
         body.pop("init_image")
     _error(server.post("/api/v1/generate/img2img", json=body), status, code, field)
+
+
+@pytest.mark.parametrize(
+    ("form", "status", "code", "field"),
+    [
+        ({"hires": "{not json"}, 422, "invalid_field", "hires"),
+        ({"hires": '{"scale": 9}'}, 422, "invalid_field", "hires.scale"),
+        ({"hires": '{"colour": 1}'}, 400, "unknown_field", "hires.colour"),
+        ({"loras": '[{"weight": 1}]'}, 422, "missing_field", "loras[0].name"),
+        ({"wait": "perhaps"}, 422, "invalid_field", "wait"),
+        ({"width": "64.5"}, 422, "invalid_field", "width"),
+        ({"sampler_name": "euler", "sampler": "euler"}, 400, "conflicting_fields", "sampler_name"),
+        ({"colour": "red"}, 400, "unknown_field", "colour"),
+        ({"sample_method": "eulerish"}, 422, "invalid_field", "sample_method"),
+    ],
+)
+def test_bad_form_fields(server: Server, form, status, code, field) -> None:
+    fields = {"prompt": "x", "steps": "1", "width": "64", "height": "64", **form}
+    _error(server.post("/api/v1/generate/text2img", data=fields), status, code, field)  # url-encoded
+    files = {name: (None, value) for name, value in fields.items()}
+    _error(server.post("/api/v1/generate/text2img", files=files), status, code, field)  # multipart
+
+
+def test_a_file_part_where_text_is_expected(server: Server) -> None:
+    response = server.post("/api/v1/generate/text2img", data={"steps": "1"},
+                           files={"prompt": ("prompt.txt", b"a red apple", "text/plain")})
+    _error(response, 422, "invalid_field", "prompt")
 
 
 def test_image_too_large_by_bytes(server: Server) -> None:
@@ -149,6 +183,9 @@ def test_malformed_bodies(server: Server) -> None:
            413, "body_too_large")
     form = server.post("/api/v1/generate/text2img", data={"prompt": "x", "steps": "many"})
     _error(form, 422, "invalid_field", "steps")
+    infinite = server.post("/api/v1/generate/text2img", data='{"prompt": "x", "cfg_scale": Infinity}',
+                           headers={"Content-Type": "application/json"})  # Python's JSON reader takes it
+    _error(infinite, 422, "invalid_field", "cfg_scale")
 
 
 def test_bad_paths_and_queries(server: Server) -> None:
