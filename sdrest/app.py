@@ -57,7 +57,7 @@ def create_app(settings: Settings | None = None, *, start_worker: bool = True) -
                    long_requests=threading.BoundedSemaphore(settings.max_event_streams))
     app.extensions["sdrest"] = svc
     compat.init_app(app)  # A1111 /sdapi/v1 and OpenAI /v1
-    janitor = Janitor(svc)
+    janitor = Janitor(svc, auth_store=app.extensions["sdrest.auth"].store)
     app.extensions["sdrest.janitor"] = janitor
     if start_worker:
         # Scanning reads only headers (1,000 files in well under a second); in the background

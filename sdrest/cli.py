@@ -98,7 +98,8 @@ def _add_auth_commands(commands: argparse._SubParsersAction) -> None:  # type: i
     role.add_argument("name")
     role.add_argument("role", choices=ROLES)
     for action, text in (("disable", "stop a user (and its API keys) from authenticating"),
-                         ("enable", "let a disabled user authenticate again")):
+                         ("enable", "let a disabled user authenticate again"),
+                         ("revoke-sessions", "revoke every token issued to an account so far (any --auth kind)")):
         users_cmd.add_parser(action, help=text).add_argument("name")
 
     keys = commands.add_parser("keys", help="manage API keys (auth.sqlite3 in the data folder)")
@@ -153,13 +154,14 @@ def _serve(flags: dict[str, object]) -> int:
         return 0
     import os
 
+    from sdrest.auth.web import SecretError
     from sdrest.datadir import PRIVATE_UMASK, DataDirBusyError
     from sdrest.server import serve
 
     os.umask(PRIVATE_UMASK)  # prompts and images are nobody else's business (the worker inherits it)
     try:
         return serve(settings)
-    except DataDirBusyError as exc:
+    except (DataDirBusyError, SecretError) as exc:
         print(f"sdrest serve: {exc}", file=sys.stderr)
         return 1
 

@@ -8,6 +8,7 @@ import time
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from sdrest.auth.store import AuthStore
     from sdrest.services import Services
 
 log = logging.getLogger("sdrest.retention")
@@ -16,13 +17,18 @@ log = logging.getLogger("sdrest.retention")
 INTERVAL = 600.0
 #: Persisted events kept for Last-Event-ID replay.
 KEEP_EVENTS = 100_000
+#: Days of authentication attempts kept in the audit table (the log file keeps its own history).
+AUDIT_DAYS = 90.0
 
 
 class Janitor:
-    """A background thread that applies ``job_retention_hours`` every few minutes."""
+    """A background thread that applies ``job_retention_hours`` every few minutes, and keeps the
+    auth store's audit table and revocation list from growing without bound."""
 
-    def __init__(self, services: Services, interval: float = INTERVAL) -> None:
+    def __init__(self, services: Services, interval: float = INTERVAL, *,
+                 auth_store: AuthStore | None = None) -> None:
         self.services = services
+        self.auth_store = auth_store
         self.interval = interval
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -48,6 +54,9 @@ class Janitor:
                 remove_job_files(svc, job.id, job.params)
                 deleted += 1
         svc.store.purge_events(KEEP_EVENTS)
+        if self.auth_store is not None:
+            self.auth_store.purge_attempts(time.time() - AUDIT_DAYS * 86400)
+            self.auth_store.purge_expired_revocations()
         if deleted:
             log.info("retention: deleted %d finished jobs older than %g h", deleted, hours)
         return deleted

@@ -48,3 +48,22 @@ def test_zero_retention_keeps_everything(tmp_path) -> None:
         assert Janitor(svc).sweep() == 0 and svc.store.get(job.id) is not None
     finally:
         close_app(app)
+
+
+def test_sweep_purges_old_audit_rows_and_expired_revocations(tmp_path) -> None:
+    app = create_app(Settings(data_dir=tmp_path / "data", models_dir=tmp_path / "models", auth="jwt"),
+                     start_worker=False)
+    try:
+        auth = app.extensions["sdrest.auth"].store
+        now = time.time()
+        auth._clock = lambda: now - 100 * 86400  # noqa: SLF001 - an attempt from 100 days ago
+        auth.record_attempt("jwt", "old", "10.0.0.1", "failure", "x")
+        auth._clock = time.time  # noqa: SLF001
+        auth.record_attempt("jwt", "new", "10.0.0.1", "failure", "x")
+        auth.revoke_token("expired-jti", now - 1)
+        auth.revoke_token("live-jti", now + 3600)
+        Janitor(app.extensions["sdrest"], auth_store=auth).sweep()
+        assert [row["username"] for row in auth.attempts()] == ["new"]
+        assert not auth.is_token_revoked("expired-jti") and auth.is_token_revoked("live-jti")
+    finally:
+        close_app(app)

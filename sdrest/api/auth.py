@@ -24,6 +24,7 @@ from sdrest.api.schemas.parsing import parse, read_body
 from sdrest.api.views import API
 from sdrest.auth.audit import log_attempt
 from sdrest.auth.rules import Principal
+from sdrest.auth.store import GUEST_NAME
 from sdrest.auth.web import auth_services, client_ip, current_principal
 
 bp = Blueprint("auth", __name__, url_prefix=f"{API}/auth")
@@ -48,33 +49,44 @@ def login() -> Any:
     )
 
     data, from_form = read_body(request)
+    if from_form:  # a form is what a cross-site page can post without a preflight
+        raise ApiError(415, "unsupported_media_type", "login takes a JSON body (application/json)",
+                       "Content-Type")
     body = parse(LoginRequest, data, from_form=from_form)
     username, password, ip = body.username, body.password, client_ip()
     method = "jwt" if settings.auth in ("jwt", "optional") else settings.auth
-    wait = services.throttle.check(username, ip)
+    wait = services.throttle.begin(username, ip)  # counts as a failure until it succeeds
     if wait is not None:
         log_attempt(services.store, method=method, username=username, client_ip=ip, outcome="throttled",
                     reason="too many failures")
         raise ApiError(429, "too_many_attempts", "too many failed logins; try again later",
                        headers={"Retry-After": str(max(1, int(wait + 0.999)))})
     role, reason = _verify(method, username, password)
+    if role is not None and method in ("unix", "pam"):
+        # One account, one identity (and one owner of its jobs), however PAM let it be spelt.
+        from sdrest.auth.system import canonical_name
+
+        username = canonical_name(username)
+    if username.casefold() == GUEST_NAME:  # the shared identity of anonymous visitors
+        role, reason = None, "the name guest is reserved"
     if role is None:
-        services.throttle.failure(username, ip)
         log_attempt(services.store, method=method, username=username, client_ip=ip, outcome="failure",
                     reason=reason)
         raise ApiError(401, "invalid_credentials", "wrong user name or password")
-    services.throttle.success(username, ip)
+    services.throttle.success(username, ip, begun=True)
     log_attempt(services.store, method=method, username=username, client_ip=ip, outcome="success", reason="")
-    claims = {"role": role, "method": method}
+    claims = {"role": role, "method": method, "gen": services.store.token_generation(username)}
     access = create_access_token(identity=username, additional_claims=claims)
     refresh = create_refresh_token(identity=username, additional_claims=claims)
-    response = jsonify({"access_token": access, "refresh_token": refresh, "token_type": "Bearer",
-                        "expires_in": settings.access_token_seconds,
-                        "user": {"username": username, "role": role, "method": method}})
+    user = {"username": username, "role": role, "method": method}
     if body.cookie:
+        # Cookie sessions keep the tokens where page scripts cannot read them: not in the body.
+        response = jsonify({"token_type": "cookie", "expires_in": settings.access_token_seconds, "user": user})
         set_access_cookies(response, access)
         set_refresh_cookies(response, refresh)
-    return response
+        return response
+    return jsonify({"access_token": access, "refresh_token": refresh, "token_type": "Bearer",
+                    "expires_in": settings.access_token_seconds, "user": user})
 
 
 @bp.post("/refresh")
@@ -83,20 +95,32 @@ def refresh() -> Any:
     """A new access token for a refresh token (header or cookie)."""
     if auth_services().settings.auth not in PASSWORD_METHODS:
         raise ApiError(400, "login_not_used", f"--auth {auth_services().settings.auth} has no tokens")
-    from flask_jwt_extended import create_access_token, get_jwt, set_access_cookies
+    from flask_jwt_extended import (
+        create_access_token,
+        create_refresh_token,
+        get_jwt,
+        set_access_cookies,
+        set_refresh_cookies,
+    )
 
     principal = current_principal()
-    if principal is None or get_jwt().get("type") != "refresh":
+    old = get_jwt()
+    if principal is None or old.get("type") != "refresh":
         raise ApiError(401, "unauthorized", "send a refresh token", headers={"WWW-Authenticate": "Bearer"})
     services = auth_services()
-    _still_allowed(principal)
-    access = create_access_token(identity=principal.name, additional_claims={"role": principal.role,
-                                                                              "method": principal.method})
-    response = jsonify({"access_token": access, "token_type": "Bearer",
-                        "expires_in": services.settings.access_token_seconds})
-    if request.cookies.get("refresh_token_cookie"):
+    role = _current_role(principal)  # rights as they are now, not as they were at login
+    claims = {"role": role, "method": principal.method, "gen": services.store.token_generation(principal.name or "")}
+    access = create_access_token(identity=principal.name, additional_claims=claims)
+    # Rotation: the presented refresh token is spent; using it again revokes every session.
+    renewed = create_refresh_token(identity=principal.name, additional_claims=claims)
+    services.store.rotate_refresh_token(old["jti"], principal.name or "", old["exp"])
+    if request.cookies.get("refresh_token_cookie") and not request.headers.get("Authorization"):
+        response = jsonify({"token_type": "cookie", "expires_in": services.settings.access_token_seconds})
         set_access_cookies(response, access)
-    return response
+        set_refresh_cookies(response, renewed)
+        return response
+    return jsonify({"access_token": access, "refresh_token": renewed, "token_type": "Bearer",
+                    "expires_in": services.settings.access_token_seconds})
 
 
 @bp.get("/profile")
@@ -133,11 +157,15 @@ def logout() -> Any:
             request.cookies.get("refresh_token_cookie")
         if isinstance(refresh_token, str):
             try:
-                decoded = decode_token(refresh_token)
-                if decoded.get("sub") == principal.name:
-                    services.store.revoke_token(decoded["jti"], decoded["exp"])
-            except Exception:  # noqa: BLE001 - a bad refresh token is simply not revoked
-                pass
+                decoded = decode_token(refresh_token, allow_expired=True)
+            except Exception:  # noqa: BLE001 - any undecodable token is the same client error
+                decoded = {}
+            if decoded.get("type") != "refresh" or decoded.get("sub") != principal.name:
+                # The access token is revoked; say that the refresh token was not.
+                raise ApiError(400, "invalid_refresh_token",
+                               "refresh_token: not a refresh token of this user; it was not revoked",
+                               "refresh_token")
+            services.store.revoke_token(decoded["jti"], decoded["exp"])
     unset_jwt_cookies(response)
     return response
 
@@ -175,10 +203,20 @@ def _verify(method: str, username: str, password: str) -> tuple[str | None, str]
     return user_role_from_groups(username, settings.admin_group), ""
 
 
-def _still_allowed(principal: Principal) -> None:
-    """A jwt user removed or disabled since the token was issued cannot refresh."""
-    if principal.method != "jwt":
-        return
-    user = auth_services().store.get_user(principal.name or "")
-    if user is None or user.disabled:
-        raise ApiError(401, "unauthorized", "the user no longer exists")
+def _current_role(principal: Principal) -> str:
+    """The role the account has now; 401 if it may no longer log in at all (removed, disabled,
+    out of --auth-group)."""
+    services = auth_services()
+    name = principal.name or ""
+    gone = ApiError(401, "unauthorized", "this account may no longer sign in", headers={"WWW-Authenticate": "Bearer"})
+    if principal.method == "jwt":
+        user = services.store.get_user(name)
+        if user is None or user.disabled:
+            raise gone
+        return user.role
+    from sdrest.auth.system import in_group, user_role_from_groups
+
+    settings = services.settings
+    if settings.auth_group and not in_group(name, settings.auth_group):
+        raise gone
+    return user_role_from_groups(name, settings.admin_group)

@@ -23,7 +23,7 @@ from sdrest.api.schemas.generation import (
 from sdrest.api.schemas.jobs import JobQuery, JobView, SubmitQuery
 from sdrest.api.schemas.parsing import read_body
 from sdrest.api.views import API, job_or_404, job_view
-from sdrest.auth.web import owner_for_new_jobs
+from sdrest.auth.web import current_principal, owner_for_new_jobs
 from sdrest.jobs import Job, JobStatus
 from sdrest.services import Services, services
 
@@ -80,7 +80,7 @@ def upscale() -> Any:
     svc = services()
     data, from_form = read_body(request)
     values = read_values(UpscaleRequest, data, from_form=from_form)
-    check_queue_room(svc)
+    check_queue_room(svc, values.get("priority") or 0)
     with waiting_slot(svc, wants_wait(values, default=False)) as wait:
         inputs = InputFiles(svc.settings)
         try:
@@ -132,7 +132,7 @@ def _submit(mode: str | None, *, wait_default: bool = False) -> Any:
                        headers={"Retry-After": "5"})
     values = read_values(MODE_REQUESTS[mode], data, from_form=from_form, mode=mode,
                          capabilities=svc.supervisor.capabilities)
-    check_queue_room(svc)
+    check_queue_room(svc, values.get("priority") or 0)
     with waiting_slot(svc, wants_wait(values, default=wait_default)) as wait:
         inputs = InputFiles(svc.settings)
         try:
@@ -202,9 +202,18 @@ def _wait_for(svc: Services, job: Job) -> Job:
             subscription.next_batch(timeout=min(1.0, max(0.0, deadline - time.monotonic())))
 
 
-def check_queue_room(svc: Services) -> None:
+def check_queue_room(svc: Services, priority: int = 0) -> None:
+    """Refuse a new job the queue has no room for, globally or for this caller (users take turns
+    within a priority, and only admins may jump the queue with a positive priority)."""
+    principal = current_principal()
+    if priority > 0 and principal is not None and not principal.sees_everything:
+        raise ApiError(403, "forbidden", "priority: only admins may give a positive priority", "priority")
     if svc.store.counts().get("queued", 0) >= svc.settings.max_queue:
         raise ApiError(503, "queue_full", f"the queue is full ({svc.settings.max_queue} jobs)",
+                       headers={"Retry-After": "30"})
+    limit = svc.settings.max_queued_per_user
+    if principal is not None and principal.name is not None and svc.store.queued_count(principal.name) >= limit:
+        raise ApiError(429, "too_many_queued", f"you already have {limit} jobs waiting; wait for some to finish",
                        headers={"Retry-After": "30"})
 
 

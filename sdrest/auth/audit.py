@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
+from collections import OrderedDict
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -50,3 +53,29 @@ def log_attempt(store: AuthStore | None, *, method: str, username: str | None, c
             store.record_attempt(method, username, client_ip, outcome, reason)
         except Exception:  # noqa: BLE001 - see docstring
             _errors.exception("could not record the authentication attempt in the auth store")
+
+
+class AuditLimiter:
+    """At most ``per_minute`` audited rejections per client a minute (more are refused all the
+    same, just not recorded), for at most ``max_clients`` clients at once: a flood of bad tokens
+    must not grow the audit table without bound."""
+
+    def __init__(self, per_minute: int = 20, max_clients: int = 10_000,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.per_minute = per_minute
+        self.max_clients = max_clients
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._windows: OrderedDict[str, tuple[float, int]] = OrderedDict()
+
+    def allow(self, client: str | None) -> bool:
+        key = client or "?"
+        now = self._clock()
+        with self._lock:
+            start, count = self._windows.pop(key, (now, 0))
+            if now - start >= 60.0:
+                start, count = now, 0
+            self._windows[key] = (start, count + 1)
+            while len(self._windows) > self.max_clients:
+                self._windows.popitem(last=False)
+            return count < self.per_minute

@@ -19,7 +19,14 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TextIO
 
-from sdrest.auth.store import AmbiguousKeyError, AuthStore, DuplicateUserError, UserNotFoundError, default_path
+from sdrest.auth.store import (
+    AmbiguousKeyError,
+    AuthStore,
+    DuplicateUserError,
+    UserNotFoundError,
+    default_path,
+    validate_username,
+)
 
 OK, FAILED, USAGE = 0, 1, 2
 
@@ -180,10 +187,18 @@ def _enable(store: AuthStore, args: Mapping[str, Any], io: _Io) -> str:
     return f"enabled {args['name']}"
 
 
+def _revoke_sessions(store: AuthStore, args: Mapping[str, Any], io: _Io) -> str:
+    # Any account name: local users, and unix/pam accounts that have no row here.
+    validate_username(args["name"])
+    store.revoke_sessions(args["name"])
+    return f"every token issued to {args['name']} so far is revoked (API keys are not: see keys revoke)"
+
+
 _USER_ACTIONS: dict[str, Callable[[AuthStore, Mapping[str, Any], _Io], int]] = {
     "add": _users_add, "list": _users_list, "passwd": _users_change(_passwd),
     "remove": _users_change(_remove), "role": _users_change(_role),
     "disable": _users_change(_disable), "enable": _users_change(_enable),
+    "revoke-sessions": _users_change(_revoke_sessions),
 }
 
 

@@ -46,6 +46,8 @@ from sdrest.auth import passwords
 DB_NAME = "auth.sqlite3"
 ROLES = ("admin", "user", "guest")
 OUTCOMES = ("success", "failure", "throttled")
+#: The shared identity of every anonymous visitor with --auth optional; no account may take it.
+GUEST_NAME = "guest"
 USERNAME_RE = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
 KEY_PREFIX = "sdr_"
 #: How many leading characters of a key are stored in clear, to tell keys apart in listings.
@@ -91,6 +93,20 @@ CREATE TABLE IF NOT EXISTS auth_attempts (
     reason    TEXT
 );
 CREATE INDEX IF NOT EXISTS auth_attempts_username ON auth_attempts (username, id);
+-- Per-user token generation (local and unix/pam names alike): tokens carry the generation they
+-- were issued under, and bumping it (password, role or group change, revoke-sessions, a reused
+-- refresh token) revokes every older token of that user at once.
+CREATE TABLE IF NOT EXISTS token_generations (
+    name       TEXT PRIMARY KEY,
+    generation INTEGER NOT NULL
+);
+-- Refresh tokens replaced by a newer one: presenting one again means it was stolen.
+CREATE TABLE IF NOT EXISTS rotated_tokens (
+    jti        TEXT PRIMARY KEY,
+    name       TEXT NOT NULL,
+    rotated_at REAL NOT NULL,
+    expires_at REAL NOT NULL
+);
 CREATE INDEX IF NOT EXISTS auth_attempts_time ON auth_attempts (time);
 """
 
@@ -145,6 +161,8 @@ def validate_username(name: str) -> str:
     """*name* itself if it is 1-64 of ``A-Z a-z 0-9 _ . @ -``; ValueError otherwise."""
     if not isinstance(name, str) or not USERNAME_RE.fullmatch(name):
         raise ValueError("username must be 1-64 characters of A-Z a-z 0-9 _ . @ -")
+    if name.casefold() == GUEST_NAME:
+        raise ValueError(f"the name {GUEST_NAME!r} is reserved for anonymous visitors (--auth optional)")
     return name
 
 
@@ -282,31 +300,62 @@ class AuthStore:
         return [_user(row) for row in self._query(f"SELECT {_USER_COLUMNS} FROM users ORDER BY name")]
 
     def _update_user(self, name: str, sql: str, params: tuple[Any, ...]) -> None:
+        """Change *name*'s row and revoke its tokens (every change here is one of rights)."""
         with self._write() as conn:
             if conn.execute(sql, (*params, name)).rowcount == 0:
                 raise UserNotFoundError(f"no user {name!r}")
+            _bump(conn, name)
 
     def set_password(self, name: str, password: str) -> None:
-        """Replace *name*'s password (ValueError if empty/too long, UserNotFoundError if unknown)."""
+        """Replace *name*'s password (ValueError if empty/too long, UserNotFoundError if unknown);
+        the user's tokens are revoked."""
         encoded = passwords.hash_password(password)
         self._update_user(name, "UPDATE users SET password_hash = ? WHERE name = ?", (encoded,))
 
     def set_role(self, name: str, role: str) -> None:
+        """Change *name*'s role; its tokens (which carry the old role) are revoked."""
         validate_role(role)
         self._update_user(name, "UPDATE users SET role = ? WHERE name = ?", (role,))
 
     def set_disabled(self, name: str, disabled: bool) -> None:
         """A disabled user keeps its row (and audit history) but can neither log in nor use
-        the API keys it owns."""
+        the API keys it owns; its tokens are revoked."""
         self._update_user(name, "UPDATE users SET disabled = ? WHERE name = ?", (int(bool(disabled)),))
 
     def remove_user(self, name: str) -> None:
-        """Delete *name* and revoke every API key it owns (a key must not outlive its owner)."""
+        """Delete *name*, revoke every API key it owns (a key must not outlive its owner) and
+        every token issued to it."""
         with self._write() as conn:
             if conn.execute("DELETE FROM users WHERE name = ?", (name,)).rowcount == 0:
                 raise UserNotFoundError(f"no user {name!r}")
             conn.execute("UPDATE api_keys SET revoked_at = ? WHERE owner = ? AND revoked_at IS NULL",
                          (self._clock(), name))
+            _bump(conn, name)
+
+    # -- sessions (token generations) ---------------------------------------------------------
+
+    def token_generation(self, name: str) -> int:
+        """The generation new tokens of *name* carry; older ones are revoked."""
+        rows = self._query("SELECT generation FROM token_generations WHERE name = ?", (name,))
+        return rows[0][0] if rows else 0
+
+    def revoke_sessions(self, name: str) -> int:
+        """Revoke every token issued to *name* so far (any account kind); the new generation."""
+        with self._write() as conn:
+            return _bump(conn, name)
+
+    def rotate_refresh_token(self, jti: str, name: str, expires_at: float) -> None:
+        """*jti* was exchanged for a new refresh token: revoke it and remember why."""
+        with self._write() as conn:
+            conn.execute("INSERT OR IGNORE INTO revoked_tokens (jti, expires_at) VALUES (?, ?)",
+                         (jti, float(expires_at)))
+            conn.execute("INSERT OR IGNORE INTO rotated_tokens (jti, name, rotated_at, expires_at)"
+                         " VALUES (?, ?, ?, ?)", (jti, name, self._clock(), float(expires_at)))
+
+    def rotated_at(self, jti: str) -> float | None:
+        """When the refresh token *jti* was exchanged for a new one (None: never)."""
+        rows = self._query("SELECT rotated_at FROM rotated_tokens WHERE jti = ?", (jti,))
+        return rows[0][0] if rows else None
 
     def _dummy(self) -> str:
         # Made on first use (one KDF run) rather than per store or per call.
@@ -427,7 +476,9 @@ class AuthStore:
     def purge_expired_revocations(self) -> int:
         """Forget revocations of tokens that have expired anyway; how many were dropped."""
         with self._write() as conn:
-            return conn.execute("DELETE FROM revoked_tokens WHERE expires_at <= ?", (self._clock(),)).rowcount
+            now = self._clock()
+            conn.execute("DELETE FROM rotated_tokens WHERE expires_at <= ?", (now,))
+            return conn.execute("DELETE FROM revoked_tokens WHERE expires_at <= ?", (now,)).rowcount
 
     # -- audit --------------------------------------------------------------------------------
 
@@ -459,6 +510,13 @@ class AuthStore:
         """Drop audit rows recorded before *older_than* (POSIX seconds); how many went."""
         with self._write() as conn:
             return conn.execute("DELETE FROM auth_attempts WHERE time < ?", (older_than,)).rowcount
+
+
+def _bump(conn: sqlite3.Connection, name: str) -> int:
+    """Raise *name*'s token generation inside the caller's transaction; the new value."""
+    conn.execute("INSERT INTO token_generations (name, generation) VALUES (?, 1)"
+                 " ON CONFLICT (name) DO UPDATE SET generation = generation + 1", (name,))
+    return conn.execute("SELECT generation FROM token_generations WHERE name = ?", (name,)).fetchone()[0]
 
 
 def _create_private(path: Path) -> None:

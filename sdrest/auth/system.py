@@ -113,3 +113,12 @@ def user_role_from_groups(username: str, admin_group: str | None) -> str:
     if admin_group and in_group(username, admin_group):
         return "admin"
     return "user"
+
+
+def canonical_name(username: str) -> str:
+    """The account's own spelling of *username* (PAM and NSS may accept "Alice" for "alice");
+    the name itself when NSS does not know it."""
+    try:
+        return pwd.getpwnam(username).pw_name
+    except KeyError:
+        return username

@@ -17,11 +17,26 @@ misconfiguration.
 
 from __future__ import annotations
 
+import ipaddress
 import threading
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+
+
+def client_bucket(ip: str) -> str:
+    """The throttling key of a client address: IPv6 clients by /64 (one host usually owns a
+    whole /64, so counting single addresses would let it rotate through 2**64 of them)."""
+    try:
+        address = ipaddress.ip_address(ip)
+    except ValueError:
+        return ip
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.IPv6Network((address, 64), strict=False))
+    return str(address)
 
 
 @dataclass
@@ -49,10 +64,44 @@ class Throttle:
     def _keys(username: str | None, ip: str | None) -> list[tuple[str, str]]:
         keys = []
         if username:
-            keys.append(("user", username))
+            # PAM and many NSS back-ends take "Alice" and " alice" for the same account.
+            keys.append(("user", username.strip().casefold()))
         if ip:
-            keys.append(("ip", ip))
+            keys.append(("ip", client_bucket(ip)))
         return keys
+
+    def begin(self, username: str | None, ip: str | None) -> float | None:
+        """Start an attempt: the seconds to wait if either key is locked, else None, and then the
+        attempt already counts as a failure until :meth:`success` settles it.
+
+        Counting before the (slow) password check means concurrent guesses cannot all pass the
+        check while the first ones are still hashing: the limit holds for parallel attempts too.
+        """
+        now = self._clock()
+        with self._lock:
+            keys = self._keys(username, ip)
+            wait = 0.0
+            for key in keys:
+                entry = self._entries.get(key)
+                if entry is None:
+                    continue
+                self._prune(entry, now)
+                if entry.locked_until <= now and len(entry.failures) >= self.max_failures:
+                    entry.locked_until = now + self.lockout
+                    entry.failures.clear()
+                if entry.locked_until > now:
+                    wait = max(wait, entry.locked_until - now)
+            if wait > 0:
+                return wait
+            for key in keys:
+                entry = self._entries.get(key)
+                if entry is None:
+                    entry = self._entries[key] = _Entry()
+                else:
+                    self._entries.move_to_end(key)
+                entry.failures.append(now)
+            self._evict(now)
+        return None
 
     def _prune(self, entry: _Entry, now: float) -> None:
         while entry.failures and entry.failures[0] <= now - self.window:
@@ -89,14 +138,20 @@ class Throttle:
                     entry.failures.clear()
             self._evict(now)  # after counting, so the entries just touched are not "stale"
 
-    def success(self, username: str | None, ip: str | None) -> None:
-        """A successful login: forget *username*'s failures (the IP's stay; see module doc)."""
-        if not username:
-            return
+    def success(self, username: str | None, ip: str | None, *, begun: bool = False) -> None:
+        """A successful login: forget *username*'s failures (the IP's stay; see module doc).
+        ``begun``: the attempt was counted by :meth:`begin`; its count against the IP is taken back."""
+        keys = dict(self._keys(username, ip))
         with self._lock:
-            entry = self._entries.get(("user", username))
-            if entry is not None and entry.locked_until <= self._clock():
-                del self._entries[("user", username)]
+            user_key = ("user", keys["user"]) if "user" in keys else None
+            if user_key is not None:
+                entry = self._entries.get(user_key)
+                if entry is not None and (begun or entry.locked_until <= self._clock()):
+                    del self._entries[user_key]
+            if begun and "ip" in keys:
+                entry = self._entries.get(("ip", keys["ip"]))
+                if entry is not None and entry.failures:
+                    entry.failures.pop()
 
     def __len__(self) -> int:
         with self._lock:

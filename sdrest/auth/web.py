@@ -15,6 +15,8 @@ import ipaddress
 import logging
 import os
 import secrets
+import stat
+import time
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -22,10 +24,10 @@ from typing import Any
 from flask import Flask, current_app, g, request
 
 from sdrest.api.errors import ApiError
-from sdrest.auth.audit import log_attempt
+from sdrest.auth.audit import AuditLimiter, log_attempt
 from sdrest.auth.origin import OriginPolicy
 from sdrest.auth.rules import GUEST_GENERATION, PUBLIC, RULES, Principal
-from sdrest.auth.store import AuthStore
+from sdrest.auth.store import GUEST_NAME, AuthStore
 from sdrest.auth.throttle import Throttle
 from sdrest.settings import Settings
 
@@ -43,6 +45,7 @@ class AuthServices:
         self.throttle = Throttle(max_failures=settings.auth_max_failures, window=settings.auth_lockout_seconds,
                                  lockout=settings.auth_lockout_seconds)
         self.trusted_proxies = _networks(settings.trusted_proxy)
+        self.audit_limit = AuditLimiter()
         self.origins = OriginPolicy(settings)
 
     def close(self) -> None:
@@ -53,22 +56,66 @@ def auth_services() -> AuthServices:
     return current_app.extensions["sdrest.auth"]
 
 
+#: Seconds after a refresh token's rotation during which presenting it again is refused quietly.
+ROTATION_GRACE = 10.0
+#: Shortest accepted signing secret, in bytes (HS256 keys shorter than its output are weak).
+MIN_SECRET_BYTES = 32
+
+
+class SecretError(ValueError):
+    """The token signing secret is unsafe to use."""
+
+
 def jwt_secret(settings: Settings) -> str:
-    """The configured secret, else one generated once and kept in the data dir (mode 0600)."""
+    """The configured secret, else one generated once and kept in the data dir (mode 0600).
+
+    A stored secret that another user owns or could read is refused, not trusted: whoever could
+    write or read it can mint tokens for any user and role."""
     if settings.jwt_secret:
+        if len(settings.jwt_secret.encode("utf-8")) < MIN_SECRET_BYTES:
+            raise SecretError(f"jwt_secret: must be at least {MIN_SECRET_BYTES} bytes")
         return settings.jwt_secret
     path = settings.data_dir / "jwt_secret"
     if not path.exists():
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as handle:
             handle.write(secrets.token_urlsafe(48))
-    return Path(path).read_text().strip()
+    info = path.lstat()
+    if not stat.S_ISREG(info.st_mode) or info.st_uid != os.geteuid() or info.st_mode & 0o077:
+        raise SecretError(f"{path}: refusing a token secret that is not a regular file of this user with "
+                          f"mode 0600 (mode {stat.S_IMODE(info.st_mode):o}, owner uid {info.st_uid}); "
+                          "fix it or delete it to have a new one made (which logs everybody out)")
+    secret = Path(path).read_text().strip()
+    if len(secret.encode("utf-8")) < MIN_SECRET_BYTES:
+        raise SecretError(f"{path}: the token secret must be at least {MIN_SECRET_BYTES} bytes")
+    return secret
+
+
+def token_revoked(services: AuthServices, payload: dict[str, Any]) -> bool:
+    """Whether a (validly signed) token is revoked: by its id (logout, rotation), or because
+    it predates its user's current token generation (password, role or group change,
+    ``sdrest users revoke-sessions``). A rotated refresh token presented again was stolen or
+    leaked: every session of that user ends."""
+    store = services.store
+    name = str(payload.get("sub"))
+    if store.is_token_revoked(payload["jti"]):
+        rotated = store.rotated_at(payload["jti"]) if payload.get("type") == "refresh" else None
+        # Within a few seconds of the rotation it is two tabs refreshing at once, not a thief.
+        if rotated is not None and time.time() - rotated > ROTATION_GRACE:
+            store.revoke_sessions(name)
+            log_attempt(store, method="token", username=name, client_ip=client_ip(), outcome="failure",
+                        reason="a replaced refresh token was used again: all sessions revoked")
+        return True
+    return int(payload.get("gen", 0)) < store.token_generation(name)
 
 
 def setup_auth(app: Flask, settings: Settings) -> AuthServices:
     services = AuthServices(settings)
     app.extensions["sdrest.auth"] = services
     app.before_request(_authorize)
+    if settings.auth in ("unix", "pam") and not settings.auth_group:
+        log.warning("SECURITY: --auth %s without --auth-group lets EVERY account of this machine sign in, "
+                    "service accounts included; name the group of people who may use sdrest", settings.auth)
     if settings.auth == "none":
         return services  # no tokens at all: skip loading the JWT machinery (start-up time)
     from flask_jwt_extended import JWTManager
@@ -91,7 +138,7 @@ def setup_auth(app: Flask, settings: Settings) -> AuthServices:
 
     @jwt.token_in_blocklist_loader
     def _revoked(_header: dict[str, Any], payload: dict[str, Any]) -> bool:
-        return services.store.is_token_revoked(payload["jti"])
+        return token_revoked(services, payload)
 
     return services
 
@@ -171,7 +218,7 @@ def _authorize() -> None:
         if rule == PUBLIC:
             return
         if settings.auth == "optional":
-            principal = Principal("guest", "guest", "guest")
+            principal = Principal(GUEST_NAME, "guest", "guest")  # every anonymous visitor: one identity
         else:
             raise ApiError(401, "unauthorized", "authentication required", headers={"WWW-Authenticate": "Bearer"})
     g.principal = principal
@@ -230,8 +277,12 @@ def _api_key_principal(key: str) -> Principal:
 
 
 def _reject(method: str, username: str | None, reason: str) -> None:
-    log_attempt(auth_services().store, method=method, username=username, client_ip=client_ip(),
-                outcome="failure", reason=reason)
+    services = auth_services()
+    ip = client_ip()
+    # A client replaying a bad token in a loop must not grow the audit log without bound.
+    if services.audit_limit.allow(ip):
+        log_attempt(services.store, method=method, username=username, client_ip=ip, outcome="failure",
+                    reason=reason)
     raise ApiError(401, "unauthorized", reason, headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
 
 

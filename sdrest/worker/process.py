@@ -7,6 +7,7 @@ so after a crash the supervisor still has the library's last words.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import traceback
@@ -34,6 +35,9 @@ class _PipeLogHandler(logging.Handler):
 
 def error_payload(exc: BaseException) -> dict[str, Any]:
     """The job error for an exception raised while running a job."""
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        # Not the job's fault and not a bug: say so plainly (the path is the server's business).
+        return {"code": "disk_full", "message": "no space left on the output disk: the image could not be saved"}
     if isinstance(exc, ModelLoadError):
         code = "model_load_failed"
     elif isinstance(exc, GenerationError):

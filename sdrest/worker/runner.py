@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -187,11 +188,20 @@ class Runner:
 
     def _write(self, job: dict[str, Any], params: dict[str, Any], images: list[Image.Image],
                seeds: list[int]) -> list[dict[str, Any]]:
-        from sdrest.outputs import infotext, write_image
-
         directory = self.settings.outputs_dir / job["id"]
         directory.mkdir(parents=True, exist_ok=True)
         fmt = params.get("output_format") or self.settings.output_format
+        try:
+            return self._write_all(job, params, images, seeds, directory, fmt)
+        except OSError:
+            # A full disk (or any write error) fails the job: leave none of its files behind.
+            shutil.rmtree(directory, ignore_errors=True)
+            raise
+
+    def _write_all(self, job: dict[str, Any], params: dict[str, Any], images: list[Image.Image],
+                   seeds: list[int], directory: Path, fmt: str) -> list[dict[str, Any]]:
+        from sdrest.outputs import infotext, write_image
+
         written = []
         for index, (image, seed) in enumerate(zip(images, seeds or [0] * len(images))):
             public = public_params(params)

@@ -92,7 +92,7 @@ def test_many_subscribers_do_not_starve_ordinary_requests(server: Server) -> Non
     try:
         for _ in range(STREAMS):
             sock = socket.create_connection(("127.0.0.1", server.port), timeout=10)
-            sock.sendall(b"GET /api/v1/events HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n")
+            sock.sendall(b"GET /api/v1/events HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n\r\n")
             sockets.append(sock)
         for sock in sockets:  # every stream really is open
             assert sock.recv(200).startswith(b"HTTP/1.1 200")

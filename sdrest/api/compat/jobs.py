@@ -70,7 +70,7 @@ def submit_upscale(fields: dict[str, Any]) -> Job:
 
 
 def _create(svc: Services, kind: str, values: dict[str, Any], params: Callable[[InputFiles], dict[str, Any]]) -> Job:
-    check_queue_room(svc)
+    check_queue_room(svc, values.get("priority") or 0)
     inputs = InputFiles(svc.settings)
     try:
         job = svc.store.create(kind, params(inputs), owner=owner_for_new_jobs(), priority=values.get("priority", 0))
