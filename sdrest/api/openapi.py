@@ -64,7 +64,16 @@ def documented_routes(app: Flask) -> list[tuple[str, str, str, Operation | None]
     return routes
 
 
+def served_document(app: Flask) -> dict[str, Any]:
+    """The document of ``app``, built on first use: routes do not change once the app serves."""
+    document = app.extensions.get("sdrest.openapi")
+    if document is None:
+        document = app.extensions["sdrest.openapi"] = openapi_document(app)
+    return document
+
+
 def openapi_document(app: Flask) -> dict[str, Any]:
+    """The OpenAPI 3.1 document of every route of ``app`` that declares its models."""
     routes = [r for r in documented_routes(app) if r[3] is not None]
     models: dict[tuple[type[BaseModel], Mode], None] = {}
     for _, _, _, operation in routes:

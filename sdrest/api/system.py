@@ -12,7 +12,7 @@ from flask import Blueprint, current_app, jsonify
 
 from sdrest import __version__
 from sdrest._native.buildinfo import build_info
-from sdrest.api.openapi import openapi_document
+from sdrest.api.openapi import served_document
 from sdrest.api.schemas import Content, api_doc
 from sdrest.api.schemas.system import StatusView, SystemView
 from sdrest.api.views import API, running_view
@@ -94,7 +94,7 @@ def system() -> Any:
                                  description="this document")})
 def openapi() -> Any:
     """This OpenAPI 3.1 document."""
-    return jsonify(openapi_document(current_app))
+    return jsonify(served_document(current_app))
 
 
 def _meminfo() -> dict[str, int | None]:
