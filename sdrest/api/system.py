@@ -73,7 +73,7 @@ def system() -> Any:
     caps = svc.supervisor.capabilities
     disk = shutil.disk_usage(svc.settings.outputs_dir if svc.settings.outputs_dir.exists()
                              else svc.settings.data_dir)
-    memory = _meminfo()
+    memory = meminfo()
     return jsonify({
         "platform": platform.platform(),
         "python": platform.python_version(),
@@ -97,7 +97,8 @@ def openapi() -> Any:
     return jsonify(served_document(current_app))
 
 
-def _meminfo() -> dict[str, int | None]:
+def meminfo() -> dict[str, int | None]:
+    """Total and available RAM in bytes (None where /proc/meminfo does not say)."""
     values: dict[str, int] = {}
     try:
         with open("/proc/meminfo", encoding="ascii") as handle:

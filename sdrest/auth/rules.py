@@ -90,9 +90,7 @@ RULES: dict[str, str] = {
     "a1111.embeddings": "guest",
     "a1111.prompt_styles": "guest",
     "a1111.png_info": "guest",
-    "a1111.refresh_checkpoints": "admin",  # like models.scan
-    "a1111.refresh_loras": "admin",
-    "a1111.refresh_vae": "admin",
+    "a1111.refresh": "admin",              # like models.scan
     "a1111.unload_checkpoint": "admin",    # like models.unload
     "a1111.reload_checkpoint": "admin",    # like models.load
     # OpenAI images /v1

@@ -79,7 +79,7 @@ def img2img() -> Any:
 
 def _generate(model: type[Txt2ImgRequest] | type[Img2ImgRequest]) -> Any:
     svc = services()
-    body = errors.parse(model, errors.json_body(request))
+    body = errors.parse(model, errors.body_of(request))
     if not svc.supervisor.wait_ready(30.0):
         raise ApiError(503, "worker_unavailable", "the generation worker has not started",
                        headers={"Retry-After": "5"})
@@ -209,7 +209,7 @@ def set_options() -> Any:
     Options sdrest does not use are ignored, as A1111 ignores unknown ones.
     """
     svc = services()
-    body = errors.parse(OptionsRequest, errors.json_body(request))
+    body = errors.parse(OptionsRequest, errors.body_of(request))
     given = body.model_dump(exclude_none=True, exclude={"sd_model_checkpoint"})
     stored = {k: v for k, v in given.items() if k in DEFAULT_OPTIONS}
     if body.sd_model_checkpoint:

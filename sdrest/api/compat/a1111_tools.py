@@ -40,6 +40,7 @@ from sdrest.api.compat.names import checkpoint, sampler_label, scheduler_label
 from sdrest.api.errors import ApiError
 from sdrest.api.jobparams import decode
 from sdrest.api.schemas import Content, api_doc
+from sdrest.api.system import meminfo
 from sdrest.jobs import JobStatus
 from sdrest.models.presets import load_template
 from sdrest.models.types import ModelType
@@ -89,9 +90,10 @@ class PromptStyles(RootModel[list[PromptStyle]]):
 @bp.get("/cmd-flags")
 @api_doc(responses={200: _OBJECT}, **_ERRORS)
 def cmd_flags() -> Any:
-    """The server's settings (secrets left out)."""
+    """The server's settings (secrets and server paths left out)."""
     values = services().settings.to_dict(redact=True)
-    return jsonify({k: v for k, v in values.items() if k not in SECRET_SETTINGS})
+    return jsonify({k: v for k, v in values.items()
+                    if k not in SECRET_SETTINGS and not (isinstance(v, str) and Path(v).is_absolute())})
 
 
 @bp.get("/sd-models")
@@ -184,25 +186,11 @@ def prompt_styles() -> Any:
 
 
 @bp.post("/refresh-checkpoints")
-@api_doc(responses={200: _NULL}, **_ERRORS)
-def refresh_checkpoints() -> Any:
-    """Scan the model folders again."""
-    services().library.scan()
-    return jsonify(None)
-
-
 @bp.post("/refresh-loras")
-@api_doc(responses={200: _NULL}, **_ERRORS)
-def refresh_loras() -> Any:
-    """Scan the model folders again."""
-    services().library.scan()
-    return jsonify(None)
-
-
 @bp.post("/refresh-vae")
 @api_doc(responses={200: _NULL}, **_ERRORS)
-def refresh_vae() -> Any:
-    """Scan the model folders again."""
+def refresh() -> Any:
+    """Scan the model folders again (checkpoints, LoRAs and VAEs alike)."""
     services().library.scan()
     return jsonify(None)
 
@@ -231,15 +219,8 @@ def reload_checkpoint() -> Any:
 @api_doc(responses={200: MemoryResponse}, **_ERRORS)
 def memory() -> Any:
     """RAM of the machine (GPU memory is not reported)."""
-    values: dict[str, int] = {}
-    try:
-        with open("/proc/meminfo", encoding="ascii") as handle:
-            for line in handle:
-                key, _, rest = line.partition(":")
-                values[key] = int(rest.split()[0]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    total, free = values.get("MemTotal"), values.get("MemAvailable")
+    memory = meminfo()
+    total, free = memory["total"], memory["available"]
     ram = {"free": free, "used": total - free if total is not None and free is not None else None, "total": total}
     return jsonify({"ram": ram, "cuda": {"error": "GPU memory is not reported by sdrest"}})
 
@@ -250,7 +231,7 @@ def memory() -> Any:
 def extra_single_image() -> Any:
     """Upscale one image: upscaler_1 an ESRGAN model (an sdrest upscale job), Lanczos or Nearest."""
     svc = services()
-    body = errors.parse(ExtraSingleImageRequest, errors.json_body(request))
+    body = errors.parse(ExtraSingleImageRequest, errors.body_of(request))
     if body.upscaler_1 == "None" or body.upscaler_1 in PIL_UPSCALERS:
         image = decode(body.image, "image", svc.settings)
         if body.upscaler_1 != "None":
@@ -289,7 +270,7 @@ def extra_single_image() -> Any:
 def png_info() -> Any:
     """The generation parameters in an image (sdrest's and A1111's infotext, PNG/JPEG/WebP)."""
     svc = services()
-    body = errors.parse(PngInfoRequest, errors.json_body(request))
+    body = errors.parse(PngInfoRequest, errors.body_of(request))
     raw = body.image.split(",", 1)[1] if body.image.startswith("data:") else body.image
     try:
         data = base64.b64decode(raw, validate=False)

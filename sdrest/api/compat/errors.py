@@ -11,7 +11,6 @@ the authentication hook for those routes (401/403), and the app's own format sta
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
@@ -22,7 +21,7 @@ from werkzeug.exceptions import HTTPException
 
 from sdrest.api.compat.jobs import ClientGone
 from sdrest.api.errors import ApiError
-from sdrest.api.schemas.parsing import api_error
+from sdrest.api.schemas.parsing import api_error, read_body
 
 log = logging.getLogger("sdrest.compat")
 M = TypeVar("M", bound=BaseModel)
@@ -31,19 +30,9 @@ M = TypeVar("M", bound=BaseModel)
 CLIENT_GONE = 499
 
 
-def json_body(request: Request) -> dict[str, Any]:
-    """A JSON object body (A1111 and OpenAI take JSON; an empty body is ``{}``)."""
-    if not request.data:
-        return {}
-    if request.mimetype != "application/json":
-        raise ApiError(415, "unsupported_media_type", "send application/json")
-    try:
-        body = json.loads(request.data)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ApiError(400, "invalid_json", f"the body is not valid JSON: {exc}") from None
-    if not isinstance(body, dict):
-        raise ApiError(400, "invalid_json", "the body must be a JSON object")
-    return body
+def body_of(request: Request) -> dict[str, Any]:
+    """The request's fields: a JSON object as A1111 and OpenAI take, or a form (multipart, url-encoded)."""
+    return read_body(request)[0]
 
 
 def parse(model: type[M], data: Mapping[str, Any]) -> M:

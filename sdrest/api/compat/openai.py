@@ -30,6 +30,7 @@ from sdrest.api.compat.openai_schemas import (
 from sdrest.api.errors import ApiError
 from sdrest.api.jobparams import decode
 from sdrest.api.schemas import api_doc
+from sdrest.api.schemas.parsing import read_body
 from sdrest.api.views import image_url
 from sdrest.jobs import Job, JobStatus
 from sdrest.models.types import ModelType
@@ -54,7 +55,7 @@ _OPENAI_FIELDS = set(ImageEditRequest.model_fields)
          errors=(400, 401, 404, 409, 415, 429, 503), form=False, **_DOC)
 def generations() -> Any:
     """Create images from a prompt."""
-    body = errors.parse(ImageGenerationRequest, errors.json_body(request))
+    body = errors.parse(ImageGenerationRequest, errors.body_of(request))
     fields = _common(body)
     return _run(body, fields, "txt2img")
 
@@ -112,14 +113,11 @@ def _model(entry: Any) -> dict[str, Any]:
 # --- translation -----------------------------------------------------------------------------
 
 def _edit_body() -> tuple[dict[str, Any], bool]:
-    """A multipart edit (files as FileStorage, ``image[]`` as ``image``) or a JSON one."""
-    if request.mimetype not in ("multipart/form-data", "application/x-www-form-urlencoded"):
-        return errors.json_body(request), False
-    data: dict[str, Any] = {key: request.form.get(key) for key in request.form}
-    for key in request.files:
-        files = request.files.getlist(key)
-        data[key.removesuffix("[]")] = files if len(files) > 1 else files[0]
-    return data, True
+    """A multipart edit (``image[]`` read as ``image``) or a JSON one; True for a form."""
+    data, from_form = read_body(request)
+    if "image[]" in data:
+        data["image"] = data.pop("image[]")
+    return data, from_form
 
 
 def _common(body: ImageGenerationRequest | ImageEditRequest) -> dict[str, Any]:

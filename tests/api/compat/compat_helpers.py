@@ -6,9 +6,7 @@ import base64
 import io
 import json
 import os
-import shutil
 import socket
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -18,8 +16,18 @@ from PIL import Image
 
 from server_helpers import Server, link_models
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/api: the auth tests' CLI helpers
+from test_auth_api import add_user, sdrest_cli  # noqa: E402
+
+__all__ = ["add_user", "sdrest_cli"]
+
 #: A1111's fields for a fast generation on the synthetic SD1.
 A1111_FAST = {"prompt": "a red apple", "width": 64, "height": 64, "steps": 1, "sampler_name": "Euler", "seed": 3}
+
+
+def compat_server(models: Any, root: Path, *args: str) -> Server:
+    """A started server on :func:`compat_models` with sd1 loaded."""
+    return Server(root, compat_models(models, root / "models"), "--model", "sd1", *args).start()
 
 
 def compat_models(models: Any, root: Path) -> Path:
@@ -72,17 +80,6 @@ def open_raw_request(server: Server, path: str, body: dict[str, Any], headers: d
     sock.sendall((f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
                   f"Content-Length: {len(payload)}\r\n{extra}\r\n").encode() + payload)
     return sock
-
-
-def sdrest_cli(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    exe = shutil.which("sdrest", path=str(Path(sys.executable).parent)) or "sdrest"
-    return subprocess.run([exe, *args], input=stdin, capture_output=True, text=True, timeout=60)
-
-
-def add_user(data_dir: Path, name: str, password: str, role: str = "user") -> None:
-    result = sdrest_cli("users", "add", name, "--password-stdin", "--role", role, "--data-dir", str(data_dir),
-                        stdin=password + "\n")
-    assert result.returncode == 0, result.stderr
 
 
 def bearer_for(server: Server, name: str, password: str) -> dict[str, str]:

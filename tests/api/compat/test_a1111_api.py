@@ -11,7 +11,15 @@ import pytest
 import requests
 from PIL import Image, PngImagePlugin
 
-from compat_helpers import A1111_FAST, compat_models, decode_png, open_raw_request, png_bytes, running_job, wait_until
+from compat_helpers import (
+    A1111_FAST,
+    compat_server,
+    decode_png,
+    open_raw_request,
+    png_bytes,
+    running_job,
+    wait_until,
+)
 from conftest import test_image
 from server_helpers import Server
 
@@ -20,8 +28,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def server(models, tmp_path_factory):
-    root = tmp_path_factory.mktemp("a1111")
-    server = Server(root, compat_models(models, root / "models"), "--model", "sd1").start()
+    server = compat_server(models, tmp_path_factory.mktemp("a1111"))
     yield server
     server.stop()
 
@@ -122,6 +129,18 @@ def test_img2img_inpainting_with_inverted_blurred_mask(server: Server) -> None:
     assert saved[32, 32] == 255 and saved[2, 2] == 0 and 0 < saved[16, 32] < 255  # inverted, then blurred
 
 
+def test_img2img_without_mask_takes_the_init_image_size_and_strength(server: Server) -> None:
+    init = base64.b64encode(png_bytes(test_image(64))).decode()
+    body = server.post("/sdapi/v1/img2img", json={**A1111_FAST, "init_images": [init, init],
+                                                  "denoising_strength": 0.3, "sampler_name": "DPM++ 2M Karras"})
+    assert body.status_code == 200, body.text
+    info = json.loads(body.json()["info"])
+    assert "init_images" in info["sdrest_ignored"] and "inpaint_full_res" not in info["sdrest_ignored"]
+    job = server.get(f"/api/v1/jobs/{info['sdrest_job_id']}").json()
+    assert job["mode"] == "img2img" and job["parameters"]["strength"] == 0.3
+    assert job["parameters"]["sampler"] == "dpm++2m" and job["parameters"]["scheduler"] == "karras"
+
+
 def test_interrupt_during_a_run_with_live_preview(server: Server) -> None:
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
         call = pool.submit(server.post, "/sdapi/v1/txt2img", json={**A1111_FAST, "steps": 60, "seed": 11})
@@ -202,8 +221,7 @@ def test_client_disconnect_cancels_the_job(server: Server) -> None:
 
 
 def test_keep_on_disconnect_lets_the_job_finish(models, tmp_path) -> None:
-    keeper = Server(tmp_path, compat_models(models, tmp_path / "models"), "--model", "sd1",
-                    "--keep-on-disconnect").start()
+    keeper = compat_server(models, tmp_path, "--keep-on-disconnect")
     try:
         sock = open_raw_request(keeper, "/sdapi/v1/txt2img", {**A1111_FAST, "steps": 6, "seed": 32})
         job = wait_until(lambda: running_job(keeper))

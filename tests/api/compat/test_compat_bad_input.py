@@ -7,7 +7,7 @@ import base64
 
 import pytest
 
-from compat_helpers import A1111_FAST, compat_models, png_bytes
+from compat_helpers import A1111_FAST, compat_server, png_bytes
 from conftest import test_image
 from server_helpers import Server
 
@@ -79,8 +79,7 @@ OPENAI_POSTS = ["/v1/images/generations", "/v1/images/edits"]
 
 @pytest.fixture(scope="module")
 def server(models, tmp_path_factory):
-    root = tmp_path_factory.mktemp("compat-bad")
-    server = Server(root, compat_models(models, root / "models"), "--model", "sd1").start()
+    server = compat_server(models, tmp_path_factory.mktemp("compat-bad"))
     yield server
     server.stop()
 

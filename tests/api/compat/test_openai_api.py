@@ -11,7 +11,7 @@ import pytest
 import requests
 from PIL import Image
 
-from compat_helpers import compat_models, png_bytes
+from compat_helpers import compat_server, png_bytes
 from conftest import test_image
 from server_helpers import Server
 
@@ -22,8 +22,7 @@ NATIVE = {"steps": 1, "sampler": "euler", "seed": 5, "negative_prompt": "blurry"
 
 @pytest.fixture(scope="module")
 def server(models, tmp_path_factory):
-    root = tmp_path_factory.mktemp("openai")
-    server = Server(root, compat_models(models, root / "models"), "--model", "sd1").start()
+    server = compat_server(models, tmp_path_factory.mktemp("openai"))
     yield server
     server.stop()
 
