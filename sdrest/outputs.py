@@ -501,6 +501,20 @@ def thumbnail(path: Path | str, size: int, cache_dir: Path | str) -> Path:
     return cached
 
 
+#: The thumbnail sizes served (a request is rounded up to the next): a handful of files per
+#: image at most, however many sizes clients ask for.
+THUMBNAIL_SIZES = (32, 64, 128, 256, 512, 1024)
+#: Where a job's thumbnails live: inside its output folder, so they go when the job goes.
+THUMBNAIL_DIR = ".thumbnails"
+
+
+def job_thumbnail(path: Path | str, requested: int, job_dir: Path | str) -> Path:
+    """A thumbnail of one of a job's images: ``requested`` rounded up to :data:`THUMBNAIL_SIZES`,
+    cached in the job's own folder."""
+    size = next((s for s in THUMBNAIL_SIZES if s >= requested), THUMBNAIL_SIZES[-1])
+    return thumbnail(path, size, Path(job_dir) / THUMBNAIL_DIR)
+
+
 def encode_base64(path: Path | str) -> str:
     """The file's bytes as a base64 string (no data: prefix, no line breaks)."""
     return base64.b64encode(Path(path).read_bytes()).decode("ascii")

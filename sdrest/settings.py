@@ -95,6 +95,8 @@ class Settings:
     max_queue: int = _setting(1000, "most queued jobs; more are refused with 503")
     max_queued_per_user: int = _setting(100, "most queued jobs of one user; more are refused with 429")
     max_streams_per_user: int = _setting(8, "most concurrent event streams of one user (or address)")
+    user_models: str | None = _setting(None, "checkpoints non-admins may switch to, comma-separated ('*': any, "
+                                             "with per-request model options); default: only the current one")
     wait_timeout: float = _setting(600.0, "longest a 'wait' request blocks before answering 202")
     keep_on_disconnect: bool = _setting(False, "A1111/OpenAI calls: keep the job when its client disconnects "
                                               "(default: cancel it)")

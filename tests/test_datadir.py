@@ -37,7 +37,7 @@ def test_everything_the_server_writes_is_private_and_a_second_server_is_refused(
         assert server.get(job["images"][0]["url"] + "?size=32").status_code == 200  # a thumbnail
 
         data = server.data_dir
-        folders = [data, data / "outputs", data / "inputs", data / "thumbnails"]
+        folders = [data, data / "outputs", data / "inputs", data / "outputs" / job["job_id"] / ".thumbnails"]
         files = [p for p in data.rglob("*") if p.is_file()]
         assert {p.name for p in files} >= {"jobs.sqlite3", "0.png"}
         assert [p for p in folders if _mode(p) != 0o700] == []

@@ -13,7 +13,16 @@ from PIL import Image
 
 import sdrest
 from conftest import test_image
-from sdrest.outputs import encode_base64, infotext, parse_infotext, read_parameters, thumbnail, write_image
+from sdrest.outputs import (
+    THUMBNAIL_SIZES,
+    encode_base64,
+    infotext,
+    job_thumbnail,
+    parse_infotext,
+    read_parameters,
+    thumbnail,
+    write_image,
+)
 
 VERSION = sdrest.__version__
 
@@ -252,3 +261,17 @@ def test_encode_base64(tmp_path: Path) -> None:
     encoded = encode_base64(source)
     assert isinstance(encoded, str)
     assert base64.b64decode(encoded) == source.read_bytes()
+
+
+def test_job_thumbnails_come_in_a_few_sizes_and_live_with_the_job(tmp_path: Path) -> None:
+    job_dir = tmp_path / "outputs" / "job-1"
+    source = write_image(test_image(1024), job_dir, "0", infotext="x", metadata={})
+    sizes = {}
+    for requested in range(16, 1025, 7):  # a client walking through every size
+        with Image.open(job_thumbnail(source, requested, job_dir)) as im:
+            sizes[requested] = max(im.size)
+    assert set(sizes.values()) <= set(THUMBNAIL_SIZES)
+    assert all(sizes[r] >= r for r in sizes)  # never smaller than asked
+    cached = list((job_dir / ".thumbnails").iterdir())
+    assert 0 < len(cached) <= len(THUMBNAIL_SIZES)
+    assert not (tmp_path / "thumbnails").exists()  # nothing outside the job's folder

@@ -137,6 +137,7 @@ def _submit(mode: str | None, *, wait_default: bool = False) -> Any:
         inputs = InputFiles(svc.settings)
         try:
             params = generation_params(values, mode, svc.settings, inputs, svc.supervisor.default_model, svc.library)
+            check_model_choice(svc, params)
             job = svc.store.create(mode, params, owner=owner_for_new_jobs(), priority=values.get("priority", 0))
         except BaseException:
             inputs.discard()
@@ -200,6 +201,30 @@ def _wait_for(svc: Services, job: Job) -> Job:
             if current is None or current.status.finished or time.monotonic() >= deadline:
                 return current or job
             subscription.next_batch(timeout=min(1.0, max(0.0, deadline - time.monotonic())))
+
+
+def check_model_choice(svc: Services, params: dict[str, Any]) -> None:
+    """A job naming another model (or other model options) makes the worker load it: the model
+    everyone shares changes. Users may name the current model and those in --user-models
+    ('*': any, options included); admins anything."""
+    principal = current_principal()
+    if principal is None or principal.sees_everything:
+        return
+    allowed = {name.strip() for name in (svc.settings.user_models or "").split(",") if name.strip()}
+    if "*" in allowed:
+        return
+    name = params.get("model")
+    if name and name != svc.supervisor.default_model and name not in allowed:
+        raise ApiError(403, "forbidden", f"model: only admins may switch to {name!r} (see --user-models)", "model")
+    options = params.get("model_options") or {}
+    if options:
+        from sdrest.api.schemas.generation import MODEL_COMPONENTS, MODEL_OPTIONS
+
+        names = {option: name for name, (option, _) in MODEL_COMPONENTS.items()}
+        names.update({option: name for name, option in MODEL_OPTIONS.items()})
+        field = next((names[o] for o in options if o in names), "model")
+        raise ApiError(403, "forbidden", f"{field}: changes the model everyone shares: admins only "
+                       "(see --user-models)", field)
 
 
 def check_queue_room(svc: Services, priority: int = 0) -> None:

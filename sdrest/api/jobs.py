@@ -13,7 +13,7 @@ from sdrest.api.schemas.jobs import ImageQuery, QueueQuery, QueueView
 from sdrest.api.views import API, job_or_404, job_view, running_view
 from sdrest.auth.web import current_principal, image_token_ok, visible_owners
 from sdrest.jobs import JobStatus
-from sdrest.outputs import thumbnail
+from sdrest.outputs import job_thumbnail
 from sdrest.services import Services, services
 
 bp = Blueprint("jobs", __name__, url_prefix=API)
@@ -91,7 +91,7 @@ def job_image(job_id: str, index: int) -> Any:
         raise not_found("image file", "index")
     if "size" in request.args:
         size = int_arg("size", 256, 16, 1024)
-        path = thumbnail(path, size, svc.settings.data_dir / "thumbnails")
+        path = job_thumbnail(path, size, svc.settings.outputs_dir / job.id)
     response = send_file(path, conditional=True, max_age=31536000,
                          download_name=f"{job_id}-{index}{path.suffix}",
                          as_attachment=request.args.get("download") in ("1", "true"))

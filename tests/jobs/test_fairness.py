@@ -75,3 +75,16 @@ def test_one_user_cannot_hold_every_stream(server, auth) -> None:
     finally:
         for stream in streams:
             stream.close()
+
+
+def test_only_admins_change_the_shared_model_with_request_options(server, auth) -> None:
+    refused = _post(server, auth["alice"], taesd="taesd")
+    assert refused.status_code == 403 and refused.json()["error"]["field"] == "taesd"
+    same_model = _post(server, auth["alice"], model="sd1", seed=5)  # the current model is fine
+    admin = _post(server, auth["boss"], taesd="taesd", seed=6)
+    try:
+        assert same_model.status_code == 202 and admin.status_code == 202
+    finally:
+        for response in (same_model, admin):
+            if response.status_code == 202:
+                server.delete(f"/api/v1/generate/{response.json()['job_id']}", headers=auth["boss"])
