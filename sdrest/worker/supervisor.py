@@ -148,13 +148,19 @@ class Supervisor:
                         continue
                     backoff = 0.5
                     self._preload()
+                    continue  # the worker may have died while loading: look again before claiming
                 job = self.store.claim_next()
                 if job is None:
                     self._maybe_unload_idle()
                     self._wake.wait(1.0)
                     self._wake.clear()
                     continue
-                self._run_job(job)
+                try:
+                    self._run_job(job)
+                except Exception:
+                    # Never leave a claimed job "running" behind a supervisor bug.
+                    self._finish_failed(job, {"code": "internal_error", "message": "the server failed to run this job"})
+                    raise
                 self._last_activity = time.monotonic()
             except Exception:  # noqa: BLE001 - the supervisor must outlive any bug of a job
                 log.exception("supervisor loop error")
@@ -173,8 +179,16 @@ class Supervisor:
             except ModelNotFoundError as exc:
                 self._finish_failed(job, {"code": "model_not_found", "message": str(exc), "field": exc.field})
                 return
-            assert self._conn is not None
-            self._conn.send({"op": "run", "job": job.to_dict(), "model": model})
+            try:
+                if self._conn is None:
+                    raise BrokenPipeError("no worker")
+                self._conn.send({"op": "run", "job": job.to_dict(), "model": model})
+            except (OSError, ValueError):
+                # The worker died before the job reached it: not the job's fault, it runs again.
+                log.warning("the worker was gone before job %s reached it: queued again", job.id)
+                self._stop_worker(kill=True)
+                self.store.requeue(job.id)
+                return
             self._follow(job)
         finally:
             with self._lock:
