@@ -122,7 +122,6 @@ class Settings:
     cors_origins: str | None = _setting(None, "origins whose web pages may call the API: a comma-separated list "
                                         "(e.g. https://app.example.com; credentials allowed) or * (any origin, "
                                         "without credentials); default: none")
-    test_hooks: bool = _setting(False, "enable test-only request fields (never in production)", flag=False)
 
     # --- derived ---
 

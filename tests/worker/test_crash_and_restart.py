@@ -136,3 +136,13 @@ def test_idle_unload_frees_the_model_and_the_next_job_loads_it_again(models_dir,
         assert "loading" in again["timings"]  # it really was loaded again
     finally:
         server.stop()
+
+
+def test_no_setting_or_config_key_turns_test_hooks_on(tmp_path) -> None:
+    from sdrest.settings import Settings, SettingsError
+
+    config = tmp_path / "sdrest.json"
+    config.write_text('{"test_hooks": true}')
+    with pytest.raises(SettingsError, match="test_hooks"):
+        Settings.load({"config": str(config)}, environ={})
+    assert "test_hooks" not in Settings().to_dict()
