@@ -171,6 +171,10 @@ def generation_params(values: dict[str, Any], mode: str, settings: Settings, inp
     return params
 
 
+#: An upscale's result may have this many times --max-image-pixels.
+UPSCALE_MAX_FACTOR = 4
+
+
 def upscale_params(values: dict[str, Any], settings: Settings, inputs: InputFiles,
                    library: ModelLibrary) -> dict[str, Any]:
     """The stored parameters of an ESRGAN upscale job."""
@@ -178,6 +182,13 @@ def upscale_params(values: dict[str, Any], settings: Settings, inputs: InputFile
     params["mode"] = "upscale"
     params["upscaler_path"] = str(_resolve_upscaler(library, params["upscaler"]))
     image = decode(params["image"], "image", settings)
+    # An upscale multiplies pixels by factor²: bound the result (a model's own scale is 4 at most
+    # for the common ESRGAN files; a factor given counts as given).
+    factor = params.get("factor") or 4
+    width, height = round(image.width * factor), round(image.height * factor)
+    if width * height > UPSCALE_MAX_FACTOR * settings.max_image_pixels:
+        raise ApiError(422, "invalid_field", f"factor: the result would be {width}x{height} pixels; at most "
+                       f"{UPSCALE_MAX_FACTOR * settings.max_image_pixels} (4 x --max-image-pixels)", "factor")
     params["image"] = inputs.save(image.convert("RGB"), "image")
     params["_inputs"] = inputs.relative
     return params

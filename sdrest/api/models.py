@@ -3,9 +3,10 @@ presets and prompt templates."""
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, current_app, jsonify, request
 
 from sdrest.api.errors import ApiError, not_found
 from sdrest.api.jobparams import find_model, model_params, read_values
@@ -27,7 +28,7 @@ from sdrest.api.schemas.library import (
 from sdrest.api.schemas.parsing import read_body
 from sdrest.api.jobs import int_arg
 from sdrest.api.views import API
-from sdrest.auth.web import owner_for_new_jobs
+from sdrest.auth.web import current_principal, owner_for_new_jobs
 from sdrest.models.paths import InvalidModelName, ModelNotFoundError
 from sdrest.models.presets import load_preset, load_template
 from sdrest.models.scanner import ModelEntry, ModelLibrary
@@ -51,7 +52,7 @@ def list_models() -> Any:
 @bp.get("/models/<path:model_id>")
 @api_doc(query=ModelQuery, responses={200: Content(schema=(ModelList, ModelDetails),
                                                    description="a type's models, or one model's details")},
-         errors=(400, 404))
+         errors=(400, 404, 429))
 def model(model_id: str) -> Any:
     """A type's models (/models/lora) or one model's details (/models/checkpoint/sd15.safetensors).
 
@@ -70,9 +71,25 @@ def model(model_id: str) -> Any:
         raise not_found(f"model {model_id!r}", "model_id")
     details = _view(svc, entry)
     if request.args.get("hashes") in ("1", "true"):
-        hashes = svc.library.hashes(entry)
-        details.update(sha256=hashes.sha256, short_hash=hashes.short_hash, legacy_hash=hashes.legacy_hash)
+        details.update(_hashes(svc, entry))
     return jsonify(details)
+
+
+def _hashes(svc: Services, entry: Any) -> dict[str, str]:
+    """A model's hashes: admins only (a multi-GB file takes a core for a minute), and one
+    computation at a time server-wide; others wait their turn with 429 (then it is cached)."""
+    principal = current_principal()
+    if principal is not None and not principal.sees_everything:
+        raise ApiError(403, "forbidden", "hashes: computing hashes is for admins", "hashes")
+    lock: threading.Lock = current_app.extensions.setdefault("sdrest.hashing", threading.Lock())
+    if not lock.acquire(blocking=False):
+        raise ApiError(429, "busy_hashing", "hashes: another model is being hashed; try again shortly", "hashes",
+                       headers={"Retry-After": "5"})
+    try:
+        hashes = svc.library.hashes(entry)
+    finally:
+        lock.release()
+    return {"sha256": hashes.sha256, "short_hash": hashes.short_hash, "legacy_hash": hashes.legacy_hash}
 
 
 @bp.post("/models/scan")
