@@ -414,10 +414,29 @@ class _PinnedHTTPSConnection(http.client.HTTPSConnection):
         self.sock = self.raw_sock = self._tls_context.wrap_socket(sock, server_hostname=self.host)
 
 
+def _is_ip_literal(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host.strip("[]").split("%", 1)[0])
+    except ValueError:
+        return False
+    return True
+
+
+def _request_deadline(timeout: float) -> float:
+    """One deadline for every URL of one HTTP request (the first fetch starts the clock), so a
+    request naming a dozen slow URLs still takes ``url_timeout`` at most, not a dozen times it."""
+    own = time.monotonic() + timeout
+    from flask import g, has_request_context
+
+    if not has_request_context():
+        return own
+    return float(g.setdefault("sdrest_url_deadline", own))
+
+
 def _fetch_url(url: str, field: str, limits: ImageLimits) -> tuple[bytes, str | None]:
     if limits.url_policy == "off":
         raise ImageInputError(field, "url_not_allowed", "image URLs are disabled on this server", 400)
-    deadline = time.monotonic() + limits.url_timeout
+    deadline = _request_deadline(limits.url_timeout)
     current = url
     for _hop in range(MAX_REDIRECTS + 1):
         outcome = _fetch_once(current, field, limits, deadline)
@@ -473,9 +492,9 @@ def _fetch_once(url: str, field: str, limits: ImageLimits, deadline: float) -> t
         for address in addresses:
             problem = _address_problem(address)
             if problem:
-                raise ImageInputError(field, "url_not_allowed",
-                                      f"{shown} is not allowed: host {host!r} resolves to {address}, {problem}",
-                                      400)
+                # Never echo what an internal name resolves to: that is a free DNS probe.
+                what = problem if _is_ip_literal(host) else "not a public host"
+                raise ImageInputError(field, "url_not_allowed", f"{shown} is not allowed: {host!r} is {what}", 400)
 
     connection_type = _PinnedHTTPSConnection if scheme == "https" else _PinnedHTTPConnection
     connection = connection_type(host, port, addresses, deadline)
