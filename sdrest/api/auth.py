@@ -104,7 +104,8 @@ def refresh() -> Any:
     )
 
     principal = current_principal()
-    old = get_jwt()
+    # An API key (or nothing) is no refresh token: only a verified JWT has claims to read.
+    old = get_jwt() if principal is not None and principal.method in ("jwt", "unix", "pam") else {}
     if principal is None or old.get("type") != "refresh":
         raise ApiError(401, "unauthorized", "send a refresh token", headers={"WWW-Authenticate": "Bearer"})
     services = auth_services()

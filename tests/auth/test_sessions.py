@@ -182,3 +182,11 @@ def test_logout_says_when_the_refresh_token_was_not_revoked(server) -> None:
     assert response.status_code == 400 and response.json()["error"]["field"] == "refresh_token"
     assert server.post("/api/v1/auth/refresh", headers=_bearer(bob["refresh_token"])).status_code == 200
     assert _profile(server, alice["access_token"]) == 401  # the caller's own token is gone anyway
+
+
+@pytest.mark.slow
+def test_refresh_with_an_api_key_is_refused_not_a_server_error(server) -> None:
+    with AuthStore(server.data_dir / "auth.sqlite3") as store:
+        key, _ = store.create_key("refresh-probe", "admin")
+    response = server.post("/api/v1/auth/refresh", headers={"X-API-Key": key})
+    assert response.status_code == 401 and response.json()["error"]["code"] == "unauthorized"
