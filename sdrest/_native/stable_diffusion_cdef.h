@@ -379,6 +379,17 @@ void sd_img_gen_params_init(sd_img_gen_params_t* sd_img_gen_params);
 char* sd_img_gen_params_to_str(const sd_img_gen_params_t* sd_img_gen_params);
 sd_image_t* generate_image(sd_ctx_t* sd_ctx, const sd_img_gen_params_t* sd_img_gen_params);
 
+enum sd_cancel_mode_t {
+
+    SD_CANCEL_ALL,
+
+    SD_CANCEL_NEW_LATENTS,
+
+    SD_CANCEL_RESET
+};
+
+void sd_cancel_generation(sd_ctx_t* sd_ctx, enum sd_cancel_mode_t mode);
+
 void sd_vid_gen_params_init(sd_vid_gen_params_t* sd_vid_gen_params);
 sd_image_t* generate_video(sd_ctx_t* sd_ctx, const sd_vid_gen_params_t* sd_vid_gen_params, int* num_frames_out);
 

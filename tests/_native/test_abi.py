@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from sdrest._native import ffi
+from sdrest._native import ffi, load_library
 from sdrest._native.binding import declared_enums, declared_functions, declared_structs
 from sdrest._native.headers import CDEF_PATH, header_to_cdef
 from sdrest._native.loader import INCLUDE_DIR
@@ -66,7 +66,7 @@ def test_every_struct_field_and_enum_matches_the_c_compiler(header: Path, tmp_pa
     subprocess.run([compiler, "-std=c11", "-Wall", "-Werror", str(source), "-o", str(binary)], check=True)
     actual = subprocess.run([str(binary)], check=True, capture_output=True, text=True).stdout.splitlines()
     expected = _expected()
-    assert len(expected) > 250  # all 16 structs and 10 enums, not a handful
+    assert len(expected) > 250  # all 16 structs and 11 enums, not a handful
     mismatches = [(e, a) for e, a in zip(expected, actual) if e != a]
     assert not mismatches and len(actual) == len(expected), mismatches[:20]
 
@@ -84,9 +84,9 @@ def test_binding_declares_the_whole_api() -> None:
     for name in ("new_sd_ctx", "free_sd_ctx", "generate_image", "generate_video", "new_upscaler_ctx",
                  "upscale", "convert", "preprocess_canny", "sd_set_log_callback",
                  "sd_set_progress_callback", "sd_set_preview_callback", "str_to_sample_method",
-                 "sd_scheduler_name", "sd_img_gen_params_init", "sd_version"):
+                 "sd_scheduler_name", "sd_img_gen_params_init", "sd_version", "sd_cancel_generation"):
         assert name in functions
-    assert len(functions) == 46
+    assert len(functions) == 47
     assert {"sd_ctx_params_t", "sd_img_gen_params_t", "sd_vid_gen_params_t", "sd_cache_params_t",
             "sd_hires_params_t", "sd_image_t"} <= set(declared_structs())
 
@@ -98,3 +98,20 @@ def test_header_to_cdef_strips_what_cffi_cannot_parse() -> None:
         "#ifdef __cplusplus\n}\n#endif\n#endif\n"
     )
     assert header_to_cdef(header) == "int f(void);\ntypedef struct { int a; } s_t;\n"
+
+
+def test_cancel_patch_has_upstreams_signature_and_values() -> None:
+    # native/patches/0001 adds upstream's call (leejet/stable-diffusion.cpp pull request 1124):
+    # the same names, values and signature, so that a pin bump past it can drop the patch.
+    assert dict(ffi.typeof("enum sd_cancel_mode_t").relements) == {
+        "SD_CANCEL_ALL": 0, "SD_CANCEL_NEW_LATENTS": 1, "SD_CANCEL_RESET": 2}
+    assert ffi.typeof(load_library().lib.sd_cancel_generation) is ffi.typeof(
+        "void(*)(sd_ctx_t *, enum sd_cancel_mode_t)")
+
+
+def test_every_patch_is_listed_in_the_docs() -> None:
+    root = Path(__file__).resolve().parents[2]
+    patches = sorted(p.name for p in (root / "native" / "patches").glob("*.patch"))
+    assert patches, "native/patches/ holds the cancel patch"
+    docs = (root / "docs" / "native.md").read_text()
+    assert [name for name in patches if name not in docs] == []
