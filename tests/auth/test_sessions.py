@@ -190,3 +190,15 @@ def test_refresh_with_an_api_key_is_refused_not_a_server_error(server) -> None:
         key, _ = store.create_key("refresh-probe", "admin")
     response = server.post("/api/v1/auth/refresh", headers={"X-API-Key": key})
     assert response.status_code == 401 and response.json()["error"]["code"] == "unauthorized"
+
+
+def test_unix_or_pam_without_a_group_warns_loudly(tmp_path, caplog) -> None:
+    from sdrest.app import close_app, create_app
+
+    for auth, group, warned in (("unix", None, True), ("pam", None, True), ("unix", "staff", False)):
+        caplog.clear()
+        app = create_app(Settings(data_dir=tmp_path / auth / str(group), models_dir=tmp_path / "models", auth=auth,
+                                  auth_group=group), start_worker=False)
+        close_app(app)
+        assert any("without --auth-group" in r.getMessage() and r.levelname == "WARNING"
+                   for r in caplog.records) is warned
