@@ -8,7 +8,6 @@ from typing import Any
 from flask import Blueprint, jsonify, request
 
 from sdrest.api.errors import ApiError
-from sdrest.api.jobs import int_arg
 from sdrest.api.schemas import api_doc
 from sdrest.api.schemas.auth import (
     AttemptList,
@@ -20,7 +19,7 @@ from sdrest.api.schemas.auth import (
     ProfileView,
     RefreshView,
 )
-from sdrest.api.schemas.parsing import parse, read_body
+from sdrest.api.schemas.parsing import parse, parse_query, read_body
 from sdrest.api.views import API
 from sdrest.auth.audit import log_attempt
 from sdrest.auth.rules import Principal
@@ -176,10 +175,9 @@ def logout() -> Any:
 def attempts() -> Any:
     """Recent authentication attempts (admins)."""
     store = auth_services().store
-    limit = int_arg("limit", 100, 1, 1000)
-    offset = int_arg("offset", 0, 0, 10**9)
-    return jsonify({"attempts": store.attempts(limit=limit, offset=offset,
-                                               username=request.args.get("username") or None)})
+    query = parse_query(AttemptsQuery, request.args)
+    return jsonify({"attempts": store.attempts(limit=query.limit, offset=query.offset,
+                                               username=query.username or None)})
 
 
 def _verify(method: str, username: str, password: str) -> tuple[str | None, str]:

@@ -21,7 +21,7 @@ from sdrest.api.schemas.generation import (
     UpscaleRequest,
 )
 from sdrest.api.schemas.jobs import JobQuery, JobView, SubmitQuery
-from sdrest.api.schemas.parsing import read_body
+from sdrest.api.schemas.parsing import parse_query, read_body
 from sdrest.api.views import API, job_or_404, job_view
 from sdrest.auth.web import current_principal, owner_for_new_jobs
 from sdrest.jobs import Job, JobStatus
@@ -99,7 +99,7 @@ def get_job(job_id: str) -> Any:
     """A job: status, progress, queue position, timings and images (?base64=true adds data)."""
     svc = services()
     job = job_or_404(svc.store, job_id)
-    return jsonify(job_view(job, svc.store, svc.settings, include_base64=_flag("base64", False)))
+    return jsonify(job_view(job, svc.store, svc.settings, include_base64=parse_query(JobQuery, request.args).base64))
 
 
 @bp.delete("/generate/<job_id>")
@@ -243,15 +243,9 @@ def check_queue_room(svc: Services, priority: int = 0) -> None:
 
 
 def _flag(name: str, default: bool) -> bool:
-    value = request.args.get(name)
-    if value is None:
-        return default
-    lowered = value.lower()
-    if lowered in ("1", "true", "yes"):
-        return True
-    if lowered in ("0", "false", "no"):
-        return False
-    raise ApiError(400, "invalid_query", f"{name}: must be true or false", name)
+    """A submission's boolean query parameter (``?wait=``, ``?base64=``); ``default`` if absent."""
+    value = getattr(parse_query(SubmitQuery, request.args), name)
+    return default if value is None else bool(value)
 
 
 __all__ = ["bp"]

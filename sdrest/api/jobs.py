@@ -10,6 +10,7 @@ from flask import Blueprint, jsonify, request, send_file
 from sdrest.api.errors import ApiError, not_found
 from sdrest.api.schemas import Content, api_doc
 from sdrest.api.schemas.jobs import ImageQuery, QueueQuery, QueueView
+from sdrest.api.schemas.parsing import parse_query
 from sdrest.api.views import API, job_or_404, job_view, running_view
 from sdrest.auth.web import current_principal, image_token_ok, visible_owners
 from sdrest.jobs import JobStatus
@@ -18,26 +19,21 @@ from sdrest.services import Services, services
 
 bp = Blueprint("jobs", __name__, url_prefix=API)
 
-MAX_PAGE = 200
-
 
 @bp.get("/queue")
 @api_doc(query=QueueQuery, responses={200: QueueView}, errors=(400,))
 def queue() -> Any:
     """Jobs, newest first, filtered by ?status=queued,running&mode=...; paginated."""
     svc = services()
+    query = parse_query(QueueQuery, request.args)
     statuses = None
-    if request.args.get("status"):
+    if query.status:
         try:
-            statuses = [JobStatus(s.strip()) for s in request.args["status"].split(",") if s.strip()]
+            statuses = [JobStatus(s.strip()) for s in query.status.split(",") if s.strip()]
         except ValueError:
             valid = ", ".join(s.value for s in JobStatus)
             raise ApiError(400, "invalid_query", f"status: must be among {valid}", "status") from None
-    limit = int_arg("limit", 50, 1, MAX_PAGE)
-    offset = int_arg("offset", 0, 0, 10**9)
-    order = request.args.get("order", "newest")
-    if order not in ("newest", "oldest", "run"):
-        raise ApiError(400, "invalid_query", "order: must be newest, oldest or run", "order")
+    limit, offset, order = query.limit, query.offset, query.order
     owners = visible_owners()
     owner = None if owners is None else current_principal().name  # type: ignore[union-attr]
     if order == "run":  # the queue in the order it will run
@@ -45,7 +41,7 @@ def queue() -> Any:
                   if j is not None and (owner is None or j.owner == owner)]
         jobs, total = queued[offset:offset + limit], len(queued)
     else:
-        jobs, total = svc.store.list(statuses=statuses, owner=owner, kind=request.args.get("mode") or None,
+        jobs, total = svc.store.list(statuses=statuses, owner=owner, kind=query.mode or None,
                                      limit=limit, offset=offset, newest_first=order == "newest")
     counts = svc.store.counts()
     worker = svc.supervisor.state()
@@ -78,9 +74,10 @@ def delete_job(job_id: str) -> Any:
 def job_image(job_id: str, index: int) -> Any:
     """The image file; ?size=N gives a thumbnail whose longest side is N pixels."""
     svc = services()
+    query = parse_query(ImageQuery, request.args)
     if svc.settings.public_images and current_principal() is None:
         # No credentials: only the image token opens it (never the bare job id).
-        if not image_token_ok(job_id, request.args.get("token")):
+        if not image_token_ok(job_id, query.token):
             raise not_found("job", "job_id")
     job = job_or_404(svc.store, job_id)
     images = (job.result or {}).get("images", [])
@@ -89,12 +86,11 @@ def job_image(job_id: str, index: int) -> Any:
     path = (svc.settings.outputs_dir / images[index]["file"]).resolve()
     if not path.is_relative_to(svc.settings.outputs_dir.resolve()) or not path.is_file():
         raise not_found("image file", "index")
-    if "size" in request.args:
-        size = int_arg("size", 256, 16, 1024)
-        path = job_thumbnail(path, size, svc.settings.outputs_dir / job.id)
+    if query.size is not None:
+        path = job_thumbnail(path, query.size, svc.settings.outputs_dir / job.id)
     response = send_file(path, conditional=True, max_age=31536000,
                          download_name=f"{job_id}-{index}{path.suffix}",
-                         as_attachment=request.args.get("download") in ("1", "true"))
+                         as_attachment=query.download)
     response.headers["Cache-Control"] = "private, max-age=31536000, immutable"
     return response
 
@@ -106,16 +102,3 @@ def remove_job_files(svc: Services, job_id: str, params: dict[str, Any]) -> None
         target = (svc.settings.data_dir / inputs).resolve()
         if target.is_relative_to((svc.settings.data_dir / "inputs").resolve()):
             shutil.rmtree(target, ignore_errors=True)
-
-
-def int_arg(name: str, default: int, minimum: int, maximum: int) -> int:
-    raw = request.args.get(name)
-    if raw is None:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ApiError(400, "invalid_query", f"{name}: must be an integer", name) from None
-    if not minimum <= value <= maximum:
-        raise ApiError(400, "invalid_query", f"{name}: must be between {minimum} and {maximum}", name)
-    return value

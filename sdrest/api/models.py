@@ -25,8 +25,7 @@ from sdrest.api.schemas.library import (
     TemplateQuery,
     TemplateView,
 )
-from sdrest.api.schemas.parsing import read_body
-from sdrest.api.jobs import int_arg
+from sdrest.api.schemas.parsing import parse_query, read_body
 from sdrest.api.views import API
 from sdrest.auth.web import current_principal, owner_for_new_jobs
 from sdrest.models.paths import InvalidModelName, ModelNotFoundError
@@ -37,16 +36,14 @@ from sdrest.services import Services, services
 
 bp = Blueprint("models", __name__, url_prefix=API)
 
-MAX_PAGE = 500
-
 
 @bp.get("/models")
 @api_doc(query=ModelListQuery, responses={200: ModelList}, errors=(400,))
 def list_models() -> Any:
     """Models, filtered by ?type= (names like lora,checkpoint or a bit mask like 3) and ?search=."""
     svc = services()
-    type_filter = _type_filter(request.args.get("type"))
-    return _listing(svc, type_filter)
+    query = parse_query(ModelListQuery, request.args)
+    return _listing(svc, _type_filter(query.type), query)
 
 
 @bp.get("/models/<path:model_id>")
@@ -60,17 +57,18 @@ def model(model_id: str) -> Any:
     (computed on demand with ?hashes=true, cached by path, size and time).
     """
     svc = services()
+    query = parse_query(ModelQuery, request.args)
     try:
         model_type = ModelType.from_name(model_id)
     except ValueError:
         model_type = None
     if model_type is not None and "/" not in model_id:
-        return _listing(svc, model_type)
+        return _listing(svc, model_type, query)
     entry = svc.library.get(model_id) or _checkpoint_named(svc.library, model_id)
     if entry is None:
         raise not_found(f"model {model_id!r}", "model_id")
     details = _view(svc, entry)
-    if request.args.get("hashes") in ("1", "true"):
+    if query.hashes:
         details.update(_hashes(svc, entry))
     return jsonify(details)
 
@@ -163,9 +161,7 @@ def preset(name: str) -> Any:
 def prompt_templates() -> Any:
     """Prompt and negative prompt templates (?type=prompts or neg_prompts)."""
     svc = services()
-    wanted = request.args.get("type")
-    if wanted not in (None, "prompts", "neg_prompts"):
-        raise ApiError(400, "invalid_query", "type: must be prompts or neg_prompts", "type")
+    wanted = parse_query(TemplateQuery, request.args).type
     kinds = [ModelType.from_name(wanted)] if wanted else [ModelType.PROMPTS, ModelType.NEG_PROMPTS]
     return jsonify({"templates": [_template_view(e) for kind in kinds for e in svc.library.entries(kind)]})
 
@@ -189,11 +185,9 @@ def _checkpoint_named(library: ModelLibrary, name: str) -> ModelEntry | None:
         return None
 
 
-def _listing(svc: Services, type_filter: ModelType | None) -> Any:
-    search = request.args.get("search")
-    entries = svc.library.entries(type_filter, search)
-    limit = int_arg("limit", 100, 1, MAX_PAGE)
-    offset = int_arg("offset", 0, 0, 10**9)
+def _listing(svc: Services, type_filter: ModelType | None, query: ModelListQuery) -> Any:
+    entries = svc.library.entries(type_filter, query.search)
+    limit, offset = query.limit, query.offset
     return jsonify({"models": [_view(svc, e) for e in entries[offset:offset + limit]], "total": len(entries),
                     "limit": limit, "offset": offset})
 

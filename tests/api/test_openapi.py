@@ -113,7 +113,7 @@ EXPECTED: dict[tuple[str, str], set[int]] = {
     ("/api/v1/jobs/{job_id}/images/{index}", "get"): {200, 304, 400, 404},
     ("/api/v1/queue", "get"): {200, 400},
     ("/api/v1/models", "get"): {200, 400},
-    ("/api/v1/models/{model_id}", "get"): {200, 400, 404},
+    ("/api/v1/models/{model_id}", "get"): {200, 400, 404, 429},
     ("/api/v1/models/scan", "post"): {200},
     ("/api/v1/models/load", "post"): _SUBMIT - {409},
     ("/api/v1/models/unload", "post"): _SUBMIT - {404, 409},

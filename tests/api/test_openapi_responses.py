@@ -152,7 +152,7 @@ def test_every_api_v1_route_answers_as_documented(server: Server, checker: Schem
     assert call("GET", "/api/v1/models?type=nothing", "/api/v1/models").status_code == 400
     assert call("GET", "/api/v1/models/lora", "/api/v1/models/{model_id}").json()["models"][0]["name"] == "style"
     details = call("GET", "/api/v1/models/checkpoint/sd1.safetensors?hashes=true", "/api/v1/models/{model_id}")
-    assert details.json()["legacy_hash"]
+    assert details.status_code == 200 and details.json()["legacy_hash"], details.text
     assert call("GET", "/api/v1/models/checkpoint/nope", "/api/v1/models/{model_id}").status_code == 404
     assert call("GET", "/api/v1/presets", "/api/v1/presets").json()["presets"][0]["fields"]["steps"] == 1
     assert call("GET", "/api/v1/presets/fast", "/api/v1/presets/{name}").json()["name"] == "fast"

@@ -72,6 +72,6 @@ class AttemptList(ResponseModel):
 
 
 class AttemptsQuery(QueryModel):
-    limit: int | None = Field(None, ge=1, le=1000, description="Page size (default 100).")
-    offset: int | None = Field(None, ge=0)
+    limit: int = Field(100, ge=1, le=1000, description="Page size.")
+    offset: int = Field(0, ge=0, le=10**9)
     username: str | None = Field(None, description="Only this user's attempts.")

@@ -87,23 +87,23 @@ class SubmitQuery(QueryModel):
 
 
 class JobQuery(QueryModel):
-    base64: bool | None = Field(None, description="Include the images as base64.")
+    base64: bool = Field(False, description="Include the images as base64.")
 
 
 class QueueQuery(QueryModel):
     status: str | None = Field(None, description="Comma-separated statuses, e.g. `queued,running`.",
                                examples=["queued,running"])
     mode: str | None = Field(None, description="Only jobs of this mode (txt2img, img2img, inpaint, upscale, ...).")
-    limit: int | None = Field(None, ge=1, le=200, description="Page size (default 50).")
-    offset: int | None = Field(None, ge=0, description="Jobs to skip.")
-    order: Literal["newest", "oldest", "run"] | None = Field(None, description="newest (default), oldest, or "
-                                                                               "run: the queue in running order.")
+    limit: int = Field(50, ge=1, le=200, description="Page size.")
+    offset: int = Field(0, ge=0, le=10**9, description="Jobs to skip.")
+    order: Literal["newest", "oldest", "run"] = Field("newest", description="newest, oldest, or run: the queue "
+                                                                            "in running order.")
 
 
 class ImageQuery(QueryModel):
     size: int | None = Field(None, ge=16, le=1024, description="A thumbnail whose longest side is this many "
                                                                "pixels.")
-    download: bool | None = Field(None, description="Served as an attachment.")
+    download: bool = Field(False, description="Served as an attachment.")
     token: str | None = Field(None, description="The image token of a --public-images URL.")
 
 

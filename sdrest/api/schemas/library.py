@@ -88,12 +88,12 @@ class TemplateList(ResponseModel):
 class ModelListQuery(QueryModel):
     type: str | None = Field(None, description="Type names (`lora,checkpoint`) or a bit mask (`3`).")
     search: str | None = Field(None, description="Only names containing this text.")
-    limit: int | None = Field(None, ge=1, le=500, description="Page size (default 100).")
-    offset: int | None = Field(None, ge=0)
+    limit: int = Field(100, ge=1, le=500, description="Page size.")
+    offset: int = Field(0, ge=0, le=10**9)
 
 
 class ModelQuery(ModelListQuery):
-    hashes: bool | None = Field(None, description="Compute (and cache) the file's hashes.")
+    hashes: bool = Field(False, description="Compute (and cache) the file's hashes.")
 
 
 class TemplateQuery(QueryModel):

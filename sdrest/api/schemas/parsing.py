@@ -10,6 +10,8 @@ converted first, as forms have only text. Every problem is an
 - ``400 unknown_field``: a field the model does not have (a typo is never ignored);
 - ``400 conflicting_fields``: a field given under two of its names (``sampler`` and ``sampler_name``);
 - ``422 missing_field``: a required field is absent; ``422 invalid_field``: a wrong type or value.
+
+:func:`parse_query` reads query parameters into a query model (``400 invalid_query``).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from sdrest.api.errors import ApiError
 from sdrest.api.schemas.base import alias_names
 
 M = TypeVar("M", bound=BaseModel)
+Q = TypeVar("Q", bound=BaseModel)
 
 
 def read_body(request: Request) -> tuple[dict[str, Any], bool]:
@@ -65,6 +68,17 @@ def parse(model: type[M], data: Mapping[str, Any], *, from_form: bool = False,
         return model.model_validate(data, strict=not from_form, context=dict(context or {}))
     except ValidationError as exc:
         raise api_error(exc.errors(include_url=False)) from None
+
+
+def parse_query(model: type[Q], args: Mapping[str, str]) -> Q:
+    """The query parameters as ``model`` (text converted), or ``400 invalid_query`` naming one."""
+    try:
+        return model.model_validate(dict(args.items()))
+    except ValidationError as exc:
+        error = exc.errors(include_url=False)[0]
+        name = field_path(error["loc"]) or "query"
+        message = error["msg"].removeprefix("Value error, ")
+        raise ApiError(400, "invalid_query", f"{name}: {message}", name) from None
 
 
 def values_of(body: BaseModel) -> dict[str, Any]:
