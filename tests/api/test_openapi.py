@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint, jsonify
+from openapi_spec_validator import OpenAPIV31SpecValidator, validate
 from pydantic import AliasChoices, Field
 
 from sdrest.api.openapi import NOT_API, documented_routes, openapi_document, openapi_path
@@ -201,6 +202,15 @@ def test_request_schemas_carry_limits_and_aliases(tmp_path) -> None:
     assert set(schemas["LoginRequest"]["required"]) == {"username", "password"}
     hires = schemas["HiresRequest"]["properties"]["scale"]["anyOf"][0]
     assert (hires["minimum"], hires["maximum"]) == (1, 4)
+
+
+def test_the_document_is_valid_openapi_3_1(tmp_path) -> None:
+    app = _app(tmp_path)
+    try:
+        document = openapi_document(app)
+    finally:
+        close_app(app)
+    validate(document, cls=OpenAPIV31SpecValidator)  # raises on any violation, dangling $refs included
 
 
 def test_served_document(tmp_path) -> None:
