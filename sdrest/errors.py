@@ -33,3 +33,7 @@ class ModelLoadError(NativeCallError):
 
 class GenerationError(NativeCallError):
     """The library returned no result for a generation, upscale or conversion."""
+
+
+class GenerationCancelled(GenerationError):
+    """A generation ended early because :meth:`sdrest.engine.Context.cancel` asked it to."""

@@ -69,6 +69,12 @@ class Settings:
     text_encoders_dir: str = _setting("text_encoders", "folder of text encoders (clip_l, clip_g, t5xxl, llm)")
     allow_symlinks: bool = _setting(False, "follow symlinks that lead outside the model folders")
     idle_unload_minutes: float = _setting(0.0, "unload the model after this many idle minutes (0: never)")
+    max_loaded_models: int = _setting(1, "models the worker keeps loaded at once; the least recently used "
+                                         "one is unloaded to make room")
+    model_overtake_limit: int = _setting(4, "how many later jobs for an already loaded model may run before a "
+                                            "job of the same priority that needs another model (0: strict order)")
+    cancel_timeout: float = _setting(60.0, "seconds a cancelled job's library call may take to return before the "
+                                           "worker is killed instead (and restarted)")
     ui_dir: Path | None = _setting(None, "folder of the web UI to serve at /ui/ (default: the bundled one)")
     config: Path | None = _setting(None, "JSON or YAML file with settings", flag=False)
     data_dir: Path = _setting(Path("data"), "folder for the job database and other state")
@@ -217,14 +223,16 @@ class Settings:
         if not 0 < self.port < 65536:
             raise SettingsError(f"port: must be 1..65535, got {self.port}")
         for name in ("http_threads", "max_event_streams", "preview_interval", "max_queue", "max_image_pixels",
-                     "max_queued_per_user", "max_streams_per_user"):
+                     "max_queued_per_user", "max_streams_per_user", "max_loaded_models"):
             if getattr(self, name) < 1:
                 raise SettingsError(f"{name}: must be at least 1")
-        for name in ("max_body_mb", "max_image_mb", "url_timeout", "wait_timeout"):
+        for name in ("max_body_mb", "max_image_mb", "url_timeout", "wait_timeout", "cancel_timeout"):
             if getattr(self, name) <= 0:
                 raise SettingsError(f"{name}: must be positive")
         if self.max_interruptions < 0:
             raise SettingsError("max_interruptions: must be >= 0")
+        if self.model_overtake_limit < 0:
+            raise SettingsError("model_overtake_limit: must be >= 0")
         if self.job_retention_hours < 0 or self.idle_unload_minutes < 0:
             raise SettingsError("job_retention_hours and idle_unload_minutes: must be >= 0")
         if self.threads == 0:

@@ -44,6 +44,7 @@ def status() -> Any:
         "running_hidden": running["running_hidden"],
         "loaded_model": worker.loaded_model,
         "loaded_model_options": worker.loaded_options,
+        "resident_models": worker.resident_models,
         "default_model": svc.supervisor.default_model,
         "worker": {"pid": worker.pid, "alive": worker.alive, "starts": worker.starts, "crashes": worker.crashes,
                    "last_crash": _crash_view(worker.last_crash)},

@@ -6,14 +6,17 @@ buffer the library returns is copied into Pillow and freed before the call retur
 
 Thread safety: the library's callbacks are process-global, so all native calls made through
 the same library are serialised (see :mod:`sdrest.engine.callbacks`). Use one thread per
-process for generation, as the sdrest worker does.
+process for generation, as the sdrest worker does. The one exception is
+:meth:`Context.cancel`, which any other thread may call while a generation runs.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import secrets
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -31,10 +34,13 @@ from sdrest.engine.params import (
     VideoGenParams,
 )
 from sdrest.engine.structs import Arena, struct_to_dict
-from sdrest.errors import GenerationError, ModelLoadError
+from sdrest.errors import GenerationCancelled, GenerationError, ModelLoadError
 
 #: Largest seed handed out for "random" (-1): fits every client's int32 parsing.
 MAX_RANDOM_SEED = 2**31 - 1
+
+#: The library's own account of the weights it loaded (one INFO line at the end of a load).
+_PARAMS_MEMORY = re.compile(r"total params memory size = [0-9.]+MB \(VRAM ([0-9.]+)MB, RAM ([0-9.]+)MB\)")
 
 
 @dataclass
@@ -47,6 +53,7 @@ class Generation:
     seconds: float = 0.0
     log_tail: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)  # the library's WARN/ERROR lines
+    cancelled: bool = False      # a "new_latents" cancel cut the batch short: fewer images
 
 
 def resolve_seed(seed: int | None) -> int:
@@ -61,6 +68,10 @@ class Context:
 
     def __init__(self, params: ContextParams | None = None, *, native: NativeLibrary | None = None,
                  on_log: Callable[[int, str], None] | None = None, **fields: Any) -> None:
+        # Guards _ptr between close() and cancel() (another thread): never cancel a freed context.
+        self._cancel_lock = threading.Lock()
+        self._cancel_mode: int | None = None  # the request made during the running call, if any
+        self._ptr: Any = None
         if params is None:
             params = ContextParams(**fields)
         elif fields:
@@ -82,7 +93,9 @@ class Context:
         if ptr == ffi.NULL:
             what = params.model_path or params.diffusion_model_path
             raise ModelLoadError(f"could not load model {os.fspath(what)}", capture.problems() or capture.tail())
-        self._ptr: Any = ffi.gc(ptr, lib.free_sd_ctx)
+        self._ptr = ffi.gc(ptr, lib.free_sd_ctx)
+        #: Bytes of weights the library says it holds: {"ram_bytes", "vram_bytes"}; None if it did not say.
+        self.memory: dict[str, int] | None = _params_memory(capture.lines)
         # With free_params_immediately the library drops its weights after one generation
         # and would crash on the next: refuse that instead.
         self._single_use = bool(params.free_params_immediately)
@@ -96,7 +109,8 @@ class Context:
 
     def close(self) -> None:
         """Free the native context now (idempotent)."""
-        ptr, self._ptr = self._ptr, None
+        with self._cancel_lock:
+            ptr, self._ptr = self._ptr, None
         if ptr is not None:
             with self._hooks.lock:
                 ffi.release(ptr)
@@ -136,6 +150,66 @@ class Context:
         lib = self._native.lib
         return enum_name(lib, "enum sample_method_t", lib.sd_get_default_sample_method(self._require_open()))
 
+    def default_scheduler(self, sample_method: str) -> str:
+        """The scheduler the library uses for ``sample_method`` when none is asked for."""
+        from sdrest.engine.enums import enum_name, parse_enum
+
+        lib = self._native.lib
+        method = parse_enum(lib, "enum sample_method_t", sample_method, "sample_method")
+        return enum_name(lib, "enum scheduler_t", lib.sd_get_default_scheduler(self._require_open(), method))
+
+    # --- cancelling (any thread) ---
+
+    def cancel(self, mode: str | int = "all") -> None:
+        """Ask the generation running on this context to stop (``sd_cancel_generation``).
+
+        Safe from any thread while another one is inside :meth:`generate` or
+        :meth:`generate_video`: it only sets an atomic flag the library reads at every sampling
+        step, between the images of a batch and before decoding. Modes, as upstream's:
+
+        - ``"all"``: stop at the next sampling step; the call raises :class:`GenerationCancelled`.
+        - ``"new_latents"``: finish the image being sampled, skip the rest of the batch and
+          return the finished images (``Generation.cancelled`` is then true).
+        - ``"reset"``: withdraw a request the library has not acted on yet.
+
+        A request applies to the call running now (or about to start, if it comes after that
+        call began): each call starts with no request. Without a running call, or on a closed
+        context, this does nothing.
+        """
+        from sdrest.engine.enums import parse_enum
+
+        lib = self._native.lib
+        value = parse_enum(lib, "enum sd_cancel_mode_t", mode, "mode")
+        with self._cancel_lock:
+            if self._ptr is None:
+                return
+            self._cancel_mode = None if value == lib.SD_CANCEL_RESET else value
+            lib.sd_cancel_generation(self._ptr, value)
+
+    def _start_call(self, ptr: Any) -> Callable[[], None]:
+        """Forget earlier requests, and return a function that re-arms one made during this call.
+
+        The library clears its flag when a generation starts; a request that lands between
+        Python's call and that reset would be lost, so every callback of the call re-applies it.
+        """
+        lib = self._native.lib
+        with self._cancel_lock:
+            self._cancel_mode = None
+
+        def rearm() -> None:
+            mode = self._cancel_mode
+            if mode is not None:
+                lib.sd_cancel_generation(ptr, mode)
+
+        return rearm
+
+    def _cancel_checked(self, rearm: Callable[[], None], handler: Callable[..., None] | None) -> Callable[..., None]:
+        def checked(*args: Any) -> None:
+            rearm()
+            if handler is not None:
+                handler(*args)
+        return checked
+
     # --- generation ---
 
     def generate(self, params: ImageGenParams, *, on_progress: ProgressHandler | None = None,
@@ -149,8 +223,10 @@ class Context:
         ptr = self._claim_generation()
         lib = self._native.lib
         started = time.perf_counter()
-        with self._hooks.session(on_progress=on_progress, on_preview=on_preview, on_log=on_log,
-                                 preview_mode=preview_mode, preview_interval=preview_interval) as capture:
+        rearm = self._start_call(ptr)
+        with self._hooks.session(on_progress=self._cancel_checked(rearm, on_progress), on_preview=on_preview,
+                                 on_log=self._cancel_checked(rearm, on_log), preview_mode=preview_mode,
+                                 preview_interval=preview_interval) as capture:
             arena = Arena()
             c_params = ffi.new("sd_img_gen_params_t *")
             lib.sd_img_gen_params_init(c_params)
@@ -158,12 +234,16 @@ class Context:
             count = int(c_params.batch_count)
             results = lib.generate_image(ptr, c_params)
             images = _take_images(lib, results, count)
+        cancelled = self._cancel_mode is not None
         if not images:
+            if cancelled:
+                raise GenerationCancelled("generation cancelled")
             raise GenerationError("generation produced no image", capture.problems() or capture.tail())
         seed = int(params.seed or 0)
+        # A cut-short batch returns its first images: the seeds stay seed, seed+1, ...
         return Generation(images=images, seeds=[seed + i for i in range(len(images))], params=params,
                           seconds=time.perf_counter() - started, log_tail=capture.tail(),
-                          warnings=capture.problems())
+                          warnings=capture.problems(), cancelled=cancelled and len(images) < count)
 
     def txt2img(self, prompt: str, **options: Any) -> Generation:
         """Text to image. Options: see :func:`image_params`."""
@@ -195,7 +275,9 @@ class Context:
             raise GenerationError("this model cannot generate video")
         ptr = self._claim_generation()
         lib = self._native.lib
-        with self._hooks.session(on_progress=on_progress) as capture:
+        rearm = self._start_call(ptr)
+        with self._hooks.session(on_progress=self._cancel_checked(rearm, on_progress),
+                                 on_log=self._cancel_checked(rearm, None)) as capture:
             arena = Arena()
             c_params = ffi.new("sd_vid_gen_params_t *")
             lib.sd_vid_gen_params_init(c_params)
@@ -204,6 +286,8 @@ class Context:
             results = lib.generate_video(ptr, c_params, count)
             frames = _take_images(lib, results, int(count[0]))
         if not frames:
+            if self._cancel_mode is not None:
+                raise GenerationCancelled("video generation cancelled")
             raise GenerationError("video generation produced no frames", capture.problems() or capture.tail())
         return frames
 
@@ -242,6 +326,15 @@ def image_params(*, base: ImageGenParams | None = None, prompt: str | None = Non
     sample.guidance = guidance
     params.sample_params = sample
     return params
+
+
+def _params_memory(lines: Any) -> dict[str, int] | None:
+    for _level, text in reversed(lines):
+        found = _PARAMS_MEMORY.search(text)
+        if found:
+            vram, ram = (int(float(value) * 1024 * 1024) for value in found.groups())
+            return {"ram_bytes": ram, "vram_bytes": vram}
+    return None
 
 
 def _take_images(lib: Any, results: Any, count: int) -> list[Image.Image]:

@@ -54,6 +54,7 @@ DEFAULT_NAME = "default"
 _PLAIN_ENUM_PREFIX = {
     "enum sd_cache_mode_t": "SD_CACHE_",
     "enum sd_log_level_t": "SD_LOG_",
+    "enum sd_cancel_mode_t": "SD_CANCEL_",
 }
 
 

@@ -124,6 +124,11 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
         # never the job's fault and are not bounded).
         "ALTER TABLE jobs ADD COLUMN interruptions INTEGER NOT NULL DEFAULT 0",
     ),
+    (
+        # How often a job for a model that was not loaded let a later job for a loaded model run
+        # first (see JobStore.claim_next); bounded by --model-overtake-limit.
+        "ALTER TABLE jobs ADD COLUMN bypassed INTEGER NOT NULL DEFAULT 0",
+    ),
 )
 
 #: The schema version this code writes.
@@ -147,6 +152,9 @@ _QUEUE_CTE = (
     " FROM jobs LEFT JOIN served ON served.owner IS jobs.owner WHERE jobs.status = 'queued')"
 )
 _RUN_ORDER = "priority DESC, turn ASC, last_served ASC, seq ASC"
+# The model file a queued job needs loaded (NULL: whatever is loaded, or none, e.g. an upscale).
+_JOB_MODEL_SQL = ("COALESCE(json_extract(jobs.params, '$.model_path'),"
+                  " json_extract(jobs.params, '$.model_options.diffusion_model_path'))")
 _FINISHED_SQL = "('completed', 'failed', 'cancelled')"
 
 # Inside JobStore, `list` names the method (for type checkers), so annotations use these.
@@ -461,18 +469,27 @@ class JobStore:
         clause, args = _owner_clause({owner})
         return self._query(f"SELECT COUNT(*) FROM jobs WHERE status = 'queued' AND {clause}", args)[0][0]
 
-    def claim_next(self) -> Job | None:
+    def claim_next(self, *, loaded: Iterable[str] | None = None, overtake_limit: int = 0) -> Job | None:
         """Take the next queued job and mark it running; None when the queue is empty.
+
+        Model-aware scheduling: given the model files the worker has ``loaded``, the first job
+        of the head's priority (in run order) that needs no other model runs first, so a loaded
+        model is used before it is swapped out. Each job it overtakes counts that; a job
+        overtaken ``overtake_limit`` times is overtaken no more (0 or no ``loaded``: strict run
+        order). So no job waits more than ``overtake_limit`` extra jobs for its model's turn.
 
         The select and the update share one IMMEDIATE transaction, so two callers (threads or
         processes) can never claim the same job.
         """
         with self._write() as tx:
             head = tx.cursor.execute(
-                f"{_QUEUE_CTE} SELECT seq FROM queue ORDER BY {_RUN_ORDER} LIMIT 1").fetchone()
+                f"{_QUEUE_CTE} SELECT seq, priority FROM queue ORDER BY {_RUN_ORDER} LIMIT 1").fetchone()
             if head is None:
                 return None
-            row = tx.cursor.execute(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE seq = ?", head).fetchone()
+            seq = head[0]
+            if loaded is not None and overtake_limit > 0:
+                seq = self._prefer_loaded(tx, head[1], set(loaded), overtake_limit)
+            row = tx.cursor.execute(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE seq = ?", (seq,)).fetchone()
             job = _job_from_row(row)
             job.status = JobStatus.RUNNING
             job.started_at = self._clock()
@@ -486,6 +503,26 @@ class JobStore:
             self._insert_event(tx, EventType.STARTED.value, job,
                                {"status": "running", "kind": job.kind, "attempt": job.attempts})
         return job
+
+    @staticmethod
+    def _prefer_loaded(tx: _Transaction, priority: int, loaded: set[str], limit: int) -> int:
+        """The seq claim_next runs among the queued jobs of ``priority`` (see there)."""
+        rows = tx.cursor.execute(
+            f"{_QUEUE_CTE} SELECT seq, model, bypassed FROM (SELECT queue.seq AS seq, queue.priority AS priority,"
+            f" queue.turn AS turn, queue.last_served AS last_served, {_JOB_MODEL_SQL} AS model,"
+            " jobs.bypassed AS bypassed FROM queue JOIN jobs ON jobs.seq = queue.seq WHERE queue.priority = ?)"
+            f" ORDER BY {_RUN_ORDER}", (priority,)).fetchall()
+        for index, (seq, model, bypassed) in enumerate(rows):
+            if model is None or model in loaded:
+                ahead = [row[0] for row in rows[:index]]
+                if ahead:
+                    tx.cursor.execute(
+                        f"UPDATE jobs SET bypassed = bypassed + 1 WHERE seq IN ({', '.join('?' * len(ahead))})",
+                        ahead)
+                return seq
+            if bypassed >= limit:
+                break  # this job may not be overtaken again: strict order
+        return rows[0][0]
 
     def update_progress(self, job_id: str, *, step: int | None = None, steps: int | None = None,
                         stage: str | None = None) -> bool:

@@ -3,6 +3,9 @@
 Messages arrive from the supervisor over a pipe; everything the worker has to say (log lines,
 progress, previews, results) goes back the same way. Log lines are forwarded as they happen,
 so after a crash the supervisor still has the library's last words.
+
+A reader thread takes the supervisor's messages off the pipe: a "cancel" acts at once (the
+main thread is busy inside the library), everything else waits its turn for the main thread.
 """
 
 from __future__ import annotations
@@ -10,11 +13,13 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import queue
+import threading
 import traceback
 from multiprocessing.connection import Connection
 from typing import Any
 
-from sdrest.errors import GenerationError, ModelLoadError, NativeCallError, SdrestError
+from sdrest.errors import GenerationCancelled, GenerationError, ModelLoadError, NativeCallError, SdrestError
 from sdrest.models.paths import ModelNotFoundError
 from sdrest.settings import Settings
 
@@ -38,6 +43,8 @@ def error_payload(exc: BaseException) -> dict[str, Any]:
     if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
         # Not the job's fault and not a bug: say so plainly (the path is the server's business).
         return {"code": "disk_full", "message": "no space left on the output disk: the image could not be saved"}
+    if isinstance(exc, GenerationCancelled):
+        return {"code": "cancelled", "message": "the job was cancelled"}
     if isinstance(exc, ModelLoadError):
         code = "model_load_failed"
     elif isinstance(exc, GenerationError):
@@ -79,8 +86,11 @@ def main(conn: Connection, settings_values: dict[str, Any]) -> None:
     """Serve run/load/unload requests until told to stop or the pipe closes."""
     from sdrest.worker.runner import Runner
 
+    sending = threading.Lock()
+
     def send(message: dict[str, Any]) -> None:
-        conn.send(message)
+        with sending:  # two threads write to the pipe: one whole message at a time
+            conn.send(message)
 
     settings = Settings.from_mapping(settings_values)
     root = logging.getLogger()
@@ -93,10 +103,12 @@ def main(conn: Connection, settings_values: dict[str, Any]) -> None:
         logging.getLogger("sdrest.worker").error("cannot start: %s", exc)
         raise SystemExit(2) from None
     send({"type": "ready", "pid": os.getpid(), "capabilities": caps})
+    inbox: queue.Queue[dict[str, Any] | None] = queue.Queue()
+    threading.Thread(target=_read_pipe, args=(conn, runner, send, inbox), name="sdrest-worker-pipe",
+                     daemon=True).start()
     while True:
-        try:
-            message = conn.recv()
-        except (EOFError, OSError):
+        message = inbox.get()
+        if message is None:
             return
         op = message.get("op")
         if op == "shutdown":
@@ -115,3 +127,24 @@ def main(conn: Connection, settings_values: dict[str, Any]) -> None:
         except Exception as exc:  # noqa: BLE001 - every failure is reported, the worker goes on
             logging.getLogger("sdrest.worker").debug("job failed:\n%s", traceback.format_exc())
             send({"type": "error", "job_id": job_id, "op": op, "error": error_payload(exc)})
+        finally:
+            runner.end(job_id)
+
+
+def _read_pipe(conn: Connection, runner: Any, send: Any, inbox: queue.Queue[dict[str, Any] | None]) -> None:
+    """Read the supervisor's messages; None in ``inbox`` means the pipe closed."""
+    while True:
+        try:
+            message = conn.recv()
+        except (EOFError, OSError):
+            inbox.put(None)
+            return
+        if message.get("op") == "cancel":
+            if not runner.cancel(message.get("job_id"), message.get("mode") or "all"):
+                # Nothing the library can stop (an upscale, or the job already ended): say so,
+                # and the supervisor decides (it kills the worker only if the job still runs).
+                send({"type": "cancel_refused", "job_id": message.get("job_id")})
+            continue
+        if message.get("op") == "run":
+            runner.begin(message["job"])  # before it waits its turn: a cancel may come at once
+        inbox.put(message)

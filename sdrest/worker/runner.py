@@ -1,17 +1,19 @@
 """Turn one job into engine calls, inside the worker process.
 
-The runner owns the native objects (one :class:`~sdrest.engine.Context`, cached ESRGAN
-upscalers) and the model lifecycle: it reloads only when a job asks for a different model or
-context options. It reports progress as stages (loading, encoding, sampling, decoding,
-writing) with the time spent in each.
+The runner owns the native objects (up to ``--max-loaded-models`` resident
+:class:`~sdrest.engine.Context` objects, cached ESRGAN upscalers) and the model lifecycle: it
+loads only when a job asks for a model or context options none of the resident ones has. It
+reports progress as stages (loading, encoding, sampling, decoding, writing) with the time
+spent in each. :meth:`Runner.cancel` (the worker's pipe-reader thread) stops the running job
+inside the library, keeping every model loaded.
 """
 
 from __future__ import annotations
 
 import io
-import json
 import logging
 import shutil
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -20,8 +22,10 @@ from typing import Any
 from PIL import Image
 
 from sdrest import __version__
+from sdrest.errors import GenerationCancelled
 from sdrest.jobs.params import public_params
 from sdrest.settings import Settings
+from sdrest.worker.resident import Resident, ResidentModels, model_key
 
 log = logging.getLogger("sdrest.worker")
 
@@ -59,33 +63,53 @@ class Runner:
     def __init__(self, settings: Settings, send: Send) -> None:
         self.settings = settings
         self.send = send
-        self.context: Any = None
-        self.context_key: tuple[Any, ...] | None = None
+        self.context: Any = None          # the model in use: the most recently used resident one
+        self.context_key: str | None = None
         self.model_name: str | None = None
         self.loaded_spec: dict[str, Any] | None = None
+        self.models = ResidentModels(settings.max_loaded_models)
         self.upscalers: dict[str, Any] = {}
+        # The running job and a cancel asked for it; the pipe-reader thread writes both.
+        self._cancel_lock = threading.Lock()
+        self._job_id: str | None = None
+        self._cancel_mode: str | None = None
+        self._upscaling = False  # the upscaler has no cancel call
 
     # --- model lifecycle ---
 
     def ensure_model(self, model: dict[str, Any], clock: StageClock | None) -> None:
-        """Load ``model`` ({"name", "path", "options"}) unless exactly that is loaded.
+        """Use ``model`` ({"name", "path", "options"}), loading it unless it is resident.
 
-        If the new model fails to load, the previous one is loaded again, so one bad file
-        never leaves the server without its working model.
+        Loading first unloads the least recently used models beyond ``--max-loaded-models``.
+        If the new model fails to load, the previous one is used again (reloaded if it had to
+        make room), so one bad file never leaves the server without its working model.
         """
-        key = json.dumps([model["path"], model.get("options") or {}], sort_keys=True)
-        if self.context is not None and key == self.context_key:
+        key = model_key(model)
+        resident = self.models.get(key)
+        if resident is not None:
+            if key != self.context_key:
+                self._use(resident)
+                self._announce()
             return
         previous = self.loaded_spec
-        self.unload()
+        evicted = self.models.make_room()
+        if any(entry.key == self.context_key for entry in evicted):
+            self._use(None)
+        if evicted:
+            self._announce()
         if clock is not None:
             clock.enter("loading")
         try:
             self._load(model, key)
         except Exception:
             if previous is not None:
-                log.warning("loading %s failed; reloading %s", model["name"], previous["name"])
-                self._load(previous, json.dumps([previous["path"], previous.get("options") or {}], sort_keys=True))
+                back = self.models.get(model_key(previous))
+                if back is not None:
+                    self._use(back)
+                    self._announce()
+                else:
+                    log.warning("loading %s failed; reloading %s", model["name"], previous["name"])
+                    self._load(previous, model_key(previous))
             raise
 
     def _load(self, model: dict[str, Any], key: str) -> None:
@@ -94,21 +118,73 @@ class Runner:
         options = dict(model.get("options") or {})
         embeddings = [Embedding(name=e["name"], path=e["path"]) for e in options.pop("embeddings", [])]
         started = time.perf_counter()
-        self.context = Context(model_path=model["path"], n_threads=self.settings.threads, vae_decode_only=False,
-                               embeddings=embeddings or None, **options)
-        self.context_key = key
-        self.model_name = model["name"]
-        self.loaded_spec = model
-        self.send({"type": "model", "name": self.model_name, "path": model["path"],
-                   "options": model.get("options") or {}, "seconds": round(time.perf_counter() - started, 3)})
+        context = Context(model_path=model["path"], n_threads=self.settings.threads, vae_decode_only=False,
+                          embeddings=embeddings or None, **options)
+        entry = Resident(key=key, spec=model, context=context, seconds=time.perf_counter() - started,
+                         memory=context.memory)
+        self.models.add(entry)
+        self._use(entry)
+        self._announce()
+
+    def _use(self, entry: Resident | None) -> None:
+        with self._cancel_lock:  # cancel() reads self.context from the pipe-reader thread
+            self.context = entry.context if entry is not None else None
+        self.context_key = entry.key if entry is not None else None
+        self.model_name = entry.spec["name"] if entry is not None else None
+        self.loaded_spec = entry.spec if entry is not None else None
+
+    def _announce(self) -> None:
+        """Tell the supervisor which model is in use and which ones are resident."""
+        spec = self.loaded_spec or {}
+        self.send({"type": "model", "name": self.model_name, "path": spec.get("path"),
+                   "options": spec.get("options") or {},
+                   "resident": [entry.describe() for entry in self.models.entries()]})
 
     def unload(self) -> None:
-        if self.context is not None:
-            self.context.close()
-        self.context = self.context_key = self.model_name = self.loaded_spec = None
-        self.send({"type": "model", "name": None, "options": {}})
+        self._use(None)
+        self.models.clear()
+        self._announce()
+
+    # --- cancelling (the pipe-reader thread) ---
+
+    def cancel(self, job_id: str | None, mode: str = "all") -> bool:
+        """Stop ``job_id`` if it is the current job (see :meth:`begin`): inside the library at
+        its next sampling step ("all"), or after the image being sampled ("new_latents"). False
+        when it cannot be stopped that way (not the current job, or an upscale)."""
+        with self._cancel_lock:
+            if job_id is None or job_id != self._job_id or self._upscaling:
+                return False
+            self._cancel_mode = mode
+            context = self.context
+        if context is not None:
+            context.cancel(mode)
+        return True
+
+    def _check_cancel(self) -> None:
+        """Between the steps of a job: end it here if it was cancelled before the library started."""
+        if self._cancel_mode is not None:
+            raise GenerationCancelled("cancelled")
+
+    def _rearm_cancel(self) -> None:
+        """From the library's callbacks: a cancel that came just before the library cleared its
+        flag (which it does when a generation starts) is applied again."""
+        mode, context = self._cancel_mode, self.context
+        if mode is not None and context is not None:
+            context.cancel(mode)
 
     # --- jobs ---
+
+    def begin(self, job: dict[str, Any]) -> None:
+        """(pipe-reader thread) ``job`` arrived: from now until :meth:`end` it may be cancelled."""
+        with self._cancel_lock:
+            self._job_id, self._cancel_mode = job["id"], None
+            self._upscaling = job["params"]["mode"] == "upscale"
+
+    def end(self, job_id: str | None) -> None:
+        """(main thread) The job's answer went out: a later cancel for it is stale."""
+        with self._cancel_lock:
+            if job_id == self._job_id:
+                self._job_id = self._cancel_mode = None
 
     def run(self, job: dict[str, Any], model: dict[str, Any] | None) -> dict[str, Any]:
         params = job["params"]
@@ -127,6 +203,7 @@ class Runner:
             if model is None:
                 raise LookupError("no model is loaded")
             self.ensure_model(model, clock)
+            self._check_cancel()
             result = self._generate(job, params, clock)
         result["timings"] = clock.finish()
         return result
@@ -139,6 +216,7 @@ class Runner:
         options["loras"] = [Lora(path=lora["path"], multiplier=float(lora["weight"])) for lora in params.get("loras", [])]
 
         def on_log(_level: int, line: str) -> None:
+            self._rearm_cancel()
             # The library's own milestones mark where one stage ends and the next begins.
             if "get_learned_condition completed" in line and clock.stage == "encoding":
                 clock.enter("sampling", step=0, steps=int(params.get("steps") or 0))
@@ -146,6 +224,7 @@ class Runner:
                 clock.enter("decoding")
 
         def on_progress(step: int, steps: int, _seconds: float) -> None:
+            self._rearm_cancel()
             if step > 0:
                 self.send({"type": "progress", "job_id": job["id"], "stage": clock.stage, "step": step,
                            "steps": steps})
@@ -157,6 +236,7 @@ class Runner:
                 self.send({"type": "preview", "job_id": job["id"], "step": step, "png": buffer.getvalue()})
 
         preview = self.settings.preview
+        self._check_cancel()
         generation = self.context.generate(
             _image_params(params, options),
             on_progress=on_progress,

@@ -5,9 +5,11 @@ hands it to the worker process over a pipe, turns the worker's messages into sto
 and events, and watches the process: if it dies (native abort, segfault, OOM kill) the job is
 marked failed with the signal and the library's last log lines, and a new worker starts.
 
-Cancelling a running job kills the worker at once (the library has no way to stop a
-generation midway): the job ends within a sampling step, and the fresh worker reloads the
-model when the next job needs it.
+Cancelling a running job stops it inside the library (``sd_cancel_generation``, a patch of
+ours to the pinned source): the generation ends at its next sampling step, and the worker and
+its loaded models stay as they were, so the next job starts without a reload. Only if the
+library has not returned within ``--cancel-timeout`` seconds (a model load, which cannot be
+interrupted, or an upscale) is the worker killed instead and a fresh one started.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from multiprocessing.connection import Connection
 from pathlib import PurePath
 from typing import Any
 
-from sdrest.jobs import EventBus, Job, JobStore
+from sdrest.jobs import EventBus, Job, JobStatus, JobStore
 from sdrest.models.paths import ModelNotFoundError
 from sdrest.settings import Settings
 
@@ -51,6 +53,7 @@ class WorkerState:
     running_owner: str | None = None
     loaded_model: str | None = None
     loaded_options: dict[str, Any] = field(default_factory=dict)
+    resident_models: list[dict[str, Any]] = field(default_factory=list)  # least recently used first
     last_crash: dict[str, Any] | None = None
 
 
@@ -68,6 +71,9 @@ class Supervisor:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._cancel_running: str | None = None
+        self._cancel_mode = "all"
+        self._cancel_refused: str | None = None  # the worker could not stop this job in place
+        self._resident_files: frozenset[str] = frozenset()  # model files the worker holds loaded
         self._thread: threading.Thread | None = None
         self._process: multiprocessing.process.BaseProcess | None = None
         self._conn: Connection | None = None
@@ -109,12 +115,24 @@ class Supervisor:
         self.bus.emit("queue", data={"queued": counts.get("queued", 0), "running": running,
                                      "running_owner": owner}, persist=False)
 
-    def cancel_running(self, job_id: str) -> None:
-        """The store already marked ``job_id`` cancelled; stop the worker if it runs it."""
+    def cancel_running(self, job_id: str, mode: str = "all") -> bool:
+        """Stop ``job_id`` if the worker runs it; False if it does not (any more).
+
+        ``mode`` "all" (the caller has already marked the job cancelled in the store): the
+        library stops at its next sampling step. "new_latents" (the job stays running in the
+        store): the image being sampled is finished and the job completes with the images of
+        its batch done so far, or ends cancelled if there are none. Either way the worker and
+        its models are kept; it is killed only after ``--cancel-timeout`` seconds without an
+        answer. Safe from any thread; the A1111 interrupt and skip use it too.
+        """
+        if mode not in ("all", "new_latents"):
+            raise ValueError(f"mode: expected 'all' or 'new_latents', not {mode!r}")
         with self._lock:
-            if self._state.running_job == job_id:
-                self._cancel_running = job_id
+            if self._state.running_job != job_id:
+                return False
+            self._cancel_running, self._cancel_mode = job_id, mode
         self._wake.set()
+        return True
 
     def state(self) -> WorkerState:
         with self._lock:
@@ -149,7 +167,9 @@ class Supervisor:
                     backoff = 0.5
                     self._preload()
                     continue  # the worker may have died while loading: look again before claiming
-                job = self.store.claim_next()
+                # Model-aware: a job for a loaded model may go first, a bounded number of times.
+                job = self.store.claim_next(loaded=self._resident_files or None,
+                                            overtake_limit=self.settings.model_overtake_limit)
                 if job is None:
                     self._maybe_unload_idle()
                     self._wake.wait(1.0)
@@ -174,6 +194,11 @@ class Supervisor:
         self._log_tail.clear()  # a crash report shows this job's lines, nobody else's
         self.announce_queue()
         try:
+            current = self.store.get(job.id)
+            if current is None or current.status is not JobStatus.RUNNING:
+                # Cancelled between the claim and now, before cancel_running could see it run.
+                self.counters["cancelled"] += 1
+                return
             try:
                 model = self._model_for(job)
             except ModelNotFoundError as exc:
@@ -243,6 +268,9 @@ class Supervisor:
         if kind == "model":
             self._set_loaded(message, keep_spec=keep_spec)
             return True
+        if kind == "cancel_refused":
+            self._cancel_refused = message.get("job_id")
+            return True
         return False
 
     def _set_loaded(self, message: dict[str, Any], *, keep_spec: bool = False) -> None:
@@ -253,6 +281,11 @@ class Supervisor:
         with self._lock:
             self._state.loaded_model = message["name"]
             self._state.loaded_options = _public_options(message.get("options") or {})
+            if "resident" in message:
+                self._state.resident_models = [_public_resident(entry) for entry in message["resident"]]
+                self._resident_files = frozenset(filter(None, (
+                    entry.get("path") or (entry.get("options") or {}).get("diffusion_model_path")
+                    for entry in message["resident"])))
             if keep_spec:
                 return
             self._current_spec = ({"name": message["name"], "path": message.get("path"),
@@ -310,13 +343,27 @@ class Supervisor:
         """Relay the worker's messages for ``job`` until it ends one way or another."""
         conn = self._conn
         assert conn is not None
+        cancel_deadline: float | None = None
         while True:
             with self._lock:
-                cancelled = self._cancel_running == job.id
-            if cancelled:
-                log.info("cancelling running job %s: restarting the worker", job.id)
+                mode = self._cancel_mode if self._cancel_running == job.id else None
+                self._cancel_running = None if mode is not None else self._cancel_running
+            if mode is not None:
+                log.info("cancelling running job %s (%s)", job.id, mode)
+                self._cancel_refused = None
+                try:
+                    conn.send({"op": "cancel", "job_id": job.id, "mode": mode})
+                except (OSError, ValueError):
+                    pass  # the worker is gone: the crash check below reports it
+                cancel_deadline = cancel_deadline or time.monotonic() + self.settings.cancel_timeout
+            if cancel_deadline is not None and (self._cancel_refused == job.id or time.monotonic() > cancel_deadline):
+                log.warning("job %s did not stop in place%s: restarting the worker", job.id,
+                            "" if self._cancel_refused == job.id else
+                            f" within {self.settings.cancel_timeout:g} s")
                 self._stop_worker(kill=True)
+                self.store.cancel(job.id)  # a "new_latents" stop is still running in the store
                 self.counters["cancelled"] += 1
+                self.counters["cancel_kills"] += 1
                 return
             if self._stop.is_set():
                 # A server stop is never the job's fault: it goes back to the queue, in its place.
@@ -361,6 +408,10 @@ class Supervisor:
                 self.counters["images"] += len(result.get("images", []))
             return True
         if kind == "error":
+            if message["error"].get("code") == "cancelled":
+                self.store.cancel(job.id)  # no-op unless a "new_latents" stop found no image done
+                self.counters["cancelled"] += 1
+                return True
             self._finish_failed(job, message["error"])
             return True
         log.warning("unknown worker message %r", kind)
@@ -387,6 +438,8 @@ class Supervisor:
             self._state.last_crash = {"job_id": job.id, "owner": job.owner, "time": time.time(), **error}
             self._state.alive = False
             self._state.loaded_model = None
+            self._state.resident_models = []
+            self._resident_files = frozenset()
         self._finish_failed(job, error)
         self._cleanup_worker()
 
@@ -425,6 +478,8 @@ class Supervisor:
             self._state.alive = True
             self._state.starts += 1
             self._state.loaded_model = None
+            self._state.resident_models = []
+            self._resident_files = frozenset()
         log.info("generation worker started (pid %s)", hello.get("pid"))
 
     def _stop_worker(self, kill: bool = False) -> None:
@@ -444,6 +499,8 @@ class Supervisor:
         with self._lock:
             self._state.alive = False
             self._state.loaded_model = None
+            self._state.resident_models = []
+            self._resident_files = frozenset()
 
     def _cleanup_worker(self) -> None:
         if self._conn is not None:
@@ -462,6 +519,12 @@ def _public_options(options: dict[str, Any]) -> dict[str, Any]:
         else:
             shown[key] = value
     return shown
+
+
+def _public_resident(entry: dict[str, Any]) -> dict[str, Any]:
+    """A resident model as the status shows it: name, options, load time and weight memory."""
+    return {"name": entry.get("name"), "options": _public_options(entry.get("options") or {}),
+            "load_seconds": entry.get("load_seconds"), "memory": entry.get("memory")}
 
 
 def _describe_exit(code: int | None) -> str:

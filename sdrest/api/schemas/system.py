@@ -28,6 +28,18 @@ class Capabilities(ResponseModel):
     hires_upscalers: list[str]
 
 
+class ResidentMemory(ResponseModel):
+    ram_bytes: int = Field(description="Bytes of weights in RAM, as the library counts them.")
+    vram_bytes: int = Field(description="Bytes of weights in GPU memory.")
+
+
+class ResidentModelView(ResponseModel):
+    name: str | None
+    options: dict[str, Any]
+    load_seconds: float | None = Field(description="How long loading it took.")
+    memory: ResidentMemory | None = Field(description="Its weights' memory (null if the library did not say).")
+
+
 class StatusView(ResponseModel):
     """The server, its queue and its worker."""
 
@@ -41,6 +53,8 @@ class StatusView(ResponseModel):
                                                           "not shown).")
     loaded_model: str | None
     loaded_model_options: dict[str, Any]
+    resident_models: list[ResidentModelView] = Field(description="Models the worker holds loaded (at most "
+                                                                 "--max-loaded-models), least recently used first.")
     default_model: str | None
     worker: WorkerView
     jobs: dict[str, int] = Field(description="Stored jobs per status.")
