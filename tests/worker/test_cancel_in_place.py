@@ -104,3 +104,25 @@ def test_ten_cancels_in_a_row_stay_stable(server: Server) -> None:
     assert status["worker"]["pid"] == before["pid"] and status["worker"]["crashes"] == before["crashes"]
     assert status["worker"]["starts"] == before["starts"]
     assert _counters(server) == (cancelled + 10, kills)
+
+
+def test_an_upscale_cannot_stop_in_place_so_its_worker_is_replaced(server: Server) -> None:
+    # The upscaler has no cancel call: the worker says so and the supervisor kills it at once
+    # (the fallback), instead of waiting --cancel-timeout.
+    from conftest import test_image
+    from server_helpers import png_base64
+
+    before = server.status()["worker"]
+    cancelled, kills = _counters(server)
+    response = server.post("/api/v1/upscale", json={"image": png_base64(test_image(512)), "upscaler": "x4",
+                                                    "wait": False})
+    assert response.status_code == 202, response.text
+    job_id = response.json()["job_id"]
+    server.wait_job(job_id, until=("running",))
+    assert server.delete(f"/api/v1/generate/{job_id}").status_code == 200
+    assert server.wait_job(job_id)["status"] == "cancelled"
+    after = server.submit(seed=9, wait=True)
+    assert after["status"] == "completed"
+    status = server.status()
+    assert status["worker"]["starts"] == before["starts"] + 1 and status["worker"]["crashes"] == before["crashes"]
+    assert _counters(server) == (cancelled + 1, kills + 1)
