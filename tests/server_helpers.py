@@ -52,6 +52,17 @@ def link_models(models: SyntheticModels, root: Path) -> Path:
     return root
 
 
+def sd1_server(models: SyntheticModels, tmp_path_factory: Any, name: str, *args: str) -> Iterator[Server]:
+    """A started server with the synthetic models and SD1 loaded (for a module-scoped fixture:
+    ``yield from sd1_server(models, tmp_path_factory, "name", "--flag", ...)``)."""
+    root = tmp_path_factory.mktemp(name)
+    server = Server(root, link_models(models, root / "models"), "--model", "sd1", *args).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
 class Server:
     """One ``sdrest serve`` process; ``restart()`` keeps its data directory."""
 

@@ -65,7 +65,6 @@ def _crash_view(crash: dict[str, Any] | None) -> dict[str, Any] | None:
 
 
 @bp.get("/system")
-@bp.get("/system")
 @api_doc(responses={200: SystemView})
 def system() -> Any:
     """The machine: CPU, memory, GPUs (name and memory through NVML on CUDA builds; on a CPU build
@@ -86,7 +85,8 @@ def system() -> Any:
         "backends": caps.get("backends", build_info().get("backends", [])),
         "native": {"version": caps.get("version"), "commit": caps.get("commit"),
                    "source": build_info().get("sd_cpp_origin")},
-        "disk": {"path": str(svc.settings.outputs_dir), "total": disk.total, "used": disk.used, "free": disk.free},
+        # Which folder, not where it is: no server path reaches a client.
+        "disk": {"folder": "output_dir", "total": disk.total, "used": disk.used, "free": disk.free},
     })
 
 

@@ -56,11 +56,12 @@ def job_view(job: Job, store: JobStore, settings: Settings, *, include_base64: b
     progress["percent"] = (100.0 if job.status is JobStatus.COMPLETED else
                            round(100.0 * (progress.get("step") or 0) / steps, 1) if steps else 0.0)
     result = job.result or {}
+    resolved = result.get("resolved") or {}
     images = []
     for image in result.get("images", []):
         entry = {key: image[key] for key in ("index", "seed", "width", "height", "format")}
         entry["url"] = image_url(job.id, image["index"], public=settings.public_images)
-        entry["parameters"] = {**params, "seed": image["seed"]} if job.kind != "upscale" else params
+        entry["parameters"] = {**params, **resolved, "seed": image["seed"]} if job.kind != "upscale" else params
         if include_base64:
             entry["data"] = encode_base64(settings.outputs_dir / image["file"])
         images.append(entry)
@@ -79,6 +80,7 @@ def job_view(job: Job, store: JobStore, settings: Settings, *, include_base64: b
         "images": images,
         "seeds": result.get("seeds", []),
         "model": result.get("model") or params.get("model"),
+        "resolved": result.get("resolved"),
         "warnings": result.get("warnings", []),
         "error": _public_error(job.error),
         "generation_time": (round(job.finished_at - job.started_at, 3)

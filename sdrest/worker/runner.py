@@ -69,6 +69,8 @@ class Runner:
         self.loaded_spec: dict[str, Any] | None = None
         self.models = ResidentModels(settings.max_loaded_models)
         self.upscalers: dict[str, Any] = {}
+        self.model_facts: Any = None  # architecture and hash of the model in use (resolved.py)
+        self.default_cfg = 0.0
         # The running job and a cancel asked for it; the pipe-reader thread writes both.
         self._cancel_lock = threading.Lock()
         self._job_id: str | None = None
@@ -246,9 +248,20 @@ class Runner:
             preview_interval=self.settings.preview_interval,
         )
         clock.enter("writing")
-        images = self._write(job, params, generation.images, generation.seeds)
+        resolved = self._resolve(params)
+        images = self._write(job, params, generation.images, generation.seeds, resolved)
         return {"images": images, "seeds": generation.seeds, "model": self.model_name,
-                "warnings": generation.warnings}
+                "resolved": resolved, "warnings": generation.warnings}
+
+    def _resolve(self, params: dict[str, Any]) -> dict[str, Any]:
+        """What applied: the model (with its short hash), sampler, scheduler, CFG, clip skip."""
+        from sdrest.engine import library_defaults
+        from sdrest.worker.resolved import ModelFacts, resolve
+
+        if self.model_facts is None:
+            self.model_facts = ModelFacts(self.settings.data_dir / "hashes.sqlite3")
+            self.default_cfg = library_defaults()["sample_params"]["guidance"]["txt_cfg"]
+        return resolve(params, self.context, self.loaded_spec or {}, self.model_facts, self.default_cfg)
 
     def _upscale(self, job: dict[str, Any], params: dict[str, Any], clock: StageClock) -> dict[str, Any]:
         from sdrest.engine import Upscaler
@@ -267,27 +280,32 @@ class Runner:
         return {"images": images, "seeds": [], "model": params.get("upscaler"), "warnings": []}
 
     def _write(self, job: dict[str, Any], params: dict[str, Any], images: list[Image.Image],
-               seeds: list[int]) -> list[dict[str, Any]]:
+               seeds: list[int], resolved: dict[str, Any] | None = None) -> list[dict[str, Any]]:
         directory = self.settings.outputs_dir / job["id"]
         directory.mkdir(parents=True, exist_ok=True)
         fmt = params.get("output_format") or self.settings.output_format
         try:
-            return self._write_all(job, params, images, seeds, directory, fmt)
+            return self._write_all(job, params, images, seeds, directory, fmt, resolved)
         except OSError:
             # A full disk (or any write error) fails the job: leave none of its files behind.
             shutil.rmtree(directory, ignore_errors=True)
             raise
 
     def _write_all(self, job: dict[str, Any], params: dict[str, Any], images: list[Image.Image],
-                   seeds: list[int], directory: Path, fmt: str) -> list[dict[str, Any]]:
+                   seeds: list[int], directory: Path, fmt: str,
+                   resolved: dict[str, Any] | None) -> list[dict[str, Any]]:
         from sdrest.outputs import infotext, write_image
 
         written = []
+        public = public_params(params)
         for index, (image, seed) in enumerate(zip(images, seeds or [0] * len(images))):
-            public = public_params(params)
-            text = infotext(public, seed=seed, model_name=self.model_name) if params["mode"] != "upscale" else ""
-            metadata = {"job_id": job["id"], "index": index, "seed": seed, "model": self.model_name,
-                        "params": public, "sdrest_version": __version__}
+            text = ""
+            if resolved is not None:  # generations; an upscale has no prompt to tell
+                text = infotext({**public, **resolved}, seed=seed, model_name=resolved["model"],
+                                model_hash=resolved["model_hash"])
+            metadata = {"job_id": job["id"], "index": index, "seed": seed,
+                        "model": resolved["model"] if resolved else params.get("upscaler"),
+                        "params": public, "resolved": resolved, "sdrest_version": __version__}
             path = write_image(image, directory, str(index), fmt=fmt, quality=params.get("output_quality"),
                                infotext=text, metadata=metadata)
             written.append({"index": index, "file": f"{job['id']}/{path.name}", "seed": seed,

@@ -27,6 +27,7 @@ from pathlib import PurePath
 from typing import Any
 
 from sdrest.jobs import EventBus, Job, JobStatus, JobStore
+from sdrest.jobs.params import public_model_options
 from sdrest.models.paths import ModelNotFoundError
 from sdrest.settings import Settings
 
@@ -280,7 +281,7 @@ class Supervisor:
         """
         with self._lock:
             self._state.loaded_model = message["name"]
-            self._state.loaded_options = _public_options(message.get("options") or {})
+            self._state.loaded_options = public_model_options(message.get("options") or {})
             if "resident" in message:
                 self._state.resident_models = [_public_resident(entry) for entry in message["resident"]]
                 self._resident_files = frozenset(filter(None, (
@@ -508,22 +509,9 @@ class Supervisor:
         self._process, self._conn = None, None
 
 
-def _public_options(options: dict[str, Any]) -> dict[str, Any]:
-    """Loaded options as the status shows them: file names, not server paths."""
-    shown = {}
-    for key, value in options.items():
-        if key == "embeddings":
-            shown[key] = [e["name"] for e in value]
-        elif key.endswith("_path") and isinstance(value, str):
-            shown[key.removesuffix("_path")] = PurePath(value).name
-        else:
-            shown[key] = value
-    return shown
-
-
 def _public_resident(entry: dict[str, Any]) -> dict[str, Any]:
     """A resident model as the status shows it: name, options, load time and weight memory."""
-    return {"name": entry.get("name"), "options": _public_options(entry.get("options") or {}),
+    return {"name": entry.get("name"), "options": public_model_options(entry.get("options") or {}),
             "load_seconds": entry.get("load_seconds"), "memory": entry.get("memory")}
 
 

@@ -11,18 +11,15 @@ import pytest
 import requests
 from PIL import Image
 
-from server_helpers import FAST, Server, link_models
+from server_helpers import FAST, Server, sd1_server
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
 def server(models, tmp_path_factory):
-    root = tmp_path_factory.mktemp("wait")
     # One long-request slot: an open event stream fills it (the bound under test).
-    server = Server(root, link_models(models, root / "models"), "--model", "sd1", "--max-event-streams", "1").start()
-    yield server
-    server.stop()
+    yield from sd1_server(models, tmp_path_factory, "wait", "--max-event-streams", "1")
 
 
 def test_generate_answers_with_the_finished_job_and_its_image_data(server: Server) -> None:

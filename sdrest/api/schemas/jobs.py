@@ -36,13 +36,25 @@ class JobImage(ResponseModel):
     height: int
     format: str = Field(description="png, jpeg or webp.")
     url: str = Field(description="GET this for the file (?size=N for a thumbnail).")
-    parameters: dict[str, Any] = Field(description="The job's parameters, with this image's seed.")
+    parameters: dict[str, Any] = Field(description="The job's parameters with this image's seed and, once "
+                                                   "finished, the resolved values (model, sampler, ...).")
     data: str | None = Field(None, description="The image as base64 (only with base64=true).")
 
 
 class JobLinks(ResponseModel):
     self: str
     events: str
+
+
+class Resolved(ResponseModel):
+    """What a finished generation really ran with (the library's defaults filled in)."""
+
+    model: str | None = Field(description="The checkpoint (or diffusion model) used, also when the default ran.")
+    model_hash: str | None = Field(description="Its A1111 short hash (the first 10 hex digits of its sha256).")
+    sampler: str
+    scheduler: str
+    cfg_scale: float
+    clip_skip: int | None = Field(description="CLIP layers skipped (null for models without a CLIP skip).")
 
 
 class JobView(ResponseModel):
@@ -63,6 +75,8 @@ class JobView(ResponseModel):
     images: list[JobImage]
     seeds: list[int]
     model: str | None
+    resolved: Resolved | None = Field(description="What a finished generation ran with (null until then, and "
+                                                  "for other jobs).")
     warnings: list[str]
     error: JobError | None
     generation_time: float | None = Field(description="Seconds from start to finish.")

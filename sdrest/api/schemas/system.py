@@ -101,7 +101,7 @@ class NativeView(ResponseModel):
 
 
 class DiskView(ResponseModel):
-    path: str
+    folder: Literal["output_dir"] = Field(description="The folder whose disk is measured: the output folder.")
     total: int
     used: int
     free: int
