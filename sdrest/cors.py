@@ -15,8 +15,10 @@ from sdrest.settings import Settings
 #: The URL prefixes a browser client may call: the API and the compatibility APIs.
 CORS_RESOURCES = r"^/(api|sdapi|v1)/.*"
 
-#: Request headers a cross-origin page may send (credentials, CSRF, event replay, RFC 7240).
-ALLOWED_HEADERS = ("Content-Type", "Authorization", "X-API-Key", "X-CSRF-TOKEN", "Last-Event-ID", "Prefer")
+#: Request headers a cross-origin page may send (credentials, CSRF and the anti-CSRF marker of
+#: sdrest/auth/origin.py, event replay, RFC 7240).
+ALLOWED_HEADERS = ("Content-Type", "Authorization", "X-API-Key", "X-CSRF-TOKEN", "X-Requested-With", "Last-Event-ID",
+                   "Prefer")
 
 #: Response headers a cross-origin page may read (the job's URL after a 202, back-off hints).
 EXPOSED_HEADERS = ("Location", "Preference-Applied", "Retry-After", "WWW-Authenticate")
