@@ -112,7 +112,9 @@ class JobOutput(RequestModel):
     output_format: Literal["png", "jpeg", "webp"] | None = Field(None, description="Image file format.")
     output_quality: int | None = Field(None, ge=1, le=100, description="JPEG/WebP quality.")
     priority: Priority | None = None
-    wait: bool | None = Field(None, description="Answer only when the job has finished (also ?wait=).")
+    wait: bool | None = Field(None, description="Answer only when the job has finished (also ?wait=). Default: "
+                                                "true on POST /generate (false, or Prefer: respond-async: 202 at "
+                                                "once), false on the mode routes and /upscale.")
     base64: bool | None = Field(None, description="Include each image as base64 in the answer "
                                                   "(default: when waiting).")
 
