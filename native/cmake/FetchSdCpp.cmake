@@ -92,7 +92,11 @@ function(_sdrest_apply_patches tree unpacked)
             # --fuzz=0: the tree is pinned by its hash, so a patch applies exactly or not at all.
             set(_cmd "${SDREST_PATCH_EXECUTABLE}" -p1 --forward --batch --fuzz=0 --no-backup-if-mismatch -i "${_patch}")
         elseif(GIT_EXECUTABLE)
-            set(_cmd "${GIT_EXECUTABLE}" apply -p1 "${_patch}")
+            # The ceiling keeps git from finding a repository around the cache (say the build
+            # tree's fallback cache inside a checkout), which would re-root the patch's paths.
+            get_filename_component(_ceiling "${tree}" DIRECTORY)
+            set(_cmd "${CMAKE_COMMAND}" -E env "GIT_CEILING_DIRECTORIES=${_ceiling}"
+                     "${GIT_EXECUTABLE}" apply -p1 "${_patch}")
         else()
             file(REMOVE_RECURSE "${unpacked}")
             message(FATAL_ERROR "sdrest: applying native/patches needs 'patch' or 'git'; install one of them.")
