@@ -79,17 +79,9 @@ def upscale() -> Any:
     """Upscale an image with an ESRGAN model."""
     svc = services()
     data, from_form = read_body(request)
-    values = read_values(UpscaleRequest, data, from_form=from_form)
-    check_queue_room(svc, values.get("priority") or 0)
+    values = upscale_values(svc, data, from_form=from_form)
     with waiting_slot(svc, wants_wait(values, default=False)) as wait:
-        inputs = InputFiles(svc.settings)
-        try:
-            params = upscale_params(values, svc.settings, inputs, svc.library)
-            job = svc.store.create("upscale", params, owner=owner_for_new_jobs(), priority=values.get("priority", 0))
-        except BaseException:
-            inputs.discard()
-            raise
-        return accepted(svc, job, values, wait=wait)
+        return accepted(svc, queue_upscale(svc, values), values, wait=wait)
 
 
 @bp.get("/generate/<job_id>")
@@ -108,14 +100,9 @@ def cancel_job(job_id: str) -> Any:
     """Cancel a queued job at once, or a running one within a sampling step."""
     svc = services()
     job_or_404(svc.store, job_id)  # someone else's job is not found, and never cancelled
-    before = svc.store.cancel(job_id)
-    if before is None:
+    if not cancel(svc, job_id):
         job = job_or_404(svc.store, job_id)
         raise ApiError(409, "job_finished", f"job {job_id} already {job.status.value}", "job_id")
-    if before.status is JobStatus.RUNNING:
-        svc.supervisor.cancel_running(job_id)
-    else:
-        svc.supervisor.announce_queue()
     job = svc.store.get(job_id)
     assert job is not None
     return jsonify(job_view(job, svc.store, svc.settings))
@@ -124,6 +111,19 @@ def cancel_job(job_id: str) -> Any:
 def _submit(mode: str | None, *, wait_default: bool = False) -> Any:
     svc = services()
     data, from_form = read_body(request)
+    mode, values = generation_values(svc, data, mode, from_form=from_form)
+    with waiting_slot(svc, wants_wait(values, default=wait_default)) as wait:
+        return accepted(svc, queue_generation(svc, values, mode), values, wait=wait)
+
+
+# The one submission path of every generation route: /api/v1/generate*, and the A1111 and OpenAI
+# compatibility routes (sdrest.api.compat). Validation first, then (after the caller took its
+# waiting slot, if it waits) the job.
+
+def generation_values(svc: Services, data: dict[str, Any], mode: str | None, *,
+                      from_form: bool) -> tuple[str, dict[str, Any]]:
+    """The mode (None: from the fields) and validated values of a generation request, once the
+    queue has room for it."""
     data = with_preset(data, svc.library)
     if mode is None:
         mode = "inpaint" if data.get("mask_image") else "img2img" if data.get("init_image") else "txt2img"
@@ -133,16 +133,50 @@ def _submit(mode: str | None, *, wait_default: bool = False) -> Any:
     values = read_values(MODE_REQUESTS[mode], data, from_form=from_form, mode=mode,
                          capabilities=svc.supervisor.capabilities)
     check_queue_room(svc, values.get("priority") or 0)
-    with waiting_slot(svc, wants_wait(values, default=wait_default)) as wait:
-        inputs = InputFiles(svc.settings)
-        try:
-            params = generation_params(values, mode, svc.settings, inputs, svc.supervisor.default_model, svc.library)
-            check_model_choice(svc, params)
-            job = svc.store.create(mode, params, owner=owner_for_new_jobs(), priority=values.get("priority", 0))
-        except BaseException:
-            inputs.discard()
-            raise
-        return accepted(svc, job, values, wait=wait)
+    return mode, values
+
+
+def queue_generation(svc: Services, values: dict[str, Any], mode: str) -> Job:
+    """Queue the job of validated generation values (input images saved, names resolved)."""
+    inputs = InputFiles(svc.settings)
+    try:
+        params = generation_params(values, mode, svc.settings, inputs, svc.supervisor.default_model, svc.library)
+        check_model_choice(svc, params)
+        return svc.store.create(mode, params, owner=owner_for_new_jobs(), priority=values.get("priority", 0))
+    except BaseException:
+        inputs.discard()
+        raise
+
+
+def upscale_values(svc: Services, data: dict[str, Any], *, from_form: bool) -> dict[str, Any]:
+    """The validated values of an upscale request, once the queue has room for it."""
+    values = read_values(UpscaleRequest, data, from_form=from_form)
+    check_queue_room(svc, values.get("priority") or 0)
+    return values
+
+
+def queue_upscale(svc: Services, values: dict[str, Any]) -> Job:
+    """Queue the upscale job of validated values."""
+    inputs = InputFiles(svc.settings)
+    try:
+        params = upscale_params(values, svc.settings, inputs, svc.library)
+        return svc.store.create("upscale", params, owner=owner_for_new_jobs(), priority=values.get("priority", 0))
+    except BaseException:
+        inputs.discard()
+        raise
+
+
+def cancel(svc: Services, job_id: str) -> bool:
+    """Cancel a queued job at once, or a running one within a sampling step; False if it had
+    already finished. Visibility is the caller's to check."""
+    before = svc.store.cancel(job_id)
+    if before is None:
+        return False
+    if before.status is JobStatus.RUNNING:
+        svc.supervisor.cancel_running(job_id)
+    else:
+        svc.supervisor.announce_queue()
+    return True
 
 
 def wants_wait(values: dict[str, Any], *, default: bool) -> bool:

@@ -23,15 +23,16 @@ from sdrest.api.compat.a1111_schemas import (
     ProgressResponse,
     Txt2ImgRequest,
 )
-from sdrest.api.compat.jobs import cancel, submit_generation, wait_for, waiting_slot
+from sdrest.api.compat.jobs import submit_generation, wait_for
 from sdrest.api.compat.names import find_checkpoint
 from sdrest.api.compat.state import CompatState
 from sdrest.api.errors import ApiError
-from sdrest.api.generate import check_queue_room
-from sdrest.api.jobparams import model_params
+from sdrest.api.generate import CAPABILITY_WAIT, cancel, check_queue_room, waiting_slot
+from sdrest.api.jobparams import find_model, model_params
 from sdrest.api.schemas import Content, api_doc
 from sdrest.auth.web import current_principal, owner_for_new_jobs
 from sdrest.jobs import Job, JobStatus
+from sdrest.models.types import ModelType
 from sdrest.services import Services, services
 
 PREFIX = "/sdapi/v1"
@@ -45,7 +46,6 @@ _NULL = Content(schema={"type": "null"})
 
 #: Options every GET answers with, A1111's defaults (what sdrest applies is in docs/compat.md).
 DEFAULT_OPTIONS: dict[str, Any] = {
-    "sd_vae": "Automatic",
     "CLIP_stop_at_last_layers": 1,
     "samples_format": "png",
     "jpeg_quality": 80,
@@ -80,13 +80,13 @@ def img2img() -> Any:
 def _generate(model: type[Txt2ImgRequest] | type[Img2ImgRequest]) -> Any:
     svc = services()
     body = errors.parse(model, errors.body_of(request))
-    if not svc.supervisor.wait_ready(30.0):
+    if not svc.supervisor.wait_ready(CAPABILITY_WAIT):
         raise ApiError(503, "worker_unavailable", "the generation worker has not started",
                        headers={"Retry-After": "5"})
     state = compat_state()
     try:
         translation = translate(svc, body, state.options())
-        with waiting_slot(svc):
+        with waiting_slot(svc, True):
             job = submit_generation(translation.fields, translation.mode)
             job = wait_for(svc, job)
     except ApiError as exc:
@@ -186,10 +186,10 @@ def _latest_job(svc: Services) -> Job | None:
 @bp.get("/options")
 @api_doc(responses={200: _ANY_JSON}, **_ERRORS)
 def get_options() -> Any:
-    """A1111's options: the loaded checkpoint's title and the settings sdrest applies (post them back as they are)."""
+    """A1111's options: the loaded checkpoint and VAE, and the settings sdrest applies (post them back as they are)."""
     svc = services()
     options = {**DEFAULT_OPTIONS, **compat_state().options()}
-    name = svc.supervisor.state().loaded_model or svc.supervisor.default_model
+    name = _current_model(svc)
     title, sha = "", None
     if name:
         try:
@@ -197,39 +197,64 @@ def get_options() -> Any:
             title, sha = found.title, found.short_hash
         except ApiError:
             title = name
-    options.update(sd_model_checkpoint=title, sd_checkpoint_hash=sha)
+    options.update(sd_model_checkpoint=title, sd_checkpoint_hash=sha, sd_vae=_loaded_vae(svc) or "Automatic")
     return jsonify(options)
 
 
 @bp.post("/options")
-@api_doc(request=OptionsRequest, responses={200: _NULL}, errors=(400, 404, 415, 422, 503), form=False, **_ERRORS)
+@api_doc(request=OptionsRequest, responses={200: _NULL}, errors=(400, 404, 409, 415, 422, 503), form=False,
+         **_ERRORS)
 def set_options() -> Any:
-    """Change options; a new ``sd_model_checkpoint`` queues loading it (poll /progress until job_count is 0).
+    """Change options; a new ``sd_model_checkpoint`` or ``sd_vae`` queues loading it (poll /progress until job_count is 0).
 
     Options sdrest does not use are ignored, as A1111 ignores unknown ones.
     """
     svc = services()
     body = errors.parse(OptionsRequest, errors.body_of(request))
-    given = body.model_dump(exclude_none=True, exclude={"sd_model_checkpoint"})
+    given = body.model_dump(exclude_none=True, exclude={"sd_model_checkpoint", "sd_vae"})
     stored = {k: v for k, v in given.items() if k in DEFAULT_OPTIONS}
+    current, loaded_vae = _current_model(svc), _loaded_vae(svc)
+    name, vae = current, loaded_vae
     if body.sd_model_checkpoint:
-        wanted = find_checkpoint(svc.library, body.sd_model_checkpoint, "sd_model_checkpoint")
-        # Posting the options back unchanged must not reload (nothing loaded yet: the default loads).
-        if wanted.entry.name != (svc.supervisor.state().loaded_model or svc.supervisor.default_model):
-            queue_load(svc, wanted.entry.name)
+        name = find_checkpoint(svc.library, body.sd_model_checkpoint, "sd_model_checkpoint").entry.name
+    if body.sd_vae is not None:
+        vae = None if body.sd_vae.strip().lower() in NO_VAE else \
+            find_model(svc.library, ModelType.VAE, body.sd_vae, "sd_vae").name
+    # Posting the options back unchanged must not reload (nothing loaded yet: the default loads).
+    if (name, vae) != (current, loaded_vae):
+        if name is None:
+            raise ApiError(409, "no_model_loaded", "sd_vae: no model to load it with; set sd_model_checkpoint",
+                           "sd_vae")
+        queue_load(svc, name, vae=vae)
     if stored:
         compat_state().set_options(stored)
     return jsonify(None)
 
 
-def queue_load(svc: Services, name: str | None) -> Job:
-    """A model load (``name``) or unload (None) job, ordered with the generation jobs."""
+#: sd_vae values meaning "the checkpoint's own VAE".
+NO_VAE = ("", "automatic", "none")
+
+
+def _current_model(svc: Services) -> str | None:
+    """The loaded checkpoint, else the one the next job loads."""
+    return svc.supervisor.state().loaded_model or svc.supervisor.default_model
+
+
+def _loaded_vae(svc: Services) -> str | None:
+    """The name of the VAE loaded with the model (None: the checkpoint's own)."""
+    shown = svc.supervisor.state().loaded_options.get("vae")  # a file name
+    if not shown:
+        return None
+    return next((e.name for e in svc.library.entries(ModelType.VAE) if e.path.name == shown), shown)
+
+
+def queue_load(svc: Services, name: str | None, *, vae: str | None = None) -> Job:
+    """A model load (``name``, with ``vae``) or unload (None) job, ordered with the generation jobs."""
     check_queue_room(svc)
     if name is None:
         job = svc.store.create("unload_model", {"mode": "unload"}, owner=owner_for_new_jobs())
     else:
-        spec = model_params({"model": name}, svc.library)
+        spec = model_params({"model": name, **({"vae": vae} if vae else {})}, svc.library)
         job = svc.store.create("load_model", {"mode": "load", **spec}, owner=owner_for_new_jobs())
     svc.supervisor.notify()
     return job
-

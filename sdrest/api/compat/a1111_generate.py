@@ -145,7 +145,7 @@ def translate(svc: Services, request: Txt2ImgRequest | Img2ImgRequest, options: 
             ignored["override_settings_restore_afterwards"] = (
                 "the override checkpoint stays loaded afterwards (sdrest keeps the last model loaded); "
                 "send sd_model_checkpoint with every request to pin one")
-    vae = settings.get("sd_vae")
+    vae = request.override_settings.get("sd_vae")  # the sd_vae option itself is the loaded VAE
     if isinstance(vae, str) and vae.strip().lower() not in ("", "automatic", "none"):
         fields["vae"] = vae
     clip_skip = request.clip_skip if request.clip_skip is not None else settings.get("CLIP_stop_at_last_layers")

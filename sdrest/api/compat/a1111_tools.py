@@ -35,9 +35,10 @@ from sdrest.api.compat.a1111_schemas import (
     SdVae,
     Upscaler,
 )
-from sdrest.api.compat.jobs import submit_upscale, wait_for, waiting_slot
+from sdrest.api.compat.jobs import submit_upscale, wait_for
 from sdrest.api.compat.names import checkpoint, sampler_label, scheduler_label
 from sdrest.api.errors import ApiError
+from sdrest.api.generate import waiting_slot
 from sdrest.api.jobparams import decode
 from sdrest.api.schemas import Content, api_doc
 from sdrest.api.system import meminfo
@@ -251,7 +252,7 @@ def extra_single_image() -> Any:
     if body.resize_mode == 0 and float(body.upscaling_resize).is_integer():
         fields["factor"] = int(body.upscaling_resize)
     try:
-        with waiting_slot(svc):
+        with waiting_slot(svc, True):
             job = wait_for(svc, submit_upscale(fields))
     except ApiError as exc:
         if exc.field == "upscaler":

@@ -17,7 +17,7 @@ from flask import Blueprint, jsonify, request
 from PIL import Image, ImageOps
 
 from sdrest.api.compat import errors
-from sdrest.api.compat.jobs import submit_generation, wait_for, waiting_slot
+from sdrest.api.compat.jobs import submit_generation, wait_for
 from sdrest.api.compat.names import find_checkpoint
 from sdrest.api.compat.openai_schemas import (
     ImageEditRequest,
@@ -28,6 +28,7 @@ from sdrest.api.compat.openai_schemas import (
     OpenAIError,
 )
 from sdrest.api.errors import ApiError
+from sdrest.api.generate import waiting_slot
 from sdrest.api.jobparams import decode
 from sdrest.api.schemas import api_doc
 from sdrest.api.schemas.parsing import read_body
@@ -159,7 +160,7 @@ def _run(body: ImageGenerationRequest | ImageEditRequest, fields: dict[str, Any]
          from_form: bool = False) -> Any:
     svc = services()
     try:
-        with waiting_slot(svc):
+        with waiting_slot(svc, True):
             job = wait_for(svc, submit_generation(fields, mode, from_form=from_form))
     except ApiError as exc:
         raise errors.rename_field(exc, OPENAI_FIELDS) from None

@@ -31,11 +31,14 @@ def compat_server(models: Any, root: Path, *args: str) -> Server:
 
 
 def compat_models(models: Any, root: Path) -> Path:
-    """The synthetic models, plus a second checkpoint name (sd1b: the same file) and a style."""
+    """The synthetic models, plus a second checkpoint name (sd1b: the same file), a VAE and a style."""
     folder = link_models(models, root)
     second = folder / "checkpoints" / "sd1b.safetensors"
     if not second.exists():
         os.link(folder / "checkpoints" / "sd1.safetensors", second)
+    (folder / "vae").mkdir(exist_ok=True)
+    if not (folder / "vae" / "vae.safetensors").exists():
+        os.link(models.vae, folder / "vae" / "vae.safetensors")
     (folder / "prompts").mkdir(exist_ok=True)
     (folder / "prompts" / "cinematic.txt").write_text("cinematic photo of {prompt}, film grain")
     (folder / "neg_prompts").mkdir(exist_ok=True)

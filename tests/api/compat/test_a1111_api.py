@@ -75,13 +75,15 @@ def test_txt2img_info_seeds_and_byte_exact_infotexts(server: Server) -> None:
     assert info["prompt"] == "a red apple" and info["all_negative_prompts"] == ["blurry", "blurry"]
     assert "alwayson_scripts" in info["sdrest_ignored"] and "restore_faces" not in info["sdrest_ignored"]
     assert len(body["images"]) == 2 and body["parameters"]["batch_size"] == 2
+    short_hash = {m["model_name"]: m["hash"] for m in server.get("/sdapi/v1/sd-models").json()}["sd1"]
+    assert short_hash and info["sd_model_hash"] == short_hash
     for data, text, seed in zip(body["images"], info["infotexts"], (7, 8)):
         image = decode_png(data)
         assert image.size == (64, 64)
         assert image.text["parameters"] == text
         assert text == (f"a red apple\nNegative prompt: blurry\nSteps: 1, Sampler: Euler a, Schedule type: Karras, "
-                        f"CFG scale: 6.5, Seed: {seed}, Size: 64x64, Model: sd1, Clip skip: 2, "
-                        f"Version: {text.rsplit('Version: ', 1)[1]}")
+                        f"CFG scale: 6.5, Seed: {seed}, Size: 64x64, Model hash: {short_hash}, Model: sd1, "
+                        f"Clip skip: 2, Version: {text.rsplit('Version: ', 1)[1]}")
     job = server.get(f"/api/v1/jobs/{info['sdrest_job_id']}").json()
     assert job["status"] == "completed" and job["parameters"]["sampler"] == "euler_a"
 
@@ -106,6 +108,20 @@ def test_post_options_switches_the_checkpoint_then_progress_goes_idle(server: Se
     wait_until(lambda: server.get("/sdapi/v1/progress").json()["state"]["job_count"] == 0)
     assert server.get("/sdapi/v1/options").json()["sd_model_checkpoint"].startswith(target)
     assert server.status()["loaded_model"] == target.removesuffix(".safetensors")
+
+
+def test_post_options_sd_vae_reloads_the_model_with_it(server: Server) -> None:
+    assert server.get("/sdapi/v1/sd-vae").json() == [{"model_name": "vae", "filename": "vae.safetensors"}]
+    assert server.post("/sdapi/v1/options", json={"sd_vae": "vae"}).status_code == 200
+    wait_until(lambda: server.get("/sdapi/v1/progress").json()["state"]["job_count"] == 0)
+    assert server.get("/sdapi/v1/options").json()["sd_vae"] == "vae"
+    assert server.status()["loaded_model_options"]["vae"] == "vae.safetensors"
+    info = txt2img(server)["info"]  # later calls keep the loaded VAE
+    assert server.get(f"/api/v1/jobs/{info['sdrest_job_id']}").json()["status"] == "completed"
+    assert server.status()["loaded_model_options"]["vae"] == "vae.safetensors"
+    assert server.post("/sdapi/v1/options", json={"sd_vae": "Automatic"}).status_code == 200
+    wait_until(lambda: server.get("/sdapi/v1/progress").json()["state"]["job_count"] == 0)
+    assert server.get("/sdapi/v1/options").json()["sd_vae"] == "Automatic"
 
 
 def test_img2img_inpainting_with_inverted_blurred_mask(server: Server) -> None:

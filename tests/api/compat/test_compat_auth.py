@@ -44,6 +44,14 @@ def test_basic_auth_maps_onto_sdrest_users_and_roles(server: Server) -> None:
     forbidden = server.post("/sdapi/v1/options", json=switch, auth=("alice", "alice-pass-1"))
     assert forbidden.status_code == 403 and forbidden.json()["field"] is None
     assert server.get("/sdapi/v1/cmd-flags", auth=("alice", "alice-pass-1")).status_code == 403
+    # Nor through a per-call override (the model and its VAE are shared by everyone).
+    current = server.get("/sdapi/v1/options", auth=("alice", "alice-pass-1")).json()["sd_model_checkpoint"]
+    other = "sd1" if current.startswith("sd1b") else "sd1b"
+    for override, field in (({"sd_model_checkpoint": other}, "override_settings.sd_model_checkpoint"),
+                            ({"sd_vae": "vae"}, "override_settings.sd_vae")):
+        refused = server.post("/sdapi/v1/txt2img", json={**A1111_FAST, "override_settings": override},
+                              auth=("alice", "alice-pass-1"))
+        assert refused.status_code == 403 and refused.json()["field"] == field, refused.text
     assert server.post("/sdapi/v1/options", json=switch, auth=("root", "root-pass-1")).status_code == 200
     # Basic is an A1111 convention: the native API keeps to tokens and keys.
     assert server.get("/api/v1/status", auth=("alice", "alice-pass-1")).status_code == 401
