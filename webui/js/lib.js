@@ -1,5 +1,6 @@
 // The UI's only framework: Preact with hooks, written as htm tagged templates (no build step).
 import { h, render, createContext, Fragment } from "../vendor/preact.mjs";
+import { useEffect, useRef } from "../vendor/hooks.mjs";
 import htm from "../vendor/htm.mjs";
 
 export { h, render, createContext, Fragment };
@@ -41,4 +42,11 @@ export function formatSeconds(seconds) {
 export function formatTime(unix) {
   if (!unix) return "";
   return new Date(unix * 1000).toLocaleString();
+}
+
+/** A ref for a <dialog> that opens as a modal when it mounts (Esc and the backdrop close it). */
+export function useModal() {
+  const ref = useRef(null);
+  useEffect(() => { ref.current?.showModal?.(); }, []);
+  return ref;
 }

@@ -1,6 +1,6 @@
 // Sign in: user name and password (jwt, unix, pam, optional), or a pasted API key. Always the
 // cookie mode: the session lives in HttpOnly cookies, never in localStorage.
-import { html, useState, useEffect, useRef, useContext } from "./lib.js";
+import { html, useState, useEffect, useContext, useModal } from "./lib.js";
 import { AppContext } from "./context.js";
 import { TextField, CheckField } from "./form.js";
 import { load } from "./persist.js";
@@ -64,8 +64,7 @@ export function LoginScreen() {
 /** A mid-session 401: sign in again over the intact page. */
 export function LoginDialog() {
   const app = useContext(AppContext);
-  const ref = useRef(null);
-  useEffect(() => { ref.current?.showModal?.(); }, []);
+  const ref = useModal();
   return html`<dialog class="login-dialog" ref=${ref} onClose=${() => app.store.set({ loginOpen: false })}>
     <p class="notice">Your session ended. Sign in again; the form is kept.</p>
     <${LoginForm} onDone=${() => ref.current?.close()} />

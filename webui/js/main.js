@@ -1,5 +1,5 @@
 // Entry point: build the app, mount the views, global shortcuts, drop-a-PNG-anywhere.
-import { html, render, useState, useEffect, useRef, useContext, cx } from "./lib.js";
+import { html, render, useState, useEffect, useContext, cx, useModal } from "./lib.js";
 import { createApp } from "./app.js";
 import { AppContext } from "./context.js";
 import { useSelect } from "./store.js";
@@ -36,8 +36,7 @@ function Toasts() {
 }
 
 function Shortcuts({ onClose }) {
-  const ref = useRef(null);
-  useEffect(() => { ref.current?.showModal?.(); }, []);
+  const ref = useModal();
   return html`<dialog class="shortcuts" ref=${ref} onClose=${onClose} aria-label="Keyboard shortcuts">
     <h2>Keyboard shortcuts</h2>
     <dl class="params">${SHORTCUTS.map(([k, v]) => html`<dt><kbd>${k}</kbd></dt><dd>${v}</dd>`)}</dl>
@@ -48,8 +47,7 @@ function Shortcuts({ onClose }) {
 /** A dropped image with parameters: show what it holds, then apply all or the prompt only. */
 function DroppedParams({ params, onClose }) {
   const app = useContext(AppContext);
-  const ref = useRef(null);
-  useEffect(() => { ref.current?.showModal?.(); }, []);
+  const ref = useModal();
   const apply = (part) => {
     window.dispatchEvent(new CustomEvent("sdrest:reuse", { detail: { params, part } }));
     app.setTab("create");

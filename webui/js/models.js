@@ -1,6 +1,6 @@
 // The model library: a tab per type, server-side search, details with hashes on demand, and for
 // admins load / unload (queued jobs) and rescan.
-import { html, cx, useState, useEffect, useContext, useRef, formatBytes } from "./lib.js";
+import { html, cx, useState, useEffect, useContext, formatBytes, useModal } from "./lib.js";
 import { AppContext } from "./context.js";
 import { useSelect } from "./store.js";
 import { fetchModels, bumpModels } from "./modelsdata.js";
@@ -15,14 +15,13 @@ const TYPES = [
 
 function Details({ model, onClose }) {
   const app = useContext(AppContext);
-  const ref = useRef(null);
+  const ref = useModal();
   const [details, setDetails] = useState(null);
   const [hashing, setHashing] = useState(false);
   const [error, setError] = useState(null);
   const [options, setOptions] = useState({ vae: "", weight_type: "", flash_attn: false, offload_to_cpu: false });
   const isAdmin = app.can.admin();
   useEffect(() => {
-    ref.current?.showModal?.();
     app.api.get(`models/${model.id}`).then(setDetails, (e) => setError(e.message));
   }, [model.id]);
 

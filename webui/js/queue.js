@@ -1,6 +1,6 @@
 // Queue and history: the live jobs from the store (kept current by the event stream), and the
 // finished ones read page by page from /api/v1/queue, with a lightbox for each.
-import { html, cx, useState, useEffect, useContext, useRef, formatTime } from "./lib.js";
+import { html, cx, useState, useEffect, useContext, formatTime, useModal } from "./lib.js";
 import { AppContext } from "./context.js";
 import { useSelect } from "./store.js";
 import { JobProgress, ImageActions, ErrorDetails, imageUrl } from "./result.js";
@@ -57,9 +57,8 @@ async function retry(app, job) {
 
 function Lightbox({ job, index, onClose, onMove }) {
   const app = useContext(AppContext);
-  const ref = useRef(null);
+  const ref = useModal();
   useEffect(() => {
-    ref.current?.showModal?.();
     const onKey = (e) => {
       if (e.key === "ArrowRight") onMove(1);
       else if (e.key === "ArrowLeft") onMove(-1);
