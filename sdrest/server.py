@@ -46,7 +46,10 @@ def serve(settings: Settings) -> int:
         if not stopping.is_set():
             stopping.set()
             log.info("stopping (signal %d)", signum)
-            server.close()
+            # Leave Waitress's loop the way Ctrl+C does (it catches SystemExit and stops its
+            # threads). Closing only the listening socket left the loop running for as long as
+            # any client kept a connection open: an idle keep-alive, an event stream.
+            raise SystemExit(0)
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
@@ -57,6 +60,9 @@ def serve(settings: Settings) -> int:
     except (OSError, ValueError):
         if not stopping.is_set():
             raise
+    except SystemExit:
+        pass  # the signal came outside Waitress's loop (it catches its own)
     finally:
+        server.close()
         close_app(app)
     return 0

@@ -85,7 +85,7 @@ def test_installed_server_serves_the_web_ui(installed: Path, tmp_path: Path) -> 
     server = subprocess.Popen([str(installed / "bin" / "sdrest"), "serve", "--host", "127.0.0.1", "--port", str(port),
                                "--data-dir", str(tmp_path / "data"), "--models-dir", str(tmp_path / "models")],
                               cwd=tmp_path, env=_away_from_checkout(), stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL)
+                              stderr=subprocess.STDOUT)
     try:
         base = f"http://127.0.0.1:{port}"
         for _ in range(600):
@@ -103,7 +103,11 @@ def test_installed_server_serves_the_web_ui(installed: Path, tmp_path: Path) -> 
             assert requests.get(base + asset, timeout=10).status_code == 200, asset
     finally:
         server.terminate()
-        server.wait(30)
+        try:
+            server.wait(60)
+        except subprocess.TimeoutExpired:  # stopping is tests/test_server.py's subject, not this one's
+            server.kill()
+            server.wait(30)
 
 
 def _configure(build: Path, *defines: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -114,9 +118,10 @@ def _configure(build: Path, *defines: str, env: dict[str, str] | None = None) ->
 
 
 def _pinned_tree() -> Path:
-    """The unpacked pinned source the installed library was built from (in the cache)."""
+    """The unpacked pinned source the installed library was built from (in the cache): the
+    copy with native/patches applied (an older cache may also hold an unpatched copy)."""
     cache = Path(os.environ.get("SDREST_CACHE_DIR") or Path.home() / ".cache" / "sdrest")
-    (tree,) = cache.glob("src/*/*/vendor/stable-diffusion.cpp")
+    (tree,) = cache.glob("src/*-patched-*/*/vendor/stable-diffusion.cpp")
     return tree
 
 
