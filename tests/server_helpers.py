@@ -12,7 +12,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -202,3 +202,23 @@ def sse_events(response: requests.Response) -> Iterator[dict[str, Any]]:
         else:
             key, _, value = raw.partition(":")
             event[key] = value[1:] if value.startswith(" ") else value
+
+
+def add_users(server: Server, users: Mapping[str, tuple[str, str]]) -> None:
+    """Create local users ``{name: (password, role)}`` for a server that has not started yet."""
+    from sdrest.auth.store import AuthStore
+
+    server.data_dir.mkdir(parents=True, exist_ok=True)
+    with AuthStore(server.data_dir / "auth.sqlite3") as store:
+        for name, (password, role) in users.items():
+            store.add_user(name, password, role)
+
+
+def bearer_headers(server: Server, users: Mapping[str, tuple[str, str]]) -> dict[str, dict[str, str]]:
+    """Log each user in; their ``Authorization`` headers by name."""
+    headers = {}
+    for name, (password, _role) in users.items():
+        response = server.post("/api/v1/auth/login", json={"username": name, "password": password})
+        assert response.status_code == 200, response.text
+        headers[name] = {"Authorization": f"Bearer {response.json()['access_token']}"}
+    return headers

@@ -8,8 +8,7 @@ import time
 import pytest
 import requests
 
-from sdrest.auth.store import AuthStore
-from server_helpers import CRASH_PREFIX, FAST, Server, link_models, sse_events
+from server_helpers import CRASH_PREFIX, FAST, Server, add_users, bearer_headers, link_models, sse_events
 
 pytestmark = pytest.mark.slow
 
@@ -21,10 +20,7 @@ def server(models, tmp_path_factory):
     root = tmp_path_factory.mktemp("visibility")
     server = Server(root, link_models(models, root / "models"), "--model", "sd1", "--auth", "optional",
                     "--public-images", "--max-body-mb", "1")
-    server.data_dir.mkdir(parents=True)
-    with AuthStore(server.data_dir / "auth.sqlite3") as store:
-        for name, (password, role) in USERS.items():
-            store.add_user(name, password, role)
+    add_users(server, USERS)
     server.start()
     yield server
     server.stop()
@@ -32,12 +28,7 @@ def server(models, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def auth(server: Server) -> dict[str, dict[str, str]]:
-    headers = {}
-    for name, (password, _) in USERS.items():
-        response = server.post("/api/v1/auth/login", json={"username": name, "password": password})
-        assert response.status_code == 200, response.text
-        headers[name] = {"Authorization": f"Bearer {response.json()['access_token']}"}
-    return headers
+    return bearer_headers(server, USERS)
 
 
 def _submit(server: Server, headers: dict[str, str], **fields: object) -> dict:

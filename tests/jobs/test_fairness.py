@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import pytest
 
-from sdrest.auth.store import AuthStore
-from server_helpers import FAST, Server, link_models
+from server_helpers import FAST, Server, add_users, bearer_headers, link_models
 
 pytestmark = pytest.mark.slow
 
-USERS = {"alice": "user", "bob": "user", "boss": "admin"}
+USERS = {"alice": ("alice-pw-1", "user"), "bob": ("bob-pw-1", "user"), "boss": ("boss-pw-1", "admin")}
 
 
 @pytest.fixture(scope="module")
@@ -18,10 +17,7 @@ def server(models, tmp_path_factory):
     root = tmp_path_factory.mktemp("fairness")
     server = Server(root, link_models(models, root / "models"), "--model", "sd1", "--auth", "jwt",
                     "--max-queued-per-user", "3", "--max-streams-per-user", "2")
-    server.data_dir.mkdir(parents=True)
-    with AuthStore(server.data_dir / "auth.sqlite3") as store:
-        for name, role in USERS.items():
-            store.add_user(name, f"{name}-pw-1", role)
+    add_users(server, USERS)
     server.start()
     yield server
     server.stop()
@@ -29,11 +25,7 @@ def server(models, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def auth(server: Server) -> dict[str, dict[str, str]]:
-    headers = {}
-    for name in USERS:
-        token = server.post("/api/v1/auth/login", json={"username": name, "password": f"{name}-pw-1"}).json()
-        headers[name] = {"Authorization": f"Bearer {token['access_token']}"}
-    return headers
+    return bearer_headers(server, USERS)
 
 
 def _post(server: Server, headers: dict[str, str], **fields: object):

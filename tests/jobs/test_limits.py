@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 
 from conftest import test_image
-from sdrest.auth.store import AuthStore
-from server_helpers import Server, link_models, png_base64
+from server_helpers import Server, add_users, link_models, png_base64
 
 pytestmark = pytest.mark.slow
 
@@ -15,10 +14,7 @@ pytestmark = pytest.mark.slow
 def server(models, tmp_path_factory):
     root = tmp_path_factory.mktemp("limits")
     server = Server(root, link_models(models, root / "models"), "--auth", "jwt", "--max-image-pixels", "4096")
-    server.data_dir.mkdir(parents=True)
-    with AuthStore(server.data_dir / "auth.sqlite3") as store:
-        store.add_user("alice", "alice-pw-1")
-        store.add_user("boss", "boss-pw-1", "admin")
+    add_users(server, {"alice": ("alice-pw-1", "user"), "boss": ("boss-pw-1", "admin")})
     server.start()
     yield server
     server.stop()

@@ -10,8 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
-from sdrest.auth.store import AuthStore
-from server_helpers import FAST, Server, link_models
+from server_helpers import FAST, Server, add_users, bearer_headers, link_models
 
 pytestmark = pytest.mark.slow
 
@@ -32,16 +31,11 @@ def _wait(server: Server, job_id: str, headers: dict[str, str]) -> dict:
 def test_fifty_concurrent_submits_from_five_users(models, tmp_path) -> None:
     server = Server(tmp_path, link_models(models, tmp_path / "models"), "--model", "sd1", "--auth", "jwt",
                     "--http-threads", "16")
-    server.data_dir.mkdir(parents=True)
-    with AuthStore(server.data_dir / "auth.sqlite3") as store:
-        for name in USERS:
-            store.add_user(name, f"{name}-pw-1")
+    accounts = {name: (f"{name}-pw-1", "user") for name in USERS}
+    add_users(server, accounts)
     server.start()
     try:
-        headers = {}
-        for name in USERS:
-            token = server.post("/api/v1/auth/login", json={"username": name, "password": f"{name}-pw-1"})
-            headers[name] = {"Authorization": f"Bearer {token.json()['access_token']}"}
+        headers = bearer_headers(server, accounts)
         rng = random.Random(11)
 
         def submit(name: str, seed: int) -> tuple[str, str]:
