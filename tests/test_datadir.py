@@ -11,7 +11,7 @@ import pytest
 from sdrest.datadir import DataDirBusyError, DataDirLock
 from server_helpers import Server, link_models, png_base64
 
-from conftest import test_image
+from helpers import test_image
 
 
 def _mode(path: Path) -> int:

@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 import sdrest
-from conftest import test_image
+from helpers import test_image
 from sdrest.outputs import (
     THUMBNAIL_SIZES,
     encode_base64,

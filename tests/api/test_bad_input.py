@@ -9,7 +9,7 @@ import threading
 import pytest
 import requests
 
-from conftest import test_image
+from helpers import test_image
 from server_helpers import FAST, Server, link_models, png_base64
 
 pytestmark = pytest.mark.slow

@@ -12,7 +12,7 @@ import pytest
 import requests
 from PIL import Image
 
-from conftest import test_image
+from helpers import test_image
 from server_helpers import FAST, Server, link_models, png_base64
 
 pytestmark = pytest.mark.slow

@@ -15,7 +15,7 @@ import pytest
 from PIL import Image
 from werkzeug.datastructures import FileStorage
 
-from conftest import test_image
+from helpers import test_image
 from sdrest.api import image_input
 from sdrest.api.image_input import ImageInputError, ImageLimits, decode_image, fit_to
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from conftest import test_image
+from helpers import test_image
 from server_helpers import FAST, Server, link_models, png_base64
 from sdrest.app import create_app
 from sdrest.outputs import read_parameters

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import requests
 
-from conftest import test_image
+from helpers import test_image
 from openapi_helpers import SchemaChecker
 from server_helpers import FAST, Server, link_models, png_base64, sse_events
 

@@ -10,7 +10,7 @@ import io
 import pytest
 from PIL import Image
 
-from conftest import test_image
+from helpers import test_image
 from server_helpers import FAST, Server, png_base64, sd1_server
 
 pytestmark = pytest.mark.slow

@@ -9,7 +9,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from flask import Flask
 
-from conftest import test_image
+from helpers import test_image
 from sdrest.api.image_input import ImageInputError, ImageLimits, decode_image
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import FakeClock
+from helpers import FakeClock
 
 from sdrest.auth import passwords
 from sdrest.auth import store as store_module

@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from conftest import FakeClock
+from helpers import FakeClock
 
 from sdrest.auth.throttle import Throttle
 

@@ -19,7 +19,7 @@ from sdrest.auth.web import SecretError, jwt_secret
 from sdrest.settings import Settings
 from server_helpers import Server, link_models
 
-from conftest import FakeClock
+from helpers import FakeClock
 
 
 def _cli(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:

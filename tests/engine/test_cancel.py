@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from conftest import SIZE, assert_real_image
+from helpers import SIZE, assert_real_image
 from sdrest.engine import Context
 from sdrest.errors import GenerationCancelled
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import SIZE, assert_real_image, pixels, test_image
+from helpers import SIZE, assert_real_image, pixels, test_image
 from sdrest.engine import Context, Lora, VideoGenParams
 from sdrest.errors import GenerationError
 

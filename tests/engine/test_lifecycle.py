@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import SIZE
+from helpers import SIZE
 from sdrest.engine import Context
 from sdrest.errors import ModelLoadError
 

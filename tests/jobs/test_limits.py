@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import test_image
+from helpers import test_image
 from server_helpers import Server, add_users, link_models, png_base64
 
 pytestmark = pytest.mark.slow

@@ -12,7 +12,8 @@ import pytest
 from PIL import Image
 
 from server_helpers import FAST, Server
-from webui_helpers import sample_image, screenshot
+from helpers import test_image as sample_image
+from webui_helpers import screenshot
 
 pytestmark = pytest.mark.slow
 

@@ -7,9 +7,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
-from PIL import Image
-
 from server_helpers import link_models
 from sdrest.synthetic import SyntheticModels
 
@@ -74,13 +71,6 @@ def add_user(data_dir: Path, name: str, password: str, role: str = "user") -> No
     assert result.returncode == 0, result.stderr
 
 
-def sample_image(size: int = 64, seed: int = 0) -> Image.Image:
-    """A deterministic, structured RGB picture (gradients plus a square)."""
-    rng = np.random.default_rng(seed)
-    y, x = np.mgrid[0:size, 0:size]
-    array = np.stack([x * 255 // size, y * 255 // size, (x + y) * 127 // size], axis=-1).astype(np.uint8)
-    array[size // 4: size // 2, size // 4: size // 2] = rng.integers(0, 255, 3, dtype=np.uint8)
-    return Image.fromarray(array, "RGB")
 
 
 def create_key(data_dir: Path, name: str, role: str = "user", owner: str | None = None) -> str:

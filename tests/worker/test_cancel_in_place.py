@@ -109,7 +109,7 @@ def test_ten_cancels_in_a_row_stay_stable(server: Server) -> None:
 def test_an_upscale_cannot_stop_in_place_so_its_worker_is_replaced(server: Server) -> None:
     # The upscaler has no cancel call: the worker says so and the supervisor kills it at once
     # (the fallback), instead of waiting --cancel-timeout.
-    from conftest import test_image
+    from helpers import test_image
     from server_helpers import png_base64
 
     before = server.status()["worker"]

@@ -20,7 +20,7 @@ from compat_helpers import (
     running_job,
     wait_until,
 )
-from conftest import test_image
+from helpers import test_image
 from server_helpers import Server
 
 pytestmark = pytest.mark.slow

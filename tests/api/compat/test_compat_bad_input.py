@@ -8,7 +8,7 @@ import base64
 import pytest
 
 from compat_helpers import A1111_FAST, compat_server, png_bytes
-from conftest import test_image
+from helpers import test_image
 from server_helpers import Server
 
 pytestmark = pytest.mark.slow

@@ -11,7 +11,7 @@ import pytest
 import requests
 
 from compat_helpers import A1111_FAST, compat_server, png_bytes, wait_until
-from conftest import test_image
+from helpers import test_image
 from openapi_helpers import SchemaChecker
 from server_helpers import Server
 

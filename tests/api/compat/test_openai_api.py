@@ -12,7 +12,7 @@ import requests
 from PIL import Image
 
 from compat_helpers import compat_server, png_bytes
-from conftest import test_image
+from helpers import test_image
 from server_helpers import Server
 
 pytestmark = pytest.mark.slow
