@@ -9,6 +9,7 @@ import { ROUTES } from "./routes.js";
 
 const TERMINAL = ["completed", "failed", "cancelled"];
 const DELETE_DELAY_MS = 5000;
+const STATUS_POLL_MS = 4000;  // the header's worker state and the down banner, besides the stream
 
 export function createApp() {
   const store = createStore({
@@ -136,18 +137,18 @@ export function createApp() {
   async function refreshQueue() {
     try {
       const data = await api.get("queue", { status: "queued,running", limit: 200 }, { quiet401: true });
+      const liveIds = new Set(data.jobs.map((j) => j.job_id));
+      // A job we thought live that is no longer in the queue has finished: read its end.
+      const ended = Object.values(store.get().jobs)
+        .filter((job) => !TERMINAL.includes(job.status) && !liveIds.has(job.job_id));
       store.set((s) => {
         const jobs = { ...s.jobs };
-        const liveIds = new Set(data.jobs.map((j) => j.job_id));
         for (const job of data.jobs) jobs[job.job_id] = job;
-        // A job we thought live that is no longer in the queue has finished: read its end.
-        for (const job of Object.values(s.jobs)) {
-          if (!TERMINAL.includes(job.status) && !liveIds.has(job.job_id)) {
-            api.get(`generate/${job.job_id}`).then(putJob, (e) => { if (e.status === 404) forget(job.job_id); });
-          }
-        }
         return { jobs };
       });
+      for (const job of ended) {
+        api.get(`generate/${job.job_id}`).then(putJob, (e) => { if (e.status === 404) forget(job.job_id); });
+      }
     } catch { /* the banner already says why */ }
   }
 
@@ -181,15 +182,12 @@ export function createApp() {
     const current = store.get().current;
     if (current) api.get(`generate/${current}`).then(putJob, () => store.set({ current: null }));
     clearInterval(statusTimer);
-    // The header's worker state and the down banner: a light poll besides the stream.
     statusTimer = setInterval(() => {
       const { connection } = store.get();
       if (connection === "down" && downSince && Date.now() - downSince > 1000) refreshQueue();
       refreshStatus();
-    }, connectionPollMs());
+    }, STATUS_POLL_MS);
   }
-
-  function connectionPollMs() { return 4000; }
 
   async function login(username, password, keep) {
     await api.post("auth/login", { username, password, cookie: true });

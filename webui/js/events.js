@@ -103,8 +103,7 @@ export class EventStream {
         if (this.stopped) return;
       }
       if (this.stopped) return;
-      if (!opened) this.handlers.onDown();
-      else this.handlers.onDown(true);
+      this.handlers.onDown(opened);
       await sleep(delay);
       delay = Math.min(delay * 2, 10000);
     }
