@@ -20,6 +20,7 @@ from sdrest.jobs import EventBus, JobStore
 from sdrest.datadir import DataDirLock, make_private_dir, tighten_file
 from sdrest.models.hashing import HashCache
 from sdrest.models.scanner import ModelLibrary
+from sdrest.outputs import discard_job_outputs
 from sdrest.retention import Janitor
 from sdrest.services import Services
 from sdrest.settings import Settings
@@ -49,6 +50,7 @@ def create_app(settings: Settings | None = None, *, start_worker: bool = True) -
     for job in store.recover_interrupted(requeue=settings.requeue_interrupted,
                                          max_interruptions=settings.max_interruptions):
         log.warning("job %s was interrupted by a server stop: now %s", job.id, job.status.value)
+        discard_job_outputs(settings.outputs_dir, job.id)  # what the cut-off attempt wrote
     bus = EventBus(store)
     library = ModelLibrary(settings.model_folders(), HashCache(settings.data_dir / "hashes.sqlite3"),
                            allow_symlinks=settings.allow_symlinks)

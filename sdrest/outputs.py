@@ -20,6 +20,7 @@ import io
 import json
 import os
 import re
+import shutil
 import tempfile
 import xml.etree.ElementTree as ElementTree
 from collections.abc import Mapping
@@ -34,6 +35,7 @@ import sdrest
 __all__ = [
     "SAMPLER_LABELS",
     "SCHEDULER_LABELS",
+    "discard_job_outputs",
     "encode_base64",
     "infotext",
     "parse_infotext",
@@ -314,6 +316,20 @@ def _atomic_write(path: Path, data: bytes) -> None:
         except OSError:
             pass
         raise
+
+
+def discard_job_outputs(outputs_dir: Path, job_id: str) -> None:
+    """Remove every file a job wrote under ``outputs_dir/<job_id>``, finished or cut off.
+
+    For a job that ends without completing (failed, cancelled, interrupted, sent back to the
+    queue): a worker killed between writing its images and reporting them leaves files that no
+    job record names, and nothing would ever show or delete them.
+    """
+    root = outputs_dir.resolve()
+    target = (root / job_id).resolve()
+    if target.parent != root:
+        raise ValueError(f"job id must be a plain name, got {job_id!r}")
+    shutil.rmtree(target, ignore_errors=True)
 
 
 def _user_comment(text: str) -> bytes:

@@ -15,6 +15,7 @@ import sdrest
 from helpers import test_image
 from sdrest.outputs import (
     THUMBNAIL_SIZES,
+    discard_job_outputs,
     encode_base64,
     infotext,
     job_thumbnail,
@@ -275,3 +276,23 @@ def test_job_thumbnails_come_in_a_few_sizes_and_live_with_the_job(tmp_path: Path
     cached = list((job_dir / ".thumbnails").iterdir())
     assert 0 < len(cached) <= len(THUMBNAIL_SIZES)
     assert not (tmp_path / "thumbnails").exists()  # nothing outside the job's folder
+
+
+def test_discard_job_outputs_removes_only_that_jobs_folder(tmp_path) -> None:
+    outputs = tmp_path / "outputs"
+    for name in ("job-a", "job-b"):
+        (outputs / name).mkdir(parents=True)
+        (outputs / name / "0.png").write_bytes(b"x")
+    discard_job_outputs(outputs, "job-a")
+    assert sorted(p.name for p in outputs.iterdir()) == ["job-b"]
+    discard_job_outputs(outputs, "job-a")  # already gone: nothing to do
+
+
+@pytest.mark.parametrize("job_id", ["..", "../outputs-other", "a/b", ""])
+def test_discard_job_outputs_refuses_anything_but_a_plain_name(tmp_path, job_id) -> None:
+    outputs = tmp_path / "outputs"
+    (outputs / "a" / "b").mkdir(parents=True)
+    (tmp_path / "outputs-other").mkdir()
+    with pytest.raises(ValueError, match="plain name"):
+        discard_job_outputs(outputs, job_id)
+    assert (outputs / "a" / "b").is_dir() and (tmp_path / "outputs-other").is_dir()

@@ -14,7 +14,7 @@ from sdrest.api.schemas.parsing import parse_query
 from sdrest.api.views import API, job_or_404, job_view, running_view
 from sdrest.auth.web import current_principal, image_token_ok, visible_owners
 from sdrest.jobs import JobStatus
-from sdrest.outputs import job_thumbnail
+from sdrest.outputs import discard_job_outputs, job_thumbnail
 from sdrest.services import Services, services
 
 bp = Blueprint("jobs", __name__, url_prefix=API)
@@ -96,7 +96,7 @@ def job_image(job_id: str, index: int) -> Any:
 
 
 def remove_job_files(svc: Services, job_id: str, params: dict[str, Any]) -> None:
-    shutil.rmtree(svc.settings.outputs_dir / job_id, ignore_errors=True)
+    discard_job_outputs(svc.settings.outputs_dir, job_id)
     inputs = params.get("_inputs")
     if inputs:
         target = (svc.settings.data_dir / inputs).resolve()

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import io
 import logging
-import shutil
 import threading
 import time
 from collections.abc import Callable
@@ -24,6 +23,7 @@ from PIL import Image
 from sdrest import __version__
 from sdrest.errors import GenerationCancelled
 from sdrest.jobs.params import public_params
+from sdrest.outputs import discard_job_outputs, infotext, write_image
 from sdrest.settings import Settings
 from sdrest.worker.resident import Resident, ResidentModels, model_key
 
@@ -288,14 +288,12 @@ class Runner:
             return self._write_all(job, params, images, seeds, directory, fmt, resolved)
         except OSError:
             # A full disk (or any write error) fails the job: leave none of its files behind.
-            shutil.rmtree(directory, ignore_errors=True)
+            discard_job_outputs(self.settings.outputs_dir, job["id"])
             raise
 
     def _write_all(self, job: dict[str, Any], params: dict[str, Any], images: list[Image.Image],
                    seeds: list[int], directory: Path, fmt: str,
                    resolved: dict[str, Any] | None) -> list[dict[str, Any]]:
-        from sdrest.outputs import infotext, write_image
-
         written = []
         public = public_params(params)
         for index, (image, seed) in enumerate(zip(images, seeds or [0] * len(images))):

@@ -29,6 +29,7 @@ from typing import Any
 from sdrest.jobs import EventBus, Job, JobStatus, JobStore
 from sdrest.jobs.params import public_model_options
 from sdrest.models.paths import ModelNotFoundError
+from sdrest.outputs import discard_job_outputs
 from sdrest.settings import Settings
 
 log = logging.getLogger("sdrest.supervisor")
@@ -213,7 +214,7 @@ class Supervisor:
                 # The worker died before the job reached it: not the job's fault, it runs again.
                 log.warning("the worker was gone before job %s reached it: queued again", job.id)
                 self._stop_worker(kill=True)
-                self.store.requeue(job.id)
+                self._requeue(job)
                 return
             self._follow(job)
         finally:
@@ -363,6 +364,7 @@ class Supervisor:
                             f" within {self.settings.cancel_timeout:g} s")
                 self._stop_worker(kill=True)
                 self.store.cancel(job.id)  # a "new_latents" stop is still running in the store
+                self._discard_outputs(job)
                 self.counters["cancelled"] += 1
                 self.counters["cancel_kills"] += 1
                 return
@@ -370,7 +372,7 @@ class Supervisor:
                 # A server stop is never the job's fault: it goes back to the queue, in its place.
                 log.info("stopping: job %s goes back to the queue", job.id)
                 self._stop_worker(kill=True)
-                self.store.requeue(job.id)
+                self._requeue(job)
                 return
             try:
                 ready = conn.poll(0.05)
@@ -407,10 +409,13 @@ class Supervisor:
             if self.store.complete(job.id, result, timings) is not None:
                 self.counters["completed"] += 1
                 self.counters["images"] += len(result.get("images", []))
+            else:  # cancelled while its images were being written: nothing names them now
+                self._discard_outputs(job)
             return True
         if kind == "error":
             if message["error"].get("code") == "cancelled":
                 self.store.cancel(job.id)  # no-op unless a "new_latents" stop found no image done
+                self._discard_outputs(job)
                 self.counters["cancelled"] += 1
                 return True
             self._finish_failed(job, message["error"])
@@ -421,6 +426,19 @@ class Supervisor:
     def _finish_failed(self, job: Job, error: dict[str, Any], timings: dict[str, float] | None = None) -> None:
         if self.store.fail(job.id, error, timings) is not None:
             self.counters["failed"] += 1
+        self._discard_outputs(job)
+
+    def _requeue(self, job: Job) -> None:
+        """Back to its place in the queue, without the files of the attempt that was cut off."""
+        self.store.requeue(job.id)
+        self._discard_outputs(job)
+
+    def _discard_outputs(self, job: Job) -> None:
+        # A worker killed between writing its images and reporting them leaves files that no
+        # job record names: a job that does not complete keeps none.
+        current = self.store.get(job.id)
+        if current is None or current.status is not JobStatus.COMPLETED:
+            discard_job_outputs(self.settings.outputs_dir, job.id)
 
     def _on_crash(self, job: Job) -> None:
         process = self._process

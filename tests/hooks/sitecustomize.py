@@ -4,8 +4,10 @@
 starts, so Python imports this module at start-up in the server and in its spawned worker
 process. In the worker, once ``sdrest.worker.runner`` is imported, :meth:`Runner.run` is
 wrapped: a job whose prompt is ``sdrest-test-crash:<how>`` dies the way a native fault kills the
-worker (``abort``: SIGABRT, ``segfault``: SIGSEGV, ``exit``: exit status 3). Product code knows
-nothing of it.
+worker (``abort``: SIGABRT, ``segfault``: SIGSEGV, ``exit``: exit status 3). With
+``sdrest-test-crash:after-write:<how>`` the job runs and writes its images first, then the worker
+dies before it can report them; ``after-write:stay`` instead keeps the worker waiting until its
+server is gone (for a test that kills the server at that moment). Product code knows nothing of it.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import sys
 from typing import Any
 
 CRASH_PREFIX = "sdrest-test-crash:"
+AFTER_WRITE = "after-write:"
 _TARGET = "sdrest.worker.runner"
 
 
@@ -23,6 +26,7 @@ def _crash(how: str) -> None:
     import ctypes
     import logging
     import os
+    import time
 
     logging.getLogger("sdrest.worker").warning("test hook: simulating %s", how)
     if how == "abort":
@@ -31,6 +35,11 @@ def _crash(how: str) -> None:
         ctypes.string_at(0)
     if how == "exit":
         os._exit(3)
+    if how == "stay":
+        parent = os.getppid()
+        while os.getppid() == parent:
+            time.sleep(0.1)
+        os._exit(0)
 
 
 def _patch(module: Any) -> None:
@@ -38,9 +47,13 @@ def _patch(module: Any) -> None:
 
     def run(self: Any, job: dict[str, Any], model: Any) -> Any:
         prompt = job.get("params", {}).get("prompt") or ""
-        if prompt.startswith(CRASH_PREFIX):
-            _crash(prompt[len(CRASH_PREFIX):])
-        return original(self, job, model)
+        if not prompt.startswith(CRASH_PREFIX):
+            return original(self, job, model)
+        how = prompt[len(CRASH_PREFIX):]
+        if how.startswith(AFTER_WRITE):
+            original(self, job, model)
+            how = how[len(AFTER_WRITE):]
+        _crash(how)
 
     module.Runner.run = run
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 
 import pytest
 
@@ -32,6 +33,46 @@ def test_native_crash_fails_the_job_and_the_server_keeps_serving(models_dir, tmp
         after = server.submit(seed=2, wait=True)
         assert after["status"] == "completed"
         assert server.status()["worker"]["starts"] == 2
+    finally:
+        server.stop()
+
+
+def test_a_worker_killed_after_writing_its_images_leaves_no_files(models_dir, tmp_path) -> None:
+    server = Server(tmp_path, models_dir, "--model", "sd1").start()
+    try:
+        crashed = server.submit(prompt=CRASH_PREFIX + "after-write:abort", wait=True)
+        assert crashed["status"] == "failed" and crashed["error"]["code"] == "worker_crashed"
+        assert not (server.data_dir / "outputs" / crashed["job_id"]).exists()
+        done = server.submit(seed=2, wait=True)
+        assert done["status"] == "completed"
+        assert [p.name for p in (server.data_dir / "outputs").iterdir()] == [done["job_id"]]
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize("requeue", [True, False])
+def test_a_server_killed_after_a_job_wrote_its_images_leaves_no_unnamed_files(models_dir, tmp_path,
+                                                                              requeue) -> None:
+    server = Server(tmp_path, models_dir, "--model", "sd1").start()
+    job = server.submit(prompt=CRASH_PREFIX + "after-write:stay")
+    job_dir = server.data_dir / "outputs" / job["job_id"]
+    while not any(job_dir.glob("*.png")):  # written; the worker now waits without reporting
+        assert server.get(f"/api/v1/generate/{job['job_id']}").json()["status"] in ("queued", "running")
+        time.sleep(0.1)
+    server.kill9()
+    server.args = ["--model", "sd1", "--max-interruptions", "1" if requeue else "0"]
+    server.start()
+    try:
+        # Requeued, the job runs again (and stays again: its prompt says so), so it is cancelled
+        # here; failed as interrupted, it is over. Either way the cut-off attempt's files are gone.
+        after = server.get(f"/api/v1/generate/{job['job_id']}").json()
+        if requeue:
+            assert after["status"] in ("queued", "running")
+            assert server.delete(f"/api/v1/generate/{job['job_id']}").status_code in (200, 202)
+            after = server.wait_job(job["job_id"], until=("cancelled",))
+        else:
+            assert after["status"] == "failed" and after["error"]["code"] == "interrupted"
+        assert not job_dir.exists()
     finally:
         server.stop()
 
