@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -42,6 +43,19 @@ def test_library_finds_its_dependencies_relative_to_itself(wheel: Path, tmp_path
                              check=True, capture_output=True, text=True).stdout
     assert "$ORIGIN" in dynamic
     assert "libggml" not in dynamic  # ggml is linked in, not a separate file to find
+
+
+def test_the_default_cpu_build_has_the_llamafile_kernels(wheel: Path, tmp_path: Path) -> None:
+    # Unless CMAKE_ARGS says otherwise (a GPU or comparison build), the CPU backend is built with
+    # llamafile's tiled matrix kernels: docs/performance.md measured them 1.65x faster.
+    if "GGML_LLAMAFILE" in os.environ.get("CMAKE_ARGS", ""):
+        pytest.skip("this build chose GGML_LLAMAFILE itself")
+    archive = zipfile.ZipFile(wheel)
+    assert json.loads(archive.read("sdrest/_native/build_info.json"))["cpu_llamafile"] is True
+    archive.extract("sdrest/_native/lib/libstable-diffusion.so", tmp_path)
+    symbols = subprocess.run(["readelf", "--dyn-syms", "-W", str(tmp_path / "sdrest/_native/lib/libstable-diffusion.so")],
+                             check=True, capture_output=True, text=True).stdout
+    assert " llamafile_sgemm" in symbols
 
 
 def test_wheel_contains_the_web_ui(wheel: Path) -> None:
