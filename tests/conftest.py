@@ -11,6 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from helpers import nvidia_driver
 from sdrest._native import NativeLibrary, load_library
 from sdrest.synthetic import SyntheticModels, ensure_synthetic_models
 
@@ -33,3 +34,13 @@ def sd1(models: SyntheticModels, native: NativeLibrary) -> Iterator:
     # img2img and inpainting need the VAE encoder, so keep it (vae_decode_only=False).
     with Context(model_path=models.checkpoint, vae_decode_only=False, n_threads=2) as context:
         yield context
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked ``gpu`` run where an NVIDIA driver is present and are skipped elsewhere (the
+    only skips CI allows)."""
+    gpu_tests = [item for item in items if item.get_closest_marker("gpu")]
+    if gpu_tests and not nvidia_driver():
+        skip = pytest.mark.skip(reason="gpu: needs an NVIDIA GPU and driver")
+        for item in gpu_tests:
+            item.add_marker(skip)

@@ -45,3 +45,15 @@ class FakeClock:
 
     def __call__(self) -> float:
         return self.now
+
+
+def nvidia_driver() -> bool:
+    """Whether NVML finds an NVIDIA driver on this machine (tests marked ``gpu`` need one)."""
+    import pynvml
+
+    try:
+        pynvml.nvmlInit()
+    except pynvml.NVMLError:
+        return False
+    pynvml.nvmlShutdown()
+    return True

@@ -4,6 +4,7 @@ on a loopback port for the API tests."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import io
 import os
 import shutil
@@ -12,6 +13,7 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -24,6 +26,8 @@ from sdrest.synthetic import SyntheticModels
 HOOKS = Path(__file__).resolve().parent / "hooks"
 #: A prompt starting with this makes the test hook crash the worker: CRASH_PREFIX + "abort".
 CRASH_PREFIX = "sdrest-test-crash:"
+#: A job with the prompt HOLD_PREFIX + "<path>" starts running, then waits until <path> exists.
+HOLD_PREFIX = "sdrest-test-hold:"
 FAST = {"prompt": "a red apple", "width": 64, "height": 64, "steps": 1, "sampler": "euler", "seed": 3}
 
 
@@ -162,6 +166,18 @@ class Server:
         response = self.post("/api/v1/generate", json={**FAST, "wait": False, **fields})
         assert response.status_code in (200, 202), response.text
         return response.json()
+
+    @contextlib.contextmanager
+    def held_worker(self, **fields: Any) -> Iterator[dict[str, Any]]:
+        """A running job that keeps the worker busy until the ``with`` block ends, so jobs
+        submitted inside the block are certainly queued behind it (tests/hooks/sitecustomize.py)."""
+        flag = self.root / f"release-{uuid.uuid4().hex}"
+        job = self.submit(**{"seed": 1, **fields, "prompt": HOLD_PREFIX + str(flag)})
+        try:
+            self.wait_job(job["job_id"], until=("running",))
+            yield job
+        finally:
+            flag.touch()
 
     def wait_job(self, job_id: str, timeout: float = 180, until: tuple[str, ...] = ("completed", "failed",
                                                                                      "cancelled")) -> dict[str, Any]:

@@ -25,7 +25,7 @@ from __future__ import annotations
 import collections
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from sdrest.jobs.model import Event
@@ -41,11 +41,14 @@ REPLAY_PAGE = 1000
 class EventBus:
     """Fans events out to subscribers; see the module docstring for the guarantees."""
 
-    def __init__(self, store: JobStore, *, max_pending: int = DEFAULT_MAX_PENDING) -> None:
+    def __init__(self, store: JobStore, *, max_pending: int = DEFAULT_MAX_PENDING,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        """``clock``: the monotonic seconds that ``next_batch`` timeouts are measured in."""
         if max_pending < 1:
             raise ValueError("max_pending must be at least 1")
         self.store = store
         self.max_pending = max_pending
+        self.clock = clock
         self._lock = threading.Lock()
         self._subscriptions: set[Subscription] = set()
         self._closed = False
@@ -219,11 +222,12 @@ class Subscription:
         once, so events appended by another process on the same database are seen too.
         """
         with self._consumer:
-            deadline = time.monotonic() + max(0.0, timeout)
+            clock = self._bus.clock
+            deadline = clock() + max(0.0, timeout)
             while True:
                 with self._cond:
                     while not self._closed and not self._pending and self._upper <= self._cursor:
-                        remaining = deadline - time.monotonic()
+                        remaining = deadline - clock()
                         if remaining <= 0:
                             break
                         self._cond.wait(remaining)

@@ -10,6 +10,7 @@ import tempfile
 from pathlib import Path
 
 import sdrest
+from sdrest._native.buildinfo import build_info
 from sdrest._native.loader import LIB_DIR, library_candidates, library_filename
 
 # The child imports the same sdrest as this process (installed or checkout), from anywhere.
@@ -41,7 +42,7 @@ def test_package_copy_loads_and_reports_the_pinned_version() -> None:
     assert result.returncode == 0, result.stderr
     origin, path, version = result.stdout.split()
     assert origin == "package" and Path(path) == LIB_DIR / library_filename()
-    assert version == "stable-diffusion-cpp-python-0.4.7"
+    assert version == build_info()["sd_cpp_version"]  # the build's record, not a pin written here
 
 
 def test_explicit_library_path_wins() -> None:

@@ -26,16 +26,16 @@ def server(models, tmp_path_factory):
 
 
 def test_job_stream_reports_state_progress_preview_and_completion(server: Server) -> None:
-    job = server.submit(steps=3, seed=5)
-    response = server.get(f"/api/v1/generate/{job['job_id']}/events", stream=True, timeout=120)
-    assert response.headers["Content-Type"].startswith("text/event-stream")
+    with server.held_worker():  # subscribed while the job is certainly still queued
+        job = server.submit(steps=3, seed=5)
+        response = server.get(f"/api/v1/generate/{job['job_id']}/events", stream=True, timeout=120)
+        assert response.headers["Content-Type"].startswith("text/event-stream")
     events = list(sse_events(response))
     types = [e["event"] for e in events]
-    assert types[0] == "state"
+    assert types[0] == "state" and events[0]["data"]["status"] == "queued"
     assert types[-1] == "completed"
     assert "progress" in types and "preview" in types
-    if "started" in types:  # the job may have started before we subscribed
-        assert types.index("started") < types.index("progress")
+    assert types.index("started") < types.index("progress")
     steps = [e["data"]["step"] for e in events if e["event"] == "progress" and e["data"].get("step")]
     assert steps == sorted(steps) and steps[-1] == 3
     preview = next(e for e in events if e["event"] == "preview")
@@ -126,17 +126,23 @@ def test_bad_last_event_id_and_unknown_job(server: Server) -> None:
 
 
 def test_concurrent_listeners_all_see_the_completion(server: Server) -> None:
-    job = server.submit(**{**FAST, "steps": 2, "seed": 9})
-    seen: list[str] = []
+    seen: list[dict] = []
+    subscribed = threading.Semaphore(0)
 
-    def listen() -> None:
-        with server.get(f"/api/v1/generate/{job['job_id']}/events", stream=True, timeout=120) as response:
-            seen.append([e["event"] for e in sse_events(response)][-1])
+    def listen(job_id: str) -> None:
+        with server.get(f"/api/v1/generate/{job_id}/events", stream=True, timeout=120) as response:
+            subscribed.release()  # the server subscribes before it sends the headers
+            seen.append(list(sse_events(response))[-1])
 
-    threads = [threading.Thread(target=listen) for _ in range(8)]
-    for thread in threads:
-        thread.start()
+    with server.held_worker():  # every listener subscribes before the job can run
+        job = server.submit(**{**FAST, "steps": 2, "seed": 9})
+        threads = [threading.Thread(target=listen, args=(job["job_id"],)) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        for _ in threads:
+            assert subscribed.acquire(timeout=60)
     for thread in threads:
         thread.join(180)
-    # A listener that arrived after the end gets the final state alone; the others the event.
-    assert len(seen) == 8 and set(seen) <= {"completed", "state"}
+    assert len(seen) == 8
+    assert all(event["event"] == "completed" and event["data"]["job"]["status"] == "completed"
+               and event["data"]["job_id"] == job["job_id"] for event in seen)

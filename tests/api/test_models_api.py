@@ -4,6 +4,7 @@ through the queue, per-request components, LoRA tags, presets, templates, safety
 from __future__ import annotations
 
 import io
+import json
 import os
 import time
 
@@ -57,7 +58,9 @@ def test_listing_filters_and_types(server: Server) -> None:
     page = server.get("/api/v1/models", params={"limit": 2, "offset": 1}).json()
     assert len(page["models"]) == 2 and page["total"] == everything["total"]
     assert server.get("/api/v1/models", params={"type": "nope"}).status_code == 400
-    assert "path" not in loras[0] or not str(loras[0].get("path", "")).startswith("/")
+    # Files are named relative to their folder: no server path reaches a client.
+    assert "path" not in loras[0] and loras[0]["relative_path"] == "style.safetensors"
+    assert str(server.root) not in json.dumps(everything)
 
 
 def test_details_detection_loaded_and_hashes(server: Server) -> None:

@@ -81,15 +81,17 @@ def test_empty_and_too_long_passwords_are_refused() -> None:
 
 
 def test_comparison_is_constant_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The verdict is hmac.compare_digest's (a constant-time comparison), not an ``==`` beside it:
+    a compare_digest that answers the opposite turns the verdict around."""
+    encoded = passwords.hash_password("pw")
     calls = []
     real = passwords.hmac.compare_digest
 
-    def spy(a: bytes, b: bytes) -> bool:
+    def inverted(a: bytes, b: bytes) -> bool:
         calls.append((a, b))
-        return real(a, b)
+        return not real(a, b)
 
-    monkeypatch.setattr(passwords.hmac, "compare_digest", spy)
-    encoded = passwords.hash_password("pw")
-    assert passwords.verify_password("pw", encoded)
-    assert not passwords.verify_password("nope", encoded)
-    assert len(calls) == 2
+    monkeypatch.setattr(passwords.hmac, "compare_digest", inverted)
+    assert not passwords.verify_password("pw", encoded)
+    assert passwords.verify_password("nope", encoded)
+    assert len(calls) == 2 and all(isinstance(a, bytes) and len(a) == len(b) for a, b in calls)

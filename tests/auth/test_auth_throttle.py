@@ -101,7 +101,7 @@ def test_memory_is_bounded_and_lockouts_survive_floods(clock: FakeClock) -> None
 
 
 def test_counting_is_thread_safe(clock: FakeClock) -> None:
-    throttle = Throttle(max_failures=800, window=60, lockout=60, clock=clock)
+    throttle = Throttle(max_failures=801, window=60, lockout=60, clock=clock)
 
     def work() -> None:
         for _ in range(100):
@@ -112,7 +112,9 @@ def test_counting_is_thread_safe(clock: FakeClock) -> None:
         thread.start()
     for thread in threads:
         thread.join()
-    assert throttle.check("alice", None) is not None  # exactly 800 counted
+    assert throttle.check("alice", None) is None  # not more than 800 counted (801 locks)
+    throttle.failure("alice", None)
+    assert throttle.check("alice", None) is not None  # and not fewer: the 801st locks
 
 
 def test_bad_parameters_are_refused() -> None:

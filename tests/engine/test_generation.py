@@ -114,10 +114,13 @@ def test_lora_in_prompt_needs_a_real_file(sd1, tmp_path) -> None:
         sd1.txt2img("a red apple", **FAST, loras=[Lora(path=tmp_path / "nope.safetensors")])
 
 
-def test_taesd_decoder(models, native) -> None:
+def test_taesd_decoder(sd1, models, native) -> None:
+    plain = sd1.txt2img("a red apple", **FAST, seed=2).images[0]
     with Context(model_path=models.checkpoint, taesd_path=models.taesd, n_threads=2) as context:
         image = context.txt2img("a red apple", **FAST, seed=2).images[0]
     assert_real_image(image, (SIZE, SIZE))
+    # Same latent, another decoder: the pixels differ (an ignored taesd_path gives the plain image).
+    assert np.abs(pixels(plain) - pixels(image)).mean() > 1.0
 
 
 def test_video_generation_on_an_image_model_fails_cleanly(sd1) -> None:

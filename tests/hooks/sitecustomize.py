@@ -7,7 +7,10 @@ wrapped: a job whose prompt is ``sdrest-test-crash:<how>`` dies the way a native
 worker (``abort``: SIGABRT, ``segfault``: SIGSEGV, ``exit``: exit status 3). With
 ``sdrest-test-crash:after-write:<how>`` the job runs and writes its images first, then the worker
 dies before it can report them; ``after-write:stay`` instead keeps the worker waiting until its
-server is gone (for a test that kills the server at that moment). Product code knows nothing of it.
+server is gone (for a test that kills the server at that moment). A job whose prompt is
+``sdrest-test-hold:<path>`` runs normally, but only once the file ``<path>`` exists: a test holds
+the worker busy with it for exactly as long as it needs a queue behind a running job. Product code
+knows nothing of it.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import sys
 from typing import Any
 
 CRASH_PREFIX = "sdrest-test-crash:"
+HOLD_PREFIX = "sdrest-test-hold:"
 AFTER_WRITE = "after-write:"
 _TARGET = "sdrest.worker.runner"
 
@@ -42,11 +46,24 @@ def _crash(how: str) -> None:
         os._exit(0)
 
 
+def _hold(flag: str) -> None:
+    """Wait until the test creates ``flag`` (or the server that started this worker is gone)."""
+    import os
+    import time
+
+    parent = os.getppid()
+    while not os.path.exists(flag) and os.getppid() == parent:
+        time.sleep(0.02)
+
+
 def _patch(module: Any) -> None:
     original = module.Runner.run
 
     def run(self: Any, job: dict[str, Any], model: Any) -> Any:
         prompt = job.get("params", {}).get("prompt") or ""
+        if prompt.startswith(HOLD_PREFIX):
+            _hold(prompt[len(HOLD_PREFIX):])
+            return original(self, job, model)
         if not prompt.startswith(CRASH_PREFIX):
             return original(self, job, model)
         how = prompt[len(CRASH_PREFIX):]

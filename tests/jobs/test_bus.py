@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from helpers import FakeClock
 from sdrest.jobs import Event, EventBus, JobStore, Subscription
 from sdrest.jobs import bus as bus_module
 
@@ -151,51 +151,69 @@ def test_replay_longer_than_a_page_stays_ordered(store: JobStore, bus: EventBus,
     assert kinds(events)[-2:] == ["progress", "queued"]
 
 
-def test_timeout_returns_empty_list(bus: EventBus) -> None:
+class WaitClock(FakeClock):
+    """A fake monotonic clock for the bus. Each read after the first of a ``next_batch`` call
+    comes right before the subscriber waits on its condition (the bus lock held until the wait
+    starts): ``waiting`` tells another thread that a publish now finds the subscriber asleep.
+    ``step`` moves time on by that much at every read."""
+
+    def __init__(self, step: float = 0.0) -> None:
+        super().__init__(0.0)
+        self.step = step
+        self.reads = 0
+        self.waiting = threading.Event()
+
+    def __call__(self) -> float:
+        now = self.now
+        self.reads += 1
+        if self.reads > 1:
+            self.waiting.set()
+        self.now += self.step
+        return now
+
+
+def test_timeout_returns_empty_list(store: JobStore) -> None:
+    clock = WaitClock(step=0.01)
+    bus = EventBus(store, clock=clock)
     subscription = bus.subscribe(last_event_id=None)
-    started = time.monotonic()
-    assert subscription.next_batch(0.2) == []
-    elapsed = time.monotonic() - started
-    assert 0.15 <= elapsed < 2.0
+    assert subscription.next_batch(0.05) == []
+    assert clock.now >= 0.05 and clock.reads >= 3  # waited, then gave up at the deadline
+    reads = clock.reads
     assert subscription.next_batch(0) == []
+    assert clock.reads == reads + 2  # no wait at all: the deadline has passed at once
+    bus.close()
 
 
-def test_waiting_subscriber_wakes_on_publish(store: JobStore, bus: EventBus) -> None:
+def test_waiting_subscriber_wakes_on_publish(store: JobStore) -> None:
+    clock = WaitClock()  # time stands still: only a publish can end the wait
+    bus = EventBus(store, clock=clock)
     subscription = bus.subscribe(last_event_id=None)
-    results: list[tuple[list[Event], float]] = []
-
-    def wait() -> None:
-        started = time.monotonic()
-        results.append((subscription.next_batch(10.0), time.monotonic() - started))
-
-    waiter = threading.Thread(target=wait)
+    results: list[list[Event]] = []
+    waiter = threading.Thread(target=lambda: results.append(subscription.next_batch(3600.0)))
     waiter.start()
-    time.sleep(0.1)
+    assert clock.waiting.wait(30)
     job = store.create("txt2img", {})  # from another thread
-    waiter.join(timeout=10)
-    (batch, elapsed), = results
-    assert [e.job_id for e in batch] == [job.id]
-    assert elapsed < 5.0  # woken by the publish, not by the timeout
+    waiter.join(timeout=30)
+    assert not waiter.is_alive()  # woken by the publish: the timeout was an hour
+    assert [[e.job_id for e in batch] for batch in results] == [[job.id]]
+    bus.close()
 
 
 def test_64_subscribers_each_receive_the_event(store: JobStore, bus: EventBus) -> None:
     subscriptions = [bus.subscribe(last_event_id=None) for _ in range(64)]
     assert bus.subscriber_count == 64
     received: dict[int, list[Event]] = {}
-    ready = threading.Barrier(65)
 
     def listen(index: int, subscription: Subscription) -> None:
-        ready.wait()
-        received[index] = subscription.next_batch(10.0)
+        received[index] = subscription.next_batch(3600.0)
 
     threads = [threading.Thread(target=listen, args=item) for item in enumerate(subscriptions)]
     for thread in threads:
         thread.start()
-    ready.wait()
-    time.sleep(0.05)
+    # Subscribed before the event, so each gets it, whether already waiting or not.
     job = store.create("txt2img", {})
     for thread in threads:
-        thread.join(timeout=15)
+        thread.join(timeout=30)
     assert len(received) == 64
     assert all([e.job_id for e in batch] == [job.id] for batch in received.values())
 
@@ -236,17 +254,17 @@ def test_stalled_subscriber_holds_bounded_memory(store: JobStore, bus: EventBus)
 
 
 def test_close_wakes_waiters(store: JobStore) -> None:
-    bus = EventBus(store)
+    clock = WaitClock()  # time stands still: only the close can end the wait
+    bus = EventBus(store, clock=clock)
     subscription = bus.subscribe(last_event_id=None)
     other = bus.subscribe(last_event_id=None)
     results: list[list[Event]] = []
-    waiter = threading.Thread(target=lambda: results.append(subscription.next_batch(30.0)))
+    waiter = threading.Thread(target=lambda: results.append(subscription.next_batch(3600.0)))
     waiter.start()
-    time.sleep(0.1)
-    started = time.monotonic()
+    assert clock.waiting.wait(30)
     bus.close()
-    waiter.join(timeout=10)
-    assert results == [[]] and time.monotonic() - started < 5.0
+    waiter.join(timeout=30)
+    assert not waiter.is_alive() and results == [[]]
     assert subscription.closed and other.closed and bus.subscriber_count == 0
     store.create("txt2img", {})  # no listener left: nothing breaks
     with pytest.raises(RuntimeError):
