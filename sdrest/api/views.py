@@ -35,10 +35,10 @@ def running_view(job_id: str | None, owner: str | None) -> dict[str, Any]:
     return {"running": job_id, "running_hidden": False}
 
 
-def image_url(job_id: str, index: int, *, public: bool = False) -> str:
+def image_url(job_id: str, index: int, *, public: bool = False, kind: str = "images") -> str:
     """An image's URL; with --public-images it carries the job's image token, which alone
     opens it without credentials (the job id does not: ids show up in listings and events)."""
-    url = f"{API}/jobs/{job_id}/images/{index}"
+    url = f"{API}/jobs/{job_id}/{kind}/{index}"  # kind: "images", or a video job's "videos"
     if public:
         from sdrest.auth.web import image_token
 
@@ -78,6 +78,9 @@ def job_view(job: Job, store: JobStore, settings: Settings, *, include_base64: b
         "timings": job.timings,
         "parameters": params,
         "images": images,
+        "videos": [{**{key: video[key] for key in ("index", "format", "frames", "fps", "width", "height")},
+                    "url": image_url(job.id, video["index"], public=settings.public_images, kind="videos")}
+                   for video in result.get("videos", [])],
         "seeds": result.get("seeds", []),
         "model": result.get("model") or params.get("model"),
         "resolved": result.get("resolved"),

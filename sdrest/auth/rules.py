@@ -61,12 +61,14 @@ RULES: dict[str, str] = {
     "generate.img2img": "user",
     "generate.inpainting": "user",
     "generate.upscale": "user",
+    "video.generate_video": "user",
     # jobs: own ones for users, all for admins (filtered in the views)
     "generate.get_job": "guest",
     "generate.cancel_job": "user",
     "jobs.queue": "guest",
     "jobs.delete_job": "user",
     "jobs.job_image": "guest",
+    "video.job_video": "guest",
     "events.all_events": "guest",
     "events.job_events": "guest",
     # AUTOMATIC1111 /sdapi/v1: the same rules as the native routes they stand for
@@ -102,6 +104,6 @@ RULES: dict[str, str] = {
 
 #: Endpoints guests may also use when --guest-can-generate is set.
 GUEST_GENERATION = ("generate.generate", "generate.text2img", "generate.img2img", "generate.inpainting",
-                    "generate.upscale", "generate.cancel_job", "a1111.txt2img", "a1111.img2img",
-                    "a1111.extra_single_image", "a1111.interrupt", "a1111.skip", "openai.generations",
-                    "openai.edits")
+                    "generate.upscale", "generate.cancel_job", "video.generate_video", "a1111.txt2img",
+                    "a1111.img2img", "a1111.extra_single_image", "a1111.interrupt", "a1111.skip",
+                    "openai.generations", "openai.edits")

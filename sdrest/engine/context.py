@@ -264,8 +264,8 @@ class Context:
                      ("on_progress", "on_preview", "preview_mode", "preview_interval", "on_log") if key in options}
         return self.generate(image_params(**options, **fixed), **callbacks)
 
-    def generate_video(self, params: VideoGenParams, *,
-                       on_progress: ProgressHandler | None = None) -> list[Image.Image]:
+    def generate_video(self, params: VideoGenParams, *, on_progress: ProgressHandler | None = None,
+                       on_log: Callable[[int, str], None] | None = None) -> list[Image.Image]:
         """Run ``generate_video`` (video models such as Wan); returns the frames."""
         params = dataclasses.replace(params, seed=resolve_seed(params.seed))
         params.validate()
@@ -277,7 +277,7 @@ class Context:
         lib = self._native.lib
         rearm = self._start_call(ptr)
         with self._hooks.session(on_progress=self._cancel_checked(rearm, on_progress),
-                                 on_log=self._cancel_checked(rearm, None)) as capture:
+                                 on_log=self._cancel_checked(rearm, on_log)) as capture:
             arena = Arena()
             c_params = ffi.new("sd_vid_gen_params_t *")
             lib.sd_vid_gen_params_init(c_params)

@@ -28,6 +28,7 @@ from .esrgan import write_esrgan
 from .lora import write_lora
 from .sd1 import write_sd1_checkpoint, write_sd1_vae
 from .taesd import write_taesd
+from .wan import write_taehv, write_wan
 
 __all__ = [
     "GENERATOR_VERSION",
@@ -39,7 +40,9 @@ __all__ = [
     "write_lora",
     "write_sd1_checkpoint",
     "write_sd1_vae",
+    "write_taehv",
     "write_taesd",
+    "write_wan",
 ]
 
 #: Bump when the meaning of the generated files changes without a code change
@@ -65,6 +68,8 @@ class SyntheticModels:
     taesd: Path  # SD1 TAESD (encoder + decoder) for --taesd
     esrgan: Path  # 4x RRDBNet, 1 block, for the upscaler
     checkpoint_no_vae: Path | None = None  # only if requested (~0.89 GB more)
+    wan: Path | None = None  # only if requested: Wan2.1 T2V 1.3B, Q2_K GGUF (~0.47 GB)
+    wan_taehv: Path | None = None  # with wan: its tiny video autoencoder, for --taesd
 
     @property
     def lora_dir(self) -> Path:
@@ -88,6 +93,8 @@ _GENERATORS: dict[str, tuple[str, Callable[[Path], object]]] = {
         "checkpoints_no_vae/sd1_tiny_synthetic_no_vae.safetensors",
         lambda p: write_sd1_checkpoint(p, seed=0, include_vae=False),
     ),
+    "wan": ("diffusion_models/wan2.1_t2v_1.3b_synthetic.gguf", lambda p: write_wan(p, seed=5)),
+    "wan_taehv": ("taesd/taehv_wan2.1_synthetic.safetensors", lambda p: write_taehv(p, seed=6)),
 }
 
 
@@ -172,7 +179,7 @@ def _prune_stale(cache_dir: Path, keep: str, min_age_s: float = 3600.0) -> None:
 
 
 def ensure_synthetic_models(
-    cache_dir: Path | str | None = None, *, with_no_vae_checkpoint: bool = False
+    cache_dir: Path | str | None = None, *, with_no_vae_checkpoint: bool = False, with_video: bool = False
 ) -> SyntheticModels:
     """Return the synthetic models, generating missing ones under ``cache_dir``.
 
@@ -183,7 +190,8 @@ def ensure_synthetic_models(
     other stamps untouched for an hour are deleted after generating.
     First call: ~6 s and ~1.05 GB on disk (2 CPU cores); later calls: a few
     ``stat``s. ``with_no_vae_checkpoint`` adds a VAE-less copy (+0.89 GB,
-    +5 s) for testing the "needs --taesd/--vae" path.
+    +5 s) for testing the "needs --taesd/--vae" path. ``with_video`` adds the Wan video model and
+    its TAEHV (+0.49 GB, ~3 s).
     """
     cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     stamp = generator_stamp()
@@ -191,6 +199,8 @@ def ensure_synthetic_models(
     keys = ["checkpoint", "vae", "lora", "taesd", "esrgan"]
     if with_no_vae_checkpoint:
         keys.append("checkpoint_no_vae")
+    if with_video:
+        keys += ["wan", "wan_taehv"]
 
     if not all(_is_complete(root, _read_manifest(root), k) for k in keys):
         with _locked(cache_dir / ".lock"):
@@ -234,4 +244,6 @@ def ensure_synthetic_models(
         taesd=paths["taesd"],
         esrgan=paths["esrgan"],
         checkpoint_no_vae=paths.get("checkpoint_no_vae"),
+        wan=paths.get("wan"),
+        wan_taehv=paths.get("wan_taehv"),
     )

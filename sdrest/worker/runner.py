@@ -206,7 +206,12 @@ class Runner:
                 raise LookupError("no model is loaded")
             self.ensure_model(model, clock)
             self._check_cancel()
-            result = self._generate(job, params, clock)
+            if params["mode"] == "video":
+                from sdrest.worker import video
+
+                result = video.generate(self, job, params, clock)
+            else:
+                result = self._generate(job, params, clock)
         result["timings"] = clock.finish()
         return result
 

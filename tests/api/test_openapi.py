@@ -105,6 +105,7 @@ EXPECTED: dict[tuple[str, str], set[int]] = {
     ("/api/v1/generate/img2img", "post"): _SUBMIT,
     ("/api/v1/generate/inpainting", "post"): _SUBMIT,
     ("/api/v1/upscale", "post"): _SUBMIT - {409},
+    ("/api/v1/generate/video", "post"): _SUBMIT,
     ("/api/v1/generate/{job_id}", "get"): {200, 400, 404},
     ("/api/v1/generate/{job_id}", "delete"): {200, 404, 409},
     ("/api/v1/generate/{job_id}/events", "get"): {200, 400, 404, 429},
@@ -112,6 +113,7 @@ EXPECTED: dict[tuple[str, str], set[int]] = {
     ("/api/v1/jobs/{job_id}", "get"): {200, 400, 404},
     ("/api/v1/jobs/{job_id}", "delete"): {204, 404, 409},
     ("/api/v1/jobs/{job_id}/images/{index}", "get"): {200, 304, 400, 404},
+    ("/api/v1/jobs/{job_id}/videos/{index}", "get"): {200, 304, 400, 404},
     ("/api/v1/queue", "get"): {200, 400},
     ("/api/v1/models", "get"): {200, 400},
     ("/api/v1/models/{model_id}", "get"): {200, 400, 404, 429},
@@ -135,6 +137,7 @@ BODIES = {
     ("/api/v1/generate/img2img", "post"): "Img2ImgRequest",
     ("/api/v1/generate/inpainting", "post"): "InpaintRequest",
     ("/api/v1/upscale", "post"): "UpscaleRequest",
+    ("/api/v1/generate/video", "post"): "VideoRequest",
     ("/api/v1/models/load", "post"): "LoadRequest",
     ("/api/v1/models/unload", "post"): "UnloadRequest",
 }
@@ -164,6 +167,8 @@ def test_the_api_v1_operations_and_their_statuses(tmp_path) -> None:
     assert "security" not in login and "security" in document["paths"]["/api/v1/queue"]["get"]
     image = document["paths"]["/api/v1/jobs/{job_id}/images/{index}"]["get"]["responses"]["200"]["content"]
     assert set(image) == {"image/png", "image/jpeg", "image/webp"}
+    video = document["paths"]["/api/v1/jobs/{job_id}/videos/{index}"]["get"]["responses"]["200"]["content"]
+    assert set(video) == {"image/webp", "video/mp4"}
     events = document["paths"]["/api/v1/events"]["get"]["responses"]["200"]["content"]
     assert set(events) == {"text/event-stream"}
 

@@ -107,7 +107,8 @@ def test_every_api_v1_route_answers_as_documented(server: Server, checker: Schem
                                ("/api/v1/generate/text2img", {**FAST, "colour": "red"}, 400),
                                ("/api/v1/generate/img2img", {**FAST}, 422),
                                ("/api/v1/generate/inpainting", {**FAST, "init_image": init}, 422),
-                               ("/api/v1/upscale", {"image": init, "upscaler": "nope"}, 404)):
+                               ("/api/v1/upscale", {"image": init, "upscaler": "nope"}, 404),
+                               ("/api/v1/generate/video", {"prompt": "x", "video_frames": 0}, 422)):
         assert call("POST", path, path, json=body).status_code == status
 
     # jobs
@@ -125,6 +126,8 @@ def test_every_api_v1_route_answers_as_documented(server: Server, checker: Schem
     assert call("GET", done["images"][0]["url"] + "?size=32", image_path).status_code == 200
     assert call("GET", done["images"][0]["url"] + "?size=5", image_path).status_code == 400
     assert call("GET", f"/api/v1/jobs/{job_id}/images/9", image_path).status_code == 404
+    # an image job has no clips (a real video: tests/api/test_video_api.py, checked against the same document)
+    assert call("GET", f"/api/v1/jobs/{job_id}/videos/0", "/api/v1/jobs/{job_id}/videos/{index}").status_code == 404
     assert call("GET", "/api/v1/queue?status=queued,running,completed", "/api/v1/queue").json()["jobs"]
     assert call("GET", "/api/v1/queue?order=sideways", "/api/v1/queue").status_code == 400
     with requests.get(server.url(f"/api/v1/generate/{job_id}/events"), headers=auth, stream=True,

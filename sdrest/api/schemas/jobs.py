@@ -41,6 +41,18 @@ class JobImage(ResponseModel):
     data: str | None = Field(None, description="The image as base64 (only with base64=true).")
 
 
+class JobVideo(ResponseModel):
+    """One clip of a finished video job (POST /generate/video)."""
+
+    index: int
+    format: str = Field(description="webp (animated, always) or mp4 (where PyAV is installed).")
+    frames: int
+    fps: int
+    width: int
+    height: int
+    url: str = Field(description="GET this for the file.")
+
+
 class JobLinks(ResponseModel):
     self: str
     events: str
@@ -62,7 +74,7 @@ class JobView(ResponseModel):
 
     job_id: str
     status: JobStatusName
-    mode: str = Field(description="txt2img, img2img, inpaint, upscale, load_model or unload_model.")
+    mode: str = Field(description="txt2img, img2img, inpaint, video, upscale, load_model or unload_model.")
     priority: int
     queue_position: int | None = Field(description="How many queued jobs run before this one (0: it runs next); "
                                                      "null unless queued.")
@@ -73,6 +85,8 @@ class JobView(ResponseModel):
     timings: dict[str, float] = Field(description="Seconds per stage.")
     parameters: dict[str, Any] = Field(description="The parameters as requested (images as \"given\").")
     images: list[JobImage]
+    videos: list[JobVideo] = Field(description="The clips of a video job (its frames are the images); "
+                                               "empty for other jobs.")
     seeds: list[int]
     model: str | None
     resolved: Resolved | None = Field(description="What a finished generation ran with (null until then, and "
