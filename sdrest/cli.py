@@ -58,6 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     commands.add_parser("version", help="same as --version")
     _add_auth_commands(commands)
+    from sdrest import modelfiles
+
+    modelfiles.add_commands(commands)
     return parser
 
 
@@ -133,6 +136,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from sdrest.auth import commands as auth_commands
 
         return auth_commands.run(vars(args), parser)
+    if args.command in ("convert", "metadata"):
+        from sdrest import modelfiles
+
+        return modelfiles.run(args)
     parser.print_help()
     return 2
 
@@ -169,7 +176,8 @@ def _serve(flags: dict[str, object]) -> int:
 def server_main(argv: Sequence[str] | None = None) -> int:
     """``stable-diffusion-rest-server``: the spec's name for ``sdrest serve``."""
     args = list(sys.argv[1:] if argv is None else argv)
-    if args and args[0] in ("--version", "version", "selftest", "serve", "users", "keys", "-h", "--help"):
+    if args and args[0] in ("--version", "version", "selftest", "serve", "users", "keys", "convert", "metadata",
+                            "-h", "--help"):
         return main(args)
     return main(["serve", *args])
 

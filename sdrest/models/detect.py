@@ -589,7 +589,9 @@ def _classifier(model_type: ModelType, filename: str) -> Callable[[Tensors, dict
     return None
 
 
-def _summary(header: Header) -> dict[str, Any]:
+def header_summary(header: Header) -> dict[str, Any]:
+    """Format, tensor count, parameters and dtypes of a header, with its metadata (for listings
+    and `sdrest metadata`)."""
     dtypes = Counter(info.dtype or "unknown" for info in header.tensors.values())
     details: dict[str, Any] = {
         "format": header.format,
@@ -607,7 +609,7 @@ def _summary(header: Header) -> dict[str, Any]:
 
 def classify(header: Header, model_type: ModelType, filename: str = "") -> Detection:
     """Classify an already-read header as a file of ``model_type``."""
-    details = _summary(header)
+    details = header_summary(header)
     kind = guess_kind(header.tensors)
     if kind is not None:
         details["kind"] = kind
@@ -650,4 +652,4 @@ def detect(path: Path, model_type: ModelType) -> Detection:
     try:
         return classify(header, model_type, path.name)
     except Exception as exc:  # noqa: BLE001 - a classifier bug must not break a whole listing
-        return Detection(UNKNOWN, None, _summary(header), f"classification failed ({type(exc).__name__}: {exc})")
+        return Detection(UNKNOWN, None, header_summary(header), f"classification failed ({type(exc).__name__}: {exc})")
