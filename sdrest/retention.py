@@ -7,6 +7,8 @@ import threading
 import time
 from typing import TYPE_CHECKING
 
+from sdrest.jobfiles import remove_job_files
+
 if TYPE_CHECKING:
     from sdrest.auth.store import AuthStore
     from sdrest.services import Services
@@ -44,14 +46,12 @@ class Janitor:
 
     def sweep(self) -> int:
         """One pass; returns how many jobs were deleted."""
-        from sdrest.api.jobs import remove_job_files
-
         svc = self.services
         hours = svc.settings.job_retention_hours
         deleted = 0
         if hours > 0:
             for job in svc.store.purge_finished(time.time() - hours * 3600):
-                remove_job_files(svc, job.id, job.params)
+                remove_job_files(svc.settings, job.id, job.params)
                 deleted += 1
         svc.store.purge_events(KEEP_EVENTS)
         if self.auth_store is not None:

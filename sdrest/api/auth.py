@@ -22,6 +22,7 @@ from sdrest.api.schemas.auth import (
 from sdrest.api.schemas.parsing import parse, parse_query, read_body
 from sdrest.api.views import API
 from sdrest.auth.audit import log_attempt
+from sdrest.auth.login import verify_login
 from sdrest.auth.rules import Principal
 from sdrest.auth.store import GUEST_NAME
 from sdrest.auth.web import auth_services, client_ip, current_principal
@@ -60,7 +61,7 @@ def login() -> Any:
                     reason="too many failures")
         raise ApiError(429, "too_many_attempts", "too many failed logins; try again later",
                        headers={"Retry-After": str(max(1, int(wait + 0.999)))})
-    role, reason = _verify(method, username, password)
+    role, reason = verify_login(services, method, username, password)
     if role is not None and method in ("unix", "pam"):
         # One account, one identity (and one owner of its jobs), however PAM let it be spelt.
         from sdrest.auth.system import canonical_name
@@ -178,28 +179,6 @@ def attempts() -> Any:
     query = parse_query(AttemptsQuery, request.args)
     return jsonify({"attempts": store.attempts(limit=query.limit, offset=query.offset,
                                                username=query.username or None)})
-
-
-def _verify(method: str, username: str, password: str) -> tuple[str | None, str]:
-    """The role of a correct login, or (None, reason)."""
-    services = auth_services()
-    settings = services.settings
-    if method == "jwt":
-        user = services.store.check_password(username, password)  # None also for disabled users
-        if user is None:
-            return None, "wrong user name or password"
-        return user.role, ""
-    from sdrest.auth.system import in_group, pam_authenticate, unix_authenticate, user_role_from_groups
-
-    if method == "unix":
-        ok, reason = unix_authenticate(username, password, settings.auth_group)
-    else:
-        ok, reason = pam_authenticate(username, password, settings.pam_service)
-        if ok and settings.auth_group:
-            ok, reason = in_group(username, settings.auth_group), "not in the allowed group"
-    if not ok:
-        return None, reason or "authentication failed"
-    return user_role_from_groups(username, settings.admin_group), ""
 
 
 def _current_role(principal: Principal) -> str:

@@ -13,10 +13,13 @@ from typing import Any
 from flask import Flask, jsonify
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
+from sdrest.auth.errors import AuthError, NotAuthenticated, NotPermitted, TooManyAttempts
+from sdrest.errors import SdrestError
+
 log = logging.getLogger("sdrest.api")
 
 
-class ApiError(Exception):
+class ApiError(SdrestError):
     """An error answered as JSON with an HTTP status."""
 
     def __init__(self, status: int, code: str, message: str, field: str | None = None,
@@ -40,6 +43,16 @@ def invalid(field: str, message: str, code: str = "invalid_field", status: int =
     return ApiError(status, code, f"{field}: {message}", field)
 
 
+#: The HTTP status of each refusal of the auth layer (which knows nothing of HTTP).
+AUTH_STATUS: dict[type[AuthError], int] = {NotAuthenticated: 401, NotPermitted: 403, TooManyAttempts: 429}
+
+
+def from_auth(error: AuthError) -> ApiError:
+    """The API's answer to a refusal of the auth layer."""
+    status = next(code for kind, code in AUTH_STATUS.items() if isinstance(error, kind))
+    return ApiError(status, error.code, error.message, error.field, headers=dict(error.headers))
+
+
 def not_found(what: str, field: str | None = None) -> ApiError:
     return ApiError(404, "not_found", f"{what} not found", field)
 
@@ -56,6 +69,10 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(ApiError)
     def _api_error(error: ApiError) -> Any:
         return _respond(error)
+
+    @app.errorhandler(AuthError)
+    def _auth_error(error: AuthError) -> Any:
+        return _respond(from_auth(error))
 
     @app.errorhandler(RequestEntityTooLarge)
     def _too_large(error: RequestEntityTooLarge) -> Any:

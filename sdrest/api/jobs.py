@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from typing import Any
 
 from flask import Blueprint, jsonify, request, send_file
@@ -14,7 +13,8 @@ from sdrest.api.schemas.parsing import parse_query
 from sdrest.api.views import API, job_or_404, job_view, running_view
 from sdrest.auth.web import current_principal, image_token_ok, visible_owners
 from sdrest.jobs import JobStatus
-from sdrest.outputs import discard_job_outputs, job_thumbnail
+from sdrest.jobfiles import remove_job_files
+from sdrest.outputs import job_thumbnail
 from sdrest.services import Services, services
 
 bp = Blueprint("jobs", __name__, url_prefix=API)
@@ -62,7 +62,7 @@ def delete_job(job_id: str) -> Any:
         raise ApiError(409, "job_active", f"job {job_id} is {job.status.value}: cancel it first", "job_id")
     deleted = svc.store.delete(job_id)
     if deleted is not None:
-        remove_job_files(svc, deleted.id, deleted.params)
+        remove_job_files(svc.settings, deleted.id, deleted.params)
     return "", 204
 
 
@@ -94,11 +94,3 @@ def job_image(job_id: str, index: int) -> Any:
     response.headers["Cache-Control"] = "private, max-age=31536000, immutable"
     return response
 
-
-def remove_job_files(svc: Services, job_id: str, params: dict[str, Any]) -> None:
-    discard_job_outputs(svc.settings.outputs_dir, job_id)
-    inputs = params.get("_inputs")
-    if inputs:
-        target = (svc.settings.data_dir / inputs).resolve()
-        if target.is_relative_to((svc.settings.data_dir / "inputs").resolve()):
-            shutil.rmtree(target, ignore_errors=True)

@@ -19,10 +19,16 @@ import secrets
 import threading
 import time
 from collections import OrderedDict
+from typing import TYPE_CHECKING
 
-from sdrest.api.errors import ApiError
 from sdrest.auth.audit import log_attempt
+from sdrest.auth.errors import NotAuthenticated, TooManyAttempts
+from sdrest.auth.login import verify_login
 from sdrest.auth.rules import Principal
+
+if TYPE_CHECKING:
+    from sdrest.auth.store import AuthStore
+    from sdrest.auth.web import AuthServices
 
 #: Seconds a verified user name and password are trusted without checking again.
 TTL = 60.0
@@ -61,13 +67,11 @@ class BasicCredentialCache:
                 self._entries.popitem(last=False)
 
 
-def basic_principal(encoded: str, services: object, auth_method: str, client_ip: str,
+def basic_principal(encoded: str, services: AuthServices, auth_method: str, client_ip: str,
                     cache: BasicCredentialCache) -> Principal:
-    """The principal of ``Authorization: Basic <encoded>``, or a 401/429 ApiError."""
-    from sdrest.api.auth import _verify  # the one password check, shared with POST /auth/login
-
-    store = services.store  # type: ignore[attr-defined]
-    throttle = services.throttle  # type: ignore[attr-defined]
+    """The principal of ``Authorization: Basic <encoded>``, or :class:`NotAuthenticated` / :class:`TooManyAttempts` (401/429)."""
+    store = services.store
+    throttle = services.throttle
     if auth_method not in PASSWORD_METHODS:
         raise _unauthorized(store, "basic", None, client_ip, f"--auth {auth_method} has no passwords")
     try:
@@ -84,9 +88,9 @@ def basic_principal(encoded: str, services: object, auth_method: str, client_ip:
     if wait is not None:
         log_attempt(store, method=method, username=username, client_ip=client_ip, outcome="throttled",
                     reason="too many failures")
-        raise ApiError(429, "too_many_attempts", "too many failed logins; try again later",
-                       headers={"Retry-After": str(max(1, int(wait + 0.999)))})
-    role, reason = _verify(method, username, password)
+        raise TooManyAttempts("too_many_attempts", "too many failed logins; try again later",
+                              headers={"Retry-After": str(max(1, int(wait + 0.999)))})
+    role, reason = verify_login(services, method, username, password)
     if role is None:
         throttle.failure(username, client_ip)
         raise _unauthorized(store, method, username, client_ip, reason)
@@ -97,7 +101,6 @@ def basic_principal(encoded: str, services: object, auth_method: str, client_ip:
     return principal
 
 
-def _unauthorized(store: object, method: str, username: str | None, client_ip: str, reason: str) -> ApiError:
-    log_attempt(store, method=method, username=username, client_ip=client_ip,  # type: ignore[arg-type]
-                outcome="failure", reason=reason)
-    return ApiError(401, "unauthorized", reason, headers={"WWW-Authenticate": 'Basic realm="sdrest"'})
+def _unauthorized(store: AuthStore, method: str, username: str | None, client_ip: str, reason: str) -> NotAuthenticated:
+    log_attempt(store, method=method, username=username, client_ip=client_ip, outcome="failure", reason=reason)
+    return NotAuthenticated("unauthorized", reason, headers={"WWW-Authenticate": 'Basic realm="sdrest"'})

@@ -35,7 +35,7 @@ from urllib.parse import urlsplit
 
 from flask import Request
 
-from sdrest.api.errors import ApiError
+from sdrest.auth.errors import NotPermitted
 from sdrest.settings import Settings
 
 #: Names that always mean this machine (RFC 6761: all of *.localhost too).
@@ -93,10 +93,10 @@ class OriginPolicy:
         return parts.scheme in ("http", "https") and bool(parts.netloc) and parts.netloc == host.strip().lower()
 
     def check(self, request: Request) -> None:
-        """Raise a 403 :class:`ApiError` for a request a foreign page may have made."""
+        """Raise :class:`NotPermitted` (a 403) for a request a foreign page may have made."""
         host = request.headers.get("Host", "")
         if self.check_host and not self.host_allowed(host):
-            raise ApiError(403, "host_not_allowed",
+            raise NotPermitted("host_not_allowed",
                            f"Host: {host_name(host)!r} is not a name of this server (see --allowed-hosts)", "Host")
         if request.method not in STATE_CHANGING:
             return
@@ -104,11 +104,11 @@ class OriginPolicy:
             return  # credentials a page cannot add by itself: not ambient, not cross-site
         origin = request.headers.get("Origin")
         if origin is not None and not self.origin_allowed(origin, host):
-            raise ApiError(403, "cross_origin_refused",
+            raise NotPermitted("cross_origin_refused",
                            f"Origin: {origin[:100]!r} may not change anything here (see --cors-origins)", "Origin")
         browser = origin is not None or "Cookie" in request.headers or "Sec-Fetch-Site" in request.headers
         if request.method == "POST" and browser and not _preflighted(request):
-            raise ApiError(403, "csrf_refused",
+            raise NotPermitted("csrf_refused",
                            "a browser request needs a JSON body or an X-Requested-With header", "Content-Type")
 
 

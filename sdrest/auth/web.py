@@ -23,8 +23,8 @@ from typing import Any
 
 from flask import Flask, current_app, g, request
 
-from sdrest.api.errors import ApiError
 from sdrest.auth.audit import AuditLimiter, log_attempt
+from sdrest.auth.errors import NotAuthenticated, NotPermitted
 from sdrest.auth.origin import OriginPolicy
 from sdrest.auth.rules import GUEST_GENERATION, PUBLIC, RULES, Principal
 from sdrest.auth.store import GUEST_NAME, AuthStore
@@ -207,7 +207,7 @@ def _authorize() -> None:
     rule = RULES.get(endpoint)
     if rule is None:
         log.error("no access rule for endpoint %s: refusing", endpoint)
-        raise ApiError(403, "forbidden", "this endpoint has no access rule")
+        raise NotPermitted("forbidden", "this endpoint has no access rule")
     if settings.auth == "none":
         g.principal = Principal(None, "admin", "none")
         return
@@ -220,13 +220,13 @@ def _authorize() -> None:
         if settings.auth == "optional":
             principal = Principal(GUEST_NAME, "guest", "guest")  # every anonymous visitor: one identity
         else:
-            raise ApiError(401, "unauthorized", "authentication required", headers={"WWW-Authenticate": "Bearer"})
+            raise NotAuthenticated("unauthorized", "authentication required", headers={"WWW-Authenticate": "Bearer"})
     g.principal = principal
     if rule == PUBLIC:
         return
     required = "guest" if endpoint in GUEST_GENERATION and settings.guest_can_generate else rule
     if not principal.at_least(required):
-        raise ApiError(403, "forbidden", f"this needs the {required} role")
+        raise NotPermitted("forbidden", f"this needs the {required} role")
 
 
 def _authenticate(settings: Settings, refresh: bool) -> Principal | None:
@@ -258,7 +258,7 @@ def _authenticate(settings: Settings, refresh: bool) -> Principal | None:
     except NoAuthorizationError:
         return None
     except CSRFError:
-        raise ApiError(401, "csrf_failed", "missing or wrong CSRF token (X-CSRF-TOKEN header)") from None
+        raise NotAuthenticated("csrf_failed", "missing or wrong CSRF token (X-CSRF-TOKEN header)") from None
     except ExpiredSignatureError:
         _reject("token", None, "expired token")
     except (JWTExtendedException, PyJWTError) as exc:
@@ -283,7 +283,7 @@ def _reject(method: str, username: str | None, reason: str) -> None:
     if services.audit_limit.allow(ip):
         log_attempt(services.store, method=method, username=username, client_ip=ip, outcome="failure",
                     reason=reason)
-    raise ApiError(401, "unauthorized", reason, headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
+    raise NotAuthenticated("unauthorized", reason, headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
 
 
 def _token_problem(exc: Exception) -> str:

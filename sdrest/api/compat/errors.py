@@ -20,7 +20,8 @@ from pydantic import BaseModel, ValidationError
 from werkzeug.exceptions import HTTPException
 
 from sdrest.api.compat.jobs import ClientGone
-from sdrest.api.errors import ApiError
+from sdrest.api.errors import ApiError, from_auth
+from sdrest.auth.errors import AuthError
 from sdrest.api.schemas.parsing import api_error, read_body
 
 log = logging.getLogger("sdrest.compat")
@@ -58,6 +59,8 @@ def rename_field(exc: ApiError, names: Mapping[str, str]) -> ApiError:
 def _as_api_error(error: Exception) -> ApiError:
     if isinstance(error, ApiError):
         return error
+    if isinstance(error, AuthError):
+        return from_auth(error)
     if isinstance(error, HTTPException):
         code = (error.name or "error").lower().replace(" ", "_")
         return ApiError(error.code or 500, code, error.description or error.name or code)
