@@ -12,7 +12,7 @@ import threading
 
 from flask import Flask
 
-from sdrest.api import auth, compat, events, generate, jobs, models, system, ui, video
+from sdrest.api import auth, compat, convert, events, generate, jobs, models, system, ui, video
 from sdrest.api.errors import register_error_handlers
 from sdrest.auth.web import setup_auth
 from sdrest.cors import setup_cors
@@ -40,7 +40,7 @@ def create_app(settings: Settings | None = None, *, start_worker: bool = True) -
     app.config["MAX_CONTENT_LENGTH"] = int(settings.max_body_mb * 2**20)
     app.json.sort_keys = False  # type: ignore[attr-defined]
     register_error_handlers(app)
-    for blueprint in (auth.bp, generate.bp, video.bp, jobs.bp, events.bp, models.bp, system.bp, ui.bp):
+    for blueprint in (auth.bp, generate.bp, video.bp, jobs.bp, events.bp, models.bp, convert.bp, system.bp, ui.bp):
         app.register_blueprint(blueprint)
 
     setup_auth(app, settings)

@@ -55,6 +55,7 @@ RULES: dict[str, str] = {
     "models.scan": "admin",
     "models.load": "admin",
     "models.unload": "admin",
+    "convert.convert_model": "admin",  # writes a file into the model folders
     # generation (guests too when --guest-can-generate; see web.py)
     "generate.generate": "user",
     "generate.text2img": "user",

@@ -6,9 +6,9 @@ from pathlib import PurePath
 from typing import Any
 
 #: Image fields hold paths of saved input files: shown only as "given".
-IMAGE_FIELDS = ("init_image", "mask_image", "control_image", "image")
+IMAGE_FIELDS = ("init_image", "mask_image", "control_image", "image", "end_image")
 #: Resolved server paths kept for the worker; clients named these models by name.
-PATH_KEYS = ("model_path", "upscaler_path")
+PATH_KEYS = ("model_path", "upscaler_path", "input_path", "output_path", "vae_path")
 
 
 def public_params(params: dict[str, Any]) -> dict[str, Any]:
@@ -19,8 +19,9 @@ def public_params(params: dict[str, Any]) -> dict[str, Any]:
     for key in IMAGE_FIELDS:
         if key in public:
             public[key] = "given"
-    if "ref_images" in public:
-        public["ref_images"] = len(public["ref_images"])
+    for key in ("ref_images", "control_video"):
+        if key in public:
+            public[key] = len(public[key])
     if "loras" in public:
         public["loras"] = [{"name": lora["name"], "weight": lora["weight"]} for lora in public["loras"]]
     if isinstance(public.get("hires"), dict):

@@ -180,7 +180,7 @@ class Runner:
         """(pipe-reader thread) ``job`` arrived: from now until :meth:`end` it may be cancelled."""
         with self._cancel_lock:
             self._job_id, self._cancel_mode = job["id"], None
-            self._upscaling = job["params"]["mode"] == "upscale"
+            self._upscaling = job["params"]["mode"] in ("upscale", "convert")  # no in-place cancel
 
     def end(self, job_id: str | None) -> None:
         """(main thread) The job's answer went out: a later cancel for it is stale."""
@@ -196,6 +196,10 @@ class Runner:
         elif params["mode"] == "unload":
             self.unload()
             result = {"images": [], "model": None}
+        elif params["mode"] == "convert":
+            from sdrest.worker import convert
+
+            result = convert.convert(params, clock)
         elif params["mode"] == "load":
             if model is None:
                 raise LookupError("no model to load")

@@ -323,7 +323,7 @@ class Supervisor:
     def _model_for(self, job: Job) -> dict[str, Any] | None:
         """The model a job needs; jobs naming nothing get exactly what is loaded."""
         params = job.params
-        if params.get("mode") in ("upscale", "unload"):
+        if params.get("mode") in ("upscale", "unload", "convert"):
             return None
         options = params.get("model_options") or {}
         if params.get("model_path"):

@@ -106,6 +106,7 @@ EXPECTED: dict[tuple[str, str], set[int]] = {
     ("/api/v1/generate/inpainting", "post"): _SUBMIT,
     ("/api/v1/upscale", "post"): _SUBMIT - {409},
     ("/api/v1/generate/video", "post"): _SUBMIT,
+    ("/api/v1/models/convert", "post"): _SUBMIT,
     ("/api/v1/generate/{job_id}", "get"): {200, 400, 404},
     ("/api/v1/generate/{job_id}", "delete"): {200, 404, 409},
     ("/api/v1/generate/{job_id}/events", "get"): {200, 400, 404, 429},
@@ -138,6 +139,7 @@ BODIES = {
     ("/api/v1/generate/inpainting", "post"): "InpaintRequest",
     ("/api/v1/upscale", "post"): "UpscaleRequest",
     ("/api/v1/generate/video", "post"): "VideoRequest",
+    ("/api/v1/models/convert", "post"): "ConvertRequest",
     ("/api/v1/models/load", "post"): "LoadRequest",
     ("/api/v1/models/unload", "post"): "UnloadRequest",
 }

@@ -167,6 +167,9 @@ def test_every_api_v1_route_answers_as_documented(server: Server, checker: Schem
     loaded = call("POST", "/api/v1/models/load", "/api/v1/models/load", json={"model": "sd1", "wait": True})
     assert loaded.json()["status"] == "completed"
     assert call("POST", "/api/v1/models/load", "/api/v1/models/load", json={"model": "nope"}).status_code == 404
+    # a real conversion's answer: tests/api/test_convert_api.py, checked against the same document
+    assert call("POST", "/api/v1/models/convert", "/api/v1/models/convert",
+                json={"model": "nope"}).status_code == 404
     assert call("POST", "/api/v1/models/load", "/api/v1/models/load", json={"flash_attn": 1}).status_code == 422
     unloaded = call("POST", "/api/v1/models/unload", "/api/v1/models/unload", json={})
     assert unloaded.status_code == 202

@@ -122,6 +122,8 @@ def test_video_inputs_are_saved_at_the_frame_size(server: Server) -> None:
         assert response.status_code == 202, response.text
         job = response.json()
         assert job["status"] == "queued" and job["parameters"]["mode"] == "video"
+        shown = job["parameters"]
+        assert (shown["init_image"], shown["end_image"], shown["control_video"]) == ("given", "given", 2)
         saved = {path.stem: Image.open(path).size for path in (server.data_dir / "inputs").rglob("*.png")}
         assert server.delete(f"/api/v1/generate/{job['job_id']}").status_code == 200
     assert {name: saved.get(name) for name in ("init_image", "end_image", "control_frame_0", "control_frame_1")} \
