@@ -2,8 +2,11 @@
 # Set up sdrest in a virtual environment and create the models/ layout. Safe to re-run.
 #
 #   ./install.sh                 CPU build into ./.venv
-#   ./install.sh --cuda          CUDA build (needs the CUDA toolkit); also --vulkan, --metal,
-#                                --hipblas, --opencl, --sycl
+#   ./install.sh --cuda          CUDA build: with a complete system CUDA toolkit if there is one,
+#                                else NVIDIA's CUDA 13 wheels (no toolkit needed, only the driver);
+#                                also --vulkan, --metal, --hipblas, --opencl, --sycl
+#     --cuda-toolkit auto|system|wheels   which CUDA toolkit builds it (default auto)
+#   ./install.sh --dry-run ...   print the build it would run (and the CUDA toolkit), change nothing
 #   ./install.sh --venv DIR --models-dir DIR --dev
 #   ./install.sh --pam           also install /etc/pam.d/sdrest (for --auth pam; needs root)
 #   ./install.sh --skip-build    keep the venv's sdrest as it is (e.g. to add --service later)
@@ -29,6 +32,9 @@ backend_args=""
 pam=0
 service=0
 skip_build=0
+dry_run=0
+cuda=0
+cuda_toolkit=auto
 service_user=sdrest
 unit_dir=/etc/systemd/system
 
@@ -36,7 +42,9 @@ usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' 
 
 while [ $# -gt 0 ]; do
     case "$1" in
-        --cuda) backend_args="$backend_args -DSD_CUDA=ON" ;;
+        --cuda) backend_args="$backend_args -DSD_CUDA=ON"; cuda=1 ;;
+        --cuda-toolkit) cuda_toolkit="${2:-}"; shift ;;
+        --dry-run) dry_run=1 ;;
         --vulkan) backend_args="$backend_args -DSD_VULKAN=ON" ;;
         --metal) backend_args="$backend_args -DSD_METAL=ON" ;;
         --hipblas) backend_args="$backend_args -DSD_HIPBLAS=ON" ;;
@@ -61,6 +69,30 @@ done
 
 # GPU builds also get nvidia-ml-py: GPU names and memory in GET /api/v1/system.
 [ -n "$backend_args" ] && extras_list="${extras_list:+$extras_list,}gpu"
+if [ "$cuda" = 1 ]; then
+    case "$cuda_toolkit" in
+        auto|system|wheels) ;;
+        *) echo "install.sh: --cuda-toolkit must be auto, system or wheels, not '$cuda_toolkit'" >&2; exit 2 ;;
+    esac
+    # The CUDA runtime and cuBLAS at run time (wheels; the library's RPATH points at them).
+    extras_list="${extras_list:+$extras_list,}cuda"
+    backend_args="$backend_args -DSDREST_CUDA_TOOLKIT=$cuda_toolkit"
+    # native/cmake/SdrestCudaToolkit.cmake decides; asked here only to say so up front.
+    if command -v cmake >/dev/null; then
+        if ! said=$(cmake -DSDREST_CUDA_TOOLKIT="$cuda_toolkit" -P native/cmake/SdrestCudaToolkit.cmake 2>&1); then
+            printf '%s\n' "$said" >&2
+            echo "install.sh: --cuda-toolkit $cuda_toolkit: no complete CUDA toolkit found" >&2; exit 1
+        fi
+        choice=$(printf '%s\n' "$said" | tail -n 1)
+        printf '%s\n' "$said" | sed '$d'  # the incomplete toolkits it passed over, if any
+        case "$choice" in
+            system*) echo "==> CUDA toolkit: the system's, at ${choice#system }" ;;
+            *) echo "==> CUDA toolkit: NVIDIA's CUDA 13 wheels (installed for the build; GPUs from Turing, sm_75, on)" ;;
+        esac
+    fi
+elif [ "$cuda_toolkit" != auto ]; then
+    echo "install.sh: --cuda-toolkit goes with --cuda" >&2; exit 2
+fi
 extras=${extras_list:+[$extras_list]}
 
 if [ "$service" = 1 ]; then
@@ -76,6 +108,12 @@ if [ "$service" = 1 ]; then
 fi
 venv=${venv:-.venv}
 models_dir=${models_dir:-models}
+
+if [ "$dry_run" = 1 ]; then
+    echo "==> dry run: would build and install into $venv:"
+    echo "    CMAKE_ARGS=\"${CMAKE_ARGS:-}$backend_args\" $venv/bin/python -m pip install \"$PWD$extras\""
+    exit 0
+fi
 
 python=${PYTHON:-python3}
 if [ ! -x "$venv/bin/python" ]; then

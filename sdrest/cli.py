@@ -12,7 +12,9 @@ from sdrest import __version__
 def version_text() -> str:
     """sdrest's version and the native library's (without failing when it is missing)."""
     from sdrest._native import build_info, load_library
+    from sdrest._native.cudart import runtime_version
     from sdrest.errors import NativeLibraryError
+    from sdrest.gpus import cuda_from_build, gpu_lines
 
     lines = [f"sdrest {__version__}"]
     try:
@@ -25,6 +27,7 @@ def version_text() -> str:
     if info:
         lines.append(f"  source: {info.get('sd_cpp_origin', '?')}")
         lines.append(f"  backends: {', '.join(info.get('backends', []))}; {info.get('compiler', '')}")
+        lines.extend(gpu_lines(info.get("backends", []), cuda_from_build(info, runtime_version())))
     lines.append(f"  library: {native.path} ({native.origin})")
     return "\n".join(lines)
 

@@ -7,6 +7,7 @@ and need a CUDA build: benchmarks/gpu_check.sh builds one on a GPU machine and r
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -150,21 +151,22 @@ def test_system_names_cuda_versions_and_the_gpus(cuda_server: Server) -> None:
     assert gpu["cuda"]["build"] == build_info()["cuda_version"]
     assert gpu["cuda"]["runtime"] and gpu["cuda"]["runtime"].split(".")[0] == build_info()["cuda_version"].split(".")[0]
     assert gpu["cuda"]["driver"]
-    version = subprocess.run([sys.executable, "-m", "sdrest", "--version"], capture_output=True, text=True,
-                             timeout=120)
+    exe = shutil.which("sdrest", path=str(Path(sys.executable).parent)) or shutil.which("sdrest") or "sdrest"
+    version = subprocess.run([exe, "--version"], capture_output=True, text=True, timeout=120)
     assert f"cuda: built with {build_info()['cuda_version']}" in version.stdout
     assert f"gpu 0: {gpu['devices'][0]['name']}" in version.stdout
 
 
 @pytest.mark.gpu
-def test_vram_is_released_after_unload_and_after_a_cancel(cuda_server: Server) -> None:
+def test_vram_is_released_after_unload_and_after_a_cancel(cuda_server: Server, models) -> None:
+    weights = models.checkpoint.stat().st_size  # what loading the model puts on the GPU, about
     unload = cuda_server.post("/api/v1/models/unload", json={"wait": True})
     assert unload.status_code == 200, unload.text
     empty = _gpu_used()
     job = cuda_server.wait_job(cuda_server.submit(**GPU_JOB)["job_id"])
     assert job["status"] == "completed", job
     loaded = _gpu_used()
-    assert loaded - empty > 256 << 20  # the model's weights went to the GPU
+    assert loaded - empty >= weights // 2  # the model's weights went to the GPU
 
     # A cancel mid-sampling gives back the sampling buffers (the model stays loaded).
     big = cuda_server.submit(**{**GPU_JOB, "width": 1024, "height": 1024, "steps": 200})
@@ -178,15 +180,15 @@ def test_vram_is_released_after_unload_and_after_a_cancel(cuda_server: Server) -
     assert cuda_server.delete(f"/api/v1/generate/{big['job_id']}").status_code == 200
     assert cuda_server.wait_job(big["job_id"])["status"] == "cancelled"
     after_cancel = _gpu_used()
-    print(f"GPU memory used: empty {empty >> 20} MiB, loaded {loaded >> 20} MiB, sampling 1024^2 "
-          f"{sampling >> 20} MiB, after cancel {after_cancel >> 20} MiB")
-    assert sampling > loaded and after_cancel <= loaded + (256 << 20)
 
     unload = cuda_server.post("/api/v1/models/unload", json={"wait": True})
     assert unload.status_code == 200, unload.text
     after_unload = _gpu_used()
-    print(f"after unload {after_unload >> 20} MiB")
-    assert after_unload <= empty + (64 << 20) or after_unload - empty <= CONTEXT_ALLOWANCE < loaded - empty
+    print(f"GPU memory used (MiB): empty {empty >> 20}, loaded {loaded >> 20}, sampling 1024^2 {sampling >> 20}, "
+          f"after cancel {after_cancel >> 20}, after unload {after_unload >> 20}")
+    assert sampling > loaded and after_cancel <= loaded + (256 << 20)
+    assert loaded - after_unload >= weights * 8 // 10  # the weights left the GPU
+    assert after_unload - empty <= CONTEXT_ALLOWANCE
 
 
 @pytest.mark.gpu

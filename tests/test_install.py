@@ -143,3 +143,39 @@ def test_service_install_needs_root_and_usage_is_the_header() -> None:
     assert "--service" in usage.stdout and "--purge" in _run("uninstall.sh", "--help").stdout
     bad = _run("install.sh", "--frobnicate")
     assert bad.returncode == 2 and "unknown option --frobnicate" in bad.stderr
+
+
+def _fake_cuda(root: Path) -> Path:
+    """A system CUDA toolkit as the build's check sees one: nvcc, cuBLAS's header and library."""
+    for folder, name in (("bin", "nvcc"), ("include", "cublas_v2.h"), ("lib64", "libcublas.so.12")):
+        (root / folder).mkdir(parents=True, exist_ok=True)
+        (root / folder / name).write_text("")
+    return root
+
+
+def test_cuda_dry_run_builds_with_a_complete_system_toolkit(tmp_path: Path) -> None:
+    cuda = _fake_cuda(tmp_path / "cuda-12.8")
+    venv = tmp_path / "venv"
+    result = subprocess.run(["bash", str(ROOT / "install.sh"), "--cuda", "--dry-run", "--venv", str(venv)],
+                            capture_output=True, text=True, timeout=120, env={**os.environ, "CUDA_PATH": str(cuda)})
+    assert result.returncode == 0, result.stderr
+    assert f"CUDA toolkit: the system's, at {cuda}" in result.stdout
+    assert '-DSD_CUDA=ON -DSDREST_CUDA_TOOLKIT=auto"' in result.stdout
+    assert f'{venv}/bin/python -m pip install "{ROOT}[gpu,cuda]"' in result.stdout  # the runtime wheels too
+    assert not venv.exists()  # a dry run changes nothing
+
+
+def test_cuda_dry_run_can_ask_for_the_wheels(tmp_path: Path) -> None:
+    env = {**os.environ, "CUDA_PATH": str(_fake_cuda(tmp_path / "cuda"))}
+    result = subprocess.run(["bash", str(ROOT / "install.sh"), "--cuda", "--cuda-toolkit", "wheels", "--dry-run",
+                             "--venv", str(tmp_path / "venv")], capture_output=True, text=True, timeout=120, env=env)
+    assert result.returncode == 0, result.stderr
+    assert "CUDA toolkit: NVIDIA's CUDA 13 wheels" in result.stdout
+    assert "-DSDREST_CUDA_TOOLKIT=wheels" in result.stdout
+
+
+def test_cuda_toolkit_option_is_checked() -> None:
+    bad = _run("install.sh", "--cuda", "--cuda-toolkit", "conda", "--dry-run")
+    assert bad.returncode == 2 and "--cuda-toolkit must be auto, system or wheels, not 'conda'" in bad.stderr
+    alone = _run("install.sh", "--cuda-toolkit", "wheels", "--dry-run")
+    assert alone.returncode == 2 and "--cuda-toolkit goes with --cuda" in alone.stderr

@@ -7,6 +7,9 @@ Search order (first hit wins, nothing else is tried silently):
 2. The copy installed inside this package (``sdrest/_native/lib/``), which ``pip install``
    compiled from the pinned source.
 
+A CUDA build's runtime libraries (``libcudart``, ``libcublas``) are opened first, from the
+``sdrest[cuda]`` wheels where installed (:mod:`sdrest._native.cudart`).
+
 A library that cannot be found, cannot be opened, or lacks a declared function raises
 :class:`~sdrest.errors.NativeLibraryError` naming every path looked at and how to fix it.
 """
@@ -21,6 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from sdrest._native.binding import declared_functions, ffi
+from sdrest._native.buildinfo import build_info
+from sdrest._native.cudart import preload_cuda_runtime
 from sdrest.errors import NativeLibraryError
 
 LIBRARY_ENV = "SDREST_LIB"
@@ -79,6 +84,9 @@ class NativeLibrary:
 def _open(origin: str, path: Path) -> NativeLibrary:
     if not path.is_file():
         raise NativeLibraryError(f"native library not found at {path} ({origin}). {_FIX_HINT}")
+    if origin == "package":
+        # A CUDA build needs the CUDA runtime's libraries: say which wheel is missing, if one is.
+        preload_cuda_runtime(build_info())
     try:
         lib = ffi.dlopen(str(path))
     except OSError as exc:

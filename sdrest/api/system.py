@@ -17,7 +17,7 @@ from sdrest.api.schemas import Content, api_doc
 from sdrest.api.schemas.system import StatusView, SystemView
 from sdrest.api.views import API, running_view
 from sdrest.auth.web import can_see
-from sdrest.gpus import gpu_report
+from sdrest.gpus import cuda_from_build, gpu_report
 from sdrest.services import services
 
 bp = Blueprint("system", __name__, url_prefix=API)
@@ -81,7 +81,8 @@ def system() -> Any:
                 "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
                 "features": caps.get("system_info")},
         "memory": memory,
-        "gpu": gpu_report(caps.get("backends", build_info().get("backends", []))),
+        "gpu": gpu_report(caps.get("backends", build_info().get("backends", [])),
+                          cuda_from_build(build_info(), caps.get("cuda_runtime"))),
         "backends": caps.get("backends", build_info().get("backends", [])),
         "native": {"version": caps.get("version"), "commit": caps.get("commit"),
                    "source": build_info().get("sd_cpp_origin")},

@@ -14,6 +14,7 @@ import errno
 import logging
 import os
 import queue
+import re
 import threading
 import traceback
 from multiprocessing.connection import Connection
@@ -38,6 +39,13 @@ class _PipeLogHandler(logging.Handler):
             pass  # the supervisor is gone; nothing left to tell
 
 
+# How the library (ggml) says an allocation failed, on a GPU (cudaMalloc's "out of memory") or in
+# host memory: its buffer, graph and parameter allocators' error lines.
+_OUT_OF_MEMORY = re.compile(
+    r"out of memory|failed to allocate (the compute buffer|(\S+ )?buffer of size|\s*[\d.]+ MB)"
+    r"|alloc (compute buffer|(partial )?(runtime )?params backend buffer) failed|buffer allocation failed")
+
+
 def error_payload(exc: BaseException) -> dict[str, Any]:
     """The job error for an exception raised while running a job."""
     if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
@@ -45,6 +53,11 @@ def error_payload(exc: BaseException) -> dict[str, Any]:
         return {"code": "disk_full", "message": "no space left on the output disk: the image could not be saved"}
     if isinstance(exc, GenerationCancelled):
         return {"code": "cancelled", "message": "the job was cancelled"}
+    if isinstance(exc, NativeCallError) and any(_OUT_OF_MEMORY.search(line) for line in exc.log_lines):
+        return {"code": "out_of_memory",
+                "message": "not enough memory for this request (the library could not allocate its buffers): "
+                           "use a smaller size or batch, or a smaller model",
+                "log": list(exc.log_lines)[-20:]}
     if isinstance(exc, ModelLoadError):
         code = "model_load_failed"
     elif isinstance(exc, GenerationError):
@@ -65,6 +78,7 @@ def error_payload(exc: BaseException) -> dict[str, Any]:
 def capabilities() -> dict[str, Any]:
     """What the library offers, for the server to validate requests without loading it."""
     from sdrest._native import build_info, load_library
+    from sdrest._native.cudart import runtime_version
     from sdrest.engine.enums import enum_names
 
     native = load_library()
@@ -79,6 +93,7 @@ def capabilities() -> dict[str, Any]:
         "system_info": native.system_info,
         "physical_cores": int(lib.sd_get_num_physical_cores()),
         "backends": build_info().get("backends", []),
+        "cuda_runtime": runtime_version(),  # the CUDA runtime a CUDA build loaded (else None)
     }
 
 

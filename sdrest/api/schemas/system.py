@@ -86,12 +86,21 @@ class GpuDevice(ResponseModel):
     memory: GpuMemory
 
 
+class CudaView(ResponseModel):
+    build: str | None = Field(description="The CUDA toolkit the library was compiled with, e.g. 13.5.37.")
+    toolkit: str | None = Field(description="Where that toolkit came from: system, wheels (NVIDIA's CUDA "
+                                            "wheels) or user (a compiler given at build time).")
+    runtime: str | None = Field(description="The CUDA runtime the worker loaded (null before it starts).")
+    driver: str | None = Field(description="The newest CUDA version the installed driver supports.")
+
+
 class GpuView(ResponseModel):
     present: bool = Field(description="Whether the server has a GPU it can use.")
     backends: list[str] = Field(description="GPU backends built into the native library (none: a CPU build).")
     devices: list[GpuDevice] = Field(description="GPUs found (through NVML on CUDA builds).")
     driver: str | None = Field(description="The GPU driver's version, where known.")
     message: str | None = Field(description="Why no GPU is listed, in plain words.")
+    cuda: CudaView | None = Field(None, description="CUDA builds only: the CUDA versions involved.")
 
 
 class NativeView(ResponseModel):

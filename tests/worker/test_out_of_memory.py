@@ -1,0 +1,43 @@
+"""A generation that the library could not find memory for fails with ``out_of_memory``, told
+apart from other failures by the library's own log lines (as stable-diffusion.cpp and ggml
+print them; the GPU run in tests/test_gpus.py provokes a real one)."""
+
+from __future__ import annotations
+
+import pytest
+
+from sdrest.errors import GenerationError, ModelLoadError
+from sdrest.worker.process import error_payload
+
+ALLOCATION_FAILURES = (
+    "unet alloc compute buffer failed",
+    "vae alloc compute buffer failed",
+    "clip alloc params backend buffer failed, num_tensors = 196",
+    "unet alloc partial runtime params backend buffer failed, num_tensors = 686",
+    "ggml_backend_cuda_buffer_type_alloc_buffer: allocating 262144.00 MiB on device 0: cudaMalloc failed: out of memory",
+    "ggml_gallocr_reserve_n: failed to allocate CUDA0 buffer of size 274877906944",
+    "ggml_backend_cpu_buffer_type_alloc_buffer: failed to allocate buffer of size 1099511627776",
+    "unet: failed to allocate the compute buffer",
+)
+
+
+@pytest.mark.parametrize("line", ALLOCATION_FAILURES)
+def test_allocation_failure_is_out_of_memory(line: str) -> None:
+    exc = GenerationError("generation failed", ["loading model", line, "generate_image failed"])
+    payload = error_payload(exc)
+    assert payload["code"] == "out_of_memory"
+    assert "smaller size or batch" in payload["message"]
+    assert line in payload["log"]  # the library's own words travel with it
+
+
+def test_a_model_too_big_to_load_is_out_of_memory_too() -> None:
+    exc = ModelLoadError("could not load model", ["unet alloc params backend buffer failed, num_tensors = 686"])
+    assert error_payload(exc)["code"] == "out_of_memory"
+
+
+def test_other_library_failures_keep_their_codes() -> None:
+    graph = "ggml_backend_sched_alloc_graph: failed to allocate graph, reserving (backend_ids_changed = 0)"
+    assert error_payload(GenerationError("generation failed", ["get_learned_condition failed", graph]))["code"] \
+        == "generation_failed"
+    assert error_payload(ModelLoadError("could not load model", ["invalid safetensors header"]))["code"] \
+        == "model_load_failed"
