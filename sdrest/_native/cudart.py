@@ -19,6 +19,8 @@ from typing import Any
 
 from sdrest.errors import NativeLibraryError
 
+#: The CUDA major version of the runtime wheels in the ``sdrest[cuda]`` extra (pyproject.toml).
+WHEEL_CUDA_MAJOR = "13"
 #: (library, the PyPI wheel that ships it), in load order (cuBLAS needs cuBLASLt).
 RUNTIME_LIBRARIES = (("libcudart", "nvidia-cuda-runtime"), ("libcublasLt", "nvidia-cublas"),
                      ("libcublas", "nvidia-cublas"))
@@ -64,12 +66,16 @@ def preload_cuda_runtime(info: dict[str, Any]) -> list[str]:
             break
         else:
             looked = ", ".join(str(d) for d in dirs) or "no nvidia wheels installed"
+            # The sdrest[cuda] extra carries CUDA 13's wheels; another major comes from its toolkit.
+            fix = (f"Install NVIDIA's {wheel} wheel: pip install 'sdrest[cuda]' (or `pip install {wheel}`), "
+                   f"or put a CUDA {major} toolkit's libraries on the library path."
+                   if major == WHEEL_CUDA_MAJOR else
+                   f"Put the CUDA {major} toolkit's libraries it was built with on the library path "
+                   f"(ldconfig or LD_LIBRARY_PATH).")
             raise NativeLibraryError(
                 f"this sdrest was built with CUDA {info.get('cuda_version')} and needs {soname}, "
                 f"which was not found (wheels' folders: {looked}; the system's library path: "
-                f"{errors[-1]}). Install NVIDIA's {wheel} wheel: pip install 'sdrest[cuda]' "
-                f"(or `pip install {wheel}`), or put a CUDA {major} toolkit's libraries on the "
-                f"library path. A GPU-less machine can use a CPU build instead."
+                f"{errors[-1]}). {fix} A GPU-less machine can use a CPU build instead."
             )
     return opened
 

@@ -13,9 +13,13 @@ import sys
 import tempfile
 from pathlib import Path
 
+import pytest
+
 import sdrest
+from sdrest._native import cudart
 from sdrest._native.buildinfo import build_info
 from sdrest._native.cudart import cuda_major, preload_cuda_runtime
+from sdrest.errors import NativeLibraryError
 
 PROBE = "from sdrest._native import load_library; print(load_library().path)"
 
@@ -45,7 +49,17 @@ def test_missing_cuda_runtime_wheel_is_named(tmp_path: Path) -> None:
     assert result.returncode != 0
     assert "NativeLibraryError" in result.stderr
     assert "built with CUDA 99.1.0 and needs libcudart.so.99" in result.stderr
-    assert "nvidia-cuda-runtime" in result.stderr and "pip install 'sdrest[cuda]'" in result.stderr
+    assert "CUDA 99 toolkit's libraries" in result.stderr  # not the extra's CUDA 13 wheels
+
+
+def test_a_missing_cuda_13_library_names_the_extras_wheel(monkeypatch) -> None:
+    # A library no machine has, in place of the runtime list: the CUDA 13 advice names the wheel.
+    monkeypatch.setattr(cudart, "RUNTIME_LIBRARIES", (("libsdrest_absent_cudart", "nvidia-cuda-runtime"),))
+    with pytest.raises(NativeLibraryError) as caught:
+        cudart.preload_cuda_runtime({"backends": ["cpu", "cuda"], "cuda_version": "13.5.37"})
+    message = str(caught.value)
+    assert "built with CUDA 13.5.37 and needs libsdrest_absent_cudart.so.13" in message
+    assert "Install NVIDIA's nvidia-cuda-runtime wheel: pip install 'sdrest[cuda]'" in message
 
 
 def test_a_copy_with_the_builds_own_record_loads(tmp_path: Path) -> None:
