@@ -19,6 +19,8 @@ import os
 import stat
 from pathlib import Path
 
+from sdrest.errors import SdrestError
+
 log = logging.getLogger("sdrest")
 
 #: The umask the server runs with: nothing it writes is readable by other users.
@@ -26,7 +28,7 @@ PRIVATE_UMASK = 0o077
 LOCK_NAME = "sdrest.lock"
 
 
-class DataDirBusyError(RuntimeError):
+class DataDirBusyError(SdrestError, RuntimeError):
     """Another server already uses this data folder."""
 
 

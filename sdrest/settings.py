@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sdrest.errors import SdrestError
+
 ENV_PREFIX = "SDREST_"
 
 #: A web origin as browsers send it in ``Origin``: scheme, host and optional port, nothing else.
@@ -35,7 +37,7 @@ _FOLDER_TYPES = {
 }
 
 
-class SettingsError(ValueError):
+class SettingsError(SdrestError, ValueError):
     """A setting has a bad value or an unknown name; the message names it and its source."""
 
 

@@ -27,11 +27,12 @@ from sdrest.auth.store import (
     default_path,
     validate_username,
 )
+from sdrest.errors import SdrestError
 
 OK, FAILED, USAGE = 0, 1, 2
 
 
-class UsageError(Exception):
+class UsageError(SdrestError):
     """A bad argument: exit 2."""
 
 

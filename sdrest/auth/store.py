@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from sdrest.auth import passwords
+from sdrest.errors import SdrestError
 
 #: The store's file name inside the data folder.
 DB_NAME = "auth.sqlite3"
@@ -111,19 +112,19 @@ CREATE INDEX IF NOT EXISTS auth_attempts_time ON auth_attempts (time);
 """
 
 
-class AuthStoreError(Exception):
+class AuthStoreError(SdrestError):
     """The store cannot do what was asked (closed, or a newer schema)."""
 
 
-class UserNotFoundError(LookupError):
+class UserNotFoundError(AuthStoreError, LookupError):
     """No user has that name."""
 
 
-class DuplicateUserError(ValueError):
+class DuplicateUserError(AuthStoreError, ValueError):
     """A user with that name already exists."""
 
 
-class AmbiguousKeyError(ValueError):
+class AmbiguousKeyError(AuthStoreError, ValueError):
     """A key prefix matches more than one active key; use the key id instead."""
 
 

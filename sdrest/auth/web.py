@@ -29,6 +29,7 @@ from sdrest.auth.origin import OriginPolicy
 from sdrest.auth.rules import GUEST_GENERATION, PUBLIC, RULES, Principal
 from sdrest.auth.store import GUEST_NAME, AuthStore
 from sdrest.auth.throttle import Throttle
+from sdrest.errors import SdrestError
 from sdrest.settings import Settings
 
 log = logging.getLogger("sdrest.auth")
@@ -62,7 +63,7 @@ ROTATION_GRACE = 10.0
 MIN_SECRET_BYTES = 32
 
 
-class SecretError(ValueError):
+class SecretError(SdrestError, ValueError):
     """The token signing secret is unsafe to use."""
 
 

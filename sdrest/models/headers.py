@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from sdrest.errors import SdrestError
+
 __all__ = [
     "GGML_TYPES",
     "Header",
@@ -64,7 +66,7 @@ GGML_TYPES: dict[int, str] = {
 }
 
 
-class HeaderError(ValueError):
+class HeaderError(SdrestError, ValueError):
     """The file is not a readable model file; ``str()`` is a short reason for users."""
 
 

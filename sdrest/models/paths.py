@@ -9,10 +9,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from sdrest.errors import SdrestError
+
 WEIGHT_EXTENSIONS = (".safetensors", ".ckpt", ".pt", ".pth", ".gguf", ".sft", ".bin")
 
 
-class ModelNotFoundError(LookupError):
+class ModelNotFoundError(SdrestError, LookupError):
     """No model of that name (or the name tries to leave its folder). ``field`` names the request field."""
 
     def __init__(self, field: str, name: str, message: str | None = None) -> None:

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, NamedTuple
 
+from sdrest.errors import SdrestError
 from sdrest.models.headers import Header, HeaderError, TensorInfo
 
 __all__ = ["PickleScan", "read_torch_legacy", "read_torch_zip", "scan_pickle"]
@@ -100,7 +101,7 @@ class _Mark:
 _MARK = _Mark()
 
 
-class _Unsupported(Exception):
+class _Unsupported(SdrestError):
     pass
 
 

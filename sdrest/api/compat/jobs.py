@@ -20,6 +20,7 @@ from flask import request
 
 from sdrest.api.errors import ApiError
 from sdrest.api.generate import cancel, generation_values, queue_generation, queue_upscale, upscale_values
+from sdrest.errors import SdrestError
 from sdrest.jobs import Job
 from sdrest.services import Services, services
 
@@ -29,7 +30,7 @@ log = logging.getLogger("sdrest.compat")
 POLL_SECONDS = 0.25
 
 
-class ClientGone(Exception):
+class ClientGone(SdrestError):
     """The client closed its connection while its call waited (nobody reads the answer)."""
 
 
