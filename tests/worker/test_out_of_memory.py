@@ -1,13 +1,19 @@
 """A generation that the library could not find memory for fails with ``out_of_memory``, told
 apart from other failures by the library's own log lines (as stable-diffusion.cpp and ggml
-print them; the GPU run in tests/test_gpus.py provokes a real one)."""
+print them). A real one on the CPU here, under an address-space limit; on a GPU in
+tests/test_gpus.py."""
 
 from __future__ import annotations
+
+import re
+import resource
+from pathlib import Path
 
 import pytest
 
 from sdrest.errors import GenerationError, ModelLoadError
 from sdrest.worker.process import error_payload
+from server_helpers import FAST, Server, link_models
 
 ALLOCATION_FAILURES = (
     "unet alloc compute buffer failed",
@@ -41,3 +47,24 @@ def test_other_library_failures_keep_their_codes() -> None:
         == "generation_failed"
     assert error_payload(ModelLoadError("could not load model", ["invalid safetensors header"]))["code"] \
         == "model_load_failed"
+
+
+@pytest.mark.slow
+def test_a_real_allocation_failure_fails_the_job_and_the_next_one_runs(models, tmp_path: Path) -> None:
+    """The worker's address space is capped from outside (prlimit, as an administrator's limit
+    would), so the library's own allocation of a 512x512 sampling buffer fails for real."""
+    server = Server(tmp_path, link_models(models, tmp_path / "models"), "--model", "sd1").start()
+    try:
+        assert server.wait_job(server.submit(**FAST)["job_id"])["status"] == "completed"  # model loaded
+        pid = server.status()["worker"]["pid"]
+        size = int(re.search(r"VmSize:\s+(\d+) kB", Path(f"/proc/{pid}/status").read_text()).group(1)) * 1024
+        _, hard = resource.prlimit(pid, resource.RLIMIT_AS)
+        resource.prlimit(pid, resource.RLIMIT_AS, (size + (96 << 20), hard))  # far less than 512x512 needs
+        failed = server.wait_job(server.submit(**{**FAST, "width": 512, "height": 512})["job_id"])
+        resource.prlimit(pid, resource.RLIMIT_AS, (hard, hard))
+        assert failed["status"] == "failed" and failed["error"]["code"] == "out_of_memory", failed
+        assert any("alloc compute buffer failed" in line for line in failed["error"]["log"])
+        after = server.wait_job(server.submit(**FAST)["job_id"])
+        assert after["status"] == "completed" and server.status()["worker"]["pid"] == pid  # same worker
+    finally:
+        server.stop()
