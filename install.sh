@@ -74,9 +74,8 @@ if [ "$cuda" = 1 ]; then
         auto|system|wheels) ;;
         *) echo "install.sh: --cuda-toolkit must be auto, system or wheels, not '$cuda_toolkit'" >&2; exit 2 ;;
     esac
-    # The CUDA runtime and cuBLAS at run time (wheels; the library's RPATH points at them).
-    extras_list="${extras_list:+$extras_list,}cuda"
     backend_args="$backend_args -DSDREST_CUDA_TOOLKIT=$cuda_toolkit"
+    choice=wheels
     # native/cmake/SdrestCudaToolkit.cmake decides; asked here only to say so up front.
     if command -v cmake >/dev/null; then
         if ! said=$(cmake -DSDREST_CUDA_TOOLKIT="$cuda_toolkit" -P native/cmake/SdrestCudaToolkit.cmake 2>&1); then
@@ -90,6 +89,9 @@ if [ "$cuda" = 1 ]; then
             *) echo "==> CUDA toolkit: NVIDIA's CUDA 13 wheels (installed for the build; GPUs from Turing, sm_75, on)" ;;
         esac
     fi
+    # Built with the wheels: the CUDA runtime and cuBLAS come as wheels too (the sdrest[cuda]
+    # extra; the library's RPATH points at them). A system toolkit's build uses its own.
+    [ "${choice%% *}" = system ] || extras_list="${extras_list:+$extras_list,}cuda"
 elif [ "$cuda_toolkit" != auto ]; then
     echo "install.sh: --cuda-toolkit goes with --cuda" >&2; exit 2
 fi

@@ -161,7 +161,7 @@ def test_cuda_dry_run_builds_with_a_complete_system_toolkit(tmp_path: Path) -> N
     assert result.returncode == 0, result.stderr
     assert f"CUDA toolkit: the system's, at {cuda}" in result.stdout
     assert '-DSD_CUDA=ON -DSDREST_CUDA_TOOLKIT=auto"' in result.stdout
-    assert f'{venv}/bin/python -m pip install "{ROOT}[gpu,cuda]"' in result.stdout  # the runtime wheels too
+    assert f'{venv}/bin/python -m pip install "{ROOT}[gpu]"' in result.stdout  # its own runtime, no wheels
     assert not venv.exists()  # a dry run changes nothing
 
 
@@ -172,6 +172,7 @@ def test_cuda_dry_run_can_ask_for_the_wheels(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert "CUDA toolkit: NVIDIA's CUDA 13 wheels" in result.stdout
     assert "-DSDREST_CUDA_TOOLKIT=wheels" in result.stdout
+    assert "[gpu,cuda]\"" in result.stdout  # the runtime wheels (sdrest[cuda]) with them
 
 
 def test_cuda_toolkit_option_is_checked() -> None:
