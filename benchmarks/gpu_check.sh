@@ -80,6 +80,15 @@ build() {
         --no-compile --upgrade --target "$site/sdrest" --config-settings=build-dir=build/gpu-cuda . \
         >> "$OUT/build.log" 2>&1 || { tail -n 60 "$OUT/build.log"; return 1; }
     echo "==> CUDA build took $(( $(date +%s) - start )) s" | tee -a "$OUT/build.log"
+    # As in a venv with sdrest[cuda]: NVIDIA's runtime wheels beside sdrest, where the library's
+    # RPATH ($ORIGIN/../../../nvidia/cu13/lib) looks (the image has them in its own site-packages).
+    local nvidia
+    nvidia=$("$python" -c 'import sysconfig; print(sysconfig.get_path("purelib"))')/nvidia
+    if [ -d "$nvidia/cu13/lib" ]; then
+        ln -sfn "$nvidia" "$site/sdrest/nvidia"
+    else
+        echo "note: no $nvidia/cu13/lib: the runtime comes from LD_LIBRARY_PATH=/tmp/sdrest-cuda-merged/lib" | tee -a "$OUT/build.log"
+    fi
     cp "$site/sdrest/sdrest/_native/build_info.json" "$OUT/build_info.json"
     readelf -d "$site/sdrest/sdrest/_native/lib/libstable-diffusion.so" | grep -E 'NEEDED|RPATH|RUNPATH' > "$OUT/readelf.txt"
     start=$(date +%s)
@@ -95,13 +104,14 @@ run_tests() {
     cpu_lib=$(find "$repo/build/gpu-cpu" -name libstable-diffusion.so -type f -print -quit)
     [ -f "$cuda_lib" ] && [ -n "$cpu_lib" ] || { echo "gpu_check.sh: run the build phase first" >&2; return 1; }
     nvidia-smi > "$OUT/nvidia-smi.txt" 2>&1
+    [ -e "$site/sdrest/nvidia" ] || export LD_LIBRARY_PATH=/tmp/sdrest-cuda-merged/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
     sdrest --version | tee "$OUT/version.txt"
     # From outside the checkout, so that `import sdrest` is the installed CUDA build, not the source.
     (cd /tmp && SDREST_CPU_LIB=$cpu_lib "$python" -m pytest -p no:cacheprovider -rA -v -s \
         --rootdir "$repo" -c "$repo/pyproject.toml" --junitxml "$OUT/junit.xml" \
         "$repo/tests/test_gpus.py" "$repo/tests/_native/test_loader.py" "$repo/tests/_native/test_cudart.py" \
         "$repo/tests/worker/test_out_of_memory.py") 2>&1 | tee "$OUT/pytest.log" || status=1
-    "$python" benchmarks/gpu_bench.py "$cuda_lib" "$cpu_lib" --threads "$jobs" --json "$OUT/gpu_bench.json" \
+    "$python" benchmarks/gpu_bench.py "$cuda_lib" "$cpu_lib" --threads "$jobs" --rounds 1 --json "$OUT/gpu_bench.json" \
         2>&1 | tee "$OUT/bench.log" || status=1
     return $status
 }
