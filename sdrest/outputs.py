@@ -379,14 +379,17 @@ def _metadata_from_xmp(xmp: Any) -> dict | None:
 
 
 def write_image(image: Image.Image, directory: Path | str, stem: str, *, fmt: str = "png",
-                quality: int | None = None, infotext: str, metadata: Mapping[str, Any]) -> Path:
+                quality: int | None = None, infotext: str, metadata: Mapping[str, Any],
+                embed: bool = True) -> Path:
     """Write ``image`` as ``directory/stem.png|.jpg|.webp`` with its parameters; returns the path.
 
     ``fmt``: ``png``, ``jpeg`` (or ``jpg``; written as ``.jpg``) or ``webp``, else ``ValueError``
     naming ``output_format``. ``quality`` (1..100, else ``ValueError`` naming ``output_quality``)
     applies to JPEG/WebP (default 90); PNG is lossless and ignores it. ``stem`` must be a plain
     file name. The sidecar ``stem.json`` is written first, so when the image appears its
-    sidecar is already there. JPEG drops alpha (converted to RGB, as A1111 does).
+    sidecar is already there. JPEG drops alpha (converted to RGB, as A1111 does). ``embed=False``
+    writes the parameters to the sidecar only, none into the image file (sd-cli's
+    ``--disable-image-metadata``).
     """
     pil_format, ext = _check_format(fmt)
     _check_quality(quality)
@@ -404,7 +407,11 @@ def write_image(image: Image.Image, directory: Path | str, stem: str, *, fmt: st
                   json.dumps(sidecar, ensure_ascii=False, indent=2, default=str).encode("utf-8"))
 
     buffer = io.BytesIO()
-    if pil_format == "PNG":
+    if not embed:
+        out = image if pil_format != "JPEG" or image.mode in ("RGB", "L") else image.convert("RGB")
+        lossy = {} if pil_format == "PNG" else {"quality": quality or _DEFAULT_QUALITY}
+        out.save(buffer, format=pil_format, **lossy)
+    elif pil_format == "PNG":
         info = PngImagePlugin.PngInfo()
         info.add_text("parameters", infotext)  # tEXt, or iTXt when not Latin-1 (as A1111)
         info.add_text("sdrest", metadata_json)

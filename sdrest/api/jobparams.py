@@ -107,7 +107,8 @@ def model_params(values: dict[str, Any], library: ModelLibrary) -> dict[str, Any
             spec["model_options"][option] = str(entry.path)
     for name, option in MODEL_OPTIONS.items():
         if values.get(name) is not None:
-            spec["model_options"][option] = values[name]
+            for target in (option,) if isinstance(option, str) else option:
+                spec["model_options"][target] = values[name]
     return spec
 
 
@@ -162,10 +163,12 @@ def generation_params(values: dict[str, Any], mode: str, settings: Settings, inp
         width, height = params.get("width", 512), params.get("height", 512)
         params["control_image"] = inputs.save(fit_to(control.convert("RGB"), width, height), "control_image")
     if "ref_images" in params:
-        params["ref_images"] = [
-            inputs.save(decode(item, f"ref_images[{i}]", settings).convert("RGB"), f"ref_image_{i}")
-            for i, item in enumerate(params["ref_images"])
-        ]
+        params.setdefault("auto_resize_ref_image", True)  # as sd-cli: resized unless asked not to
+    for key in ("ref_images", "pm_id_images"):
+        if key in params:
+            params[key] = [inputs.save(decode(item, f"{key}[{i}]", settings).convert("RGB"), f"{key}_{i}")
+                           for i, item in enumerate(params[key])]
+    resolve_generation_models(params, settings, library)
     if inputs.saved:
         params["_inputs"] = inputs.relative
     return params
@@ -175,12 +178,42 @@ def generation_params(values: dict[str, Any], mode: str, settings: Settings, inp
 UPSCALE_MAX_FACTOR = 4
 
 
+def resolve_generation_models(params: dict[str, Any], settings: Settings, library: ModelLibrary) -> None:
+    """Model files a generation names besides its checkpoint: the hires model upscaler, the
+    upscaler run afterwards, the PhotoMaker id embedding (names in, server paths stored)."""
+    hires = params.get("hires")
+    if isinstance(hires, dict):
+        if hires.get("model") is not None:
+            hires["model_path"] = str(_resolve_upscaler(library, hires["model"], "hires.model"))
+            hires.setdefault("upscaler", "Model")
+        elif str(hires.get("upscaler", "")).lower() == "model":
+            raise ApiError(422, "missing_field", "hires.model: upscaler 'Model' needs the ESRGAN model to use",
+                           "hires.model")
+    if params.get("upscale_model") is not None:
+        params["upscale_model_path"] = str(_resolve_upscaler(library, params["upscale_model"], "upscale_model"))
+        # Bounded like POST /upscale, for the usual x4 model: factor 4 per repeat.
+        factor = 4 ** params.get("upscale_repeats", 1)
+        width, height = params.get("width", 512) * factor, params.get("height", 512) * factor
+        if width * height > UPSCALE_MAX_FACTOR * settings.max_image_pixels:
+            raise ApiError(422, "invalid_field", f"upscale_repeats: the result would be {width}x{height} pixels; "
+                           f"at most {UPSCALE_MAX_FACTOR * settings.max_image_pixels} (4 x --max-image-pixels)",
+                           "upscale_repeats")
+    for field in ("pm_id_images", "pm_id_embed"):
+        if field in params and "photo_maker_path" not in params["model_options"]:
+            raise ApiError(422, "missing_field", f"photo_maker: {field} needs a photo_maker model", "photo_maker")
+    if params.get("pm_id_embed") is not None:
+        params["pm_id_embed_path"] = str(find_model(library, ModelType.CONTROLNET, params["pm_id_embed"],
+                                                    "pm_id_embed").path)
+    if params.get("canny") and "control_image" not in params:
+        raise ApiError(422, "missing_field", "control_image: canny preprocesses the control image", "control_image")
+
+
 def upscale_params(values: dict[str, Any], settings: Settings, inputs: InputFiles,
                    library: ModelLibrary) -> dict[str, Any]:
     """The stored parameters of an ESRGAN upscale job."""
     params = {k: v for k, v in values.items() if k not in CONTROL_FIELDS}
     params["mode"] = "upscale"
-    params["upscaler_path"] = str(_resolve_upscaler(library, params["upscaler"]))
+    params["upscaler_path"] = str(_resolve_upscaler(library, params["upscaler"], "upscaler"))
     image = decode(params["image"], "image", settings)
     # An upscale multiplies pixels by factor²: bound the result (a model's own scale is 4 at most
     # for the common ESRGAN files; a factor given counts as given).
@@ -194,14 +227,14 @@ def upscale_params(values: dict[str, Any], settings: Settings, inputs: InputFile
     return params
 
 
-def _resolve_upscaler(library: ModelLibrary, name: str) -> Path:
+def _resolve_upscaler(library: ModelLibrary, name: str, field: str) -> Path:
     for model_type in (ModelType.ESRGAN, ModelType.UPSCALER):
         try:
-            return find_model(library, model_type, name, "upscaler").path
+            return find_model(library, model_type, name, field).path
         except ApiError as exc:
             if exc.status != 404:
                 raise
-    raise ApiError(404, "model_not_found", f"upscaler: no upscaler named {name!r}", "upscaler")
+    raise ApiError(404, "model_not_found", f"{field}: no upscaler named {name!r}", field)
 
 
 def find_model(library: ModelLibrary, model_type: ModelType, name: str, field: str) -> Any:

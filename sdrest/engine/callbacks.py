@@ -74,9 +74,11 @@ class NativeHooks:
         on_preview: PreviewHandler | None = None,
         preview_mode: str | int = "proj",
         preview_interval: int = 1,
+        preview_noisy: bool = False,
         on_log: Callable[[int, str], None] | None = None,
     ) -> Iterator[CallCapture]:
-        """Hold the library for one native call and route its callbacks to these handlers."""
+        """Hold the library for one native call and route its callbacks to these handlers.
+        Previews show the denoised estimate, or the noisy latent with ``preview_noisy``."""
         with self.lock:
             capture = CallCapture()
             self._capture, self._on_progress, self._on_preview, self._on_log = (
@@ -85,7 +87,7 @@ class NativeHooks:
             if on_preview is not None:
                 mode = parse_enum(lib, "enum preview_t", preview_mode, "preview_mode")
                 lib.sd_set_preview_callback(self._preview_cb, mode, max(1, int(preview_interval)),
-                                            True, False, ffi.NULL)
+                                            not preview_noisy, bool(preview_noisy), ffi.NULL)
             try:
                 yield capture
             finally:

@@ -214,8 +214,10 @@ class Context:
 
     def generate(self, params: ImageGenParams, *, on_progress: ProgressHandler | None = None,
                  on_preview: PreviewHandler | None = None, preview_mode: str | int = "proj",
-                 preview_interval: int = 1, on_log: Callable[[int, str], None] | None = None) -> Generation:
-        """Run one ``generate_image`` call; all parameter errors are raised before it starts."""
+                 preview_interval: int = 1, preview_noisy: bool = False,
+                 on_log: Callable[[int, str], None] | None = None) -> Generation:
+        """Run one ``generate_image`` call; all parameter errors are raised before it starts.
+        Previews show the denoised estimate, or with ``preview_noisy`` the noisy latent."""
         params = dataclasses.replace(params, seed=resolve_seed(params.seed))
         params.validate()
         if not self.supports_image_generation:
@@ -226,7 +228,7 @@ class Context:
         rearm = self._start_call(ptr)
         with self._hooks.session(on_progress=self._cancel_checked(rearm, on_progress), on_preview=on_preview,
                                  on_log=self._cancel_checked(rearm, on_log), preview_mode=preview_mode,
-                                 preview_interval=preview_interval) as capture:
+                                 preview_interval=preview_interval, preview_noisy=preview_noisy) as capture:
             arena = Arena()
             c_params = ffi.new("sd_img_gen_params_t *")
             lib.sd_img_gen_params_init(c_params)
@@ -261,7 +263,8 @@ class Context:
 
     def _generate_with(self, options: dict[str, Any], **fixed: Any) -> Generation:
         callbacks = {key: options.pop(key) for key in
-                     ("on_progress", "on_preview", "preview_mode", "preview_interval", "on_log") if key in options}
+                     ("on_progress", "on_preview", "preview_mode", "preview_interval", "preview_noisy", "on_log")
+                     if key in options}
         return self.generate(image_params(**options, **fixed), **callbacks)
 
     def generate_video(self, params: VideoGenParams, *, on_progress: ProgressHandler | None = None,

@@ -55,7 +55,7 @@ class EventType(str, enum.Enum):
 
 
 #: The stages a running job reports in ``progress["stage"]``, in the order they happen.
-STAGES: tuple[str, ...] = ("loading", "encoding", "sampling", "decoding", "writing")
+STAGES: tuple[str, ...] = ("loading", "encoding", "sampling", "decoding", "upscaling", "writing")
 
 
 def empty_progress() -> dict[str, Any]:

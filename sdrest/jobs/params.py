@@ -8,7 +8,8 @@ from typing import Any
 #: Image fields hold paths of saved input files: shown only as "given".
 IMAGE_FIELDS = ("init_image", "mask_image", "control_image", "image", "end_image")
 #: Resolved server paths kept for the worker; clients named these models by name.
-PATH_KEYS = ("model_path", "upscaler_path", "input_path", "output_path", "vae_path")
+PATH_KEYS = ("model_path", "upscaler_path", "upscale_model_path", "pm_id_embed_path", "input_path", "output_path",
+             "vae_path")
 
 
 def public_params(params: dict[str, Any]) -> dict[str, Any]:
@@ -19,7 +20,7 @@ def public_params(params: dict[str, Any]) -> dict[str, Any]:
     for key in IMAGE_FIELDS:
         if key in public:
             public[key] = "given"
-    for key in ("ref_images", "control_video"):
+    for key in ("ref_images", "pm_id_images", "control_video"):
         if key in public:
             public[key] = len(public[key])
     if "loras" in public:

@@ -25,6 +25,7 @@ from sdrest.errors import GenerationCancelled
 from sdrest.jobs.params import public_params
 from sdrest.outputs import discard_job_outputs, infotext, write_image
 from sdrest.settings import Settings
+from sdrest.worker.mapping import context_params, image_gen_params
 from sdrest.worker.resident import Resident, ResidentModels, model_key
 
 log = logging.getLogger("sdrest.worker")
@@ -115,13 +116,10 @@ class Runner:
             raise
 
     def _load(self, model: dict[str, Any], key: str) -> None:
-        from sdrest.engine import Context, Embedding
+        from sdrest.engine import Context
 
-        options = dict(model.get("options") or {})
-        embeddings = [Embedding(name=e["name"], path=e["path"]) for e in options.pop("embeddings", [])]
         started = time.perf_counter()
-        context = Context(model_path=model["path"], n_threads=self.settings.threads, vae_decode_only=False,
-                          embeddings=embeddings or None, **options)
+        context = Context(context_params(model, self.settings.threads))
         entry = Resident(key=key, spec=model, context=context, seconds=time.perf_counter() - started,
                          memory=context.memory)
         self.models.add(entry)
@@ -220,11 +218,13 @@ class Runner:
         return result
 
     def _generate(self, job: dict[str, Any], params: dict[str, Any], clock: StageClock) -> dict[str, Any]:
-        from sdrest.engine import Lora
-
         clock.enter("encoding")
-        options = _engine_options(params, self._input_path)
-        options["loras"] = [Lora(path=lora["path"], multiplier=float(lora["weight"])) for lora in params.get("loras", [])]
+        control = None
+        if params.get("canny") and params.get("control_image"):
+            from sdrest.engine import canny
+
+            control = canny(Image.open(self._input_path(params["control_image"])))
+        image_params = image_gen_params(params, lambda path: Image.open(self._input_path(path)), control)
 
         def on_log(_level: int, line: str) -> None:
             self._rearm_cancel()
@@ -249,16 +249,23 @@ class Runner:
         preview = self.settings.preview
         self._check_cancel()
         generation = self.context.generate(
-            _image_params(params, options),
+            image_params,
             on_progress=on_progress,
             on_preview=on_preview if preview != "none" else None,
             on_log=on_log,
             preview_mode=preview,
             preview_interval=self.settings.preview_interval,
+            preview_noisy=bool(params.get("preview_noisy")),
         )
+        outputs = generation.images
+        if params.get("upscale_model_path"):
+            clock.enter("upscaling")
+            upscaler = self._upscaler(params["upscale_model_path"], params.get("upscale_tile_size"), None)
+            for _ in range(params.get("upscale_repeats", 1)):
+                outputs = [upscaler.upscale(image) for image in outputs]
         clock.enter("writing")
         resolved = self._resolve(params)
-        images = self._write(job, params, generation.images, generation.seeds, resolved)
+        images = self._write(job, params, outputs, generation.seeds, resolved)
         return {"images": images, "seeds": generation.seeds, "model": self.model_name,
                 "resolved": resolved, "warnings": generation.warnings}
 
@@ -273,20 +280,27 @@ class Runner:
         return resolve(params, self.context, self.loaded_spec or {}, self.model_facts, self.default_cfg)
 
     def _upscale(self, job: dict[str, Any], params: dict[str, Any], clock: StageClock) -> dict[str, Any]:
-        from sdrest.engine import Upscaler
-
-        path = params["upscaler_path"]
-        upscaler = self.upscalers.get(path)
-        if upscaler is None:
-            clock.enter("loading")
-            upscaler = Upscaler(path, n_threads=self.settings.threads)
-            self.upscalers = {path: upscaler}  # keep one: upscalers are small, memory is not
+        upscaler = self._upscaler(params["upscaler_path"], None, clock)
         clock.enter("sampling")
         source = Image.open(self._input_path(params["image"]))
         image = upscaler.upscale(source, params.get("factor"))
         clock.enter("writing")
         images = self._write(job, params, [image], [0])
         return {"images": images, "seeds": [], "model": params.get("upscaler"), "warnings": []}
+
+    def _upscaler(self, path: str, tile_size: int | None, clock: StageClock | None) -> Any:
+        """The ESRGAN upscaler of ``path`` (loaded unless it is the one kept)."""
+        from sdrest.engine import Upscaler
+
+        key = f"{path}:{tile_size or ''}"
+        upscaler = self.upscalers.get(key)
+        if upscaler is None:
+            if clock is not None:
+                clock.enter("loading")
+            upscaler = Upscaler(path, n_threads=self.settings.threads,
+                                **({"tile_size": tile_size} if tile_size else {}))
+            self.upscalers = {key: upscaler}  # keep one: upscalers are small, memory is not
+        return upscaler
 
     def _write(self, job: dict[str, Any], params: dict[str, Any], images: list[Image.Image],
                seeds: list[int], resolved: dict[str, Any] | None = None) -> list[dict[str, Any]]:
@@ -314,64 +328,10 @@ class Runner:
                         "model": resolved["model"] if resolved else params.get("upscaler"),
                         "params": public, "resolved": resolved, "sdrest_version": __version__}
             path = write_image(image, directory, str(index), fmt=fmt, quality=params.get("output_quality"),
-                               infotext=text, metadata=metadata)
+                               infotext=text, metadata=metadata, embed=params.get("image_metadata", True))
             written.append({"index": index, "file": f"{job['id']}/{path.name}", "seed": seed,
                             "width": image.width, "height": image.height, "format": fmt})
         return written
 
     def _input_path(self, relative: str) -> Path:
         return self.settings.data_dir / relative
-
-
-# Request names that map one-to-one onto engine options.
-_SIMPLE = ("prompt", "negative_prompt", "width", "height", "steps", "cfg_scale", "sampler", "scheduler",
-           "seed", "batch_count", "clip_skip", "strength", "control_strength")
-
-
-def _engine_options(params: dict[str, Any], input_path: Callable[[str], Path]) -> dict[str, Any]:
-    options = {key: params[key] for key in _SIMPLE if params.get(key) is not None}
-    for key in ("init_image", "mask_image", "control_image"):
-        if params.get(key):
-            options[key] = Image.open(input_path(params[key]))
-    if params.get("ref_images"):
-        options["ref_images"] = [Image.open(input_path(p)) for p in params["ref_images"]]
-    return options
-
-
-def _image_params(params: dict[str, Any], options: dict[str, Any]) -> Any:
-    from sdrest.engine import (
-        GuidanceParams,
-        HiresParams,
-        SampleParams,
-        SlgParams,
-        TilingParams,
-        image_params,
-    )
-
-    built = image_params(**options)
-    sample: SampleParams = built.sample_params
-    guidance: GuidanceParams = sample.guidance
-    if params.get("eta") is not None:
-        sample.eta = params["eta"]
-    if params.get("flow_shift") is not None:
-        sample.flow_shift = params["flow_shift"]
-    if params.get("guidance") is not None:
-        guidance.distilled_guidance = params["guidance"]
-    if params.get("img_cfg_scale") is not None:
-        guidance.img_cfg = params["img_cfg_scale"]
-    slg = params.get("slg")
-    if slg:
-        guidance.slg = SlgParams(layers=slg.get("layers"), layer_start=slg.get("start"), layer_end=slg.get("end"),
-                                 scale=slg.get("scale"))
-    hires = params.get("hires")
-    if hires:
-        built.hires = HiresParams(enabled=True, upscaler=hires.get("upscaler"), model_path=hires.get("model_path"),
-                                  scale=hires.get("scale"), target_width=hires.get("width"),
-                                  target_height=hires.get("height"), steps=hires.get("steps"),
-                                  denoising_strength=hires.get("denoising_strength"))
-    tiling = params.get("vae_tiling")
-    if tiling:
-        built.vae_tiling_params = TilingParams(enabled=True, tile_size_x=tiling.get("tile_size"),
-                                               tile_size_y=tiling.get("tile_size"),
-                                               target_overlap=tiling.get("overlap"))
-    return built

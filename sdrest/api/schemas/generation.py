@@ -26,9 +26,15 @@ MODEL_COMPONENTS = {
     "llm": ("llm_path", "text_encoder"),
     "diffusion_model": ("diffusion_model_path", "diffusion_model"),
     "controlnet": ("control_net_path", "controlnet"),
+    "clip_vision": ("clip_vision_path", "text_encoder"),
+    "llm_vision": ("llm_vision_path", "text_encoder"),
+    # PhotoMaker is a conditioning adapter like a ControlNet: it lives in that folder.
+    "photo_maker": ("photo_maker_path", "controlnet"),
 }
-#: Load options: request field -> engine ContextParams field.
-MODEL_OPTIONS = {
+#: Load options: request field -> engine ContextParams field (a tuple sets several).
+#: (Generation fields -> ImageGenParams fields: IMAGE_FIELDS, in sdrest.jobs.engine_fields so the
+#: worker, which knows nothing of the API, applies the same table.)
+MODEL_OPTIONS: dict[str, str | tuple[str, ...]] = {
     "weight_type": "wtype",
     "flash_attn": "flash_attn",
     "offload_to_cpu": "offload_params_to_cpu",
@@ -37,7 +43,25 @@ MODEL_OPTIONS = {
     "keep_controlnet_on_cpu": "keep_control_net_on_cpu",
     "vae_conv_direct": "vae_conv_direct",
     "diffusion_conv_direct": "diffusion_conv_direct",
+    "diffusion_flash_attn": "diffusion_flash_attn",
+    "rng": "rng_type",
+    "sampler_rng": "sampler_rng_type",
+    "prediction": "prediction",
+    "lora_apply_mode": "lora_apply_mode",
+    "mmap": "enable_mmap",
+    "max_vram": "max_vram",
+    "tensor_type_rules": "tensor_type_rules",
+    "taesd_preview_only": "tae_preview_only",
+    "circular": ("circular_x", "circular_y"),
+    "circular_x": "circular_x",
+    "circular_y": "circular_y",
+    "force_sdxl_vae_conv_scale": "force_sdxl_vae_conv_scale",
+    "chroma_use_dit_mask": "chroma_use_dit_mask",
+    "chroma_use_t5_mask": "chroma_use_t5_mask",
+    "chroma_t5_mask_pad": "chroma_t5_mask_pad",
+    "qwen_image_zero_cond_t": "qwen_image_zero_cond_t",
 }
+
 #: Fields that steer the request, not the generation (kept out of job parameters).
 CONTROL_FIELDS = ("wait", "base64", "priority", "preset", "prompt_template", "negative_prompt_template")
 
@@ -47,6 +71,8 @@ HiresUpscaler = Capability("hires_upscalers", "How the first pass is enlarged.")
 WeightType = Capability("weight_types", "Convert weights on load (e.g. q8_0, f16).")
 Priority = Annotated[int, Field(ge=-100, le=100, description="Higher runs first; equal priorities run in order.")]
 Size = Annotated[int, Field(ge=64, le=4096, multiple_of=8)]
+#: ``regex=type`` pairs, comma-separated (sd-cli --tensor-type-rules).
+_TENSOR_RULES = r"^[^=,]+=[A-Za-z0-9_]+(,[^=,]+=[A-Za-z0-9_]+)*$"
 
 
 class LoraRequest(RequestModel):
@@ -64,13 +90,67 @@ class HiresRequest(RequestModel):
     height: int | None = Field(None, ge=64, le=8192, multiple_of=8, description="Target height.")
     steps: int | None = Field(None, ge=0, le=150, description="Second-pass steps (0: same as steps).")
     denoising_strength: float | None = Field(None, ge=0, le=1, description="Second-pass denoising strength.")
+    model: Name("ESRGAN model (esrgan or upscaler folder) that enlarges the first pass; implies upscaler "
+                "`Model` (sd-cli --hires-upscaler with --hires-upscalers-dir).") | None = None
+    upscale_tile_size: int | None = Field(None, ge=16, le=1024, description="Tile size of the model "
+                                          "upscaler (default 128).")
 
 
 class TilingRequest(RequestModel):
     """Decode in tiles to save memory."""
 
-    tile_size: int | None = Field(None, ge=8, le=1024, description="Tile size in latent pixels.")
+    tile_size: int | None = Field(None, ge=8, le=1024, description="Tile size in latent pixels (x and y).")
+    tile_size_x: int | None = Field(None, ge=8, le=1024, description="Tile width in latent pixels.")
+    tile_size_y: int | None = Field(None, ge=8, le=1024, description="Tile height in latent pixels.")
+    rel_size_x: float | None = Field(None, gt=0, le=64, description="Tile width relative to the latent: "
+                                     "<= 1 a fraction of it, > 1 the number of tiles (sd-cli "
+                                     "--vae-relative-tile-size).")
+    rel_size_y: float | None = Field(None, gt=0, le=64, description="Tile height relative to the latent.")
     overlap: float | None = Field(None, ge=0, le=0.95, description="Tile overlap fraction.")
+
+
+class CacheRequest(RequestModel):
+    """Step caching: reuse model outputs between similar steps to sample faster (sd-cli --cache-mode,
+    --cache-option). Unset options keep the library's defaults for the mode."""
+
+    mode: Literal["disabled", "easycache", "ucache", "dbcache", "taylorseer", "cache_dit", "spectrum"] = Field(
+        description="easycache/ucache: UNet and DiT models; dbcache, taylorseer, cache_dit: DiT models; "
+                    "spectrum: both.")
+    reuse_threshold: float | None = Field(None, ge=0, le=10, description="easycache/ucache: how similar "
+                                                                         "steps must be to reuse one.")
+    start_percent: float | None = Field(None, ge=0, le=1, description="Caching starts at this fraction of "
+                                                                      "the steps.")
+    end_percent: float | None = Field(None, ge=0, le=1, description="Caching ends at this fraction.")
+    error_decay_rate: float | None = Field(None, ge=0, le=1, description="ucache: error decay rate.")
+    use_relative_threshold: bool | None = Field(None, description="ucache: threshold relative to the output.")
+    reset_error_on_compute: bool | None = Field(None, description="ucache: reset the error after a computed "
+                                                                  "step.")
+    fn_compute_blocks: int | None = Field(None, ge=0, le=1000, description="dbcache: front blocks always "
+                                                                           "computed (Fn).")
+    bn_compute_blocks: int | None = Field(None, ge=0, le=1000, description="dbcache: back blocks always "
+                                                                           "computed (Bn).")
+    residual_diff_threshold: float | None = Field(None, ge=0, le=10, description="dbcache: residual "
+                                                                                 "difference threshold.")
+    max_warmup_steps: int | None = Field(None, ge=0, le=1000, description="Steps always computed first.")
+    max_cached_steps: int | None = Field(None, ge=-1, le=1000, description="At most this many cached steps "
+                                                                           "(-1: no limit).")
+    max_continuous_cached_steps: int | None = Field(None, ge=-1, le=1000, description="At most this many "
+                                                    "cached steps in a row (-1: no limit).")
+    taylorseer_n_derivatives: int | None = Field(None, ge=0, le=8, description="taylorseer: derivative order.")
+    taylorseer_skip_interval: int | None = Field(None, ge=1, le=100, description="taylorseer: skip interval.")
+    scm_mask: str | None = Field(None, max_length=1000, pattern=r"^[01](,?[01])*$",
+                                 description="cache_dit: step computation mask, 1 = compute, 0 = may cache "
+                                             "(sd-cli --scm-mask).")
+    scm_policy_dynamic: bool | None = Field(None, description="cache_dit: dynamic (true) or static mask "
+                                                              "policy (sd-cli --scm-policy).")
+    spectrum_w: float | None = Field(None, ge=0, le=10, description="spectrum: w.")
+    spectrum_m: int | None = Field(None, ge=1, le=64, description="spectrum: m.")
+    spectrum_lam: float | None = Field(None, ge=0, le=100, description="spectrum: lambda.")
+    spectrum_window_size: int | None = Field(None, ge=1, le=100, description="spectrum: window size.")
+    spectrum_flex_window: float | None = Field(None, ge=0, le=10, description="spectrum: flexible window.")
+    spectrum_warmup_steps: int | None = Field(None, ge=0, le=1000, description="spectrum: warm-up steps.")
+    spectrum_stop_percent: float | None = Field(None, ge=0, le=1, description="spectrum: stops at this "
+                                                                              "fraction of the steps.")
 
 
 class SlgRequest(RequestModel):
@@ -95,6 +175,9 @@ class ModelChoice(RequestModel):
     llm: Name("LLM text encoder (text_encoders folder).") | None = None
     diffusion_model: Name("Diffusion model alone (diffusion_models folder), instead of a checkpoint.") | None = None
     controlnet: Name("ControlNet (controlnet folder).") | None = None
+    clip_vision: Name("CLIP vision encoder (text_encoders folder), for image-conditioned models.") | None = None
+    llm_vision: Name("Vision part of an LLM text encoder such as Qwen2.5-VL (text_encoders folder).") | None = None
+    photo_maker: Name("PhotoMaker model (controlnet folder); used with pm_id_images or pm_id_embed.") | None = None
     weight_type: WeightType | None = None
     flash_attn: bool | None = Field(None, description="Use flash attention.")
     offload_to_cpu: bool | None = Field(None, description="Keep weights in RAM and move them to the GPU "
@@ -104,6 +187,36 @@ class ModelChoice(RequestModel):
     keep_controlnet_on_cpu: bool | None = Field(None, description="Run the ControlNet on the CPU.")
     vae_conv_direct: bool | None = Field(None, description="Direct convolutions in the VAE.")
     diffusion_conv_direct: bool | None = Field(None, description="Direct convolutions in the diffusion model.")
+    diffusion_flash_attn: bool | None = Field(None, description="Flash attention in the diffusion model only.")
+    rng: Literal["std_default", "cuda", "cpu"] | None = Field(None, description="Random number generator of "
+                                                                                "the initial noise (library "
+                                                                                "default: cuda).")
+    sampler_rng: Literal["std_default", "cuda", "cpu"] | None = Field(None, description="Generator of the "
+                                                                     "sampler's noise (default: as rng).")
+    prediction: Literal["eps", "v", "edm_v", "sd3_flow", "flux_flow", "flux2_flow"] | None = Field(
+        None, description="Override the model's prediction type.")
+    lora_apply_mode: Literal["auto", "immediately", "at_runtime"] | None = Field(
+        None, description="How LoRAs are applied (default here: at_runtime, so the same seed keeps giving "
+                          "the same image).")
+    mmap: bool | None = Field(None, description="Memory-map the model file.")
+    max_vram: float | None = Field(None, ge=0, le=65536, description="GiB of VRAM the weights may use; the "
+                                                                     "rest stay in RAM (0: no limit).")
+    tensor_type_rules: str | None = Field(None, max_length=2000, pattern=_TENSOR_RULES,
+                                          description="Weight types by tensor name on load, "
+                                                      "`regex=type,...` (e.g. `^vae\\.=f16`).")
+    taesd_preview_only: bool | None = Field(None, description="Use the TAESD only for previews, not for the "
+                                                              "final decode.")
+    circular: bool | None = Field(None, description="Seamless tiling in both directions (circular_x and "
+                                                    "circular_y).")
+    circular_x: bool | None = Field(None, description="Seamless tiling left-right.")
+    circular_y: bool | None = Field(None, description="Seamless tiling top-bottom.")
+    force_sdxl_vae_conv_scale: bool | None = Field(None, description="Force the SDXL VAE's conv scale (for "
+                                                                     "some fine-tuned SDXL VAEs).")
+    chroma_use_dit_mask: bool | None = Field(None, description="Chroma: use the DiT mask (sd-cli "
+                                                               "--chroma-disable-dit-mask = false).")
+    chroma_use_t5_mask: bool | None = Field(None, description="Chroma: use the T5 mask.")
+    chroma_t5_mask_pad: int | None = Field(None, ge=0, le=1024, description="Chroma: T5 mask padding.")
+    qwen_image_zero_cond_t: bool | None = Field(None, description="Qwen-Image: zero conditioning timestep.")
 
 
 class JobOutput(RequestModel):
@@ -154,6 +267,35 @@ class Txt2ImgRequest(ModelChoice, JobOutput):
     hires: HiresRequest | None = None
     vae_tiling: TilingRequest | None = None
     slg: SlgRequest | None = None
+    timestep_shift: int | None = Field(None, ge=0, le=1000, description="Shifted timestep (NitroFusion-style "
+                                                                        "models; 0: off).")
+    sigmas: list[Annotated[float, Field(ge=0, le=1e4, allow_inf_nan=False)]] | None = Field(
+        None, min_length=2, max_length=1001, description="Custom sigma schedule, one per step plus a final one "
+                                                         "(overrides scheduler and steps).")
+    cache: CacheRequest | None = None
+    canny: bool | None = Field(None, description="Turn control_image into a Canny edge map first (the "
+                                                 "library's preprocessor).")
+    auto_resize_ref_image: bool | None = Field(None, description="Resize ref_images to the output size "
+                                                                 "(default true, as sd-cli; false: "
+                                                                 "--disable-auto-resize-ref-image).")
+    increase_ref_index: bool | None = Field(None, description="Give each ref image its own index (RoPE) "
+                                                              "instead of the same one.")
+    pm_id_images: ImageList | None = Field(None, max_length=8, description="PhotoMaker: images of the "
+                                                                           "person (with the photo_maker model).")
+    pm_id_embed: Name("PhotoMaker v2 id embedding file (controlnet folder).") | None = None
+    pm_style_strength: float | None = Field(None, ge=0, le=100, description="PhotoMaker style strength "
+                                                                            "(library default 20).")
+    upscale_model: Name("Upscale each image afterwards with this ESRGAN model (esrgan or upscaler "
+                        "folder).") | None = None
+    upscale_repeats: int | None = Field(None, ge=1, le=4, description="Run the upscaler this many times "
+                                                                      "(default 1).")
+    upscale_tile_size: int | None = Field(None, ge=16, le=1024, description="Upscaler tile size (default "
+                                                                            "128).")
+    image_metadata: bool | None = Field(None, description="Embed the parameters in the image files "
+                                                          "(default true; false: sd-cli "
+                                                          "--disable-image-metadata).")
+    preview_noisy: bool | None = Field(None, description="Previews show the noisy latent instead of the "
+                                                         "denoised estimate (with the server's --preview).")
 
 
 _STRENGTH = Field(None, ge=0, le=1, validation_alias=AliasChoices("strength", "denoising_strength"),

@@ -14,8 +14,8 @@ JobStatusName = Literal["queued", "running", "completed", "failed", "cancelled"]
 class JobProgress(ResponseModel):
     step: int = Field(description="Steps done in the current stage.")
     steps: int = Field(description="Steps of the current stage (0 before it is known).")
-    stage: str | None = Field(description="loading, encoding, sampling, decoding or writing; null when not "
-                                          "started.")
+    stage: str | None = Field(description="loading, encoding, sampling, decoding, upscaling (upscale_model) "
+                                          "or writing; null when not started.")
     percent: float = Field(ge=0, le=100, description="step/steps as a percentage (100 when completed).")
 
 
