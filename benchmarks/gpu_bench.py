@@ -22,7 +22,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from cpu_flags import run  # noqa: E402 - the same measured child process, not a copy
+from cpu_flags import run
 
 LABELS = {512: "sd1-512", 1024: "sdxl-1024"}
 

@@ -16,12 +16,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
-
 from helpers import assert_real_image, nvidia_driver, pixels
+from PIL import Image
+from server_helpers import FAST, Server, link_models, sd1_server
+
 from sdrest._native.buildinfo import build_info
 from sdrest.gpus import cuda_from_build, gpu_lines, gpu_report
-from server_helpers import FAST, Server, link_models, sd1_server
 
 
 def test_cpu_build_reports_plainly_no_gpu() -> None:
@@ -66,8 +66,8 @@ def test_cuda_build_report_names_its_cuda_without_a_driver() -> None:
 
 def test_cpu_build_report_has_no_cuda_section() -> None:
     assert "cuda" not in gpu_report(["cpu"], cuda_from_build({"backends": ["cpu"]}, None))
-    assert gpu_lines(["cpu"]) == ["  gpu: no GPU: this is a CPU build of stable-diffusion.cpp "
-                                  "(see docs/deployment.md for GPU builds)"]
+    assert gpu_lines(["cpu"]) == [("  gpu: no GPU: this is a CPU build of stable-diffusion.cpp "
+                                   "(see docs/deployment.md for GPU builds)")]
 
 
 # --- On a GPU, with a CUDA build (benchmarks/gpu_check.sh builds one and runs these) ---------------
@@ -152,7 +152,7 @@ def test_system_names_cuda_versions_and_the_gpus(cuda_server: Server) -> None:
     assert gpu["cuda"]["runtime"] and gpu["cuda"]["runtime"].split(".")[0] == build_info()["cuda_version"].split(".")[0]
     assert gpu["cuda"]["driver"]
     exe = shutil.which("sdrest", path=str(Path(sys.executable).parent)) or shutil.which("sdrest") or "sdrest"
-    version = subprocess.run([exe, "--version"], capture_output=True, text=True, timeout=120)
+    version = subprocess.run([exe, "--version"], capture_output=True, text=True, timeout=120, check=True)
     assert f"cuda: built with {build_info()['cuda_version']}" in version.stdout
     assert f"gpu 0: {gpu['devices'][0]['name']}" in version.stdout
 

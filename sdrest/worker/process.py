@@ -20,7 +20,13 @@ import traceback
 from multiprocessing.connection import Connection
 from typing import Any
 
-from sdrest.errors import GenerationCancelled, GenerationError, ModelLoadError, NativeCallError, SdrestError
+from sdrest.errors import (
+    GenerationCancelled,
+    GenerationError,
+    ModelLoadError,
+    NativeCallError,
+    SdrestError,
+)
 from sdrest.models.paths import ModelNotFoundError
 from sdrest.settings import Settings
 

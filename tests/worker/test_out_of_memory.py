@@ -10,10 +10,10 @@ import resource
 from pathlib import Path
 
 import pytest
+from server_helpers import FAST, Server, link_models
 
 from sdrest.errors import GenerationError, ModelLoadError
 from sdrest.worker.process import error_payload
-from server_helpers import FAST, Server, link_models
 
 ALLOCATION_FAILURES = (
     "unet alloc compute buffer failed",
