@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, BeforeValidator, Field
 
 from sdrest.api.schemas.base import RequestModel, alias_names
 from sdrest.api.schemas.fields import Capability, ImageInput, ImageList, Name
@@ -109,13 +109,18 @@ class TilingRequest(RequestModel):
     overlap: float | None = Field(None, ge=0, le=0.95, description="Tile overlap fraction.")
 
 
+def _sd_cli_cache_mode(value: Any) -> Any:
+    return "cache_dit" if value == "cache-dit" else value  # sd-cli's spelling
+
+
 class CacheRequest(RequestModel):
     """Step caching: reuse model outputs between similar steps to sample faster (sd-cli --cache-mode,
     --cache-option). Unset options keep the library's defaults for the mode."""
 
-    mode: Literal["disabled", "easycache", "ucache", "dbcache", "taylorseer", "cache_dit", "spectrum"] = Field(
-        description="easycache/ucache: UNet and DiT models; dbcache, taylorseer, cache_dit: DiT models; "
-                    "spectrum: both.")
+    mode: Annotated[Literal["disabled", "easycache", "ucache", "dbcache", "taylorseer", "cache_dit", "spectrum"],
+                    BeforeValidator(_sd_cli_cache_mode)] = Field(
+        description="easycache: DiT models; ucache: UNet models; dbcache, taylorseer, cache_dit: DiT "
+                    "block-level; spectrum: UNet and DiT (sd-cli's cache-dit is cache_dit).")
     reuse_threshold: float | None = Field(None, ge=0, le=10, description="easycache/ucache: how similar "
                                                                          "steps must be to reuse one.")
     start_percent: float | None = Field(None, ge=0, le=1, description="Caching starts at this fraction of "
@@ -199,8 +204,8 @@ class ModelChoice(RequestModel):
         None, description="How LoRAs are applied (default here: at_runtime, so the same seed keeps giving "
                           "the same image).")
     mmap: bool | None = Field(None, description="Memory-map the model file.")
-    max_vram: float | None = Field(None, ge=0, le=65536, description="GiB of VRAM the weights may use; the "
-                                                                     "rest stay in RAM (0: no limit).")
+    max_vram: float | None = Field(None, ge=0, le=65536, description="VRAM budget in GiB: the graph is cut "
+                                                                     "into segments that fit (0: no splitting).")
     tensor_type_rules: str | None = Field(None, max_length=2000, pattern=_TENSOR_RULES,
                                           description="Weight types by tensor name on load, "
                                                       "`regex=type,...` (e.g. `^vae\\.=f16`).")
