@@ -13,7 +13,13 @@ from typing import Any
 from flask import Blueprint, request
 
 from sdrest.api.errors import ApiError
-from sdrest.api.generate import SUBMITTED, accepted, check_queue_room, waiting_slot, wants_wait
+from sdrest.api.generate import (
+    SUBMITTED,
+    accepted,
+    check_queue_room,
+    waiting_slot,
+    wants_wait,
+)
 from sdrest.api.jobparams import find_model, read_values
 from sdrest.api.schemas import api_doc
 from sdrest.api.schemas.convert import ConvertRequest

@@ -22,8 +22,14 @@ from sdrest.api.generate import (
     waiting_slot,
     wants_wait,
 )
-from sdrest.api.jobparams import InputFiles, decode, find_model, generation_params, read_values
 from sdrest.api.image_input import fit_to
+from sdrest.api.jobparams import (
+    InputFiles,
+    decode,
+    find_model,
+    generation_params,
+    read_values,
+)
 from sdrest.api.schemas import Content, api_doc
 from sdrest.api.schemas.jobs import SubmitQuery
 from sdrest.api.schemas.parsing import parse_query, read_body
@@ -69,10 +75,9 @@ def job_video(job_id: str, index: int) -> Any:
     """A video job's clip: ``videos[index]`` of the job (0: animated WebP, 1: MP4 if made)."""
     svc = services()
     query = parse_query(VideoQuery, request.args)
-    if svc.settings.public_images and current_principal() is None:
-        # No credentials: only the image token opens it, as for the job's frames.
-        if not image_token_ok(job_id, query.token):
-            raise not_found("job", "job_id")
+    # No credentials with --public-images: only the image token opens it, as for the job's frames.
+    if svc.settings.public_images and current_principal() is None and not image_token_ok(job_id, query.token):
+        raise not_found("job", "job_id")
     job = job_or_404(svc.store, job_id)
     videos = (job.result or {}).get("videos", [])
     if index >= len(videos):

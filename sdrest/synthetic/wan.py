@@ -28,7 +28,7 @@ from ._layers import SpecList, materialize
 from .gguf import GgufTensor, q2k_blocks, write_gguf
 from .safetensors import tensor_rng, write_safetensors
 
-__all__ = ["WAN_LAYERS", "wan_tensors", "taehv_specs", "write_wan", "write_taehv"]
+__all__ = ["WAN_LAYERS", "taehv_specs", "wan_tensors", "write_taehv", "write_wan"]
 
 #: Wan2.1-T2V-1.3B, the smallest layout the library accepts (its dimensions are not read from the file).
 WAN_LAYERS = 30
