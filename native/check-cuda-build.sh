@@ -82,8 +82,8 @@ site=$(mktemp -d)
 trap 'rm -rf "$site"' EXIT
 mkdir -p "$site/sdrest/_native/lib" "$site/nvidia/cu13"
 cp "$lib" "$site/sdrest/_native/lib/"
-wheel_lib=$(sed -n 's|^CMAKE_CUDA_COMPILER:FILEPATH=\(.*\)/bin/nvcc$|\1/lib|p' "$build_dir/CMakeCache.txt")
-ln -s "$(realpath "$wheel_lib")" "$site/nvidia/cu13/lib"
+# The build's folder of links into the wheels' lib (native/cmake/SdrestCudaToolkit.cmake made it).
+ln -s "$(realpath "$build_dir")/cuda-toolkit/lib" "$site/nvidia/cu13/lib"
 resolved=$(env -u LD_LIBRARY_PATH ldd "$site/sdrest/_native/lib/libstable-diffusion.so")
 for needed in libcudart.so.13 libcublas.so.13 libcublasLt.so.13; do
     if grep -q "$needed => .*/nvidia/cu13/lib/$needed" <<<"$resolved"; then
