@@ -133,7 +133,7 @@ function(sdrest_cuda_wheel_root out)
     endif()
     set(_target "${CMAKE_BINARY_DIR}/cuda-wheels")
     if(NOT EXISTS "${_target}/nvidia/cu13/bin/nvcc" OR NOT EXISTS "${_target}/nvidia/cu13/include/cublas_v2.h")
-        message(STATUS "sdrest: installing NVIDIA's CUDA 13 build wheels into ${_target} (a few GB, once per build folder)")
+        message(STATUS "sdrest: installing NVIDIA's CUDA 13 build wheels into ${_target} (about 1 GB, once per build folder)")
         execute_process(
             COMMAND "${Python_EXECUTABLE}" -m pip install --disable-pip-version-check --quiet
                     --no-deps --upgrade --target "${_target}" ${SDREST_CUDA_BUILD_WHEELS}
