@@ -7,11 +7,14 @@
 #                                        install --target, CMAKE_ARGS=-DSD_CUDA=ON, sm_90) and a
 #                                        CPU build of the same source for the comparisons
 #   bash benchmarks/gpu_check.sh test    pytest -m gpu (tests/test_gpus.py) on the CUDA build, the
-#                                        loader and CLI tests, then benchmarks/gpu_bench.py
-#   bash benchmarks/gpu_check.sh all     both (needs more than one 10-minute device call)
+#                                        loader and out_of_memory tests, then benchmarks/gpu_bench.py
+#   bash benchmarks/gpu_check.sh extra   if device time is left: benchmarks/overhead.py (engine vs
+#                                        sd-cli) and benchmarks/server.py (HTTP vs engine) on CUDA
+#   bash benchmarks/gpu_check.sh all     build and test (needs more than one 10-minute device call)
 #
 # Results go to $OUT (the device tool brings that folder back): build.log, build_info.json,
-# readelf.txt, nvidia-smi.txt, pytest.log, junit.xml, bench.log, gpu_bench.json.
+# readelf.txt, nvidia-smi.txt, version.txt, pytest.log, junit.xml, bench.log, gpu_bench.json
+# (extra: overhead.log, server.log). At most 8 files come back: build and test are separate calls.
 # Build outputs stay in build/gpu-* and /tmp/sdrest-gpu between calls while the machine is warm.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -116,9 +119,18 @@ run_tests() {
     return $status
 }
 
+# The CPU box's overhead benchmarks on the CUDA build: the engine against the library's own
+# sd-cli (built in the same build folder, same library) and HTTP against the bare engine.
+run_extra() {
+    [ -e "$site/sdrest/nvidia" ] || export LD_LIBRARY_PATH=/tmp/sdrest-cuda-merged/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+    "$python" benchmarks/overhead.py --size 512 --steps 4 --runs 3 --rss-generations 10 2>&1 | tee "$OUT/overhead.log"
+    "$python" benchmarks/server.py --size 512 --steps 4 --runs 2 --streams 16 2>&1 | tee "$OUT/server.log"
+}
+
 case "$phase" in
     build) build ;;
     test) run_tests ;;
+    extra) run_extra ;;
     all) build && run_tests ;;
-    *) echo "usage: gpu_check.sh build|test|all" >&2; exit 2 ;;
+    *) echo "usage: gpu_check.sh build|test|extra|all" >&2; exit 2 ;;
 esac
