@@ -113,6 +113,10 @@ def video_params(values: dict[str, Any], svc: Services, inputs: InputFiles) -> d
                                svc.library)
     params["mode"] = "video"
     params.pop("batch_count", None)
+    # The listed LoRAs come first in params["loras"] (prompt tags after them): carry their expert.
+    for lora, requested in zip(params["loras"], values.get("loras") or [], strict=False):
+        if requested.get("high_noise"):
+            lora["high_noise"] = True
     for name, (option, folder) in VIDEO_COMPONENTS.items():
         if name in components:
             entry = find_model(svc.library, ModelType.from_name(folder), components[name], name)

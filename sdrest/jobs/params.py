@@ -24,7 +24,9 @@ def public_params(params: dict[str, Any]) -> dict[str, Any]:
         if key in public:
             public[key] = len(public[key])
     if "loras" in public:
-        public["loras"] = [{"name": lora["name"], "weight": lora["weight"]} for lora in public["loras"]]
+        public["loras"] = [{"name": lora["name"], "weight": lora["weight"],
+                            **({"high_noise": True} if lora.get("high_noise") else {})}  # a video job's expert
+                           for lora in public["loras"]]
     if isinstance(public.get("hires"), dict):
         public["hires"] = {k: v for k, v in public["hires"].items() if k != "model_path"}
     return public

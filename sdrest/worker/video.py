@@ -43,7 +43,8 @@ def video_params(params: dict[str, Any], input_path: Callable[[str], Path]) -> A
         elif key == "control_video":
             value = [Image.open(input_path(path)) for path in value]
         elif key == "loras":
-            value = [Lora(path=lora["path"], multiplier=float(lora["weight"])) for lora in value]
+            value = [Lora(path=lora["path"], multiplier=float(lora["weight"]),
+                          is_high_noise=bool(lora.get("high_noise"))) for lora in value]
         for target in (targets,) if isinstance(targets, str) else targets:
             set_path(built, target, value)
     return built

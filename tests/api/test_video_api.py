@@ -10,12 +10,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image, ImageSequence
+
 from helpers import test_image
 from openapi_helpers import SchemaChecker
-from PIL import Image, ImageSequence
-from server_helpers import Server, link_models, png_base64
-
 from sdrest.synthetic import SyntheticModels, ensure_synthetic_models
+from server_helpers import Server, link_models, png_base64
 
 pytestmark = pytest.mark.slow
 
@@ -115,16 +115,20 @@ def test_bad_video_input_names_the_field(server: Server, body: dict, status: int
 
 
 def test_video_inputs_are_saved_at_the_frame_size(server: Server) -> None:
-    """init/end images and control frames are stored at the video's size when the job is queued."""
+    """init/end images and control frames are stored at the video's size when the job is queued;
+    a listed LoRA keeps the expert it is for."""
     big = png_base64(test_image(96, 80))
     with server.held_worker():
         response = server.post("/api/v1/generate/video", json={
-            **VIDEO, "init_image": big, "end_image": big, "control_video": [big, big], "wait": False})
+            **VIDEO, "init_image": big, "end_image": big, "control_video": [big, big], "wait": False,
+            "prompt": "a boat <lora:style:0.5>", "loras": [{"name": "style", "weight": 0.25, "high_noise": True}]})
         assert response.status_code == 202, response.text
         job = response.json()
         assert job["status"] == "queued" and job["parameters"]["mode"] == "video"
         shown = job["parameters"]
         assert (shown["init_image"], shown["end_image"], shown["control_video"]) == ("given", "given", 2)
+        assert shown["loras"] == [{"name": "style", "weight": 0.25, "high_noise": True},
+                                  {"name": "style", "weight": 0.5}]  # the listed one, then the prompt's tag
         saved = {path.stem: Image.open(path).size for path in (server.data_dir / "inputs").rglob("*.png")}
         assert server.delete(f"/api/v1/generate/{job['job_id']}").status_code == 200
     assert {name: saved.get(name) for name in ("init_image", "end_image", "control_frame_0", "control_frame_1")} \

@@ -25,7 +25,8 @@ def job_params(lora: Path) -> dict:
     """A stored video job with every VIDEO_FIELDS row set to a value no default has."""
     return {
         "mode": "video", "prompt": "a boat", "negative_prompt": "a car", "width": 64, "height": 72, "seed": 77,
-        "clip_skip": 2, "strength": 0.4, "loras": [{"name": "l", "weight": 0.25, "path": str(lora)}],
+        "clip_skip": 2, "strength": 0.4, "loras": [{"name": "l", "weight": 0.25, "path": str(lora)},
+                                                 {"name": "h", "weight": 0.5, "path": str(lora), "high_noise": True}],
         "init_image": "init.png", "end_image": "end.png", "control_video": ["c0.png", "c1.png", "c2.png"],
         "video_frames": 9, "fps": 12, "moe_boundary": 0.6, "vace_strength": 0.7,
         "steps": 3, "sampler": "dpm++2m", "scheduler": "karras", "eta": 0.5, "flow_shift": 2.5,
@@ -89,7 +90,8 @@ def test_every_video_field_reaches_the_c_struct(built) -> None:
             value = value[part]
         return value
 
-    assert c_params.loras[0].multiplier == 0.25 and at("lora_count") == 1
+    assert c_params.loras[0].multiplier == 0.25 and at("lora_count") == 2
+    assert (c_params.loras[0].is_high_noise, c_params.loras[1].is_high_noise) == (False, True)
     assert ffi.string(c_params.loras[0].path) == params["loras"][0]["path"].encode()
     assert (at("init_image")["width"], at("init_image")["height"]) == (64, 48)
     assert (at("end_image")["width"], at("end_image")["height"]) == (64, 40)

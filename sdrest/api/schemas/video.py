@@ -28,9 +28,15 @@ from sdrest.jobs.video import MAX_FRAMES, VIDEO_FIELDS, VIDEO_WORKER_FIELDS
 #: Video components beside ModelChoice's: request field -> (ContextParams field, model type folder).
 VIDEO_COMPONENTS = {"high_noise_diffusion_model": ("high_noise_diffusion_model_path", "diffusion_model")}
 
-__all__ = ["MAX_FRAMES", "VIDEO_COMPONENTS", "VIDEO_FIELDS", "VIDEO_WORKER_FIELDS", "VideoQuery", "VideoRequest"]
+__all__ = ["MAX_FRAMES", "VIDEO_COMPONENTS", "VIDEO_FIELDS", "VIDEO_WORKER_FIELDS", "VideoLoraRequest", "VideoQuery",
+           "VideoRequest"]
 
 VideoSize = Annotated[int, Field(ge=64, le=2048, multiple_of=8)]
+
+
+class VideoLoraRequest(LoraRequest):
+    high_noise: bool | None = Field(None, description="Apply it to the high-noise expert (Wan 2.2 MoE) instead "
+                                                      "of the low-noise one.")
 
 
 class VideoRequest(ModelChoice, JobOutput):
@@ -64,7 +70,8 @@ class VideoRequest(ModelChoice, JobOutput):
     clip_skip: int | None = Field(None, ge=-1, le=12, description="Text encoder layers to skip.")
     strength: float | None = Field(None, ge=0, le=1, validation_alias=AliasChoices("strength",
                                    "denoising_strength"), description="How much init_image changes (0..1).")
-    loras: list[LoraRequest] | None = Field(None, max_length=16, description="LoRAs to apply.")
+    loras: list[VideoLoraRequest] | None = Field(None, max_length=16, description="LoRAs to apply "
+                                                 "(<lora:name:weight> tags in the prompt too).")
     init_image: ImageInput | None = Field(None, description="First frame (image-to-video).")
     end_image: ImageInput | None = Field(None, description="Last frame (first-last-frame-to-video models).")
     control_video: ImageList | None = Field(None, max_length=MAX_FRAMES, description="Control frames, in "
