@@ -6,6 +6,7 @@
 #   native/check-cuda-build.sh --arch 86       another single architecture
 #   native/check-cuda-build.sh --target T      build only ninja target T (e.g. one .cu object)
 #   native/check-cuda-build.sh --configure-only
+#   native/check-cuda-build.sh --check-only     only the link checks of a library already built
 #     --build-dir DIR (default build/cuda-check)   --jobs N (default: all cores)
 #
 # It configures this tree with -DSD_CUDA=ON -DSDREST_CUDA_TOOLKIT=wheels (so the wheels are used
@@ -23,6 +24,7 @@ build_dir=build/cuda-check
 arch_args=(-DCMAKE_CUDA_ARCHITECTURES=90)
 target=""
 configure_only=0
+check_only=0
 jobs=$(nproc 2>/dev/null || echo 2)
 
 usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; }
@@ -33,6 +35,7 @@ while [ $# -gt 0 ]; do
         --build-dir) build_dir="$2"; shift ;;
         --target) target="$2"; shift ;;
         --configure-only) configure_only=1 ;;
+        --check-only) check_only=1 ;;
         --jobs) jobs="$2"; shift ;;
         -h|--help) usage; exit 0 ;;
         *) echo "check-cuda-build.sh: unknown option $1" >&2; usage >&2; exit 2 ;;
@@ -47,17 +50,19 @@ generator=()
 command -v ninja >/dev/null && generator=(-G Ninja)
 
 start=$(date +%s)
-echo "==> configuring $build_dir (CUDA from NVIDIA's wheels, ${arch_args[*]:-portable architectures})"
-cmake -S . -B "$build_dir" "${generator[@]}" -DCMAKE_BUILD_TYPE=Release -DSD_CUDA=ON \
-    -DSDREST_CUDA_TOOLKIT=wheels "${arch_args[@]}"
-echo "==> configured in $(( $(date +%s) - start )) s"
-[ "$configure_only" = 1 ] && exit 0
+if [ "$check_only" = 0 ]; then
+    echo "==> configuring $build_dir (CUDA from NVIDIA's wheels, ${arch_args[*]:-portable architectures})"
+    cmake -S . -B "$build_dir" "${generator[@]}" -DCMAKE_BUILD_TYPE=Release -DSD_CUDA=ON \
+        -DSDREST_CUDA_TOOLKIT=wheels "${arch_args[@]}"
+    echo "==> configured in $(( $(date +%s) - start )) s"
+    [ "$configure_only" = 1 ] && exit 0
 
-build_start=$(date +%s)
-cmake --build "$build_dir" --target "${target:-stable-diffusion}" -j "$jobs"
-elapsed=$(( $(date +%s) - build_start ))
-printf '==> built %s in %d min %d s (%s jobs)\n' "${target:-libstable-diffusion.so}" $((elapsed / 60)) $((elapsed % 60)) "$jobs"
-[ -n "$target" ] && exit 0
+    build_start=$(date +%s)
+    cmake --build "$build_dir" --target "${target:-stable-diffusion}" -j "$jobs"
+    elapsed=$(( $(date +%s) - build_start ))
+    printf '==> built %s in %d min %d s (%s jobs)\n' "${target:-libstable-diffusion.so}" $((elapsed / 60)) $((elapsed % 60)) "$jobs"
+    [ -n "$target" ] && exit 0
+fi
 
 lib=$(find "$build_dir" -name libstable-diffusion.so -type f -print -quit)
 [ -n "$lib" ] || { echo "FAIL: no libstable-diffusion.so under $build_dir" >&2; exit 1; }
@@ -93,7 +98,8 @@ for needed in libcudart.so.13 libcublas.so.13 libcublasLt.so.13; do
     fi
 done
 if grep -q "not found" <<<"$resolved"; then
-    echo "note: unresolved here (the driver's, expected without a GPU):"; grep "not found" <<<"$resolved"
+    echo "note: ldd cannot resolve (libcuda.so.1, the driver's, is expected to be missing without a GPU):"
+    grep "not found" <<<"$resolved"
 fi
 echo "==> total $(( $(date +%s) - start )) s; $([ $status = 0 ] && echo PASS || echo FAIL)"
 exit $status
