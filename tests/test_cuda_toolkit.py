@@ -1,6 +1,7 @@
 """Which CUDA toolkit a CUDA build uses (native/cmake/SdrestCudaToolkit.cmake, run by CMake in
 script mode, as install.sh runs it): a complete system toolkit, else NVIDIA's wheels. Fake
-toolkits are folders with the files the check looks at; no compiler runs."""
+toolkits are folders with the files the check looks at; no CUDA compiler runs. Then the link
+checks of native/check-cuda-build.sh on stand-in libraries with the real sonames (gcc)."""
 
 from __future__ import annotations
 
@@ -111,3 +112,51 @@ def test_wheel_links_are_made_in_the_build_folder_not_in_site_packages(tmp_path:
     assert (farm / "lib64" / "libcublas.so").read_text() == "libcublas.so.13"
     assert (farm / "bin").resolve() == (wheel / "bin").resolve()
     assert not (farm / "lib" / "libcudart_static.so").exists()
+
+
+def _shared(path: Path, *link: str, rpath: str | None = None) -> Path:
+    """A tiny shared library named (soname) as its file, linked against ``link`` (gcc)."""
+    source = path.with_suffix(".c")
+    source.write_text("int sdrest_stand_in(void) { return 0; }\n")
+    command = ["gcc", "-shared", "-fPIC", "-o", str(path), str(source), f"-Wl,-soname,{path.name}",
+               "-Wl,--no-as-needed", *link]
+    if rpath:
+        command.append(f"-Wl,-rpath,{rpath}")
+    subprocess.run(command, check=True, capture_output=True, timeout=60)
+    return path
+
+
+def _stand_in_build(tmp_path: Path, rpath: str | None) -> Path:
+    """A build folder as native/check-cuda-build.sh leaves it: the CMake module's folder of wheel
+    libraries (stand-ins with the real sonames) and a libstable-diffusion.so that needs them."""
+    wheel_lib = tmp_path / "build" / "cuda-toolkit" / "lib"
+    wheel_lib.mkdir(parents=True)
+    _shared(wheel_lib / "libcudart.so.13")
+    _shared(wheel_lib / "libcublasLt.so.13")
+    _shared(wheel_lib / "libcublas.so.13", f"-L{wheel_lib}", "-l:libcublasLt.so.13", rpath="$ORIGIN")
+    out = tmp_path / "build" / "sd-cpp" / "bin"
+    out.mkdir(parents=True)
+    _shared(out / "libstable-diffusion.so", f"-L{wheel_lib}", "-l:libcudart.so.13", "-l:libcublas.so.13", rpath=rpath)
+    return tmp_path / "build"
+
+
+def _check(build: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["bash", str(ROOT / "native" / "check-cuda-build.sh"), "--check-only", "--build-dir",
+                           str(build)], capture_output=True, text=True, timeout=120, check=False)
+
+
+def test_link_check_passes_a_library_that_finds_the_wheels_by_rpath(tmp_path: Path) -> None:
+    result = _check(_stand_in_build(tmp_path, "$ORIGIN:$ORIGIN/../../../nvidia/cu13/lib"))
+    assert result.returncode == 0, result.stdout + result.stderr
+    for line in ("ok: NEEDED libcudart.so.13", "ok: NEEDED libcublas.so.13",
+                 "ok: ldd finds libcublasLt.so.13 in the wheels' nvidia/cu13/lib"):
+        assert line in result.stdout
+    assert result.stdout.rstrip().endswith("PASS")
+
+
+def test_link_check_fails_a_library_without_the_rpath(tmp_path: Path) -> None:
+    result = _check(_stand_in_build(tmp_path, "$ORIGIN"))
+    assert result.returncode == 1
+    assert "FAIL: no RPATH into the wheels" in result.stderr
+    # Not from the wheels' folder: not found at all, or (where a system has one) from elsewhere.
+    assert any(line.startswith("FAIL: ldd: ") and "libcublas.so.13" in line for line in result.stderr.splitlines())
