@@ -16,12 +16,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import assert_real_image, nvidia_driver, pixels
 from PIL import Image
-from server_helpers import FAST, Server, link_models, sd1_server
 
+from helpers import assert_real_image, nvidia_driver, pixels
 from sdrest._native.buildinfo import build_info
 from sdrest.gpus import cuda_from_build, gpu_lines, gpu_report
+from server_helpers import FAST, Server, link_models, sd1_server
 
 
 def test_cpu_build_reports_plainly_no_gpu() -> None:
@@ -49,7 +49,7 @@ def test_cuda_build_lists_each_gpu_with_its_memory() -> None:
     for index, device in enumerate(report["devices"]):
         assert device["index"] == index and device["name"]
         memory = device["memory"]
-        assert 0 < memory["total"] and 0 <= memory["free"] <= memory["total"]
+        assert memory["total"] > 0 and 0 <= memory["free"] <= memory["total"]
         assert memory["used"] <= memory["total"]
 
 
@@ -214,10 +214,11 @@ def test_two_workers_on_two_devices(models, tmp_path: Path) -> None:
         for device in (0, 1):
             root = tmp_path / f"gpu{device}"
             servers.append(Server(root, link_models(models, root / "models"), "--model", "sd1",
-                                  env={"CUDA_VISIBLE_DEVICES": str(device)}).start())
+                                  # NVML numbers GPUs in PCI order; make CUDA's numbering match.
+                                  env={"CUDA_DEVICE_ORDER": "PCI_BUS_ID", "CUDA_VISIBLE_DEVICES": str(device)}).start())
         before = [_gpu_used(0), _gpu_used(1)]
         jobs = [server.submit(**GPU_JOB) for server in servers]
-        done = [server.wait_job(job["job_id"]) for server, job in zip(servers, jobs)]
+        done = [server.wait_job(job["job_id"]) for server, job in zip(servers, jobs, strict=True)]
         assert all(job["status"] == "completed" for job in done), done
         after = [_gpu_used(0), _gpu_used(1)]
         assert after[0] - before[0] > 256 << 20 and after[1] - before[1] > 256 << 20  # each used its own GPU
