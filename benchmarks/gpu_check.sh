@@ -30,10 +30,12 @@ export SDREST_CACHE_DIR=$carry/cache   # the pinned source, carried (nothing can
 export PYTHONUNBUFFERED=1
 
 [ -d "$carry/whl" ] || { echo "gpu_check.sh: no $carry/whl: run benchmarks/gpu_prepare.sh here first" >&2; exit 1; }
-if [ ! -d "$site/deps" ]; then
-    "$python" -m pip install -q --no-index --no-deps --no-compile --target "$site/deps" "$carry"/whl/*.whl || exit 1
+# Into the machine's own Python (it is thrown away afterwards): tests start child interpreters
+# with a PYTHONPATH of their own, which must still find cffi, flask, pydantic...
+if ! "$python" -c 'import cffi, flask, flask_cors, flask_jwt_extended, pam, pydantic, waitress' 2>/dev/null; then
+    "$python" -m pip install -q --no-index --no-deps --no-compile "$carry"/whl/*.whl || exit 1
 fi
-export PYTHONPATH=$site/sdrest:$site/deps
+export PYTHONPATH=$site/sdrest
 export PATH=$site/sdrest/bin:$PATH
 
 # The CUDA toolkit to build with: native/cmake/SdrestCudaToolkit.cmake's choice, or, where the
