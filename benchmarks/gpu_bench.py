@@ -7,7 +7,8 @@ exists, so this is the SD1 UNet's work at SDXL's resolution). The per-step time 
 the first and the last progress callback after a warm-up, as in benchmarks/cpu_flags.py, whose
 child process this reuses.
 
-    python benchmarks/gpu_bench.py CUDA.so CPU.so [--sizes 512,1024] [--steps 6] [--rounds 2] [--threads 16] [--json OUT]
+    python benchmarks/gpu_bench.py CUDA.so CPU.so [--sizes 512,1024] [--steps 6] [--rounds 2]
+                                   [--threads 16] [--json OUT]
 
 benchmarks/gpu_check.sh runs it on the GPU machine.
 """

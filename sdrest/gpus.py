@@ -26,7 +26,8 @@ def gpu_report(backends: list[str], cuda: dict[str, Any] | None = None) -> dict[
     if "cuda" in gpu_backends:
         report["cuda"] = {"build": None, "toolkit": None, "runtime": None, **(cuda or {}), "driver": None}
     if not gpu_backends:
-        report["message"] = "no GPU: this is a CPU build of stable-diffusion.cpp (see docs/deployment.md for GPU builds)"
+        report["message"] = ("no GPU: this is a CPU build of stable-diffusion.cpp "
+                             "(see docs/deployment.md for GPU builds)")
         return report
     if not any(b in NVML_BACKENDS for b in gpu_backends):
         report["message"] = f"GPU backend {', '.join(gpu_backends)}: its devices are not listed here"
