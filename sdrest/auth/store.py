@@ -33,15 +33,15 @@ import os
 import re
 import secrets
 import sqlite3
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from sdrest.auth import passwords
 from sdrest.errors import SdrestError
+from sdrest.sqlitedb import USER_VERSION, Database
 
 #: The store's file name inside the data folder.
 DB_NAME = "auth.sqlite3"
@@ -56,7 +56,6 @@ DISPLAY_PREFIX_CHARS = 8
 _KEY_RANDOM_BYTES = 32
 #: Longest audit field kept (usernames and reasons can come from clients).
 _AUDIT_FIELD_CHARS = 256
-_SCHEMA_VERSION = 1
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS users (
@@ -110,6 +109,9 @@ CREATE TABLE IF NOT EXISTS rotated_tokens (
 );
 CREATE INDEX IF NOT EXISTS auth_attempts_time ON auth_attempts (time);
 """
+
+#: The schema's versions (``PRAGMA user_version``), each as its statements.
+_MIGRATIONS = (tuple(statement for statement in _SCHEMA.split(";") if statement.strip()),)
 
 
 class AuthStoreError(SdrestError):
@@ -207,68 +209,34 @@ class AuthStore:
                  busy_timeout: float = 10.0) -> None:
         self.path = Path(path)
         self._clock = clock
-        self._lock = threading.Lock()
         self._dummy_hash: str | None = None
         self.path.parent.mkdir(parents=True, exist_ok=True)
         _create_private(self.path)
-        self._conn: sqlite3.Connection | None = sqlite3.connect(
-            str(self.path), timeout=busy_timeout, isolation_level=None, check_same_thread=False)
+        self._db = Database(self.path, closed_error=lambda: AuthStoreError("the auth store is closed"),
+                            busy_timeout=busy_timeout)
         try:
-            self._conn.execute("PRAGMA journal_mode=WAL")
-            self._conn.execute("PRAGMA synchronous=FULL")
-            self._migrate()
+            # Version 1 is applied again at every open: tables and indexes were added to it
+            # (all IF NOT EXISTS) without a new version, and older files must get them too.
+            self._db.migrate(_MIGRATIONS, ledger=USER_VERSION, too_new=self._too_new, every_open=_MIGRATIONS[0])
         except BaseException:
-            self._conn.close()
-            self._conn = None
+            self._db.close()
             raise
 
     # -- plumbing -----------------------------------------------------------------------------
 
-    def _migrate(self) -> None:
-        conn = self._connection()
-        version = conn.execute("PRAGMA user_version").fetchone()[0]
-        if version > _SCHEMA_VERSION:
-            raise AuthStoreError(f"{self.path} has schema version {version}; this sdrest knows "
-                                 f"{_SCHEMA_VERSION} (a newer sdrest wrote it)")
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            # statement by statement: executescript() would COMMIT the open transaction
-            for statement in _SCHEMA.split(";"):
-                if statement.strip():
-                    conn.execute(statement)
-            conn.execute(f"PRAGMA user_version={_SCHEMA_VERSION}")
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
+    def _too_new(self, found: int, known: int) -> AuthStoreError:
+        return AuthStoreError(f"{self.path} has schema version {found}; this sdrest knows {known} "
+                              "(a newer sdrest wrote it)")
 
-    def _connection(self) -> sqlite3.Connection:
-        if self._conn is None:
-            raise AuthStoreError("the auth store is closed")
-        return self._conn
-
-    @contextlib.contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
+    def _write(self) -> contextlib.AbstractContextManager[sqlite3.Cursor]:
         """One write transaction, under the lock; committed on success, rolled back on error."""
-        with self._lock:
-            conn = self._connection()
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield conn
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
+        return self._db.write()
 
     def _query(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-        with self._lock:
-            return self._connection().execute(sql, params).fetchall()
+        return self._db.query(sql, params)
 
     def close(self) -> None:
-        with self._lock:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
+        self._db.close()
 
     def __enter__(self) -> AuthStore:
         return self
@@ -513,7 +481,7 @@ class AuthStore:
             return conn.execute("DELETE FROM auth_attempts WHERE time < ?", (older_than,)).rowcount
 
 
-def _bump(conn: sqlite3.Connection, name: str) -> int:
+def _bump(conn: sqlite3.Cursor, name: str) -> int:
     """Raise *name*'s token generation inside the caller's transaction; the new value."""
     conn.execute("INSERT INTO token_generations (name, generation) VALUES (?, 1)"
                  " ON CONFLICT (name) DO UPDATE SET generation = generation + 1", (name,))

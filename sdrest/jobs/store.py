@@ -7,19 +7,10 @@ once an HTTP thread has answered "queued", the job is on disk.
 
 Concurrency design
 ------------------
-*One connection, guarded by one lock* (``check_same_thread=False`` plus ``threading.Lock``),
-rather than a connection per thread:
-
-* SQLite allows one writer at a time anyway; with several connections in one process, writers
-  would contend through SQLite's file locks and busy-timeout polling, while a Python lock hands
-  the connection over without sleeping or ``SQLITE_BUSY`` errors.
-* Waitress runs a pool of threads that come and go; per-thread connections would need thread
-  locals that leak when a thread ends and cannot be closed from :meth:`JobStore.close`.
-* Every statement here is a short indexed query, so holding the lock for one is cheap.
-
-Writes still use ``BEGIN IMMEDIATE``, so a second process on the same file (a CLI, a second
-store in tests) is serialised by SQLite itself: :meth:`JobStore.claim_next` is atomic across
-connections too, not only across threads.
+One connection guarded by one lock, WAL, explicit transactions: :mod:`sdrest.sqlitedb` says why.
+Writes use ``BEGIN IMMEDIATE``, so a second process on the same file (a CLI, a second store in
+tests) is serialised by SQLite itself: :meth:`JobStore.claim_next` is atomic across connections
+too, not only across threads.
 
 *WAL journal*: readers never block the writer and vice versa (relevant when another process
 reads), and a commit is one append to the log. With ``synchronous=FULL`` (the default) each
@@ -40,7 +31,6 @@ import contextlib
 import json
 import logging
 import sqlite3
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
@@ -55,6 +45,7 @@ from sdrest.jobs.model import (
     JobStatus,
     empty_progress,
 )
+from sdrest.sqlitedb import MEMORY, Database, VersionTable
 
 log = logging.getLogger("sdrest.jobs")
 
@@ -249,96 +240,47 @@ class JobStore:
         busy_timeout: float = 10.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        synchronous = synchronous.upper()
-        if synchronous not in ("OFF", "NORMAL", "FULL", "EXTRA"):
-            raise ValueError(f"unknown synchronous mode {synchronous!r}")
-        self.path = path if path == ":memory:" else Path(path)
-        if isinstance(self.path, Path):
-            self.path.parent.mkdir(parents=True, exist_ok=True)
         self._clock = clock
-        self._lock = threading.Lock()
         self._listeners: tuple[EventListener, ...] = ()
-        # isolation_level=None: no implicit transactions; we BEGIN/COMMIT explicitly.
-        self._conn: sqlite3.Connection | None = sqlite3.connect(
-            str(self.path), timeout=busy_timeout, isolation_level=None, check_same_thread=False
-        )
+        self._db = Database(path, closed_error=lambda: JobStoreError("the job store is closed"),
+                            synchronous=synchronous, busy_timeout=busy_timeout, foreign_keys=True)
+        self.path = self._db.path
+        self.wal = self._db.wal
+        if not self.wal and self.path != MEMORY:
+            log.warning("SQLite refused WAL for %s", path)
+        self._lock = self._db.lock
         try:
-            mode = self._conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
-            self.wal = mode.lower() == "wal"
-            if not self.wal and path != ":memory:":
-                log.warning("SQLite refused WAL for %s (journal mode %s)", path, mode)
-            self._synchronous = synchronous
-            self._conn.execute(f"PRAGMA synchronous={synchronous}")
-            self._conn.execute("PRAGMA foreign_keys=ON")
-            self._migrate()
+            applied = self._db.migrate(_MIGRATIONS, ledger=VersionTable(clock), too_new=self._too_new)
         except BaseException:
-            self._conn.close()
-            self._conn = None
+            self._db.close()
             raise
+        for version in applied:
+            log.info("job store %s: schema migrated to version %d", self.path, version)
+
+    def _too_new(self, found: int, known: int) -> SchemaVersionError:
+        return SchemaVersionError(f"{self.path} has job schema version {found}; this sdrest knows only up to "
+                                  f"{known} (was it written by a newer version?)")
 
     # -- plumbing ---------------------------------------------------------------------------
 
-    def _connection(self) -> sqlite3.Connection:
-        if self._conn is None:
-            raise JobStoreError("the job store is closed")
-        return self._conn
-
-    @contextlib.contextmanager
-    def _read(self) -> Iterator[sqlite3.Cursor]:
+    def _read(self) -> contextlib.AbstractContextManager[sqlite3.Cursor]:
         """A snapshot for several SELECTs (e.g. a page and its total) that must agree."""
-        with self._lock:
-            cursor = self._connection().cursor()
-            cursor.execute("BEGIN")
-            try:
-                yield cursor
-            finally:
-                cursor.execute("COMMIT")
+        return self._db.read()
 
     @contextlib.contextmanager
     def _write(self) -> Iterator[_Transaction]:
         """A write transaction; committed on success, rolled back on any exception.
 
-        BEGIN IMMEDIATE takes SQLite's write lock up front, so a read-then-update (claiming a
-        job, cancelling one) cannot interleave with another connection's write. Listeners run
-        after the commit and outside the lock, so a slow or re-entrant listener cannot stall
-        or deadlock the store.
+        Listeners run after the commit and outside the lock, so a slow or re-entrant listener
+        cannot stall or deadlock the store.
         """
-        with self._lock:
-            cursor = self._connection().cursor()
-            cursor.execute("BEGIN IMMEDIATE")
+        with self._db.write() as cursor:
             transaction = _Transaction(cursor)
-            try:
-                yield transaction
-                cursor.execute("COMMIT")
-            except BaseException:
-                if self._connection().in_transaction:  # COMMIT itself may fail (disk full)
-                    cursor.execute("ROLLBACK")
-                raise
+            yield transaction
         self._notify(transaction.events)
 
     def _query(self, sql: str, args: Iterable[Any] = ()) -> _Rows:
-        with self._lock:
-            return self._connection().execute(sql, tuple(args)).fetchall()
-
-    def _migrate(self) -> None:
-        with self._write() as tx:
-            cur = tx.cursor
-            cur.execute(
-                "CREATE TABLE IF NOT EXISTS schema_version ("
-                " version INTEGER PRIMARY KEY, applied_at REAL NOT NULL)"
-            )
-            current = cur.execute("SELECT MAX(version) FROM schema_version").fetchone()[0] or 0
-            if current > SCHEMA_VERSION:
-                raise SchemaVersionError(
-                    f"{self.path} has job schema version {current}; this sdrest knows only up to "
-                    f"{SCHEMA_VERSION} (was it written by a newer version?)"
-                )
-            for version in range(current + 1, SCHEMA_VERSION + 1):
-                for statement in _MIGRATIONS[version - 1]:
-                    cur.execute(statement)
-                cur.execute("INSERT INTO schema_version (version, applied_at) VALUES (?, ?)",
-                            (version, self._clock()))
-                log.info("job store %s: schema migrated to version %d", self.path, version)
+        return self._db.query(sql, args)
 
     def schema_version(self) -> int:
         return self._query("SELECT MAX(version) FROM schema_version")[0][0] or 0
@@ -403,6 +345,7 @@ class JobStore:
                 (job.id, kind, job.status.value, owner, priority, params_json, job.created_at,
                  _dumps(job.progress)),
             )
+            assert tx.cursor.lastrowid is not None  # an INSERT always sets it
             job.seq = tx.cursor.lastrowid
             self._insert_event(tx, EventType.QUEUED.value, job,
                                {"status": "queued", "kind": kind, "priority": priority})
@@ -550,8 +493,8 @@ class JobStore:
         sql = (f"UPDATE jobs SET progress = json_set(progress, {', '.join(paths)})"
                if paths else "UPDATE jobs SET progress = progress")
         with self._lock:
-            conn = self._connection()
-            relax = self.wal and self._synchronous in ("FULL", "EXTRA")
+            conn = self._db.connection()
+            relax = self.wal and self._db.synchronous in ("FULL", "EXTRA")
             if relax:
                 conn.execute("PRAGMA synchronous=NORMAL")
             try:
@@ -559,7 +502,7 @@ class JobStore:
                                       (*args, job_id))
             finally:
                 if relax:
-                    conn.execute(f"PRAGMA synchronous={self._synchronous}")
+                    conn.execute(f"PRAGMA synchronous={self._db.synchronous}")
             return cursor.rowcount > 0
 
     def _finish(self, job_id: str, status: JobStatus, assignments: dict[str, Any],
@@ -795,14 +738,11 @@ class JobStore:
 
     def close(self) -> None:
         """Close the connection (idempotent). Not needed for durability: every commit is."""
-        with self._lock:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
+        self._db.close()
 
     @property
     def closed(self) -> bool:
-        return self._conn is None
+        return self._db.closed
 
     def __enter__(self) -> JobStore:
         return self

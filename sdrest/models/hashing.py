@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import hashlib
 import os
-import sqlite3
-import threading
 import time
 from pathlib import Path
+
+from sdrest.errors import SdrestError
+from sdrest.sqlitedb import USER_VERSION, Database
 
 __all__ = [
     "CHUNK_SIZE",
@@ -62,6 +63,22 @@ def _key(path: Path, stat: os.stat_result | None = None) -> tuple[str, int, int]
     return str(path), stat.st_size, stat.st_mtime_ns
 
 
+#: The cache's schema versions (``PRAGMA user_version``). Version 1 is idempotent: caches written
+#: before versions were recorded (at version 0) already have its table.
+_MIGRATIONS = ((
+    """CREATE TABLE IF NOT EXISTS hashes (
+           path TEXT PRIMARY KEY,
+           size INTEGER NOT NULL,
+           mtime_ns INTEGER NOT NULL,
+           sha256 TEXT NOT NULL,
+           hashed_at REAL NOT NULL)""",
+),)
+
+
+def _too_new(found: int, known: int) -> SdrestError:
+    return SdrestError(f"the hash cache has schema version {found}; this sdrest knows {known}")
+
+
 class HashCache:
     """sha256 per (resolved path, size, mtime_ns), in SQLite (``":memory:"`` for tests).
 
@@ -72,18 +89,12 @@ class HashCache:
     """
 
     def __init__(self, database: Path | str = ":memory:") -> None:
-        if str(database) != ":memory:":
-            Path(database).parent.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.Lock()
-        self._db = sqlite3.connect(str(database), check_same_thread=False, isolation_level=None)
-        with self._lock:
-            self._db.execute("PRAGMA journal_mode=WAL" if str(database) != ":memory:" else "PRAGMA journal_mode=MEMORY")
-            self._db.execute("""CREATE TABLE IF NOT EXISTS hashes (
-                                  path TEXT PRIMARY KEY,
-                                  size INTEGER NOT NULL,
-                                  mtime_ns INTEGER NOT NULL,
-                                  sha256 TEXT NOT NULL,
-                                  hashed_at REAL NOT NULL)""")
+        self._db = Database(database, closed_error=lambda: SdrestError("the hash cache is closed"))
+        try:
+            self._db.migrate(_MIGRATIONS, ledger=USER_VERSION, too_new=_too_new)
+        except BaseException:
+            self._db.close()
+            raise
 
     def get(self, path: Path, stat: os.stat_result | None = None) -> str | None:
         """The cached sha256 if the file is unchanged since it was hashed, else ``None``.
@@ -99,9 +110,8 @@ class HashCache:
     def lookup(self, resolved_path: str, size: int, mtime_ns: int) -> str | None:
         """:meth:`get` for a caller that already has the resolved path and stat (the
         scanner: resolving every file's path would dominate a warm scan)."""
-        with self._lock:
-            row = self._db.execute("SELECT size, mtime_ns, sha256 FROM hashes WHERE path = ?",
-                                   (resolved_path,)).fetchone()
+        rows = self._db.query("SELECT size, mtime_ns, sha256 FROM hashes WHERE path = ?", (resolved_path,))
+        row = rows[0] if rows else None
         if row is None or row[0] != size or row[1] != mtime_ns:
             return None
         return row[2]
@@ -117,24 +127,20 @@ class HashCache:
         # it under a (size, mtime) that no longer describes the bytes we read.
         after = _key(path)
         if after == (key, size, mtime_ns):
-            with self._lock:
-                self._db.execute("INSERT OR REPLACE INTO hashes VALUES (?, ?, ?, ?, ?)",
-                                 (key, size, mtime_ns, digest, time.time()))
+            self._db.execute("INSERT OR REPLACE INTO hashes VALUES (?, ?, ?, ?, ?)",
+                             (key, size, mtime_ns, digest, time.time()))
         return digest
 
     def forget_missing(self) -> int:
         """Drop rows of files that no longer exist; returns how many (housekeeping)."""
-        with self._lock:
-            paths = [row[0] for row in self._db.execute("SELECT path FROM hashes")]
+        paths = [row[0] for row in self._db.query("SELECT path FROM hashes")]
         gone = [(p,) for p in paths if not os.path.exists(p)]
         if gone:
-            with self._lock:
-                self._db.executemany("DELETE FROM hashes WHERE path = ?", gone)
+            self._db.executemany("DELETE FROM hashes WHERE path = ?", gone)
         return len(gone)
 
     def close(self) -> None:
-        with self._lock:
-            self._db.close()
+        self._db.close()
 
     def __enter__(self) -> HashCache:
         return self

@@ -307,7 +307,7 @@ def test_complete_and_fail_record_results(store: JobStore) -> None:
 
     events = store.events_after(0)
     assert [e.type for e in events if e.job_id == clock_job.id] == ["queued", "started", "completed"]
-    assert [e for e in events if e.type == "failed"][0].data["error"] == error
+    assert next(e for e in events if e.type == "failed").data["error"] == error
 
 
 def test_update_progress(store: JobStore, db_path: Path) -> None:
@@ -324,7 +324,7 @@ def test_update_progress(store: JobStore, db_path: Path) -> None:
     assert store.update_progress(job.id, stage="decoding") is True
     assert store.get(job.id).progress == {"step": 7, "steps": 20, "stage": "decoding"}
     assert store.last_event_id() == events_before  # no event rows for progress
-    assert store._conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL again after
+    assert store._db.connection().execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL again after
     assert store.get(other.id).progress["step"] == 0
     with pytest.raises(ValueError):
         store.update_progress(job.id, step=-1)
@@ -413,7 +413,7 @@ def test_schema_wal_and_foreign_keys(db_path: Path, store: JobStore) -> None:
     with sqlite3.connect(db_path) as raw:
         assert raw.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         assert raw.execute("SELECT MAX(version) FROM schema_version").fetchone()[0] == SCHEMA_VERSION
-    assert store._conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+    assert store._db.connection().execute("PRAGMA foreign_keys").fetchone()[0] == 1
     with pytest.raises(UnknownJobError):
         store.append_event("progress", job_id="missing")
 
