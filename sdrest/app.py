@@ -1,7 +1,8 @@
 """``create_app(settings)``: the Flask application with its services.
 
 The app owns a :class:`~sdrest.services.Services` bundle in ``app.extensions["sdrest"]``: the
-job store, the event bus and the supervisor of the generation worker. Nothing native is
+job store, the event bus, the supervisor of the generation worker, the auth state, the janitor
+and the data folder's lock; closing it closes them all. Nothing native is
 loaded in this process: the worker process does that, lazily, so start-up is fast.
 """
 
@@ -16,8 +17,8 @@ from sdrest.api import auth, compat, convert, events, generate, jobs, models, sy
 from sdrest.api.errors import register_error_handlers
 from sdrest.auth.web import setup_auth
 from sdrest.cors import setup_cors
-from sdrest.jobs import EventBus, JobStore
 from sdrest.datadir import DataDirLock, make_private_dir, tighten_file
+from sdrest.jobs import EventBus, JobStore
 from sdrest.models.hashing import HashCache
 from sdrest.models.scanner import ModelLibrary
 from sdrest.outputs import discard_job_outputs
@@ -46,27 +47,29 @@ def create_app(settings: Settings | None = None, *, start_worker: bool = True) -
     setup_auth(app, settings)
     setup_cors(app, settings)
     store = JobStore(settings.database_path)
-    app.extensions["sdrest.lock"] = lock
-    for job in store.recover_interrupted(requeue=settings.requeue_interrupted,
-                                         max_interruptions=settings.max_interruptions):
-        log.warning("job %s was interrupted by a server stop: now %s", job.id, job.status.value)
-        discard_job_outputs(settings.outputs_dir, job.id)  # what the cut-off attempt wrote
+    if start_worker:
+        # Only a server that runs jobs decides what happens to the ones a stop cut off (an app
+        # built without a worker, for a test or a tool, leaves the store as it found it).
+        for job in store.recover_interrupted(requeue=settings.requeue_interrupted,
+                                             max_interruptions=settings.max_interruptions):
+            log.warning("job %s was interrupted by a server stop: now %s", job.id, job.status.value)
+            discard_job_outputs(settings.outputs_dir, job.id)  # what the cut-off attempt wrote
     bus = EventBus(store)
     library = ModelLibrary(settings.model_folders(), HashCache(settings.data_dir / "hashes.sqlite3"),
                            allow_symlinks=settings.allow_symlinks)
     supervisor = Supervisor(settings, store, bus, library)
     svc = Services(settings=settings, store=store, bus=bus, supervisor=supervisor, library=library,
-                   long_requests=threading.BoundedSemaphore(settings.max_event_streams))
+                   long_requests=threading.BoundedSemaphore(settings.max_event_streams),
+                   auth=app.extensions["sdrest.auth"], lock=lock)
     app.extensions["sdrest"] = svc
     compat.init_app(app)  # A1111 /sdapi/v1 and OpenAI /v1
-    janitor = Janitor(svc, auth_store=app.extensions["sdrest.auth"].store)
-    app.extensions["sdrest.janitor"] = janitor
+    svc.janitor = Janitor(svc, auth_store=svc.auth.store)
     if start_worker:
         # Scanning reads only headers (1,000 files in well under a second); in the background
         # anyway, so the first request is answered at once. Names resolve on disk meanwhile.
         threading.Thread(target=_scan, args=(library,), name="sdrest-scan", daemon=True).start()
         supervisor.start()
-        janitor.start()
+        svc.janitor.start()
     return app
 
 
@@ -77,10 +80,5 @@ def _scan(library: ModelLibrary) -> None:
 
 
 def close_app(app: Flask) -> None:
-    """Stop the worker and background threads and close the store."""
-    janitor = app.extensions.get("sdrest.janitor")
-    if janitor is not None:
-        janitor.stop()
+    """Stop the worker and background threads, close the stores and free the data folder."""
     app.extensions["sdrest"].close()
-    app.extensions["sdrest.auth"].close()
-    app.extensions["sdrest.lock"].release()

@@ -1,10 +1,15 @@
-"""The shared services of one server, kept in ``app.extensions["sdrest"]``."""
+"""The shared services of one server, kept in ``app.extensions["sdrest"]``.
+
+One object owns everything that must be stopped or closed when the app ends, so
+:func:`sdrest.app.close_app` needs to know only this key.
+"""
 
 from __future__ import annotations
 
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from flask import current_app
 
@@ -12,6 +17,11 @@ from sdrest.jobs import EventBus, JobStore
 from sdrest.models.scanner import ModelLibrary
 from sdrest.settings import Settings
 from sdrest.worker.supervisor import Supervisor
+
+if TYPE_CHECKING:
+    from sdrest.auth.web import AuthServices
+    from sdrest.datadir import DataDirLock
+    from sdrest.retention import Janitor
 
 
 @dataclass
@@ -24,14 +34,24 @@ class Services:
     #: Long-lived requests (event streams, wait=true) each hold a server thread; this bounds
     #: them so ordinary requests always find a free thread.
     long_requests: threading.BoundedSemaphore
+    #: The auth layer's own state (also ``app.extensions["sdrest.auth"]``, where it looks it up).
+    auth: AuthServices
+    #: Held while the app lives: one server per data folder.
+    lock: DataDirLock
+    janitor: Janitor | None = None
     started_at: float = field(default_factory=time.time)
 
     def close(self) -> None:
+        """Stop the background threads and the worker, close the databases, free the data folder."""
+        if self.janitor is not None:
+            self.janitor.stop()
         self.supervisor.stop()
         if self.library.hash_cache is not None:
             self.library.hash_cache.close()
         self.bus.close()
         self.store.close()
+        self.auth.close()
+        self.lock.release()
 
 
 def services() -> Services:
