@@ -57,6 +57,7 @@ def test_video_job_makes_frames_an_animated_webp_and_an_mp4(server: Server) -> N
     job = response.json()
     assert job["status"] == "completed", job["error"]
     assert job["mode"] == "video" and job["seeds"] == [7]
+    assert set(job["timings"]) >= {"encoding", "sampling", "decoding", "writing"}  # the library's milestones
     assert job["parameters"]["video_frames"] == 5 and job["parameters"]["fps"] == 8
     assert str(server.models_dir) not in response.text and str(server.data_dir) not in response.text
     frames = job["images"]
