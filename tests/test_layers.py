@@ -33,3 +33,14 @@ def test_the_worker_side_loads_no_flask() -> None:
     loaded = _loaded_after("import sdrest.worker.runner, sdrest.engine, sdrest.jobs, sdrest.models",
                            ["flask", "werkzeug", "flask_jwt_extended", "sdrest.api"])
     assert loaded == []
+
+
+def test_lazy_re_exports_are_all_listed_and_resolve() -> None:
+    # __all__ is a literal (for linters and type checkers); it must name exactly the lazy exports.
+    import sdrest._native
+    import sdrest.models
+
+    for package in (sdrest.models, sdrest._native):
+        assert sorted(package.__all__) == sorted(package._EXPORTS)
+    for name in sdrest.models.__all__:  # each resolves (the worker-side modules, not cffi)
+        assert getattr(sdrest.models, name) is not None

@@ -7,7 +7,17 @@ scanner, SQLite and YAML.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from sdrest._lazy import lazy_exports
+
+if TYPE_CHECKING:  # the same names, eagerly, for type checkers and editors
+    from sdrest.models.detect import Detection
+    from sdrest.models.hashing import HashCache, legacy_model_hash, sha256_file, short_hash
+    from sdrest.models.paths import WEIGHT_EXTENSIONS, ModelNotFoundError, resolve_model
+    from sdrest.models.presets import PromptTemplate, apply_template, load_preset, load_template, parse_lora_tags
+    from sdrest.models.scanner import FileHashes, ModelEntry, ModelLibrary, ScanResult
+    from sdrest.models.types import ModelFolders, ModelType, parse_type_filter
 
 _EXPORTS = {
     "ModelType": "types", "ModelFolders": "types", "parse_type_filter": "types",
@@ -19,6 +29,27 @@ _EXPORTS = {
     "ModelNotFoundError": "paths", "resolve_model": "paths", "WEIGHT_EXTENSIONS": "paths",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = [  # a literal, so that linters and type checkers see the re-exports
+    "WEIGHT_EXTENSIONS",
+    "Detection",
+    "FileHashes",
+    "HashCache",
+    "ModelEntry",
+    "ModelFolders",
+    "ModelLibrary",
+    "ModelNotFoundError",
+    "ModelType",
+    "PromptTemplate",
+    "ScanResult",
+    "apply_template",
+    "legacy_model_hash",
+    "load_preset",
+    "load_template",
+    "parse_lora_tags",
+    "parse_type_filter",
+    "resolve_model",
+    "sha256_file",
+    "short_hash",
+]
 
 __getattr__ = lazy_exports(__name__, globals(), _EXPORTS)
