@@ -4,7 +4,7 @@ request field needs a table row, not code here."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from PIL import Image
@@ -30,24 +30,39 @@ def image_gen_params(params: dict[str, Any], open_image: Callable[[str], Image.I
                      control_image: Image.Image | None = None) -> Any:
     """The :class:`~sdrest.engine.ImageGenParams` of a generation job. ``open_image`` opens a
     saved input by its stored path; ``control_image`` replaces the stored one (preprocessed)."""
-    from sdrest.engine import ImageGenParams, Lora
+    from sdrest.engine import ImageGenParams
 
-    built = ImageGenParams()
+    def value_of(key: str, value: Any) -> Any:
+        if key in IMAGE_INPUTS:
+            return control_image if key == "control_image" and control_image is not None else open_image(value)
+        if key in IMAGE_LISTS:
+            return [open_image(path) for path in value]
+        return loras(value) if key == "loras" else value
+
+    return fill(ImageGenParams(), IMAGE_FIELDS, params, value_of)
+
+
+def fill(built: Any, table: Mapping[str, str | tuple[str, ...]], params: dict[str, Any],
+         value_of: Callable[[str, Any], Any]) -> Any:
+    """Write every job parameter that ``table`` names into ``built`` at its dotted path(s) and
+    return ``built``. ``value_of(key, value)`` turns a stored value into the engine's (a saved
+    image's path into the image); an object given switches its feature on (hires, vae_tiling)."""
     for key, value in flatten(params):
-        targets = IMAGE_FIELDS.get(key)
+        targets = table.get(key)
         if targets is None or value is None:
             continue
-        if isinstance(value, dict):
-            value = True  # an object given switches its feature on (hires, vae_tiling)
-        elif key in IMAGE_INPUTS:
-            value = control_image if key == "control_image" and control_image is not None else open_image(value)
-        elif key in IMAGE_LISTS:
-            value = [open_image(path) for path in value]
-        elif key == "loras":
-            value = [Lora(path=lora["path"], multiplier=float(lora["weight"])) for lora in value]
+        value = True if isinstance(value, dict) else value_of(key, value)
         for target in (targets,) if isinstance(targets, str) else targets:
             set_path(built, target, value)
     return built
+
+
+def loras(entries: list[dict[str, Any]]) -> list[Any]:
+    """A job's stored LoRAs (``{"path", "weight", "high_noise"?}``) as the engine's."""
+    from sdrest.engine import Lora
+
+    return [Lora(path=entry["path"], multiplier=float(entry["weight"]), is_high_noise=bool(entry.get("high_noise")))
+            for entry in entries]
 
 
 def set_path(root: Any, dotted: str, value: Any) -> None:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from PIL import Image
 
 from sdrest.jobs.video import VIDEO_FIELDS
-from sdrest.worker.mapping import flatten, set_path
+from sdrest.worker.mapping import fill, loras
 
 if TYPE_CHECKING:
     from sdrest.worker.runner import Runner, StageClock
@@ -29,25 +29,16 @@ DEFAULT_FPS = 16
 
 def video_params(params: dict[str, Any], input_path: Callable[[str], Path]) -> Any:
     """The engine's VideoGenParams for a job's stored parameters."""
-    from sdrest.engine import Lora, VideoGenParams
+    from sdrest.engine import VideoGenParams
 
-    built = VideoGenParams()
-    for key, value in flatten(params):
-        targets = VIDEO_FIELDS.get(key)
-        if targets is None or value is None:
-            continue
-        if isinstance(value, dict):
-            value = True  # an object given switches its feature on (vae_tiling)
-        elif key in ("init_image", "end_image"):
-            value = Image.open(input_path(value))
-        elif key == "control_video":
-            value = [Image.open(input_path(path)) for path in value]
-        elif key == "loras":
-            value = [Lora(path=lora["path"], multiplier=float(lora["weight"]),
-                          is_high_noise=bool(lora.get("high_noise"))) for lora in value]
-        for target in (targets,) if isinstance(targets, str) else targets:
-            set_path(built, target, value)
-    return built
+    def value_of(key: str, value: Any) -> Any:
+        if key in ("init_image", "end_image"):
+            return Image.open(input_path(value))
+        if key == "control_video":
+            return [Image.open(input_path(path)) for path in value]
+        return loras(value) if key == "loras" else value
+
+    return fill(VideoGenParams(), VIDEO_FIELDS, params, value_of)
 
 
 def generate(runner: Runner, job: dict[str, Any], params: dict[str, Any], clock: StageClock) -> dict[str, Any]:
