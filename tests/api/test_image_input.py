@@ -15,7 +15,7 @@ from PIL import Image
 from werkzeug.datastructures import FileStorage
 
 from helpers import test_image
-from sdrest.api import image_input
+from sdrest.api import url_fetch
 from sdrest.api.image_input import ImageInputError, ImageLimits, decode_image, fit_to
 
 
@@ -199,7 +199,7 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+    def do_GET(self) -> None:
         port = self.server.server_address[1]
         path = self.path
         try:
@@ -317,20 +317,20 @@ def fake_public_dns(monkeypatch: pytest.MonkeyPatch, server: str) -> list[tuple[
     """``*.example.test`` resolve to public addresses; connections to them reach the test server."""
     port = int(server.rsplit(":", 1)[1])
     connects: list[tuple[str, int]] = []
-    real_resolve, real_open = image_input._resolve, image_input._open_socket
+    real_resolve, real_open = url_fetch._resolve, url_fetch._open_socket
     table = {"public.example.test": ["93.184.216.34"], "rebind.example.test": ["93.184.216.34", "127.0.0.1"]}
 
     def resolve(host: str, port_: int, timeout: float) -> list[str]:
         return table[host] if host in table else real_resolve(host, port_, timeout)
 
-    def open_socket(address: str, port_: int, timeout: float):  # noqa: ANN202
+    def open_socket(address: str, port_: int, timeout: float):
         connects.append((address, port_))
         if address == "93.184.216.34":
             return real_open("127.0.0.1", port, timeout)
         return real_open(address, port_, timeout)
 
-    monkeypatch.setattr(image_input, "_resolve", resolve)
-    monkeypatch.setattr(image_input, "_open_socket", open_socket)
+    monkeypatch.setattr(url_fetch, "_resolve", resolve)
+    monkeypatch.setattr(url_fetch, "_open_socket", open_socket)
     return connects
 
 
@@ -388,5 +388,5 @@ def test_https_verifies_certificate_against_host(tls_server: tuple[str, str], mo
     error = expect_error(f"{url}/img.png", "url_fetch_failed", 422, limits=ANY)  # self-signed: untrusted
     assert "certificate" in str(error).lower()
     real = ssl.create_default_context
-    monkeypatch.setattr(image_input.ssl, "create_default_context", lambda: real(cafile=cert))
+    monkeypatch.setattr(url_fetch.ssl, "create_default_context", lambda: real(cafile=cert))
     assert same_pixels(decode_image(f"{url}/img.png", "f", ANY), test_image())
