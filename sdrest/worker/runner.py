@@ -217,14 +217,10 @@ class Runner:
         result["timings"] = clock.finish()
         return result
 
-    def _generate(self, job: dict[str, Any], params: dict[str, Any], clock: StageClock) -> dict[str, Any]:
-        clock.enter("encoding")
-        control = None
-        if params.get("canny") and params.get("control_image"):
-            from sdrest.engine import canny
-
-            control = canny(Image.open(self._input_path(params["control_image"])))
-        image_params = image_gen_params(params, lambda path: Image.open(self._input_path(path)), control)
+    def stage_callbacks(self, job: dict[str, Any], params: dict[str, Any],
+                        clock: StageClock) -> tuple[Callable[[int, str], None], Callable[[int, int, float], None]]:
+        """The library's log and progress callbacks of a generation (image or video): they re-arm a
+        cancel, move ``clock`` through the stages and report each sampling step."""
 
         def on_log(_level: int, line: str) -> None:
             self._rearm_cancel()
@@ -239,6 +235,18 @@ class Runner:
             if step > 0:
                 self.send({"type": "progress", "job_id": job["id"], "stage": clock.stage, "step": step,
                            "steps": steps})
+
+        return on_log, on_progress
+
+    def _generate(self, job: dict[str, Any], params: dict[str, Any], clock: StageClock) -> dict[str, Any]:
+        clock.enter("encoding")
+        control = None
+        if params.get("canny") and params.get("control_image"):
+            from sdrest.engine import canny
+
+            control = canny(Image.open(self._input_path(params["control_image"])))
+        image_params = image_gen_params(params, lambda path: Image.open(self._input_path(path)), control)
+        on_log, on_progress = self.stage_callbacks(job, params, clock)
 
         def on_preview(step: int, frames: list[Image.Image], _noisy: bool) -> None:
             if frames:

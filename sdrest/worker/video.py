@@ -8,7 +8,6 @@ animated WebP of them (Pillow), and an MP4 when PyAV is installed (``pip install
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -20,8 +19,6 @@ from sdrest.worker.mapping import fill, loras
 
 if TYPE_CHECKING:
     from sdrest.worker.runner import Runner, StageClock
-
-log = logging.getLogger("sdrest.worker")
 
 #: Frames per second of the clips when the job does not say (Wan's own rate).
 DEFAULT_FPS = 16
@@ -45,21 +42,7 @@ def generate(runner: Runner, job: dict[str, Any], params: dict[str, Any], clock:
     """Run one video job on the runner's current model; the job's result."""
     clock.enter("encoding")
     video = video_params(params, runner._input_path)
-    steps = int(params.get("steps") or 0)
-
-    def on_log(_level: int, line: str) -> None:
-        runner._rearm_cancel()
-        if "get_learned_condition completed" in line and clock.stage == "encoding":
-            clock.enter("sampling", step=0, steps=steps)
-        elif "sampling completed" in line and clock.stage == "sampling":
-            clock.enter("decoding")
-
-    def on_progress(step: int, total: int, _seconds: float) -> None:
-        runner._rearm_cancel()
-        if step > 0:
-            runner.send({"type": "progress", "job_id": job["id"], "stage": clock.stage, "step": step,
-                         "steps": total})
-
+    on_log, on_progress = runner.stage_callbacks(job, params, clock)
     runner._check_cancel()
     frames = runner.context.generate_video(video, on_progress=on_progress, on_log=on_log)
     clock.enter("writing")
