@@ -24,7 +24,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from sdcli import ensure_sd_cli, loaded_library, sd_cli_env  # noqa: E402
+from sdcli import ensure_sd_cli, loaded_library, sd_cli_env
 
 PROMPT = "a lighthouse on a cliff at dusk"
 _COMPLETED = re.compile(r"generate_image completed in ([0-9.]+)s")
@@ -82,7 +82,7 @@ def main() -> int:
         print(f"time per generation ({args.size}x{args.size}, {args.steps} steps): sd-cli median "
               f"{statistics.median(theirs):.3f} s, sdrest median {statistics.median(ours):.3f} s")
         print(f"overhead ratio sdrest/sd-cli: {ratio:.3f} (target <= 1.02)")
-        binding = statistics.median(o / n for o, n in zip(ours, ours_native))
+        binding = statistics.median(o / n for o, n in zip(ours, ours_native, strict=True))
         print(f"binding overhead inside sdrest (wall / the library's own time, same call): {binding:.4f}")
 
         before = rss_mib()

@@ -17,7 +17,7 @@ import numpy as np
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from sdcli import ensure_sd_cli, loaded_library, sd_cli_env  # noqa: E402
+from sdcli import ensure_sd_cli, loaded_library, sd_cli_env
 
 CASES = [
     # (name, sdrest options, sd-cli arguments)
@@ -57,7 +57,8 @@ def main() -> int:
             failures += not same
             detail = "identical pixels" if same else (
                 f"DIFFERENT (shapes {ours.shape} vs {theirs.shape}; "
-                f"max abs diff {np.abs(ours.astype(int) - theirs.astype(int)).max() if ours.shape == theirs.shape else '-'})")
+                f"max abs diff "
+                f"{np.abs(ours.astype(int) - theirs.astype(int)).max() if ours.shape == theirs.shape else '-'})")
             print(f"{name}: {detail}")
     print(f"parity: {len(CASES) - failures}/{len(CASES)} cases identical")
     return 1 if failures else 0

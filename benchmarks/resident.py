@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from server_helpers import Server, link_models  # noqa: E402
+from server_helpers import Server, link_models
 
 
 def run(root: Path, models_dir: Path, loaded: int, jobs: int, options: dict) -> tuple[int, float]:

@@ -20,11 +20,10 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from model_files import kohya_lora, sd1_checkpoint, sd_vae, write_safetensors  # noqa: E402
-
-from sdrest.models.hashing import HashCache  # noqa: E402
-from sdrest.models.scanner import ModelLibrary  # noqa: E402
-from sdrest.models.types import ModelFolders, ModelType  # noqa: E402
+from model_files import kohya_lora, sd1_checkpoint, sd_vae, write_safetensors
+from sdrest.models.hashing import HashCache
+from sdrest.models.scanner import ModelLibrary
+from sdrest.models.types import ModelFolders, ModelType
 
 
 def populate(models: Path, count: int) -> None:

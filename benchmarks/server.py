@@ -22,14 +22,14 @@ from pathlib import Path
 import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from server_helpers import Server, link_models  # noqa: E402
+from server_helpers import Server, link_models
 
 PROMPT = "a lighthouse on a cliff at dusk"
 
 
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
 
 
 def status_latencies(server: Server, count: int) -> list[float]:
@@ -98,8 +98,8 @@ def main() -> int:
             sock = socket.create_connection(("127.0.0.1", server.port), timeout=10)
             sock.sendall(b"GET /api/v1/events HTTP/1.1\r\nHost: x\r\n\r\n")
             sockets.append(sock)
-        job = requests.post(server.url("/api/v1/generate"), json={"prompt": PROMPT, **options, "seed": 1, "wait": False},
-                            timeout=60).json()
+        job = requests.post(server.url("/api/v1/generate"),
+                            json={"prompt": PROMPT, **options, "seed": 1, "wait": False}, timeout=60).json()
         while requests.get(server.url(f"/api/v1/generate/{job['job_id']}"), timeout=30).json()["status"] != "running":
             time.sleep(0.05)
         busy = status_latencies(server, 200)

@@ -19,7 +19,7 @@ from pathlib import Path
 import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from server_helpers import Server, link_models  # noqa: E402
+from server_helpers import Server, link_models
 
 
 def main() -> int:

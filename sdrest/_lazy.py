@@ -10,7 +10,7 @@ from typing import Any
 def lazy_exports(package: str, namespace: dict[str, Any], exports: Mapping[str, str]) -> Callable[[str], Any]:
     """A module ``__getattr__`` that imports ``package.<exports[name]>`` on first use of ``name``."""
 
-    def __getattr__(name: str) -> Any:
+    def __getattr__(name: str) -> Any:  # noqa: N807 - the module hook PEP 562 names so
         module = exports.get(name)
         if module is None:
             raise AttributeError(f"module {package!r} has no attribute {name!r}")

@@ -65,5 +65,5 @@ class Janitor:
         while not self._stop.wait(self.interval if self._thread else 0):
             try:
                 self.sweep()
-            except Exception:  # noqa: BLE001 - keep sweeping later
+            except Exception:
                 log.exception("retention sweep failed")

@@ -139,9 +139,9 @@ class Settings:
 
     def model_folders(self) -> Any:
         """Each model type's folder (:class:`sdrest.models.types.ModelFolders`)."""
-        from sdrest.models.types import ModelFolders
+        from sdrest.models.types import ModelFolders, ModelType
 
-        overrides = {"checkpoint": self.checkpoints}
+        overrides: dict[ModelType | str, Path | str] = {"checkpoint": self.checkpoints}
         for f in dataclasses.fields(self):
             if f.name.endswith("_dir") and f.name not in ("data_dir", "output_dir", "models_dir", "ui_dir"):
                 overrides[_FOLDER_TYPES[f.name]] = getattr(self, f.name)
@@ -162,7 +162,7 @@ class Settings:
 
     def resolved(self) -> Settings:
         """A copy with every path made absolute (so a worker process sees the same files)."""
-        changes = {}
+        changes: dict[str, Any] = {}
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
             if isinstance(value, Path):
@@ -317,7 +317,7 @@ def _read_config_file(path: Path) -> dict[str, Any]:
             data = yaml.safe_load(text)
         else:
             data = json.loads(text)
-    except Exception as exc:  # noqa: BLE001 - any parse error is reported the same way
+    except Exception as exc:
         raise SettingsError(f"config file {path}: cannot parse: {exc}") from exc
     if data is None:
         return {}

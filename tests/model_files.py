@@ -165,7 +165,7 @@ class FakeTensor:
         self.shape = tuple(shape)
         self.dtype = dtype
 
-    def __reduce__(self):  # noqa: ANN204
+    def __reduce__(self):
         torch_utils = sys.modules["torch._utils"]
         stride = tuple(math.prod(self.shape[i + 1:]) for i in range(len(self.shape)))
         return (torch_utils._rebuild_tensor_v2,
@@ -190,7 +190,7 @@ def fake_torch() -> Iterator[types.ModuleType]:
     torch = types.ModuleType("torch")
     utils = types.ModuleType("torch._utils")
 
-    def _rebuild_tensor_v2(storage, offset, size, stride, requires_grad, hooks):  # noqa: ANN001, ANN202
+    def _rebuild_tensor_v2(storage, offset, size, stride, requires_grad, hooks):
         return ("tensor", size)
 
     _rebuild_tensor_v2.__module__ = "torch._utils"

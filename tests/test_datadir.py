@@ -8,10 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from helpers import test_image
 from sdrest.datadir import DataDirBusyError, DataDirLock
 from server_helpers import Server, link_models, png_base64
-
-from helpers import test_image
 
 
 def _mode(path: Path) -> int:

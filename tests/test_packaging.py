@@ -53,8 +53,9 @@ def test_the_default_cpu_build_has_the_llamafile_kernels(wheel: Path, tmp_path: 
     archive = zipfile.ZipFile(wheel)
     assert json.loads(archive.read("sdrest/_native/build_info.json"))["cpu_llamafile"] is True
     archive.extract("sdrest/_native/lib/libstable-diffusion.so", tmp_path)
-    symbols = subprocess.run(["readelf", "--dyn-syms", "-W", str(tmp_path / "sdrest/_native/lib/libstable-diffusion.so")],
-                             check=True, capture_output=True, text=True).stdout
+    library = tmp_path / "sdrest/_native/lib/libstable-diffusion.so"
+    symbols = subprocess.run(["readelf", "--dyn-syms", "-W", str(library)], check=True, capture_output=True,
+                             text=True).stdout
     assert " llamafile_sgemm" in symbols
 
 

@@ -16,7 +16,7 @@ def test_sweep_deletes_old_finished_jobs_and_their_files(tmp_path) -> None:
     svc = app.extensions["sdrest"]
     try:
         store = svc.store
-        store._clock = lambda: clock[0]  # noqa: SLF001 - age jobs without waiting hours
+        store._clock = lambda: clock[0]
         inputs = svc.settings.data_dir / "inputs" / "abc"
         inputs.mkdir(parents=True)
         old = store.create("txt2img", {"prompt": "old", "_inputs": "inputs/abc"})
@@ -56,9 +56,9 @@ def test_sweep_purges_old_audit_rows_and_expired_revocations(tmp_path) -> None:
     try:
         auth = app.extensions["sdrest.auth"].store
         now = time.time()
-        auth._clock = lambda: now - 100 * 86400  # noqa: SLF001 - an attempt from 100 days ago
+        auth._clock = lambda: now - 100 * 86400
         auth.record_attempt("jwt", "old", "10.0.0.1", "failure", "x")
-        auth._clock = time.time  # noqa: SLF001
+        auth._clock = time.time
         auth.record_attempt("jwt", "new", "10.0.0.1", "failure", "x")
         auth.revoke_token("expired-jti", now - 1)
         auth.revoke_token("live-jti", now + 3600)

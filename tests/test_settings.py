@@ -73,7 +73,7 @@ def test_bad_environment_values_name_the_variable() -> None:
 
 
 def test_missing_config_file_is_an_error(tmp_path) -> None:
-    with pytest.raises(SettingsError, match="missing.yaml"):
+    with pytest.raises(SettingsError, match=r"missing\.yaml"):
         Settings.load({"config": str(tmp_path / "missing.yaml")}, environ={})
 
 

@@ -25,7 +25,7 @@ def declared_functions() -> list[str]:
     runtime = {"free"}
     return sorted(
         key.split(" ", 1)[1]
-        for key in ffi._parser._declarations  # noqa: SLF001 - no public listing exists
+        for key in ffi._parser._declarations
         if key.startswith("function ") and key.split(" ", 1)[1] not in runtime
     )
 
@@ -33,7 +33,7 @@ def declared_functions() -> list[str]:
 def declared_structs() -> list[str]:
     """Typedef names of every struct with a layout (opaque handles like sd_ctx_t excluded)."""
     names = []
-    for key in ffi._parser._declarations:  # noqa: SLF001
+    for key in ffi._parser._declarations:
         if key.startswith("typedef "):
             name = key.split(" ", 1)[1]
             ctype = ffi.typeof(name)
@@ -44,4 +44,4 @@ def declared_structs() -> list[str]:
 
 def declared_enums() -> list[str]:
     """Every ``enum x`` type of the header."""
-    return [key for key in ffi._parser._declarations if key.startswith("enum ")]  # noqa: SLF001
+    return [key for key in ffi._parser._declarations if key.startswith("enum ")]

@@ -109,7 +109,7 @@ def _has_symbol(lib: Any, name: str) -> bool:
     return True
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _load(candidates: tuple[tuple[str, Path], ...]) -> NativeLibrary:
     origin, path = candidates[0]
     # An explicit $SDREST_LIB that is wrong is an error, never a silent fallback.

@@ -10,7 +10,14 @@ from typing import Any
 from flask import Blueprint, jsonify, request
 
 from sdrest.api.errors import ApiError
-from sdrest.api.jobparams import InputFiles, generation_params, read_values, upscale_params, with_preset
+from sdrest.api.jobparams import (
+    InputFiles,
+    generation_params,
+    option_targets,
+    read_values,
+    upscale_params,
+    with_preset,
+)
 from sdrest.api.schemas import Content, api_doc
 from sdrest.api.schemas.generation import (
     MODE_REQUESTS,
@@ -101,8 +108,8 @@ def cancel_job(job_id: str) -> Any:
     svc = services()
     job_or_404(svc.store, job_id)  # someone else's job is not found, and never cancelled
     if not cancel(svc, job_id):
-        job = job_or_404(svc.store, job_id)
-        raise ApiError(409, "job_finished", f"job {job_id} already {job.status.value}", "job_id")
+        finished = job_or_404(svc.store, job_id)
+        raise ApiError(409, "job_finished", f"job {job_id} already {finished.status.value}", "job_id")
     job = svc.store.get(job_id)
     assert job is not None
     return jsonify(job_view(job, svc.store, svc.settings))
@@ -255,7 +262,7 @@ def check_model_choice(svc: Services, params: dict[str, Any]) -> None:
         from sdrest.api.schemas.generation import MODEL_COMPONENTS, MODEL_OPTIONS
 
         names = {option: name for name, (option, _) in MODEL_COMPONENTS.items()}
-        names.update({option: name for name, option in MODEL_OPTIONS.items()})
+        names.update({target: name for name, targets in MODEL_OPTIONS.items() for target in option_targets(targets)})
         field = next((names[o] for o in options if o in names), "model")
         raise ApiError(403, "forbidden", f"{field}: changes the model everyone shares: admins only "
                        "(see --user-models)", field)

@@ -105,11 +105,16 @@ def model_params(values: dict[str, Any], library: ModelLibrary) -> dict[str, Any
         if values.get(name) is not None:
             entry = find_model(library, ModelType.from_name(folder), values[name], name)
             spec["model_options"][option] = str(entry.path)
-    for name, option in MODEL_OPTIONS.items():
+    for name, targets in MODEL_OPTIONS.items():
         if values.get(name) is not None:
-            for target in (option,) if isinstance(option, str) else option:
+            for target in option_targets(targets):
                 spec["model_options"][target] = values[name]
     return spec
+
+
+def option_targets(targets: str | tuple[str, ...]) -> tuple[str, ...]:
+    """The context options one request field of ``MODEL_OPTIONS`` sets (one name or several)."""
+    return (targets,) if isinstance(targets, str) else targets
 
 
 def generation_params(values: dict[str, Any], mode: str, settings: Settings, inputs: InputFiles,

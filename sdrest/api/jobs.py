@@ -12,10 +12,10 @@ from sdrest.api.schemas.jobs import ImageQuery, QueueQuery, QueueView
 from sdrest.api.schemas.parsing import parse_query
 from sdrest.api.views import API, job_or_404, job_view, running_view
 from sdrest.auth.web import current_principal, image_token_ok, visible_owners
-from sdrest.jobs import JobStatus
 from sdrest.jobfiles import remove_job_files
+from sdrest.jobs import JobStatus
 from sdrest.outputs import job_thumbnail
-from sdrest.services import Services, services
+from sdrest.services import services
 
 bp = Blueprint("jobs", __name__, url_prefix=API)
 
@@ -75,10 +75,10 @@ def job_image(job_id: str, index: int) -> Any:
     """The image file; ?size=N gives a thumbnail whose longest side is N pixels."""
     svc = services()
     query = parse_query(ImageQuery, request.args)
-    if svc.settings.public_images and current_principal() is None:
-        # No credentials: only the image token opens it (never the bare job id).
-        if not image_token_ok(job_id, query.token):
-            raise not_found("job", "job_id")
+    # Public images without credentials: only the image token opens one (never the bare job id).
+    anonymous = svc.settings.public_images and current_principal() is None
+    if anonymous and not image_token_ok(job_id, query.token):
+        raise not_found("job", "job_id")
     job = job_or_404(svc.store, job_id)
     images = (job.result or {}).get("images", [])
     if index >= len(images):

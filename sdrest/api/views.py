@@ -15,7 +15,6 @@ API = "/api/v1"
 def job_or_404(store: JobStore, job_id: str) -> Job:
     """The job, or the API's 404 naming ``job_id``."""
     from sdrest.api.errors import not_found
-
     from sdrest.auth.web import can_see
 
     job = store.get(job_id)

@@ -69,7 +69,8 @@ class BasicCredentialCache:
 
 def basic_principal(encoded: str, services: AuthServices, auth_method: str, client_ip: str,
                     cache: BasicCredentialCache) -> Principal:
-    """The principal of ``Authorization: Basic <encoded>``, or :class:`NotAuthenticated` / :class:`TooManyAttempts` (401/429)."""
+    """The principal of ``Authorization: Basic <encoded>``; else :class:`NotAuthenticated` (401)
+    or :class:`TooManyAttempts` (429)."""
     store = services.store
     throttle = services.throttle
     if auth_method not in PASSWORD_METHODS:

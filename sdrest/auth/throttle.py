@@ -10,8 +10,8 @@ A success clears the username's counter only: a client that guesses many account
 must not be able to reset its IP counter by logging into its own account in between.
 
 Memory is bounded: at most ``max_entries`` keys are tracked; stale keys (no failure inside the
-window, not locked) go first, then the least recently touched unlocked ones, locked ones last. State is in memory only, so
-a restart forgets it -- acceptable for a rate limit, and it keeps a lockout from outliving a
+window, not locked) go first, then the least recently touched unlocked ones, locked ones last.
+State is in memory only, so a restart forgets it -- acceptable for a rate limit, and it keeps a lockout from outliving a
 misconfiguration.
 """
 

@@ -202,7 +202,8 @@ def _authorize() -> None:
     endpoint = request.endpoint
     if endpoint is None:  # 404/405: let Flask answer
         return
-    if request.method == "OPTIONS" and request.url_rule is not None and request.url_rule.provide_automatic_options:
+    rule_options = getattr(request.url_rule, "provide_automatic_options", False)  # werkzeug sets it on Flask rules
+    if request.method == "OPTIONS" and rule_options:
         return  # a CORS preflight: never has credentials, runs no view (Flask answers it; sdrest/cors.py)
     auth_services().origins.check(request)  # DNS rebinding and cross-site requests (auth/origin.py)
     rule = RULES.get(endpoint)

@@ -125,7 +125,7 @@ class NativeHooks:
         log.error("error in a native callback handler", exc_info=(exc_type, exc, tb))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def hooks_for(native: NativeLibrary) -> NativeHooks:
     """The one :class:`NativeHooks` of a library (callbacks are per process, not per context)."""
     return NativeHooks(native)

@@ -92,7 +92,7 @@ class Context:
         self.load_seconds = time.perf_counter() - started
         if ptr == ffi.NULL:
             what = params.model_path or params.diffusion_model_path
-            raise ModelLoadError(f"could not load model {os.fspath(what)}", capture.problems() or capture.tail())
+            raise ModelLoadError(f"could not load model {what}", capture.problems() or capture.tail())
         self._ptr = ffi.gc(ptr, lib.free_sd_ctx)
         #: Bytes of weights the library says it holds: {"ram_bytes", "vram_bytes"}; None if it did not say.
         self.memory: dict[str, int] | None = _params_memory(capture.lines)

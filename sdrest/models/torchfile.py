@@ -188,9 +188,9 @@ def _evaluate(ops: Any, stack: list[Any], memo: dict[Any, Any], globals_seen: se
             stack.append(tuple(_pop_mark(stack)))
         elif name in ("TUPLE1", "TUPLE2", "TUPLE3"):
             n = int(name[-1])
-            items = tuple(stack[-n:])
+            members = tuple(stack[-n:])
             del stack[-n:]
-            stack.append(items)
+            stack.append(members)
         elif name == "EMPTY_LIST":
             stack.append([])
         elif name == "LIST":

@@ -184,7 +184,7 @@ class Supervisor:
                     self._finish_failed(job, {"code": "internal_error", "message": "the server failed to run this job"})
                     raise
                 self._last_activity = time.monotonic()
-            except Exception:  # noqa: BLE001 - the supervisor must outlive any bug of a job
+            except Exception:
                 log.exception("supervisor loop error")
                 time.sleep(0.5)
 
@@ -307,7 +307,8 @@ class Supervisor:
 
         embeddings = [{"name": PurePath(e.name).name, "path": str(e.path)}
                       for e in self.library.entries(ModelType.EMBEDDING)]
-        return {"name": name, "path": path, "options": {**options, **({"embeddings": embeddings} if embeddings else {})}}
+        extra = {"embeddings": embeddings} if embeddings else {}
+        return {"name": name, "path": path, "options": {**options, **extra}}
 
     def _maybe_unload_idle(self) -> None:
         """--idle-unload-minutes: free the model's memory when nothing ran for that long."""
@@ -332,14 +333,14 @@ class Supervisor:
             name = PurePath(options["diffusion_model_path"]).stem
             return self._spec(name, None, options)
         with self._lock:
-            current, name = self._current_spec, self._current_model
+            current, loaded = self._current_spec, self._current_model
         if current is not None and not options:
             return current
         if current is not None:
             return self._spec(current["name"], current["path"], options)
-        if name is None:
+        if loaded is None:
             raise ModelNotFoundError("model", "", "model: no model is loaded and none was requested")
-        return self._spec(name, str(self.library.find(self._checkpoint_type(), name, "model").path), options)
+        return self._spec(loaded, str(self.library.find(self._checkpoint_type(), loaded, "model").path), options)
 
     def _follow(self, job: Job) -> None:
         """Relay the worker's messages for ``job`` until it ends one way or another."""
@@ -395,12 +396,13 @@ class Supervisor:
             return False
         kind = message.get("type")
         if kind == "progress":
-            progress = {k: message[k] for k in ("step", "steps", "stage") if k in message}
+            progress: dict[str, Any] = {k: message[k] for k in ("step", "steps", "stage") if k in message}
             if self.store.update_progress(job.id, **progress):
                 self.bus.emit("progress", job_id=job.id, owner=job.owner, data=progress, persist=False)
             return False
         if kind == "preview":
-            data = {"step": message["step"], "image": "data:image/png;base64," + base64.b64encode(message["png"]).decode()}
+            image = "data:image/png;base64," + base64.b64encode(message["png"]).decode()
+            data = {"step": message["step"], "image": image}
             self.bus.emit("preview", job_id=job.id, owner=job.owner, data=data, persist=False)
             return False
         if kind == "done":

@@ -146,7 +146,7 @@ def test_url_served_image_is_fetched_with_limits(server: Server) -> None:
     payload = base64.b64decode(png_base64(test_image()))
 
     class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 - http.server's name
+        def do_GET(self) -> None:
             if self.path == "/slow.png":
                 import time
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 import requests
 
-from server_helpers import FAST, Server
 from sdrest.settings import Settings, SettingsError
+from server_helpers import FAST, Server
 
 PAGE = "http://127.0.0.1:5999"
 OTHER = "http://evil.example"

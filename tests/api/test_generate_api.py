@@ -162,8 +162,8 @@ def test_priority_runs_first(server: Server) -> None:
 
 def test_fifty_concurrent_submissions_are_all_accounted_for(server: Server) -> None:
     def submit(i: int) -> str:
-        response = requests.post(server.url("/api/v1/generate"), json={**FAST, "seed": 1000 + i, "steps": 1, "wait": False},
-                                 timeout=60)
+        response = requests.post(server.url("/api/v1/generate"),
+                                 json={**FAST, "seed": 1000 + i, "steps": 1, "wait": False}, timeout=60)
         assert response.status_code == 202, response.text
         return response.json()["job_id"]
 

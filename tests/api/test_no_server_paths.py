@@ -15,10 +15,10 @@ import pytest
 import requests
 
 from helpers import test_image
-from server_helpers import FAST, Server, link_models, png_base64
 from sdrest.app import create_app
 from sdrest.outputs import read_parameters
 from sdrest.settings import Settings
+from server_helpers import FAST, Server, link_models, png_base64
 
 pytestmark = pytest.mark.slow
 

@@ -25,7 +25,7 @@ def http_server():
     release = threading.Event()
 
     class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
+        def do_GET(self) -> None:
             if self.path.startswith("/slow"):
                 release.wait(30)  # answers only when the test is done with it
             self.send_response(200)

@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 
 from helpers import FakeClock
-
 from sdrest.auth import passwords
 from sdrest.auth import store as store_module
 from sdrest.auth.store import (
@@ -22,7 +21,6 @@ from sdrest.auth.store import (
     UserNotFoundError,
     hash_key,
 )
-
 
 
 @pytest.fixture
@@ -133,7 +131,8 @@ def test_unknown_user_still_costs_one_kdf_verification(store: AuthStore, monkeyp
     assert len(calls) == 3
 
 
-def test_outdated_hashes_are_upgraded_on_login(tmp_path: Path, store: AuthStore, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_outdated_hashes_are_upgraded_on_login(tmp_path: Path, store: AuthStore,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(passwords, "N", 2**10)
     store.add_user("alice", "pw")
     monkeypatch.undo()

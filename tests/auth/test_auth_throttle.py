@@ -7,9 +7,7 @@ import threading
 import pytest
 
 from helpers import FakeClock
-
 from sdrest.auth.throttle import Throttle
-
 
 
 @pytest.fixture

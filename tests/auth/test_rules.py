@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from sdrest.app import close_app, create_app
-from sdrest.auth.rules import PUBLIC, RULES, ROLES
+from sdrest.auth.rules import PUBLIC, ROLES, RULES
 from sdrest.settings import Settings
 
 

@@ -12,14 +12,13 @@ from pathlib import Path
 
 import pytest
 
+from helpers import FakeClock
 from sdrest.auth.audit import AuditLimiter
 from sdrest.auth.store import AuthStore
 from sdrest.auth.throttle import Throttle, client_bucket
 from sdrest.auth.web import SecretError, jwt_secret
 from sdrest.settings import Settings
 from server_helpers import Server, link_models
-
-from helpers import FakeClock
 
 
 def _cli(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:

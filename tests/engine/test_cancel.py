@@ -89,7 +89,7 @@ def test_repeated_cancels_leave_the_context_working(sd1) -> None:
         seen: list[int] = []
         with pytest.raises(GenerationCancelled):
             sd1.txt2img("a red apple", **{**FAST, "seed": attempt}, steps=20, on_log=on_log,
-                        on_progress=lambda step, _steps, _s: seen.append(step) if step > 0 else None)
+                        on_progress=lambda step, _steps, _s: seen.append(step) if step > 0 else None)  # noqa: B023
         assert seen == []
     assert_real_image(sd1.txt2img("a red apple", **FAST, steps=1).images[0], (SIZE, SIZE))
 

@@ -30,6 +30,7 @@ from sdrest.api.errors import ApiError
 from sdrest.api.generate import CAPABILITY_WAIT, cancel, check_queue_room, waiting_slot
 from sdrest.api.jobparams import find_model, model_params
 from sdrest.api.schemas import Content, api_doc
+from sdrest.api.schemas.operation import DocDefaults
 from sdrest.auth.web import current_principal, owner_for_new_jobs
 from sdrest.jobs import Job, JobStatus
 from sdrest.models.types import ModelType
@@ -40,7 +41,7 @@ bp = Blueprint("a1111", __name__, url_prefix=PREFIX)
 errors.install(bp, errors.a1111_body)
 
 TAGS = ("sdapi",)
-_ERRORS = {"error_model": A1111Error, "tags": TAGS}
+_ERRORS: DocDefaults = {"error_model": A1111Error, "tags": TAGS}
 _ANY_JSON = Content(schema={"type": "object"})
 _NULL = Content(schema={"type": "null"})
 
@@ -205,7 +206,8 @@ def get_options() -> Any:
 @api_doc(request=OptionsRequest, responses={200: _NULL}, errors=(400, 404, 409, 415, 422, 503), form=False,
          **_ERRORS)
 def set_options() -> Any:
-    """Change options; a new ``sd_model_checkpoint`` or ``sd_vae`` queues loading it (poll /progress until job_count is 0).
+    """Change options; a new ``sd_model_checkpoint`` or ``sd_vae`` queues loading it (poll /progress
+    until job_count is 0).
 
     Options sdrest does not use are ignored, as A1111 ignores unknown ones.
     """

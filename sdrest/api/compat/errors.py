@@ -21,8 +21,8 @@ from werkzeug.exceptions import HTTPException
 
 from sdrest.api.compat.jobs import ClientGone
 from sdrest.api.errors import ApiError, from_auth
-from sdrest.auth.errors import AuthError
 from sdrest.api.schemas.parsing import api_error, read_body
+from sdrest.auth.errors import AuthError
 
 log = logging.getLogger("sdrest.compat")
 M = TypeVar("M", bound=BaseModel)

@@ -31,6 +31,7 @@ from sdrest.api.errors import ApiError
 from sdrest.api.generate import waiting_slot
 from sdrest.api.jobparams import decode
 from sdrest.api.schemas import api_doc
+from sdrest.api.schemas.operation import DocDefaults
 from sdrest.api.schemas.parsing import read_body
 from sdrest.api.views import image_url
 from sdrest.jobs import Job, JobStatus
@@ -41,7 +42,7 @@ from sdrest.services import Services, services
 bp = Blueprint("openai", __name__, url_prefix="/v1")
 errors.install(bp, errors.openai_body, errors.openai_status)
 
-_DOC = {"error_model": OpenAIError, "tags": ("openai",)}
+_DOC: DocDefaults = {"error_model": OpenAIError, "tags": ("openai",)}
 #: OpenAI's model names; asking for one of them means "the loaded model".
 OPENAI_MODELS = ("dall-e-", "gpt-image-")
 #: sdrest field -> the OpenAI field a client sent it as (to name the right param in errors).

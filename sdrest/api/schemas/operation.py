@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypeVar, Union
+from typing import Any, TypedDict, TypeVar
 
 from pydantic import BaseModel
 
@@ -45,7 +45,14 @@ class Content:
     description: str = ""
 
 
-ResponseSpec = Union[type[BaseModel], Content, None]
+ResponseSpec = type[BaseModel] | Content | None
+
+
+class DocDefaults(TypedDict, total=False):
+    """What a group of routes passes to every :func:`api_doc` alike (``**defaults``)."""
+
+    error_model: type[BaseModel]
+    tags: Iterable[str]
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from PIL import Image
 from server_helpers import Server, link_models
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/api: the auth tests' CLI helpers
-from test_auth_api import add_user, sdrest_cli  # noqa: E402
+from test_auth_api import add_user, sdrest_cli
 
 __all__ = ["add_user", "sdrest_cli"]
 

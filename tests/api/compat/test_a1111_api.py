@@ -53,7 +53,7 @@ def test_options_as_health_check_and_the_model_lists(server: Server) -> None:
     assert schedulers["Karras"] == "karras" and schedulers["Automatic"] == "automatic"
     assert {"name": "x4", "model_name": "ESRGAN", "model_path": "x4.safetensors", "model_url": None, "scale": 4} in \
         server.get("/sdapi/v1/upscalers").json()
-    assert [m["name"] for m in server.get("/sdapi/v1/latent-upscale-modes").json()][0] == "Latent"
+    assert server.get("/sdapi/v1/latent-upscale-modes").json()[0]["name"] == "Latent"
     assert server.get("/sdapi/v1/loras").json()[0]["name"] == "style"
     assert server.get("/sdapi/v1/prompt-styles").json() == [
         {"name": "cinematic", "prompt": "cinematic photo of {prompt}, film grain", "negative_prompt": "cartoon"}]
@@ -77,7 +77,7 @@ def test_txt2img_info_seeds_and_byte_exact_infotexts(server: Server) -> None:
     assert len(body["images"]) == 2 and body["parameters"]["batch_size"] == 2
     short_hash = {m["model_name"]: m["hash"] for m in server.get("/sdapi/v1/sd-models").json()}["sd1"]
     assert short_hash and info["sd_model_hash"] == short_hash
-    for data, text, seed in zip(body["images"], info["infotexts"], (7, 8)):
+    for data, text, seed in zip(body["images"], info["infotexts"], (7, 8), strict=True):
         image = decode_png(data)
         assert image.size == (64, 64)
         assert image.text["parameters"] == text
