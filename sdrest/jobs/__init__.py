@@ -13,14 +13,9 @@ subscribers when jobs change and carries ephemeral events (progress, previews) t
 """
 
 from sdrest.jobs.bus import EventBus, Subscription
+from sdrest.jobs.eventlog import JobStoreError, UnknownJobError
 from sdrest.jobs.model import FINISHED_STATUSES, STAGES, Event, EventType, Job, JobStatus
-from sdrest.jobs.store import (
-    SCHEMA_VERSION,
-    JobStore,
-    JobStoreError,
-    SchemaVersionError,
-    UnknownJobError,
-)
+from sdrest.jobs.store import SCHEMA_VERSION, JobStore, SchemaVersionError
 
 __all__ = [
     "FINISHED_STATUSES",

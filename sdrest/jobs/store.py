@@ -19,25 +19,23 @@ which are frequent and worthless after a crash, skip that fsync (see :meth:`upda
 
 Events
 ------
-Lifecycle events are appended in the same transaction as the change they describe, so the event
-log and the job rows never disagree. After the commit, the store calls its listeners (the
-:class:`~sdrest.jobs.bus.EventBus` registers one) so live subscribers wake up; callers therefore
-never have to publish the events that store methods create.
+Lifecycle events are appended in the same transaction as the change they describe; the event
+log itself (reading, purging, listeners) is :class:`~sdrest.jobs.eventlog.EventLog`, which
+:class:`JobStore` extends.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import sqlite3
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from sdrest.errors import SdrestError
+from sdrest.jobs.eventlog import EventLog, JobStoreError, Transaction, dumps, loads, owner_clause
 from sdrest.jobs.model import (
     Event,
     EventType,
@@ -49,20 +47,10 @@ from sdrest.sqlitedb import MEMORY, Database, VersionTable
 
 log = logging.getLogger("sdrest.jobs")
 
-EventListener = Callable[[Event], None]
-
 #: Server crashes (kill -9, power loss) a running job may live through: it is queued again after
 #: each, and failed after one more. Bounded, because a job that takes the whole server down
 #: (say the kernel's OOM killer picks the server) would otherwise loop forever.
 DEFAULT_MAX_INTERRUPTIONS = 3
-
-
-class JobStoreError(SdrestError):
-    """The job store cannot do what was asked (bad database, bad arguments)."""
-
-
-class UnknownJobError(JobStoreError, KeyError):
-    """An event was appended for a job id that is not in the store."""
 
 
 class SchemaVersionError(JobStoreError):
@@ -156,15 +144,6 @@ _Anys = list[Any]
 _Rows = list[tuple]
 
 
-def _dumps(value: Any) -> str:
-    # allow_nan=False: NaN/Infinity are not JSON, and the HTTP layer must be able to send this.
-    return json.dumps(value, allow_nan=False, separators=(",", ":"))
-
-
-def _loads(text: str | None) -> Any:
-    return None if text is None else json.loads(text)
-
-
 def _job_from_row(row: tuple) -> Job:
     (job_id, seq, kind, status, owner, priority, params, created_at, started_at, finished_at,
      progress, timings, error, result, attempts, interruptions) = row
@@ -175,23 +154,17 @@ def _job_from_row(row: tuple) -> Job:
         status=JobStatus(status),
         owner=owner,
         priority=priority,
-        params=_loads(params),
+        params=loads(params),
         created_at=created_at,
         started_at=started_at,
         finished_at=finished_at,
-        progress=_loads(progress),
-        timings=_loads(timings),
-        error=_loads(error),
-        result=_loads(result),
+        progress=loads(progress),
+        timings=loads(timings),
+        error=loads(error),
+        result=loads(result),
         attempts=attempts,
         interruptions=interruptions,
     )
-
-
-def _event_from_row(row: tuple) -> Event:
-    event_id, type_, job_id, owner, data, created_at = row
-    return Event(id=event_id, type=type_, job_id=job_id, owner=owner, data=_loads(data),
-                 created_at=created_at)
 
 
 def _check_error(error: dict[str, Any]) -> None:
@@ -203,28 +176,7 @@ def _check_error(error: dict[str, Any]) -> None:
             raise ValueError(f"error needs a string {key!r}: {error!r}")
 
 
-def _owner_clause(owners: set[str | None] | frozenset[str | None]) -> tuple[str, list[Any]]:
-    """SQL for "owner is one of these", where None in the set means rows with no owner."""
-    names = [owner for owner in owners if owner is not None]
-    parts: list[str] = []
-    if names:
-        parts.append(f"owner IN ({', '.join('?' * len(names))})")
-    if None in owners:
-        parts.append("owner IS NULL")
-    if not parts:
-        return "0", []  # an empty set matches nothing
-    return f"({' OR '.join(parts)})", names
-
-
-class _Transaction:
-    """What a write transaction collected: events to hand to listeners after the commit."""
-
-    def __init__(self, cursor: sqlite3.Cursor) -> None:
-        self.cursor = cursor
-        self.events: list[Event] = []
-
-
-class JobStore:
+class JobStore(EventLog):
     """Jobs and events in one SQLite file; safe to share between threads.
 
     ``path`` may be ``":memory:"`` for throwaway stores (no WAL, nothing survives).
@@ -240,15 +192,12 @@ class JobStore:
         busy_timeout: float = 10.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self._clock = clock
-        self._listeners: tuple[EventListener, ...] = ()
-        self._db = Database(path, closed_error=lambda: JobStoreError("the job store is closed"),
-                            synchronous=synchronous, busy_timeout=busy_timeout, foreign_keys=True)
+        super().__init__(Database(path, closed_error=lambda: JobStoreError("the job store is closed"),
+                                  synchronous=synchronous, busy_timeout=busy_timeout, foreign_keys=True), clock)
         self.path = self._db.path
         self.wal = self._db.wal
         if not self.wal and self.path != MEMORY:
             log.warning("SQLite refused WAL for %s", path)
-        self._lock = self._db.lock
         try:
             applied = self._db.migrate(_MIGRATIONS, ledger=VersionTable(clock), too_new=self._too_new)
         except BaseException:
@@ -263,61 +212,8 @@ class JobStore:
 
     # -- plumbing ---------------------------------------------------------------------------
 
-    def _read(self) -> contextlib.AbstractContextManager[sqlite3.Cursor]:
-        """A snapshot for several SELECTs (e.g. a page and its total) that must agree."""
-        return self._db.read()
-
-    @contextlib.contextmanager
-    def _write(self) -> Iterator[_Transaction]:
-        """A write transaction; committed on success, rolled back on any exception.
-
-        Listeners run after the commit and outside the lock, so a slow or re-entrant listener
-        cannot stall or deadlock the store.
-        """
-        with self._db.write() as cursor:
-            transaction = _Transaction(cursor)
-            yield transaction
-        self._notify(transaction.events)
-
-    def _query(self, sql: str, args: Iterable[Any] = ()) -> _Rows:
-        return self._db.query(sql, args)
-
     def schema_version(self) -> int:
         return self._query("SELECT MAX(version) FROM schema_version")[0][0] or 0
-
-    # -- listeners --------------------------------------------------------------------------
-
-    def add_listener(self, listener: EventListener) -> None:
-        """Call ``listener(event)`` after each persisted event is committed (in that thread)."""
-        with self._lock:
-            self._listeners = (*self._listeners, listener)
-
-    def remove_listener(self, listener: EventListener) -> None:
-        with self._lock:
-            self._listeners = tuple(item for item in self._listeners if item != listener)
-
-    def _notify(self, events: _Events) -> None:
-        for event in events:
-            for listener in self._listeners:
-                try:
-                    listener(event)
-                except Exception:  # the change is committed; a broken listener must not undo it
-                    log.exception("event listener %r failed on %s", listener, event.type)
-
-    def _insert_event(self, tx: _Transaction, type_: str, job: Job | None,
-                      data: dict[str, Any]) -> Event:
-        """Append an event inside ``tx``; its owner is always the job's owner."""
-        now = self._clock()
-        job_id = None if job is None else job.id
-        owner = None if job is None else job.owner
-        tx.cursor.execute(
-            "INSERT INTO events (type, job_id, owner, data, created_at) VALUES (?, ?, ?, ?, ?)",
-            (type_, job_id, owner, _dumps(data), now),
-        )
-        event = Event(id=tx.cursor.lastrowid, type=type_, job_id=job_id, owner=owner,
-                      data=data, created_at=now)
-        tx.events.append(event)
-        return event
 
     @staticmethod
     def _select_job(cursor: sqlite3.Cursor, job_id: str) -> Job | None:
@@ -335,7 +231,7 @@ class JobStore:
             raise TypeError(f"params must be a dict, not {type(params).__name__}")
         if isinstance(priority, bool) or not isinstance(priority, int):
             raise TypeError("priority must be an int")
-        params_json = _dumps(params)  # before the transaction: a bad value fails cleanly
+        params_json = dumps(params)  # before the transaction: a bad value fails cleanly
         job = Job(id=str(uuid.uuid4()), seq=0, kind=kind, status=JobStatus.QUEUED, owner=owner,
                   priority=priority, params=json.loads(params_json), created_at=self._clock())
         with self._write() as tx:
@@ -343,7 +239,7 @@ class JobStore:
                 "INSERT INTO jobs (id, kind, status, owner, priority, params, created_at,"
                 " progress, timings, attempts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, '{}', 0)",
                 (job.id, kind, job.status.value, owner, priority, params_json, job.created_at,
-                 _dumps(job.progress)),
+                 dumps(job.progress)),
             )
             assert tx.cursor.lastrowid is not None  # an INSERT always sets it
             job.seq = tx.cursor.lastrowid
@@ -409,7 +305,7 @@ class JobStore:
 
     def queued_count(self, owner: str | None) -> int:
         """How many jobs ``owner`` has waiting (None: the jobs without an owner)."""
-        clause, args = _owner_clause({owner})
+        clause, args = owner_clause({owner})
         return self._query(f"SELECT COUNT(*) FROM jobs WHERE status = 'queued' AND {clause}", args)[0][0]
 
     def claim_next(self, *, loaded: Iterable[str] | None = None, overtake_limit: int = 0) -> Job | None:
@@ -441,14 +337,14 @@ class JobStore:
             tx.cursor.execute(
                 "UPDATE jobs SET status = 'running', started_at = ?, attempts = ?, progress = ?"
                 " WHERE seq = ?",
-                (job.started_at, job.attempts, _dumps(job.progress), job.seq),
+                (job.started_at, job.attempts, dumps(job.progress), job.seq),
             )
             self._insert_event(tx, EventType.STARTED.value, job,
                                {"status": "running", "kind": job.kind, "attempt": job.attempts})
         return job
 
     @staticmethod
-    def _prefer_loaded(tx: _Transaction, priority: int, loaded: set[str], limit: int) -> int:
+    def _prefer_loaded(tx: Transaction, priority: int, loaded: set[str], limit: int) -> int:
         """The seq claim_next runs among the queued jobs of ``priority`` (see there)."""
         rows = tx.cursor.execute(
             f"{_QUEUE_CTE} SELECT seq, model, bypassed FROM (SELECT queue.seq AS seq, queue.priority AS priority,"
@@ -527,17 +423,17 @@ class JobStore:
         if not isinstance(result, dict) or not isinstance(timings, dict):
             raise TypeError("result and timings must be dicts")
         return self._finish(job_id, JobStatus.COMPLETED,
-                            {"result": _dumps(result), "timings": _dumps(timings)},
+                            {"result": dumps(result), "timings": dumps(timings)},
                             EventType.COMPLETED, {"result": result, "timings": timings})
 
     def fail(self, job_id: str, error: dict[str, Any],
              timings: dict[str, float] | None = None) -> Job | None:
         """running -> failed; None if the job was not running. ``error`` needs code and message."""
         _check_error(error)
-        assignments = {"error": _dumps(error)}
+        assignments = {"error": dumps(error)}
         data: dict[str, Any] = {"error": error}
         if timings is not None:
-            assignments["timings"] = _dumps(timings)
+            assignments["timings"] = dumps(timings)
             data["timings"] = timings
         return self._finish(job_id, JobStatus.FAILED, assignments, EventType.FAILED, data)
 
@@ -568,10 +464,10 @@ class JobStore:
             self._put_back(tx, job, reason="requeued")
         return True
 
-    def _put_back(self, tx: _Transaction, job: Job, *, reason: str) -> None:
+    def _put_back(self, tx: Transaction, job: Job, *, reason: str) -> None:
         tx.cursor.execute(
             "UPDATE jobs SET status = 'queued', started_at = NULL, progress = ? WHERE seq = ?",
-            (_dumps(empty_progress()), job.seq),
+            (dumps(empty_progress()), job.seq),
         )
         self._insert_event(tx, EventType.QUEUED.value, job,
                            {"status": "queued", "kind": job.kind, "priority": job.priority,
@@ -610,7 +506,7 @@ class JobStore:
                     tx.cursor.execute(
                         "UPDATE jobs SET status = 'failed', finished_at = ?, error = ?"
                         " WHERE seq = ?",
-                        (self._clock(), _dumps(error), job.seq),
+                        (self._clock(), dumps(error), job.seq),
                     )
                     self._insert_event(tx, EventType.FAILED.value, job,
                                        {"status": "failed", "error": error})
@@ -648,91 +544,6 @@ class JobStore:
         for status, count in self._query("SELECT status, COUNT(*) FROM jobs GROUP BY status"):
             counts[status] = count
         return counts
-
-    # -- events -----------------------------------------------------------------------------
-
-    def append_event(self, type: str, *, job_id: str | None = None, owner: str | None = None,
-                     data: dict[str, Any] | None = None) -> Event:
-        """Persist an event; its id is larger than every id handed out before.
-
-        With ``job_id`` the event's owner is the job's owner (so subscribers filtered by owner
-        can never see another user's job); passing a different ``owner`` is an error, and an
-        unknown job raises :class:`UnknownJobError`.
-        """
-        if not isinstance(type, str) or not type:
-            raise ValueError("event type must be a non-empty string")
-        data = {} if data is None else data
-        data = json.loads(_dumps(data))  # validate and detach from the caller's dict
-        with self._write() as tx:
-            if job_id is None:
-                now = self._clock()
-                tx.cursor.execute(
-                    "INSERT INTO events (type, job_id, owner, data, created_at)"
-                    " VALUES (?, NULL, ?, ?, ?)",
-                    (type, owner, _dumps(data), now),
-                )
-                event = Event(id=tx.cursor.lastrowid, type=type, job_id=None, owner=owner,
-                              data=data, created_at=now)
-                tx.events.append(event)
-                return event
-            job = self._select_job(tx.cursor, job_id)
-            if job is None:
-                raise UnknownJobError(job_id)
-            if owner is not None and owner != job.owner:
-                raise ValueError(f"event owner {owner!r} is not the owner of job {job_id}")
-            return self._insert_event(tx, type, job, data)
-
-    def events_after(
-        self,
-        last_id: int,
-        *,
-        job_id: str | None = None,
-        owners: set[str | None] | frozenset[str | None] | None = None,
-        limit: int = 1000,
-        up_to: int | None = None,
-    ) -> _Events:
-        """Persisted events with ``last_id < id`` (and ``id <= up_to`` if given), oldest first.
-
-        ``owners=None`` means every owner; ``None`` inside the set matches events without an
-        owner (queue-wide events, jobs of anonymous users).
-        """
-        where: _Strings = ["id > ?"]
-        args: _Anys = [last_id]
-        if up_to is not None:
-            where.append("id <= ?")
-            args.append(up_to)
-        if job_id is not None:
-            where.append("job_id = ?")
-            args.append(job_id)
-        if owners is not None:
-            clause, owner_args = _owner_clause(owners)
-            where.append(clause)
-            args.extend(owner_args)
-        rows = self._query(
-            f"SELECT {_EVENT_COLUMNS} FROM events WHERE {' AND '.join(where)} ORDER BY id LIMIT ?",
-            [*args, limit],
-        )
-        return [_event_from_row(row) for row in rows]
-
-    def last_event_id(self) -> int:
-        """The highest event id ever handed out (0 if none), even if that event was purged."""
-        rows = self._query("SELECT seq FROM sqlite_sequence WHERE name = 'events'")
-        return rows[0][0] if rows else 0
-
-    def purge_events(self, keep_last: int) -> int:
-        """Delete all but the newest ``keep_last`` events; returns how many were deleted.
-
-        Ids are never reused, so clients holding an old ``Last-Event-ID`` simply replay less.
-        """
-        if keep_last < 0:
-            raise ValueError("keep_last must not be negative")
-        with self._write() as tx:
-            tx.cursor.execute(
-                "DELETE FROM events WHERE id NOT IN"
-                " (SELECT id FROM events ORDER BY id DESC LIMIT ?)",
-                (keep_last,),
-            )
-            return tx.cursor.rowcount
 
     # -- lifetime ---------------------------------------------------------------------------
 
