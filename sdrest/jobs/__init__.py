@@ -14,7 +14,7 @@ subscribers when jobs change and carries ephemeral events (progress, previews) t
 
 from sdrest.jobs.bus import EventBus, Subscription
 from sdrest.jobs.eventlog import JobStoreError, UnknownJobError
-from sdrest.jobs.model import FINISHED_STATUSES, STAGES, Event, EventType, Job, JobStatus
+from sdrest.jobs.records import FINISHED_STATUSES, STAGES, Event, EventType, Job, JobStatus
 from sdrest.jobs.store import SCHEMA_VERSION, JobStore, SchemaVersionError
 
 __all__ = [

@@ -28,7 +28,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from sdrest.jobs.model import Event
+from sdrest.jobs.records import Event
 from sdrest.jobs.store import JobStore
 
 #: Ephemeral events a subscriber may have waiting before the oldest ones are dropped.

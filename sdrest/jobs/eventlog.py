@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any, NamedTuple
 
 from sdrest.errors import SdrestError
-from sdrest.jobs.model import Event, Job
+from sdrest.jobs.records import Event, Job
 from sdrest.sqlitedb import Database
 
 log = logging.getLogger("sdrest.jobs")

@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from sdrest.jobs.eventlog import EventLog, JobStoreError, Transaction, dumps, loads, owner_clause
-from sdrest.jobs.model import (
+from sdrest.jobs.records import (
     Event,
     EventType,
     Job,
