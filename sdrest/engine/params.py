@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Sequence
+from typing import Any, ClassVar
 
 from PIL import Image
 
@@ -118,8 +119,8 @@ class CacheParams(NativeStruct):
     error_decay_rate: float | None = None
     use_relative_threshold: bool | None = None
     reset_error_on_compute: bool | None = None
-    Fn_compute_blocks: int | None = None  # noqa: N815 - the C field's name
-    Bn_compute_blocks: int | None = None  # noqa: N815
+    Fn_compute_blocks: int | None = None  # the C field names, mixed case as they are
+    Bn_compute_blocks: int | None = None
     residual_diff_threshold: float | None = None
     max_warmup_steps: int | None = None
     max_cached_steps: int | None = None

@@ -33,7 +33,7 @@ import numpy as np
 from .safetensors import TensorSpec, tensor_rng, write_safetensors
 from .sd1 import CLIP_PREFIX, UNET_PREFIX, sd1_tensor_specs
 
-__all__ = ["lora_target_names", "kohya_name", "lora_specs", "write_lora"]
+__all__ = ["kohya_name", "lora_specs", "lora_target_names", "write_lora"]
 
 # "attn": attention projections + the 1x1-conv proj_in/proj_out (small and
 # quick to merge: ~1.3 s on 2 cores). "all": also the feed-forward / MLP
@@ -105,9 +105,9 @@ def lora_target_names(
     unet_re, te_re = _UNET_TARGETS[modules], _TE_TARGETS[modules]
     out = []
     for spec in checkpoint_specs:
-        if spec.name.startswith(UNET_PREFIX) and unet_re.search(spec.name):
-            out.append(spec)
-        elif include_text_encoder and spec.name.startswith(CLIP_PREFIX) and te_re.search(spec.name):
+        unet = spec.name.startswith(UNET_PREFIX) and unet_re.search(spec.name)
+        text = include_text_encoder and spec.name.startswith(CLIP_PREFIX) and te_re.search(spec.name)
+        if unet or text:
             out.append(spec)
     return out
 

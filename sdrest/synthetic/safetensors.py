@@ -27,12 +27,12 @@ from dataclasses import dataclass
 import numpy as np
 
 __all__ = [
-    "TensorSpec",
     "TensorInfo",
-    "write_safetensors",
+    "TensorSpec",
     "read_safetensors_header",
     "read_tensor",
     "tensor_rng",
+    "write_safetensors",
 ]
 
 #: safetensors dtype name -> numpy dtype (little-endian).

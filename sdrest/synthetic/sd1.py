@@ -39,14 +39,14 @@ from ._layers import SpecList, materialize
 from .safetensors import TensorSpec, write_safetensors
 
 __all__ = [
-    "UNET_PREFIX",
     "CLIP_PREFIX",
-    "VAE_PREFIX",
+    "UNET_PREFIX",
     "VAE_DECODER_CH",
-    "unet_specs",
+    "VAE_PREFIX",
     "clip_l_specs",
-    "vae_specs",
     "sd1_tensor_specs",
+    "unet_specs",
+    "vae_specs",
     "write_sd1_checkpoint",
     "write_sd1_vae",
 ]
@@ -100,14 +100,14 @@ def _spatial_transformer(s: SpecList, p: str, ch: int) -> None:
 def unet_specs(prefix: str = UNET_PREFIX) -> SpecList:
     """Tensor specs of the SD1 tiny UNet, in LDM (original checkpoint) naming."""
     s = SpecList("normal", std=0.02)
-    P = prefix
+    pre = prefix
     channel_mult = (1, 2, 4)
     num_res_blocks = 1
     attention_ds = (1, 2, 4)
 
-    s.linear(f"{P}time_embed.0", _MODEL_CHANNELS, _TIME_EMBED_DIM)
-    s.linear(f"{P}time_embed.2", _TIME_EMBED_DIM, _TIME_EMBED_DIM)
-    s.conv(f"{P}input_blocks.0.0", 4, _MODEL_CHANNELS, 3)
+    s.linear(f"{pre}time_embed.0", _MODEL_CHANNELS, _TIME_EMBED_DIM)
+    s.linear(f"{pre}time_embed.2", _TIME_EMBED_DIM, _TIME_EMBED_DIM)
+    s.conv(f"{pre}input_blocks.0.0", 4, _MODEL_CHANNELS, 3)
 
     chans = [_MODEL_CHANNELS]
     ch = _MODEL_CHANNELS
@@ -117,15 +117,15 @@ def unet_specs(prefix: str = UNET_PREFIX) -> SpecList:
         for _ in range(num_res_blocks):
             idx += 1
             out = mult * _MODEL_CHANNELS
-            _resblock(s, f"{P}input_blocks.{idx}.0", ch, out)
+            _resblock(s, f"{pre}input_blocks.{idx}.0", ch, out)
             ch = out
             if ds in attention_ds:
-                _spatial_transformer(s, f"{P}input_blocks.{idx}.1", ch)
+                _spatial_transformer(s, f"{pre}input_blocks.{idx}.1", ch)
             chans.append(ch)
             idx += 1  # tiny UNet: the second ResBlock of each level is removed
         if i != len(channel_mult) - 1:
             idx += 1
-            s.conv(f"{P}input_blocks.{idx}.0.op", ch, ch, 3)
+            s.conv(f"{pre}input_blocks.{idx}.0.op", ch, ch, 3)
             chans.append(ch)
             ds *= 2
 
@@ -137,22 +137,22 @@ def unet_specs(prefix: str = UNET_PREFIX) -> SpecList:
         for j in range(num_res_blocks + 1):
             ich = chans.pop()
             out = mult * _MODEL_CHANNELS
-            _resblock(s, f"{P}output_blocks.{idx}.0", ch + ich, out)
+            _resblock(s, f"{pre}output_blocks.{idx}.0", ch + ich, out)
             ch = out
             up_idx = 1
             if ds in attention_ds:
-                _spatial_transformer(s, f"{P}output_blocks.{idx}.1", ch)
+                _spatial_transformer(s, f"{pre}output_blocks.{idx}.1", ch)
                 up_idx += 1
             if i > 0 and j == num_res_blocks:
                 idx += 1
                 if idx == 2:
                     up_idx = 1
-                s.conv(f"{P}output_blocks.{idx}.{up_idx}.conv", ch, ch, 3)
+                s.conv(f"{pre}output_blocks.{idx}.{up_idx}.conv", ch, ch, 3)
                 ds //= 2
             idx += 1
 
-    s.norm(f"{P}out.0", ch)
-    s.conv(f"{P}out.2", _MODEL_CHANNELS, 4, 3)
+    s.norm(f"{pre}out.0", ch)
+    s.conv(f"{pre}out.2", _MODEL_CHANNELS, 4, 3)
     return s
 
 
@@ -206,49 +206,49 @@ def vae_specs(prefix: str = VAE_PREFIX, decoder_ch: int = VAE_DECODER_CH, includ
     if decoder_ch % 32:
         raise ValueError("decoder_ch must be a multiple of 32 (GroupNorm with 32 groups)")
     s = SpecList("fan_in", gain=1.0)
-    P = prefix
+    pre = prefix
     if include_encoder:
         ch = VAE_ENCODER_CH
-        s.conv(f"{P}encoder.conv_in", 3, ch, 3)
+        s.conv(f"{pre}encoder.conv_in", 3, ch, 3)
         block_in = ch
         for i, mult in enumerate(_VAE_CH_MULT):
             block_in = ch if i == 0 else ch * _VAE_CH_MULT[i - 1]
             block_out = ch * mult
             for j in range(_VAE_NUM_RES):
-                _vae_resnet(s, f"{P}encoder.down.{i}.block.{j}", block_in, block_out)
+                _vae_resnet(s, f"{pre}encoder.down.{i}.block.{j}", block_in, block_out)
                 block_in = block_out
             if i != len(_VAE_CH_MULT) - 1:
-                s.conv(f"{P}encoder.down.{i}.downsample.conv", block_in, block_in, 3)
-        _vae_resnet(s, f"{P}encoder.mid.block_1", block_in, block_in)
-        _vae_attn(s, f"{P}encoder.mid.attn_1", block_in)
-        _vae_resnet(s, f"{P}encoder.mid.block_2", block_in, block_in)
-        s.norm(f"{P}encoder.norm_out", block_in)
-        s.conv(f"{P}encoder.conv_out", block_in, 2 * _VAE_Z, 3)
+                s.conv(f"{pre}encoder.down.{i}.downsample.conv", block_in, block_in, 3)
+        _vae_resnet(s, f"{pre}encoder.mid.block_1", block_in, block_in)
+        _vae_attn(s, f"{pre}encoder.mid.attn_1", block_in)
+        _vae_resnet(s, f"{pre}encoder.mid.block_2", block_in, block_in)
+        s.norm(f"{pre}encoder.norm_out", block_in)
+        s.conv(f"{pre}encoder.conv_out", block_in, 2 * _VAE_Z, 3)
         # quant_conv outputs (mean, logvar). Scale the mean rows so encoded
         # latents get a std of ~4 (a real SD VAE gives ~5, i.e. ~1 after the
         # 0.18215 scale factor); with gain 1 they were ~0.1 after scaling, the
         # sampler noise swamped them and img2img ignored the init image. logvar is pinned
         # low (weights 0, bias -8) so sampling the posterior adds little noise.
         z2 = 2 * _VAE_Z
-        s.add(f"{P}quant_conv.weight", (z2, z2, 1, 1), row_gain=(_ENC_MEAN_GAIN,) * _VAE_Z + (0.0,) * _VAE_Z)
-        s.add(f"{P}quant_conv.bias", (z2,), init="values", values=(0.0,) * _VAE_Z + (-8.0,) * _VAE_Z)
+        s.add(f"{pre}quant_conv.weight", (z2, z2, 1, 1), row_gain=(_ENC_MEAN_GAIN,) * _VAE_Z + (0.0,) * _VAE_Z)
+        s.add(f"{pre}quant_conv.bias", (z2,), init="values", values=(0.0,) * _VAE_Z + (-8.0,) * _VAE_Z)
 
-    s.conv(f"{P}post_quant_conv", _VAE_Z, _VAE_Z, 1)
+    s.conv(f"{pre}post_quant_conv", _VAE_Z, _VAE_Z, 1)
     ch = decoder_ch
     block_in = ch * _VAE_CH_MULT[-1]
-    s.conv(f"{P}decoder.conv_in", _VAE_Z, block_in, 3)
-    _vae_resnet(s, f"{P}decoder.mid.block_1", block_in, block_in)
-    _vae_attn(s, f"{P}decoder.mid.attn_1", block_in)
-    _vae_resnet(s, f"{P}decoder.mid.block_2", block_in, block_in)
+    s.conv(f"{pre}decoder.conv_in", _VAE_Z, block_in, 3)
+    _vae_resnet(s, f"{pre}decoder.mid.block_1", block_in, block_in)
+    _vae_attn(s, f"{pre}decoder.mid.attn_1", block_in)
+    _vae_resnet(s, f"{pre}decoder.mid.block_2", block_in, block_in)
     for i in reversed(range(len(_VAE_CH_MULT))):
         block_out = ch * _VAE_CH_MULT[i]
         for j in range(_VAE_NUM_RES + 1):
-            _vae_resnet(s, f"{P}decoder.up.{i}.block.{j}", block_in, block_out)
+            _vae_resnet(s, f"{pre}decoder.up.{i}.block.{j}", block_in, block_out)
             block_in = block_out
         if i != 0:
-            s.conv(f"{P}decoder.up.{i}.upsample.conv", block_in, block_in, 3)
-    s.norm(f"{P}decoder.norm_out", block_in)
-    s.conv(f"{P}decoder.conv_out", block_in, 3, 3)
+            s.conv(f"{pre}decoder.up.{i}.upsample.conv", block_in, block_in, 3)
+    s.norm(f"{pre}decoder.norm_out", block_in)
+    s.conv(f"{pre}decoder.conv_out", block_in, 3, 3)
     return s
 
 

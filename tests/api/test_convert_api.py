@@ -4,10 +4,10 @@ writing only inside the source's model folder; the result loads."""
 from __future__ import annotations
 
 import pytest
-from openapi_helpers import SchemaChecker
-from server_helpers import Server, add_users, bearer_headers, link_models
 
+from openapi_helpers import SchemaChecker
 from sdrest.modelfiles import metadata
+from server_helpers import Server, add_users, bearer_headers, link_models
 
 pytestmark = pytest.mark.slow
 
