@@ -1,4 +1,4 @@
-"""sdrest.outputs: A1111 infotext, image files with embedded parameters, thumbnails."""
+"""sdrest.infotext and sdrest.outputs: A1111 infotext, image files with embedded parameters, thumbnails."""
 
 from __future__ import annotations
 
@@ -13,13 +13,12 @@ from PIL import Image
 
 import sdrest
 from helpers import test_image
+from sdrest.infotext import infotext, parse_infotext
 from sdrest.outputs import (
     THUMBNAIL_SIZES,
     discard_job_outputs,
     encode_base64,
-    infotext,
     job_thumbnail,
-    parse_infotext,
     read_parameters,
     thumbnail,
     write_image,

@@ -45,7 +45,8 @@ from sdrest.api.system import meminfo
 from sdrest.jobs import JobStatus
 from sdrest.models.presets import load_template
 from sdrest.models.types import ModelType
-from sdrest.outputs import encode_base64, parse_infotext, read_parameters
+from sdrest.infotext import parse_infotext
+from sdrest.outputs import encode_base64, read_parameters
 from sdrest.services import services
 
 _NULL = Content(schema={"type": "null"})

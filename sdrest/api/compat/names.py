@@ -3,7 +3,7 @@
 A1111 writes samplers as display labels (``Euler a``, ``DPM++ 2M``) and, in older clients,
 with the schedule folded in (``DPM++ 2M Karras``); its schedulers are lower-case names with
 labels (``karras`` / ``Karras``). The labels themselves are the ones sdrest already writes into
-infotexts (:data:`sdrest.outputs.SAMPLER_LABELS`), so a name read from an infotext maps back.
+infotexts (:data:`sdrest.infotext.SAMPLER_LABELS`), so a name read from an infotext maps back.
 A name that has no sdrest equivalent is an error naming the field, never a silent substitute.
 """
 
@@ -13,8 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sdrest.api.errors import invalid
+from sdrest.infotext import SAMPLER_LABELS, SCHEDULER_LABELS
 from sdrest.models.scanner import ModelEntry, ModelLibrary
-from sdrest.outputs import SAMPLER_LABELS, SCHEDULER_LABELS
 
 #: A1111 scheduler names that differ from sd.cpp's (A1111 name -> sd.cpp name).
 _A1111_SCHEDULERS = {"align_your_steps": "ays"}
