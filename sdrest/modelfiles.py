@@ -22,7 +22,7 @@ __all__ = ["TENSOR_RULES", "add_commands", "default_output", "metadata", "run"]
 TENSOR_RULES = r"^[^=,]+=[A-Za-z0-9_]+(,[^=,]+=[A-Za-z0-9_]+)*$"
 
 
-def add_commands(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_commands(commands: argparse._SubParsersAction) -> None:
     convert = commands.add_parser("convert", help="quantise a model file to GGUF (the library's converter)")
     convert.add_argument("input", type=Path, help="model file (.safetensors, .ckpt, .gguf, ...)")
     convert.add_argument("-o", "--output", type=Path,

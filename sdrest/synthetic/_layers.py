@@ -152,7 +152,8 @@ def materialize(spec: TensorSpec, seed: int) -> np.ndarray:
         n = min(spec.shape[0], spec.shape[1]) if len(spec.shape) > 1 else 0
         centre = tuple(d // 2 for d in spec.shape[2:])
         for i in range(n):
-            out[(i, i, *centre)] += 1.0
+            tap = (i, i, *centre)
+            out[tap] += 1.0
     if spec.row_gain:
         out *= np.asarray(spec.row_gain, dtype=np.float32).reshape((-1,) + (1,) * (len(spec.shape) - 1))
     return out
