@@ -42,10 +42,10 @@ from sdrest.api.generate import waiting_slot
 from sdrest.api.jobparams import decode
 from sdrest.api.schemas import Content, api_doc
 from sdrest.api.system import meminfo
+from sdrest.infotext import parse_infotext
 from sdrest.jobs import JobStatus
 from sdrest.models.presets import load_template
 from sdrest.models.types import ModelType
-from sdrest.infotext import parse_infotext
 from sdrest.outputs import encode_base64, read_parameters
 from sdrest.services import services
 
