@@ -98,3 +98,10 @@ def test_a_context_option_loads_its_own_context_and_reaches_the_library(server: 
     assert (first == third).all()       # the default generator, asked for by name: the same image
     resident = server.status()["resident_models"]
     assert sorted(entry["options"].get("rng_type", "") for entry in resident) == ["cpu", "cuda"]
+
+
+def test_objects_and_lists_as_form_text(server: Server) -> None:
+    form = {**{k: str(v) for k, v in FAST.items()}, "cache": '{"mode": "fastest"}', "sigmas": "[1.0, 0.0]"}
+    response = server.post("/api/v1/generate", data=form)
+    assert response.status_code == 422, response.text
+    assert response.json()["error"]["field"] == "cache.mode"  # the sigmas text parsed; the cache mode did not
