@@ -35,7 +35,7 @@ def public_params(params: dict[str, Any]) -> dict[str, Any]:
 def public_model_options(options: dict[str, Any]) -> dict[str, Any]:
     """Model components and options as clients see them: file names, not server paths
     (``{"vae_path": "/srv/models/vae/x.safetensors"}`` -> ``{"vae": "x.safetensors"}``)."""
-    shown = {}
+    shown: dict[str, Any] = {}
     for key, value in options.items():
         if key == "embeddings":
             shown[key] = [e["name"] for e in value]

@@ -305,8 +305,8 @@ class Runner:
         if upscaler is None:
             if clock is not None:
                 clock.enter("loading")
-            upscaler = Upscaler(path, n_threads=self.settings.threads,
-                                **({"tile_size": tile_size} if tile_size else {}))
+            upscaler = (Upscaler(path, n_threads=self.settings.threads, tile_size=tile_size) if tile_size
+                        else Upscaler(path, n_threads=self.settings.threads))
             self.upscalers = {key: upscaler}  # keep one: upscalers are small, memory is not
         return upscaler
 
@@ -327,7 +327,7 @@ class Runner:
                    resolved: dict[str, Any] | None) -> list[dict[str, Any]]:
         written = []
         public = public_params(params)
-        for index, (image, seed) in enumerate(zip(images, seeds or [0] * len(images))):
+        for index, (image, seed) in enumerate(zip(images, seeds or [0] * len(images), strict=True)):
             text = ""
             if resolved is not None:  # generations; an upscale has no prompt to tell
                 text = infotext({**public, **resolved}, seed=seed, model_name=resolved["model"],
