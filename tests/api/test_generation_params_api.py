@@ -68,7 +68,8 @@ def test_bad_values_name_their_field_and_queue_nothing(server: Server, fields, s
 
 def test_upscale_model_without_metadata_with_cache_and_sigmas(server: Server) -> None:
     control = png_base64(test_image(64, 64))
-    job = server.submit(wait=True, upscale_model="x4", image_metadata=False, canny=True, control_image=control,
+    job = server.submit(wait=True, upscale_model="x4", upscale_tile_size=32, image_metadata=False, canny=True,
+                        control_image=control,
                         cache={"mode": "easycache", "reuse_threshold": 0.2}, sigmas=[14.6, 0.0])
     assert job["status"] == "completed", job.get("error")
     assert "upscaling" in job["timings"]
