@@ -29,8 +29,11 @@ def _wait_sampling(server: Server, job_id: str) -> None:
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
         job = server.get(f"/api/v1/generate/{job_id}").json()
-        if job["status"] != "running" or (job["progress"] or {}).get("step", 0) >= 1:
-            assert job["status"] == "running", job
+        if job["status"] == "queued":  # not claimed yet (a busy machine)
+            time.sleep(0.05)
+            continue
+        assert job["status"] == "running", job
+        if (job["progress"] or {}).get("step", 0) >= 1:
             return
         time.sleep(0.05)
     raise AssertionError(f"job {job_id} never started sampling")
