@@ -10,15 +10,17 @@ from __future__ import annotations
 
 import logging
 import threading
+from typing import Any
 
 from flask import Flask
 
-from sdrest.api import auth, compat, convert, events, generate, jobs, models, system, ui, video
+from sdrest.api import auth, compat, convert, events, generate, jobs, metrics, models, system, ui, video
 from sdrest.api.errors import register_error_handlers
 from sdrest.auth.web import setup_auth
 from sdrest.cors import setup_cors
 from sdrest.datadir import DataDirLock, make_private_dir, tighten_file
 from sdrest.jobs import EventBus, JobStore
+from sdrest.metrics import ServerMetrics
 from sdrest.models.hashing import HashCache
 from sdrest.models.scanner import ModelLibrary
 from sdrest.outputs import discard_job_outputs
@@ -41,7 +43,8 @@ def create_app(settings: Settings | None = None, *, start_worker: bool = True) -
     app.config["MAX_CONTENT_LENGTH"] = int(settings.max_body_mb * 2**20)
     app.json.sort_keys = False  # type: ignore[attr-defined]
     register_error_handlers(app)
-    for blueprint in (auth.bp, generate.bp, video.bp, jobs.bp, events.bp, models.bp, convert.bp, system.bp, ui.bp):
+    for blueprint in (auth.bp, generate.bp, video.bp, jobs.bp, events.bp, models.bp, convert.bp, system.bp,
+                      metrics.bp, ui.bp):
         app.register_blueprint(blueprint)
 
     setup_auth(app, settings)
@@ -64,6 +67,7 @@ def create_app(settings: Settings | None = None, *, start_worker: bool = True) -
     app.extensions["sdrest"] = svc
     compat.init_app(app)  # A1111 /sdapi/v1 and OpenAI /v1
     svc.janitor = Janitor(svc, auth_store=svc.auth.store)
+    svc.metrics = ServerMetrics(store, lambda: _worker_figures(supervisor), lambda: _gpu_devices(supervisor))
     if start_worker:
         # Scanning reads only headers (1,000 files in well under a second); in the background
         # anyway, so the first request is answered at once. Names resolve on disk meanwhile.
@@ -71,6 +75,22 @@ def create_app(settings: Settings | None = None, *, start_worker: bool = True) -
         supervisor.start()
         svc.janitor.start()
     return app
+
+
+def _worker_figures(supervisor: Supervisor) -> dict[str, Any]:
+    state = supervisor.state()
+    return {"alive": state.alive, "starts": state.starts, "crashes": state.crashes,
+            "resident_models": len(state.resident_models), "counters": dict(supervisor.counters)}
+
+
+def _gpu_devices(supervisor: Supervisor) -> list[dict[str, Any]]:
+    """The GPUs NVML lists on a CUDA build (none on a CPU build: nothing is asked)."""
+    from sdrest._native.buildinfo import build_info
+    from sdrest.gpus import gpu_report
+
+    backends = supervisor.capabilities.get("backends", build_info().get("backends", []))
+    devices: list[dict[str, Any]] = gpu_report(backends)["devices"]
+    return devices
 
 
 def _scan(library: ModelLibrary) -> None:

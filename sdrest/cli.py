@@ -85,7 +85,7 @@ def _add_password_arguments(parser: argparse.ArgumentParser) -> None:
                         help="read the password from standard input (one trailing newline is dropped)")
 
 
-def _add_auth_commands(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def _add_auth_commands(commands: argparse._SubParsersAction) -> None:
     from sdrest.auth.store import ROLES
 
     users = commands.add_parser("users", help="manage local users (auth.sqlite3 in the data folder)")

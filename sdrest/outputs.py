@@ -29,13 +29,9 @@ from xml.sax.saxutils import escape as xml_escape
 
 from PIL import Image, ImageOps, PngImagePlugin
 
-from sdrest.infotext import infotext
-
-# infotext: the worker (worker/runner.py) still imports it from here; it lives in sdrest.infotext.
 __all__ = [
     "discard_job_outputs",
     "encode_base64",
-    "infotext",
     "read_parameters",
     "thumbnail",
     "write_image",

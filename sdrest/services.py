@@ -21,6 +21,7 @@ from sdrest.worker.supervisor import Supervisor
 if TYPE_CHECKING:
     from sdrest.auth.web import AuthServices
     from sdrest.datadir import DataDirLock
+    from sdrest.metrics import ServerMetrics
     from sdrest.retention import Janitor
 
 
@@ -39,6 +40,8 @@ class Services:
     #: Held while the app lives: one server per data folder.
     lock: DataDirLock
     janitor: Janitor | None = None
+    #: GET /metrics (Prometheus); fed by the store's events.
+    metrics: ServerMetrics | None = None
     started_at: float = field(default_factory=time.time)
 
     def close(self) -> None:
@@ -46,6 +49,8 @@ class Services:
         if self.janitor is not None:
             self.janitor.stop()
         self.supervisor.stop()
+        if self.metrics is not None:
+            self.metrics.close()
         if self.library.hash_cache is not None:
             self.library.hash_cache.close()
         self.bus.close()

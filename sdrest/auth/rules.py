@@ -45,6 +45,7 @@ RULES: dict[str, str] = {
     # read-only server information
     "system.status": "guest",
     "system.system": "admin",      # paths, memory, versions: operators only
+    "metrics.metrics": "guest",    # what /status tells, as Prometheus text (no ids, owners, prompts)
     "models.list_models": "guest",
     "models.model": "guest",
     "models.presets": "guest",

@@ -545,6 +545,11 @@ class JobStore(EventLog):
             counts[status] = count
         return counts
 
+    def queued_by_priority(self) -> dict[int, int]:
+        """Number of queued jobs per priority (only priorities that have some)."""
+        rows = self._query("SELECT priority, COUNT(*) FROM jobs WHERE status = 'queued' GROUP BY priority")
+        return dict(rows)
+
     # -- lifetime ---------------------------------------------------------------------------
 
     def close(self) -> None:

@@ -22,8 +22,9 @@ from PIL import Image
 
 from sdrest import __version__
 from sdrest.errors import GenerationCancelled
+from sdrest.infotext import infotext
 from sdrest.jobs.params import public_params
-from sdrest.outputs import discard_job_outputs, infotext, write_image
+from sdrest.outputs import discard_job_outputs, write_image
 from sdrest.settings import Settings
 from sdrest.worker.mapping import context_params, image_gen_params
 from sdrest.worker.resident import Resident, ResidentModels, model_key

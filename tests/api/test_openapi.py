@@ -173,6 +173,8 @@ def test_the_api_v1_operations_and_their_statuses(tmp_path) -> None:
     assert set(video) == {"image/webp", "video/mp4"}
     events = document["paths"]["/api/v1/events"]["get"]["responses"]["200"]["content"]
     assert set(events) == {"text/event-stream"}
+    metrics = document["paths"]["/metrics"]["get"]
+    assert set(metrics["responses"]["200"]["content"]) == {"text/plain"} and "security" in metrics
 
 
 def _component(document: dict[str, Any], ref: str) -> dict[str, Any]:

@@ -25,9 +25,8 @@ def test_upscaler_errors(models, tmp_path, native) -> None:
         Upscaler(tmp_path / "missing.pth")
     with pytest.raises(ModelLoadError):
         Upscaler(models.lora)  # not an ESRGAN
-    with Upscaler(models.esrgan, n_threads=2) as upscaler:
-        with pytest.raises(ValueError, match="factor"):
-            upscaler.upscale(test_image(32), factor=0)
+    with Upscaler(models.esrgan, n_threads=2) as upscaler, pytest.raises(ValueError, match="factor"):
+        upscaler.upscale(test_image(32), factor=0)
 
 
 def test_convert_to_q8_0_gguf_loads_and_generates(models, tmp_path, native) -> None:

@@ -1,6 +1,6 @@
 """Field types shared by the request models: images, and names checked against the worker.
 
-``Capability("samplers")`` is a string that must be one of the names the generation worker
+``Annotated[str, Capability("samplers")]`` is a string that must be one of the names the generation worker
 reports (``GET /api/v1/status`` ``capabilities``); the list comes in the validation context
 (``{"capabilities": {...}}``), so it is what the loaded library really offers, not a copy.
 """
@@ -35,8 +35,9 @@ def _as_list(value: Any) -> Any:
 ImageList = Annotated[list[ImageInput], BeforeValidator(_as_list)]
 
 
-def Capability(name: str, description: str = "") -> Any:  # noqa: N802 - reads as a type
-    """A string that must be among the worker's ``capabilities[name]``."""
+def Capability(name: str) -> AfterValidator:  # noqa: N802 - reads as a type's metadata
+    """``Annotated[str, Capability("samplers")]``: a string that must be among the worker's
+    ``capabilities[name]``."""
 
     def check(value: str, info: ValidationInfo) -> str:
         choices = ((info.context or {}).get("capabilities") or {}).get(name)
@@ -45,10 +46,13 @@ def Capability(name: str, description: str = "") -> Any:  # noqa: N802 - reads a
                                       {"value": value, "valid": ", ".join(choices)})
         return value
 
-    text = (description + " " if description else "") + f"One of GET /api/v1/status `capabilities.{name}`."
-    return Annotated[str, AfterValidator(check), Field(max_length=128, description=text)]
+    return AfterValidator(check)
 
 
-def Name(description: str) -> Any:  # noqa: N802 - reads as a type
-    """A file name in one of the model folders (resolved, and checked to stay inside it, later)."""
-    return Annotated[str, Field(max_length=512, description=description)]
+def capability_text(name: str, description: str) -> str:
+    return f"{description} One of GET /api/v1/status `capabilities.{name}`."
+
+
+#: A file name in one of the model folders (resolved, and checked to stay inside it, later).
+#: The field says which folder in its own description.
+ModelFile = Annotated[str, Field(max_length=512)]

@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AliasChoices, BeforeValidator, Field
 
 from sdrest.api.schemas.base import RequestModel, alias_names
-from sdrest.api.schemas.fields import Capability, ImageInput, ImageList, Name
+from sdrest.api.schemas.fields import Capability, ImageInput, ImageList, ModelFile, capability_text
 
 #: Components a request may name: request field -> (engine ContextParams field, model type folder).
 MODEL_COMPONENTS = {
@@ -65,10 +65,14 @@ MODEL_OPTIONS: dict[str, str | tuple[str, ...]] = {
 #: Fields that steer the request, not the generation (kept out of job parameters).
 CONTROL_FIELDS = ("wait", "base64", "priority", "preset", "prompt_template", "negative_prompt_template")
 
-Sampler = Capability("samplers", "Sampling method; default: the model's.")
-Scheduler = Capability("schedulers", "Sigma schedule; default: the model's.")
-HiresUpscaler = Capability("hires_upscalers", "How the first pass is enlarged.")
-WeightType = Capability("weight_types", "Convert weights on load (e.g. q8_0, f16).")
+Sampler = Annotated[str, Capability("samplers"), Field(
+    max_length=128, description=capability_text("samplers", "Sampling method; default: the model's."))]
+Scheduler = Annotated[str, Capability("schedulers"), Field(
+    max_length=128, description=capability_text("schedulers", "Sigma schedule; default: the model's."))]
+HiresUpscaler = Annotated[str, Capability("hires_upscalers"), Field(
+    max_length=128, description=capability_text("hires_upscalers", "How the first pass is enlarged."))]
+WeightType = Annotated[str, Capability("weight_types"), Field(
+    max_length=128, description=capability_text("weight_types", "Convert weights on load (e.g. q8_0, f16)."))]
 Priority = Annotated[int, Field(ge=-100, le=100, description="Higher runs first; equal priorities run in order.")]
 Size = Annotated[int, Field(ge=64, le=4096, multiple_of=8)]
 #: ``regex=type`` pairs, comma-separated (sd-cli --tensor-type-rules).
@@ -76,7 +80,7 @@ _TENSOR_RULES = r"^[^=,]+=[A-Za-z0-9_]+(,[^=,]+=[A-Za-z0-9_]+)*$"
 
 
 class LoraRequest(RequestModel):
-    name: Name("LoRA file name under the lora folder (extension optional).")
+    name: ModelFile = Field(description="LoRA file name under the lora folder (extension optional).")
     weight: float | None = Field(None, ge=-10, le=10, description="Strength (default 1).")
 
 
@@ -90,8 +94,9 @@ class HiresRequest(RequestModel):
     height: int | None = Field(None, ge=64, le=8192, multiple_of=8, description="Target height.")
     steps: int | None = Field(None, ge=0, le=150, description="Second-pass steps (0: same as steps).")
     denoising_strength: float | None = Field(None, ge=0, le=1, description="Second-pass denoising strength.")
-    model: Name("ESRGAN model (esrgan or upscaler folder) that enlarges the first pass; implies upscaler "
-                "`Model` (sd-cli --hires-upscaler with --hires-upscalers-dir).") | None = None
+    model: ModelFile | None = Field(
+        None, description="ESRGAN model (esrgan or upscaler folder) that enlarges the first pass; implies upscaler "
+                          "`Model` (sd-cli --hires-upscaler with --hires-upscalers-dir).")
     upscale_tile_size: int | None = Field(None, ge=16, le=1024, description="Tile size of the model "
                                           "upscaler (default 128).")
 
@@ -171,18 +176,23 @@ class SlgRequest(RequestModel):
 class ModelChoice(RequestModel):
     """The checkpoint, components and load options a job uses (what the worker loads)."""
 
-    model: Name("Checkpoint name under the checkpoints folder; default: the loaded model.") | None = None
-    vae: Name("VAE file name (vae folder).") | None = None
-    taesd: Name("TAESD file name (taesd folder).") | None = None
-    clip_l: Name("CLIP-L text encoder (text_encoders folder).") | None = None
-    clip_g: Name("CLIP-G text encoder (text_encoders folder).") | None = None
-    t5xxl: Name("T5-XXL text encoder (text_encoders folder).") | None = None
-    llm: Name("LLM text encoder (text_encoders folder).") | None = None
-    diffusion_model: Name("Diffusion model alone (diffusion_models folder), instead of a checkpoint.") | None = None
-    controlnet: Name("ControlNet (controlnet folder).") | None = None
-    clip_vision: Name("CLIP vision encoder (text_encoders folder), for image-conditioned models.") | None = None
-    llm_vision: Name("Vision part of an LLM text encoder such as Qwen2.5-VL (text_encoders folder).") | None = None
-    photo_maker: Name("PhotoMaker model (controlnet folder); used with pm_id_images or pm_id_embed.") | None = None
+    model: ModelFile | None = Field(
+        None, description="Checkpoint name under the checkpoints folder; default: the loaded model.")
+    vae: ModelFile | None = Field(None, description="VAE file name (vae folder).")
+    taesd: ModelFile | None = Field(None, description="TAESD file name (taesd folder).")
+    clip_l: ModelFile | None = Field(None, description="CLIP-L text encoder (text_encoders folder).")
+    clip_g: ModelFile | None = Field(None, description="CLIP-G text encoder (text_encoders folder).")
+    t5xxl: ModelFile | None = Field(None, description="T5-XXL text encoder (text_encoders folder).")
+    llm: ModelFile | None = Field(None, description="LLM text encoder (text_encoders folder).")
+    diffusion_model: ModelFile | None = Field(
+        None, description="Diffusion model alone (diffusion_models folder), instead of a checkpoint.")
+    controlnet: ModelFile | None = Field(None, description="ControlNet (controlnet folder).")
+    clip_vision: ModelFile | None = Field(
+        None, description="CLIP vision encoder (text_encoders folder), for image-conditioned models.")
+    llm_vision: ModelFile | None = Field(
+        None, description="Vision part of an LLM text encoder such as Qwen2.5-VL (text_encoders folder).")
+    photo_maker: ModelFile | None = Field(
+        None, description="PhotoMaker model (controlnet folder); used with pm_id_images or pm_id_embed.")
     weight_type: WeightType | None = None
     flash_attn: bool | None = Field(None, description="Use flash attention.")
     offload_to_cpu: bool | None = Field(None, description="Keep weights in RAM and move them to the GPU "
@@ -244,9 +254,12 @@ class Txt2ImgRequest(ModelChoice, JobOutput):
                                "apply LoRAs. Required (here or from the preset).",
                                examples=["a lighthouse on a cliff at dusk"])
     negative_prompt: str | None = Field(None, max_length=20000, description="What to avoid.")
-    preset: Name("Start from this preset (presets folder); the request's own fields win.") | None = None
-    prompt_template: Name("Prompt template (prompts folder); {prompt} is replaced.") | None = None
-    negative_prompt_template: Name("Negative prompt template (neg_prompts folder).") | None = None
+    preset: ModelFile | None = Field(
+        None, description="Start from this preset (presets folder); the request's own fields win.")
+    prompt_template: ModelFile | None = Field(
+        None, description="Prompt template (prompts folder); {prompt} is replaced.")
+    negative_prompt_template: ModelFile | None = Field(
+        None, description="Negative prompt template (neg_prompts folder).")
     width: Size | None = Field(None, description="Image width (img2img default: the input image's).",
                                examples=[512])
     height: Size | None = Field(None, description="Image height.", examples=[512])
@@ -287,11 +300,12 @@ class Txt2ImgRequest(ModelChoice, JobOutput):
                                                               "instead of the same one.")
     pm_id_images: ImageList | None = Field(None, max_length=8, description="PhotoMaker: images of the "
                                                                            "person (with the photo_maker model).")
-    pm_id_embed: Name("PhotoMaker v2 id embedding file (controlnet folder).") | None = None
+    pm_id_embed: ModelFile | None = Field(None, description="PhotoMaker v2 id embedding file (controlnet folder).")
     pm_style_strength: float | None = Field(None, ge=0, le=100, description="PhotoMaker style strength "
                                                                             "(library default 20).")
-    upscale_model: Name("Upscale each image afterwards with this ESRGAN model (esrgan or upscaler "
-                        "folder).") | None = None
+    upscale_model: ModelFile | None = Field(
+        None, description="Upscale each image afterwards with this ESRGAN model (esrgan or upscaler "
+                          "folder).")
     upscale_repeats: int | None = Field(None, ge=1, le=4, description="Run the upscaler this many times "
                                                                       "(default 1).")
     upscale_tile_size: int | None = Field(None, ge=16, le=1024, description="Upscaler tile size (default "
@@ -343,7 +357,7 @@ class UpscaleRequest(JobOutput):
     """An ESRGAN upscale job."""
 
     image: ImageInput = Field(description="The image to upscale.")
-    upscaler: Name("ESRGAN model name under the esrgan (or upscaler) folder.")
+    upscaler: ModelFile = Field(description="ESRGAN model name under the esrgan (or upscaler) folder.")
     factor: int | None = Field(None, ge=1, le=8, description="Upscale factor (default: the model's).")
 
 

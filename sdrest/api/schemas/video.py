@@ -12,7 +12,7 @@ from typing import Annotated
 from pydantic import AliasChoices, Field
 
 from sdrest.api.schemas.base import QueryModel
-from sdrest.api.schemas.fields import ImageInput, ImageList, Name
+from sdrest.api.schemas.fields import ImageInput, ImageList, ModelFile
 from sdrest.api.schemas.generation import (
     CacheRequest,
     JobOutput,
@@ -43,8 +43,9 @@ class VideoRequest(ModelChoice, JobOutput):
     """A video job: the frames (each an image of the job), an animated WebP, and an MP4 where PyAV
     is installed. Name the video model in ``model`` (a checkpoint) or ``diffusion_model``."""
 
-    high_noise_diffusion_model: Name("Wan2.2 MoE: the high-noise expert (diffusion_models folder); "
-                                     "the diffusion model is then the low-noise one.") | None = None
+    high_noise_diffusion_model: ModelFile | None = Field(
+        None, description="Wan2.2 MoE: the high-noise expert (diffusion_models folder); "
+                          "the diffusion model is then the low-noise one.")
     prompt: str = Field(max_length=20000, description="What to film.", examples=["a boat on a calm sea"])
     negative_prompt: str | None = Field(None, max_length=20000, description="What to avoid.")
     width: VideoSize | None = Field(None, description="Frame width (default: the init image's, else "
