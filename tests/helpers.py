@@ -6,6 +6,8 @@ its own, and ``from conftest import ...`` would find whichever one was imported 
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from PIL import Image
 
@@ -57,3 +59,19 @@ def nvidia_driver() -> bool:
         return False
     pynvml.nvmlShutdown()
     return True
+
+
+#: Every VAE tiling option set, each to a value unlike its default (struct read-back tests).
+EVERY_VAE_TILING_OPTION: dict[str, Any] = {"tile_size": 24, "tile_size_x": 32, "tile_size_y": 40, "rel_size_x": 0.5,
+                                           "rel_size_y": 0.25, "overlap": 0.3}
+
+
+def every_cache_option(mode: str) -> dict[str, Any]:
+    """Every step-cache option set, each to a value unlike its default (struct read-back tests)."""
+    return {"mode": mode, "reuse_threshold": 0.3, "start_percent": 0.2, "end_percent": 0.8,
+            "error_decay_rate": 0.5, "use_relative_threshold": False, "reset_error_on_compute": False,
+            "residual_diff_threshold": 0.2, "max_warmup_steps": 2, "max_cached_steps": 5,
+            "max_continuous_cached_steps": 2, "taylorseer_n_derivatives": 3, "taylorseer_skip_interval": 2,
+            "scm_mask": "1,0,1", "scm_policy_dynamic": False, "spectrum_w": 0.7, "spectrum_m": 5,
+            "spectrum_lam": 2.0, "spectrum_window_size": 3, "spectrum_flex_window": 0.25,
+            "spectrum_warmup_steps": 1, "spectrum_stop_percent": 0.5, "fn_compute_blocks": 4, "bn_compute_blocks": 2}

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
-from flask import Blueprint, jsonify, request, send_file
+from flask import Blueprint, Response, jsonify, request, send_file
 
 from sdrest.api.errors import ApiError, not_found
 from sdrest.api.schemas import Content, api_doc
@@ -13,9 +14,9 @@ from sdrest.api.schemas.parsing import parse_query
 from sdrest.api.views import API, job_or_404, job_view, running_view
 from sdrest.auth.web import current_principal, image_token_ok, visible_owners
 from sdrest.jobfiles import remove_job_files
-from sdrest.jobs import JobStatus
+from sdrest.jobs import Job, JobStatus
 from sdrest.outputs import job_thumbnail
-from sdrest.services import services
+from sdrest.services import Services, services
 
 bp = Blueprint("jobs", __name__, url_prefix=API)
 
@@ -75,22 +76,37 @@ def job_image(job_id: str, index: int) -> Any:
     """The image file; ?size=N gives a thumbnail whose longest side is N pixels."""
     svc = services()
     query = parse_query(ImageQuery, request.args)
-    # Public images without credentials: only the image token opens one (never the bare job id).
-    anonymous = svc.settings.public_images and current_principal() is None
-    if anonymous and not image_token_ok(job_id, query.token):
-        raise not_found("job", "job_id")
-    job = job_or_404(svc.store, job_id)
-    images = (job.result or {}).get("images", [])
-    if index >= len(images):
-        raise not_found("image", "index")
-    path = (svc.settings.outputs_dir / images[index]["file"]).resolve()
-    if not path.is_relative_to(svc.settings.outputs_dir.resolve()) or not path.is_file():
-        raise not_found("image file", "index")
+    job, _entry, path = job_output(svc, job_id, "images", index, query.token)
     if query.size is not None:
         path = job_thumbnail(path, query.size, svc.settings.outputs_dir / job.id)
-    response = send_file(path, conditional=True, max_age=31536000,
-                         download_name=f"{job_id}-{index}{path.suffix}",
-                         as_attachment=query.download)
+    return send_output(path, f"{job_id}-{index}{path.suffix}", download=query.download)
+
+
+def job_output(svc: Services, job_id: str, listing: str, index: int,
+               token: str | None) -> tuple[Job, dict[str, Any], Path]:
+    """``result[listing][index]`` of a job the caller may see, and its file (else 404).
+
+    With --public-images and no credentials, only the image token opens a job's files (never
+    the bare job id). The file must lie inside the outputs folder.
+    """
+    if svc.settings.public_images and current_principal() is None and not image_token_ok(job_id, token):
+        raise not_found("job", "job_id")
+    job = job_or_404(svc.store, job_id)
+    entries = (job.result or {}).get(listing, [])
+    noun = listing.removesuffix("s")
+    if index >= len(entries):
+        raise not_found(noun, "index")
+    root = svc.settings.outputs_dir.resolve()
+    path = (root / entries[index]["file"]).resolve()
+    if not path.is_relative_to(root) or not path.is_file():
+        raise not_found(f"{noun} file", "index")
+    return job, entries[index], path
+
+
+def send_output(path: Path, download_name: str, *, download: bool, mimetype: str | None = None) -> Response:
+    """A job's file: it never changes, so caches keep it (privately: it is someone's)."""
+    response = send_file(path, mimetype=mimetype, conditional=True, max_age=31536000,
+                         download_name=download_name, as_attachment=download)
     response.headers["Cache-Control"] = "private, max-age=31536000, immutable"
     return response
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, request, send_file
+from flask import Blueprint, request
 
-from sdrest.api.errors import ApiError, not_found
+from sdrest.api.errors import ApiError
 from sdrest.api.generate import (
     CAPABILITY_WAIT,
     SUBMIT_ERRORS,
@@ -30,12 +30,13 @@ from sdrest.api.jobparams import (
     generation_params,
     read_values,
 )
+from sdrest.api.jobs import job_output, send_output
 from sdrest.api.schemas import Content, api_doc
 from sdrest.api.schemas.jobs import SubmitQuery
 from sdrest.api.schemas.parsing import parse_query, read_body
 from sdrest.api.schemas.video import VIDEO_COMPONENTS, VideoQuery, VideoRequest
-from sdrest.api.views import API, job_or_404
-from sdrest.auth.web import current_principal, image_token_ok, owner_for_new_jobs
+from sdrest.api.views import API
+from sdrest.auth.web import owner_for_new_jobs
 from sdrest.jobs import Job
 from sdrest.models.types import ModelType
 from sdrest.services import Services, services
@@ -75,21 +76,9 @@ def job_video(job_id: str, index: int) -> Any:
     """A video job's clip: ``videos[index]`` of the job (0: animated WebP, 1: MP4 if made)."""
     svc = services()
     query = parse_query(VideoQuery, request.args)
-    # No credentials with --public-images: only the image token opens it, as for the job's frames.
-    if svc.settings.public_images and current_principal() is None and not image_token_ok(job_id, query.token):
-        raise not_found("job", "job_id")
-    job = job_or_404(svc.store, job_id)
-    videos = (job.result or {}).get("videos", [])
-    if index >= len(videos):
-        raise not_found("video", "index")
-    path = (svc.settings.outputs_dir / videos[index]["file"]).resolve()
-    if not path.is_relative_to(svc.settings.outputs_dir.resolve()) or not path.is_file():
-        raise not_found("video file", "index")
-    response = send_file(path, mimetype=VIDEO_TYPES.get(videos[index]["format"]), conditional=True,
-                         max_age=31536000, download_name=f"{job_id}-video{path.suffix}",
-                         as_attachment=query.download)
-    response.headers["Cache-Control"] = "private, max-age=31536000, immutable"
-    return response
+    _job, entry, path = job_output(svc, job_id, "videos", index, query.token)
+    return send_output(path, f"{job_id}-video{path.suffix}", download=query.download,
+                       mimetype=VIDEO_TYPES.get(entry["format"]))
 
 
 def queue_video(svc: Services, values: dict[str, Any]) -> Job:

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from helpers import EVERY_VAE_TILING_OPTION, every_cache_option
 from sdrest._native import ffi
 from sdrest.api.schemas.generation import MODEL_COMPONENTS, MODEL_OPTIONS, GenerationRequest
 from sdrest.engine.structs import Arena, struct_to_dict
@@ -34,17 +35,9 @@ def job_params(esrgan: Path, lora: Path) -> dict:
         "slg": {"layers": [7, 8], "start": 0.05, "end": 0.3, "scale": 2.0},
         "hires": {"upscaler": "Model", "model": "x4", "model_path": str(esrgan), "scale": 1.5, "width": 96,
                   "height": 72, "steps": 4, "denoising_strength": 0.45, "upscale_tile_size": 64},
-        "vae_tiling": {"tile_size": 24, "tile_size_x": 32, "tile_size_y": 40, "rel_size_x": 0.5,
-                       "rel_size_y": 0.25, "overlap": 0.3},
+        "vae_tiling": EVERY_VAE_TILING_OPTION,
         "pm_id_images": ["id0.png"], "pm_id_embed_path": str(esrgan), "pm_style_strength": 35.0,
-        "cache": {"mode": "ucache", "reuse_threshold": 0.3, "start_percent": 0.2, "end_percent": 0.8,
-                  "error_decay_rate": 0.5, "use_relative_threshold": False, "reset_error_on_compute": False,
-                  "residual_diff_threshold": 0.2, "max_warmup_steps": 2, "max_cached_steps": 5,
-                  "max_continuous_cached_steps": 2, "taylorseer_n_derivatives": 3, "taylorseer_skip_interval": 2,
-                  "scm_mask": "1,0,1", "scm_policy_dynamic": False, "spectrum_w": 0.7, "spectrum_m": 5,
-                  "spectrum_lam": 2.0, "spectrum_window_size": 3, "spectrum_flex_window": 0.25,
-                  "spectrum_warmup_steps": 1, "spectrum_stop_percent": 0.5,
-                  "fn_compute_blocks": 4, "bn_compute_blocks": 2},
+        "cache": every_cache_option("ucache"),
     }
 
 

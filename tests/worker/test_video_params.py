@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from PIL import Image
 
+from helpers import EVERY_VAE_TILING_OPTION, every_cache_option
 from sdrest._native import ffi
 from sdrest.api.schemas.video import VideoRequest
 from sdrest.engine.structs import Arena, struct_to_dict
@@ -36,16 +37,8 @@ def job_params(lora: Path) -> dict:
         "high_noise_eta": 0.25, "high_noise_flow_shift": 3.5, "high_noise_timestep_shift": 100,
         "high_noise_sigmas": [9.0, 1.0, 0.0], "high_noise_cfg_scale": 3.5, "high_noise_img_cfg_scale": 1.25,
         "high_noise_guidance": 4.5, "high_noise_slg": {"layers": [3], "start": 0.1, "end": 0.4, "scale": 1.5},
-        "vae_tiling": {"tile_size": 24, "tile_size_x": 32, "tile_size_y": 40, "rel_size_x": 0.5,
-                       "rel_size_y": 0.25, "overlap": 0.3},
-        "cache": {"mode": "easycache", "reuse_threshold": 0.3, "start_percent": 0.2, "end_percent": 0.8,
-                  "error_decay_rate": 0.5, "use_relative_threshold": False, "reset_error_on_compute": False,
-                  "residual_diff_threshold": 0.2, "max_warmup_steps": 2, "max_cached_steps": 5,
-                  "max_continuous_cached_steps": 2, "taylorseer_n_derivatives": 3, "taylorseer_skip_interval": 2,
-                  "scm_mask": "1,0,1", "scm_policy_dynamic": False, "spectrum_w": 0.7, "spectrum_m": 5,
-                  "spectrum_lam": 2.0, "spectrum_window_size": 3, "spectrum_flex_window": 0.25,
-                  "spectrum_warmup_steps": 1, "spectrum_stop_percent": 0.5,
-                  "fn_compute_blocks": 4, "bn_compute_blocks": 2},
+        "vae_tiling": EVERY_VAE_TILING_OPTION,
+        "cache": every_cache_option("easycache"),
     }
 
 
