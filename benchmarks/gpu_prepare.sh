@@ -4,7 +4,7 @@
 #                                 that the machine's image lacks (see /work/.library/device/KINDS.md)
 #   .gpu-carry/cache/downloads/   the pinned stable-diffusion.cpp source, in the layout of
 #                                 native/cmake/FetchSdCpp.cmake's cache (SDREST_CACHE_DIR)
-# .gpu-carry/ is kept out of git (.git/info/exclude). About 25 MB: the device tool carries 64 MiB.
+# .gpu-carry/ is kept out of git (.gitignore). About 25 MB: the device tool carries 64 MiB.
 #
 # Then, with the device tool (one run builds, the next, at once while the machine is warm, tests):
 #   run(command="bash benchmarks/gpu_check.sh build", carry=[".gpu-carry"], timeout_s=600)
