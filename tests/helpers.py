@@ -75,3 +75,11 @@ def every_cache_option(mode: str) -> dict[str, Any]:
             "scm_mask": "1,0,1", "scm_policy_dynamic": False, "spectrum_w": 0.7, "spectrum_m": 5,
             "spectrum_lam": 2.0, "spectrum_window_size": 3, "spectrum_flex_window": 0.25,
             "spectrum_warmup_steps": 1, "spectrum_stop_percent": 0.5, "fn_compute_blocks": 4, "bn_compute_blocks": 2}
+
+
+def field_at(struct: dict[str, Any], path: str) -> Any:
+    """A value of a C struct read back as nested dicts, by its dotted path ("sample_params.eta")."""
+    value: Any = struct
+    for part in path.split("."):
+        value = value[part]
+    return value

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from helpers import EVERY_VAE_TILING_OPTION, every_cache_option
+from helpers import EVERY_VAE_TILING_OPTION, every_cache_option, field_at
 from sdrest._native import ffi
 from sdrest.api.schemas.generation import MODEL_COMPONENTS, MODEL_OPTIONS, GenerationRequest
 from sdrest.engine.structs import Arena, struct_to_dict
@@ -63,10 +63,7 @@ def test_every_image_field_reaches_the_c_struct(built) -> None:
     flat = dict(flatten(params))
 
     def at(path: str):
-        value = got
-        for part in path.split("."):
-            value = value[part]
-        return value
+        return field_at(got, path)
 
     assert (at("prompt"), at("negative_prompt"), at("width"), at("height"), at("seed")) == ("a cat", "a dog", 64,
                                                                                               48, 77)

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from helpers import EVERY_VAE_TILING_OPTION, every_cache_option
+from helpers import EVERY_VAE_TILING_OPTION, every_cache_option, field_at
 from sdrest._native import ffi
 from sdrest.api.schemas.video import VideoRequest
 from sdrest.engine.structs import Arena, struct_to_dict
@@ -78,10 +78,7 @@ def test_every_video_field_reaches_the_c_struct(built) -> None:
     flat = dict(flatten(params))
 
     def at(path: str):
-        value = got
-        for part in path.split("."):
-            value = value[part]
-        return value
+        return field_at(got, path)
 
     assert c_params.loras[0].multiplier == 0.25 and at("lora_count") == 2
     assert (c_params.loras[0].is_high_noise, c_params.loras[1].is_high_noise) == (False, True)
