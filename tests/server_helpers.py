@@ -67,6 +67,20 @@ def sd1_server(models: SyntheticModels, tmp_path_factory: Any, name: str, *args:
         server.stop()
 
 
+def users_server(models: SyntheticModels, tmp_path_factory: Any, name: str, users: Mapping[str, tuple[str, str]],
+                 *args: str) -> Iterator[Server]:
+    """A started ``--auth jwt`` server with local ``users`` ({name: (password, role)}), for a
+    module-scoped fixture: ``yield from users_server(models, tmp_path_factory, "name", USERS, ...)``."""
+    root = tmp_path_factory.mktemp(name)
+    server = Server(root, link_models(models, root / "models"), "--auth", "jwt", *args)
+    add_users(server, users)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
 class Server:
     """One ``sdrest serve`` process; ``restart()`` keeps its data directory."""
 

@@ -7,7 +7,7 @@ import pytest
 
 from openapi_helpers import SchemaChecker
 from sdrest.modelfiles import metadata
-from server_helpers import Server, add_users, bearer_headers, link_models
+from server_helpers import Server, bearer_headers, users_server
 
 pytestmark = pytest.mark.slow
 
@@ -16,12 +16,7 @@ USERS = {"boss": ("boss-pw-1", "admin"), "alice": ("alice-pw-1", "user")}
 
 @pytest.fixture(scope="module")
 def server(models, tmp_path_factory):
-    root = tmp_path_factory.mktemp("convert")
-    server = Server(root, link_models(models, root / "models"), "--auth", "jwt")
-    add_users(server, USERS)
-    server.start()
-    yield server
-    server.stop()
+    yield from users_server(models, tmp_path_factory, "convert", USERS)
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from sdrest.app import close_app, create_app
 from sdrest.settings import Settings
-from server_helpers import Server, add_users, bearer_headers, link_models
+from server_helpers import Server, bearer_headers, users_server
 
 USERS = {"ops": ("ops-password-1", "guest"), "ann": ("ann-password-1", "user")}
 
@@ -25,14 +25,7 @@ def value(found: dict, name: str, **labels: str) -> float:
 
 @pytest.fixture(scope="module")
 def server(models, tmp_path_factory):
-    root = tmp_path_factory.mktemp("metrics")
-    server = Server(root, link_models(models, root / "models"), "--model", "sd1", "--auth", "jwt")
-    add_users(server, USERS)
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
+    yield from users_server(models, tmp_path_factory, "metrics", USERS, "--model", "sd1")
 
 
 def test_finished_jobs_show_in_the_histograms_and_counts(server: Server) -> None:
