@@ -17,7 +17,6 @@ default registry), so two apps in one process (tests, a reload) never mix their 
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -73,12 +72,11 @@ class ServerMetrics:
 
     def _observe_job(self, event: Event) -> None:
         job = self.store.get(event.job_id or "")
-        if job is None or job.started_at is None:
+        if job is None or job.started_at is None or job.finished_at is None:
             return  # cancelled while queued: it never ran
         result = event.data.get("result") or {}
         model = str(result.get("model") or job.params.get("model") or "default")
-        finished = job.finished_at if job.finished_at is not None else time.time()
-        self.job_seconds.labels(job.kind, model, event.type).observe(max(0.0, finished - job.started_at))
+        self.job_seconds.labels(job.kind, model, event.type).observe(max(0.0, job.finished_at - job.started_at))
         self.wait_seconds.labels(job.kind).observe(max(0.0, job.started_at - job.created_at))
         timings = event.data.get("timings") or {}
         for stage, seconds in timings.items():
