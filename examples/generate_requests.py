@@ -1,6 +1,6 @@
-import base64
-
 import requests
+import base64
+import json
 
 # Generate an image
 response = requests.post('http://localhost:8080/api/v1/generate', json={
