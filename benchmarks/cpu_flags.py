@@ -30,8 +30,8 @@ CHILD = r"""
 import json, sys, time
 from sdrest.engine import Context
 from sdrest.synthetic import ensure_synthetic_models
-size, steps, threads, out = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
-ctx = Context(model_path=ensure_synthetic_models().checkpoint, n_threads=threads)
+size, steps, threads, out, options = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5]
+ctx = Context(model_path=ensure_synthetic_models().checkpoint, n_threads=threads, **json.loads(options))
 ctx.txt2img("warm up", width=size, height=size, steps=1, sampler="euler", seed=1)
 marks = []
 result = ctx.txt2img("a lighthouse at dusk", width=size, height=size, steps=steps, sampler="euler", seed=7,
@@ -43,9 +43,14 @@ print(json.dumps({"wall": (marks[-1][0] - marks[0][0]) / n, "cpu": (marks[-1][1]
 """
 
 
-def run(library: str, size: int, steps: int, threads: int, out: Path) -> dict[str, float]:
-    env = {**os.environ, "SDREST_LIB": library}
-    done = subprocess.run([sys.executable, "-c", CHILD, str(size), str(steps), str(threads), str(out)],
+def run(library: str | None, size: int, steps: int, threads: int, out: Path,
+        options: dict[str, object] | None = None) -> dict[str, float]:
+    """One process: load the synthetic SD1 checkpoint with ``options`` (Context keywords), warm
+    up, and return the wall and CPU seconds per sampling step. ``library``: SDREST_LIB, or None
+    for the one sdrest finds by itself."""
+    env = {**os.environ, "SDREST_LIB": library} if library else dict(os.environ)
+    done = subprocess.run([sys.executable, "-c", CHILD, str(size), str(steps), str(threads), str(out),
+                           json.dumps(options or {})],
                           env=env, capture_output=True, text=True, check=True)
     return json.loads(done.stdout.strip().splitlines()[-1])
 
