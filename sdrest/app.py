@@ -19,7 +19,7 @@ from sdrest.api.errors import register_error_handlers
 from sdrest.auth.web import setup_auth
 from sdrest.cors import setup_cors
 from sdrest.datadir import DataDirLock, make_private_dir, tighten_file
-from sdrest.jobs import EventBus, JobStore
+from sdrest.jobs import EventBus, SqliteJobStore
 from sdrest.metrics import ServerMetrics
 from sdrest.models.hashing import HashCache
 from sdrest.models.scanner import ModelLibrary
@@ -49,7 +49,7 @@ def create_app(settings: Settings | None = None, *, start_worker: bool = True) -
 
     setup_auth(app, settings)
     setup_cors(app, settings)
-    store = JobStore(settings.database_path)
+    store = SqliteJobStore(settings.database_path)
     if start_worker:
         # Only a server that runs jobs decides what happens to the ones a stop cut off (an app
         # built without a worker, for a test or a tool, leaves the store as it found it).

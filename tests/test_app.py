@@ -6,7 +6,7 @@ import dataclasses
 from pathlib import Path
 
 from sdrest.app import close_app, create_app
-from sdrest.jobs import JobStatus, JobStore
+from sdrest.jobs import JobStatus, SqliteJobStore
 from sdrest.settings import Settings
 
 
@@ -16,12 +16,12 @@ def _settings(tmp_path: Path) -> Settings:
 
 def test_an_app_without_a_worker_leaves_the_store_as_it_found_it(tmp_path: Path) -> None:
     settings = _settings(tmp_path).resolved()
-    with JobStore(settings.database_path) as store:
+    with SqliteJobStore(settings.database_path) as store:
         job = store.create("txt2img", {"prompt": "x"})
         assert store.claim_next().id == job.id  # running when the "server" went away
         last_event = store.last_event_id()
     close_app(create_app(settings, start_worker=False))
-    with JobStore(settings.database_path) as store:
+    with SqliteJobStore(settings.database_path) as store:
         assert store.get(job.id).status is JobStatus.RUNNING  # not requeued or failed
         assert store.last_event_id() == last_event
     # A server that runs jobs does recover it (here: fails it, as told).

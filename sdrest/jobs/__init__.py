@@ -1,10 +1,12 @@
 """The job queue's persistence and notifications.
 
-:class:`JobStore` keeps every job (the single source of truth) and the persisted event log in
-one SQLite file that survives ``kill -9``; :class:`EventBus` wakes Server-Sent Events
-subscribers when jobs change and carries ephemeral events (progress, previews) to them.
+:class:`JobStore` keeps every job (the single source of truth) and the persisted event log:
+:class:`SqliteJobStore` in one SQLite file that survives ``kill -9`` (the embedded default), or
+``PostgresJobStore`` (:mod:`sdrest.jobs.pgstore`) in a database several machines share;
+:func:`open_store` opens the one a ``--store`` URL names. :class:`EventBus` wakes Server-Sent
+Events subscribers when jobs change and carries ephemeral events (progress, previews) to them.
 
->>> store = JobStore("var/jobs.db")
+>>> store = open_store("sqlite:///var/jobs.db")
 >>> bus = EventBus(store)
 >>> job = store.create("txt2img", {"prompt": "a lighthouse"}, owner="alice")
 >>> with bus.subscribe(last_event_id=0, owners={"alice"}) as subscription:
@@ -15,7 +17,8 @@ subscribers when jobs change and carries ephemeral events (progress, previews) t
 from sdrest.jobs.bus import EventBus, Subscription
 from sdrest.jobs.eventlog import JobStoreError, UnknownJobError
 from sdrest.jobs.records import FINISHED_STATUSES, STAGES, Event, EventType, Job, JobStatus
-from sdrest.jobs.store import SCHEMA_VERSION, JobStore, SchemaVersionError
+from sdrest.jobs.sqlitestore import SCHEMA_VERSION, SqliteJobStore
+from sdrest.jobs.store import JobStore, SchemaVersionError, open_store
 
 __all__ = [
     "FINISHED_STATUSES",
@@ -29,6 +32,8 @@ __all__ = [
     "JobStore",
     "JobStoreError",
     "SchemaVersionError",
+    "SqliteJobStore",
     "Subscription",
     "UnknownJobError",
+    "open_store",
 ]

@@ -4,7 +4,7 @@ Lifecycle events are appended in the same transaction as the change they describ
 log and the job rows never disagree; after the commit, listeners (the
 :class:`~sdrest.jobs.bus.EventBus` registers one) are called with them, so callers never publish
 what the store wrote. Event ids are SSE ids: they only grow, and are never reused after a purge.
-:class:`~sdrest.jobs.store.JobStore` is an :class:`EventLog` over the same SQLite file.
+:class:`~sdrest.jobs.sqlitestore.SqliteJobStore` is an :class:`EventLog` over the same SQLite file.
 """
 
 from __future__ import annotations
@@ -52,22 +52,35 @@ def loads(text: str | None) -> Any:
     return None if text is None else json.loads(text)
 
 
-def _event_from_row(row: tuple) -> Event:
+def check_event(type: str, data: dict[str, Any] | None) -> dict[str, Any]:
+    """Validate an appended event; returns its data, detached from the caller's dict."""
+    if not isinstance(type, str) or not type:
+        raise ValueError("event type must be a non-empty string")
+    return json.loads(dumps({} if data is None else data))
+
+
+def check_keep_last(keep_last: int) -> None:
+    if keep_last < 0:
+        raise ValueError("keep_last must not be negative")
+
+
+def event_from_row(row: tuple) -> Event:
     event_id, type_, job_id, owner, data, created_at = row
     return Event(id=event_id, type=type_, job_id=job_id, owner=owner, data=loads(data),
                  created_at=created_at)
 
 
-def owner_clause(owners: set[str | None] | frozenset[str | None]) -> tuple[str, list[Any]]:
-    """SQL for "owner is one of these", where None in the set means rows with no owner."""
+def owner_clause(owners: set[str | None] | frozenset[str | None], placeholder: str = "?") -> tuple[str, list[Any]]:
+    """SQL for "owner is one of these", where None in the set means rows with no owner
+    (``placeholder``: the driver's parameter marker)."""
     names = [owner for owner in owners if owner is not None]
     parts: list[str] = []
     if names:
-        parts.append(f"owner IN ({', '.join('?' * len(names))})")
+        parts.append(f"owner IN ({', '.join([placeholder] * len(names))})")
     if None in owners:
         parts.append("owner IS NULL")
     if not parts:
-        return "0", []  # an empty set matches nothing
+        return "FALSE", []  # an empty set matches nothing
     return f"({' OR '.join(parts)})", names
 
 
@@ -147,10 +160,7 @@ class EventLog:
         can never see another user's job); passing a different ``owner`` is an error, and an
         unknown job raises :class:`UnknownJobError`.
         """
-        if not isinstance(type, str) or not type:
-            raise ValueError("event type must be a non-empty string")
-        data = {} if data is None else data
-        data = json.loads(dumps(data))  # validate and detach from the caller's dict
+        data = check_event(type, data)
         with self._write() as tx:
             if job_id is None:
                 now = self._clock()
@@ -200,7 +210,7 @@ class EventLog:
             f"SELECT {_EVENT_COLUMNS} FROM events WHERE {' AND '.join(where)} ORDER BY id LIMIT ?",
             [*args, limit],
         )
-        return [_event_from_row(row) for row in rows]
+        return [event_from_row(row) for row in rows]
 
     def last_event_id(self) -> int:
         """The highest event id ever handed out (0 if none), even if that event was purged."""
@@ -212,8 +222,7 @@ class EventLog:
 
         Ids are never reused, so clients holding an old ``Last-Event-ID`` simply replay less.
         """
-        if keep_last < 0:
-            raise ValueError("keep_last must not be negative")
+        check_keep_last(keep_last)
         with self._write() as tx:
             tx.cursor.execute(
                 "DELETE FROM events WHERE id NOT IN"

@@ -1,4 +1,4 @@
-"""JobStore against real SQLite files: queue semantics, concurrency, crash safety."""
+"""SqliteJobStore against real SQLite files: queue semantics, concurrency, crash safety."""
 
 from __future__ import annotations
 
@@ -22,8 +22,8 @@ from sdrest.jobs import (
     SCHEMA_VERSION,
     Event,
     JobStatus,
-    JobStore,
     SchemaVersionError,
+    SqliteJobStore,
     UnknownJobError,
 )
 
@@ -44,12 +44,12 @@ def db_path(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def store(db_path: Path) -> Iterator[JobStore]:
-    with JobStore(db_path) as job_store:
+def store(db_path: Path) -> Iterator[SqliteJobStore]:
+    with SqliteJobStore(db_path) as job_store:
         yield job_store
 
 
-def run_job(store: JobStore, job_id: str) -> None:
+def run_job(store: SqliteJobStore, job_id: str) -> None:
     """Claim the next job, which must be ``job_id`` (state set-up that checks the queue too)."""
     claimed = store.claim_next()
     assert claimed is not None and claimed.id == job_id
@@ -58,7 +58,7 @@ def run_job(store: JobStore, job_id: str) -> None:
 # -- create / get / list ------------------------------------------------------------------
 
 
-def test_create_and_get_round_trip(store: JobStore, db_path: Path) -> None:
+def test_create_and_get_round_trip(store: SqliteJobStore, db_path: Path) -> None:
     params = {"prompt": "a lighthouse", "steps": 20, "nested": {"list": [1, 2.5, None]}}
     job = store.create("txt2img", params, owner="alice", priority=3)
 
@@ -84,7 +84,7 @@ def test_create_and_get_round_trip(store: JobStore, db_path: Path) -> None:
         ("queued", job.id, "alice"), ("queued", second.id, None)]
 
 
-def test_create_rejects_bad_input_and_stores_nothing(store: JobStore) -> None:
+def test_create_rejects_bad_input_and_stores_nothing(store: SqliteJobStore) -> None:
     with pytest.raises(ValueError):
         store.create("txt2img", {"cfg": math.nan})  # not JSON
     with pytest.raises(TypeError):
@@ -97,7 +97,7 @@ def test_create_rejects_bad_input_and_stores_nothing(store: JobStore) -> None:
     assert store.last_event_id() == 0
 
 
-def test_list_filters_pagination_and_totals(store: JobStore) -> None:
+def test_list_filters_pagination_and_totals(store: SqliteJobStore) -> None:
     jobs = [
         store.create("txt2img" if i % 2 == 0 else "upscale", {"i": i},
                      owner="alice" if i < 6 else "bob")
@@ -133,7 +133,7 @@ def test_list_filters_pagination_and_totals(store: JobStore) -> None:
         store.list(offset=-1)
 
 
-def test_priority_first_then_fifo(store: JobStore) -> None:
+def test_priority_first_then_fifo(store: SqliteJobStore) -> None:
     low1 = store.create("txt2img", {}, priority=0)
     high1 = store.create("txt2img", {}, priority=5)
     low2 = store.create("txt2img", {}, priority=0)
@@ -147,7 +147,7 @@ def test_priority_first_then_fifo(store: JobStore) -> None:
     assert store.claim_next() is None
 
 
-def test_queue_positions(store: JobStore) -> None:
+def test_queue_positions(store: SqliteJobStore) -> None:
     a = store.create("txt2img", {})
     b = store.create("txt2img", {})
     urgent = store.create("txt2img", {}, priority=1)
@@ -165,12 +165,12 @@ def test_queue_positions(store: JobStore) -> None:
 # -- concurrency --------------------------------------------------------------------------
 
 
-def _claim_all(stores: list[JobStore], threads_per_store: int) -> list[str]:
+def _claim_all(stores: list[SqliteJobStore], threads_per_store: int) -> list[str]:
     claimed: list[str] = []
     lock = threading.Lock()
     start = threading.Barrier(len(stores) * threads_per_store)
 
-    def worker(job_store: JobStore) -> None:
+    def worker(job_store: SqliteJobStore) -> None:
         start.wait()
         mine = []
         while (job := job_store.claim_next()) is not None:
@@ -191,7 +191,7 @@ def _claim_all(stores: list[JobStore], threads_per_store: int) -> list[str]:
 
 def test_claim_next_is_atomic_across_threads(db_path: Path) -> None:
     # synchronous=NORMAL only to keep 400 commits quick; atomicity does not depend on it.
-    with JobStore(db_path, synchronous="NORMAL") as job_store:
+    with SqliteJobStore(db_path, synchronous="NORMAL") as job_store:
         ids = {job_store.create("txt2img", {"n": n}).id for n in range(200)}
         claimed = _claim_all([job_store], threads_per_store=8)
         assert len(claimed) == len(set(claimed)), "a job was claimed twice"
@@ -203,7 +203,7 @@ def test_claim_next_is_atomic_across_threads(db_path: Path) -> None:
 
 def test_claim_next_is_atomic_across_connections(db_path: Path) -> None:
     """Two stores on one file (as two processes would be): SQLite's write lock decides."""
-    stores = [JobStore(db_path, synchronous="NORMAL") for _ in range(2)]
+    stores = [SqliteJobStore(db_path, synchronous="NORMAL") for _ in range(2)]
     try:
         ids = {stores[0].create("txt2img", {}).id for _ in range(100)}
         claimed = _claim_all(stores, threads_per_store=3)
@@ -213,7 +213,7 @@ def test_claim_next_is_atomic_across_connections(db_path: Path) -> None:
             job_store.close()
 
 
-def test_concurrent_creates_are_all_accounted_for(store: JobStore) -> None:
+def test_concurrent_creates_are_all_accounted_for(store: SqliteJobStore) -> None:
     created: list[str] = []
     lock = threading.Lock()
     start = threading.Barrier(50)
@@ -243,7 +243,7 @@ def test_concurrent_creates_are_all_accounted_for(store: JobStore) -> None:
 # -- state transitions --------------------------------------------------------------------
 
 
-def test_cancel_queued_running_finished_and_unknown(store: JobStore) -> None:
+def test_cancel_queued_running_finished_and_unknown(store: SqliteJobStore) -> None:
     running = store.create("txt2img", {})
     queued = store.create("txt2img", {})
     run_job(store, running.id)
@@ -265,7 +265,7 @@ def test_cancel_queued_running_finished_and_unknown(store: JobStore) -> None:
         (queued.id, "queued"), (running.id, "running")]
 
 
-def test_complete_and_fail_after_cancel_return_none(store: JobStore) -> None:
+def test_complete_and_fail_after_cancel_return_none(store: SqliteJobStore) -> None:
     first = store.create("txt2img", {})
     second = store.create("txt2img", {})
     run_job(store, first.id)
@@ -280,7 +280,7 @@ def test_complete_and_fail_after_cancel_return_none(store: JobStore) -> None:
         assert job.status is JobStatus.CANCELLED and job.result is None and job.error is None
 
 
-def test_complete_and_fail_record_results(store: JobStore) -> None:
+def test_complete_and_fail_record_results(store: SqliteJobStore) -> None:
     clock_job = store.create("txt2img", {})
     failing = store.create("txt2img", {})
     queued = store.create("txt2img", {})
@@ -310,7 +310,7 @@ def test_complete_and_fail_record_results(store: JobStore) -> None:
     assert next(e for e in events if e.type == "failed").data["error"] == error
 
 
-def test_update_progress(store: JobStore, db_path: Path) -> None:
+def test_update_progress(store: SqliteJobStore, db_path: Path) -> None:
     job = store.create("txt2img", {})
     other = store.create("txt2img", {})
     assert store.update_progress(job.id, step=1) is False  # queued: ignored
@@ -329,14 +329,14 @@ def test_update_progress(store: JobStore, db_path: Path) -> None:
     with pytest.raises(ValueError):
         store.update_progress(job.id, step=-1)
 
-    with JobStore(db_path) as reopened:  # it is committed, not just cached
+    with SqliteJobStore(db_path) as reopened:  # it is committed, not just cached
         assert reopened.get(job.id).progress == {"step": 7, "steps": 20, "stage": "decoding"}
 
     store.cancel(job.id)
     assert store.update_progress(job.id, step=8) is False
 
 
-def test_requeue_keeps_place_and_priority(store: JobStore) -> None:
+def test_requeue_keeps_place_and_priority(store: SqliteJobStore) -> None:
     first = store.create("txt2img", {}, priority=1)
     second = store.create("txt2img", {}, priority=1)
     run_job(store, first.id)
@@ -349,7 +349,7 @@ def test_requeue_keeps_place_and_priority(store: JobStore) -> None:
     assert store.claim_next().attempts == 2
 
 
-def test_recover_interrupted_fails_running_jobs(store: JobStore) -> None:
+def test_recover_interrupted_fails_running_jobs(store: SqliteJobStore) -> None:
     running = store.create("txt2img", {}, owner="alice")
     queued = store.create("txt2img", {})
     run_job(store, running.id)
@@ -365,7 +365,7 @@ def test_recover_interrupted_fails_running_jobs(store: JobStore) -> None:
     assert (last.type, last.job_id, last.owner) == ("failed", running.id, "alice")
 
 
-def test_recover_interrupted_requeues_up_to_the_bound_then_fails(store: JobStore) -> None:
+def test_recover_interrupted_requeues_up_to_the_bound_then_fails(store: SqliteJobStore) -> None:
     job = store.create("txt2img", {})
     later = store.create("txt2img", {})
     for interruption in (1, 2):
@@ -381,7 +381,7 @@ def test_recover_interrupted_requeues_up_to_the_bound_then_fails(store: JobStore
     assert store.queued_ids() == [later.id]
 
 
-def test_graceful_requeues_do_not_count_as_interruptions(store: JobStore) -> None:
+def test_graceful_requeues_do_not_count_as_interruptions(store: SqliteJobStore) -> None:
     job = store.create("txt2img", {})
     for _ in range(5):
         run_job(store, job.id)
@@ -392,7 +392,7 @@ def test_graceful_requeues_do_not_count_as_interruptions(store: JobStore) -> Non
     assert (recovered.attempts, recovered.interruptions) == (6, 1)
 
 
-def test_users_take_turns_within_a_priority(store: JobStore) -> None:
+def test_users_take_turns_within_a_priority(store: SqliteJobStore) -> None:
     flood = [store.create("txt2img", {}, owner="alice") for _ in range(4)]
     bob = store.create("txt2img", {}, owner="bob")
     carol = [store.create("txt2img", {}, owner="carol") for _ in range(2)]
@@ -407,7 +407,7 @@ def test_users_take_turns_within_a_priority(store: JobStore) -> None:
 # -- durability ---------------------------------------------------------------------------
 
 
-def test_schema_wal_and_foreign_keys(db_path: Path, store: JobStore) -> None:
+def test_schema_wal_and_foreign_keys(db_path: Path, store: SqliteJobStore) -> None:
     assert store.wal
     assert store.schema_version() == SCHEMA_VERSION
     with sqlite3.connect(db_path) as raw:
@@ -419,17 +419,17 @@ def test_schema_wal_and_foreign_keys(db_path: Path, store: JobStore) -> None:
 
 
 def test_reopening_keeps_schema_and_refuses_newer_schema(db_path: Path) -> None:
-    JobStore(db_path).close()
-    with JobStore(db_path) as again:  # no second migration
+    SqliteJobStore(db_path).close()
+    with SqliteJobStore(db_path) as again:  # no second migration
         assert again.schema_version() == SCHEMA_VERSION
     with sqlite3.connect(db_path) as raw:
         raw.execute("INSERT INTO schema_version VALUES (?, 0)", (SCHEMA_VERSION + 1,))
     with pytest.raises(SchemaVersionError):
-        JobStore(db_path)
+        SqliteJobStore(db_path)
 
 
 def test_everything_committed_survives_an_abandoned_store(db_path: Path) -> None:
-    crashed = JobStore(db_path)  # never closed before the second store reads: a "crash"
+    crashed = SqliteJobStore(db_path)  # never closed before the second store reads: a "crash"
     try:
         queued = crashed.create("txt2img", {"prompt": "kept"}, owner="alice")
         running = crashed.create("txt2img", {})
@@ -443,7 +443,7 @@ def test_everything_committed_survives_an_abandoned_store(db_path: Path) -> None
         crashed.complete(done.id, {"images": ["u.png"]}, {"upscale": 1.0})
         last_event = crashed.last_event_id()
 
-        with JobStore(db_path) as fresh:
+        with SqliteJobStore(db_path) as fresh:
             assert fresh.get(queued.id).status is JobStatus.CANCELLED
             assert fresh.get(running.id).status is JobStatus.RUNNING
             assert fresh.get(done.id).result == {"images": ["u.png"]}
@@ -457,9 +457,9 @@ def test_everything_committed_survives_an_abandoned_store(db_path: Path) -> None
 KILL_CHILD = textwrap.dedent(
     """
     import json, os, signal, sys
-    from sdrest.jobs import JobStore
+    from sdrest.jobs import SqliteJobStore
 
-    store = JobStore(sys.argv[1])
+    store = SqliteJobStore(sys.argv[1])
     ids = [store.create("txt2img", {"n": n}, owner="alice").id for n in range(5)]
     claimed = store.claim_next()
     store.update_progress(claimed.id, step=3, steps=20, stage="sampling")
@@ -481,7 +481,7 @@ def test_kill_9_loses_nothing_committed(db_path: Path) -> None:
     report = json.loads(child.stdout)
     assert Path(f"{db_path}-wal").exists()  # the data lives in the WAL, never checkpointed
 
-    with JobStore(db_path) as store:
+    with SqliteJobStore(db_path) as store:
         claimed = store.get(report["claimed"])
         assert claimed.status is JobStatus.RUNNING and claimed.attempts == 1
         assert claimed.progress == {"step": 3, "steps": 20, "stage": "sampling"}
@@ -500,7 +500,7 @@ def test_kill_9_loses_nothing_committed(db_path: Path) -> None:
 # -- deleting -----------------------------------------------------------------------------
 
 
-def test_delete_only_finished_jobs(store: JobStore) -> None:
+def test_delete_only_finished_jobs(store: SqliteJobStore) -> None:
     done = store.create("txt2img", {})
     queued = store.create("txt2img", {})
     run_job(store, done.id)
@@ -518,7 +518,7 @@ def test_delete_only_finished_jobs(store: JobStore) -> None:
 
 def test_purge_finished_by_age(db_path: Path) -> None:
     clock = Clock()
-    with JobStore(db_path, clock=clock) as store:
+    with SqliteJobStore(db_path, clock=clock) as store:
         old = store.create("txt2img", {})
         new = store.create("txt2img", {})
         unfinished = store.create("txt2img", {})
@@ -537,7 +537,7 @@ def test_purge_finished_by_age(db_path: Path) -> None:
         assert store.counts()["queued"] == 1
 
 
-def test_counts_cover_every_status(store: JobStore) -> None:
+def test_counts_cover_every_status(store: SqliteJobStore) -> None:
     assert store.counts() == {status.value: 0 for status in JobStatus}
     jobs = [store.create("txt2img", {}) for _ in range(4)]
     run_job(store, jobs[0].id)
@@ -551,7 +551,7 @@ def test_counts_cover_every_status(store: JobStore) -> None:
 # -- events -------------------------------------------------------------------------------
 
 
-def test_events_order_and_filters(store: JobStore) -> None:
+def test_events_order_and_filters(store: SqliteJobStore) -> None:
     alice = store.create("txt2img", {}, owner="alice")
     bob = store.create("txt2img", {}, owner="bob")
     anonymous = store.create("txt2img", {})
@@ -583,7 +583,7 @@ def test_events_order_and_filters(store: JobStore) -> None:
         store.append_event("note", data={"x": math.inf})
 
 
-def test_event_ids_are_never_reused(store: JobStore, db_path: Path) -> None:
+def test_event_ids_are_never_reused(store: SqliteJobStore, db_path: Path) -> None:
     for _ in range(5):
         store.create("txt2img", {})
     assert store.purge_events(keep_last=2) == 3
@@ -591,11 +591,11 @@ def test_event_ids_are_never_reused(store: JobStore, db_path: Path) -> None:
     assert store.purge_events(keep_last=0) == 2
     assert store.events_after(0) == []
     assert store.last_event_id() == 5
-    with JobStore(db_path) as reopened:
+    with SqliteJobStore(db_path) as reopened:
         assert reopened.append_event("queue").id == 6
 
 
-def test_listeners_run_after_commit(store: JobStore, db_path: Path) -> None:
+def test_listeners_run_after_commit(store: SqliteJobStore, db_path: Path) -> None:
     seen: list[tuple[str, bool]] = []
 
     def listener(event: Event) -> None:
@@ -619,7 +619,7 @@ def test_listeners_run_after_commit(store: JobStore, db_path: Path) -> None:
 
 
 def test_closed_store_refuses_use(db_path: Path) -> None:
-    store = JobStore(db_path)
+    store = SqliteJobStore(db_path)
     store.close()
     store.close()  # idempotent
     with pytest.raises(sdrest.jobs.JobStoreError):
