@@ -12,6 +12,7 @@ from collections.abc import Iterator
 import pytest
 
 from helpers import nvidia_driver
+from postgres_helpers import PostgresCluster
 from sdrest._native import NativeLibrary, load_library
 from sdrest.synthetic import SyntheticModels, ensure_synthetic_models
 
@@ -34,6 +35,24 @@ def sd1(models: SyntheticModels, native: NativeLibrary) -> Iterator:
     # img2img and inpainting need the VAE encoder, so keep it (vae_decode_only=False).
     with Context(model_path=models.checkpoint, vae_decode_only=False, n_threads=2) as context:
         yield context
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresCluster]:
+    """One real PostgreSQL server for the session (tests/postgres_helpers.py)."""
+    cluster = PostgresCluster()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture
+def postgres_url(postgres: PostgresCluster) -> Iterator[str]:
+    """A fresh, empty database of that server, dropped after the test."""
+    url = postgres.create_database()
+    yield url
+    postgres.drop_database(url)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

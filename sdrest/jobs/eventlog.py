@@ -13,6 +13,7 @@ import contextlib
 import json
 import logging
 import sqlite3
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, NamedTuple
@@ -92,14 +93,39 @@ class Transaction:
         self.events: list[Event] = []
 
 
-class EventLog:
+class Listeners:
+    """The listeners a store calls with each event it appended, once the change is committed."""
+
+    def __init__(self) -> None:
+        self._listeners_lock = threading.Lock()
+        self._listeners: tuple[EventListener, ...] = ()
+
+    def add_listener(self, listener: EventListener) -> None:
+        """Call ``listener(event)`` after each persisted event is committed (in that thread)."""
+        with self._listeners_lock:
+            self._listeners = (*self._listeners, listener)
+
+    def remove_listener(self, listener: EventListener) -> None:
+        with self._listeners_lock:
+            self._listeners = tuple(item for item in self._listeners if item != listener)
+
+    def _notify(self, events: list[Event]) -> None:
+        for event in events:
+            for listener in self._listeners:
+                try:
+                    listener(event)
+                except Exception:  # the change is committed; a broken listener must not undo it
+                    log.exception("event listener %r failed on %s", listener, event.type)
+
+
+class EventLog(Listeners):
     """Events persisted in ``db`` (its ``events`` table), and transactions that notify listeners."""
 
     def __init__(self, db: Database, clock: Callable[[], float] = time.time) -> None:
+        super().__init__()
         self._db = db
         self._clock = clock
         self._lock = db.lock
-        self._listeners: tuple[EventListener, ...] = ()
 
     def _read(self) -> contextlib.AbstractContextManager[sqlite3.Cursor]:
         """A snapshot for several SELECTs (e.g. a page and its total) that must agree."""
@@ -119,23 +145,6 @@ class EventLog:
 
     def _query(self, sql: str, args: Iterable[Any] = ()) -> list[tuple]:
         return self._db.query(sql, args)
-
-    def add_listener(self, listener: EventListener) -> None:
-        """Call ``listener(event)`` after each persisted event is committed (in that thread)."""
-        with self._lock:
-            self._listeners = (*self._listeners, listener)
-
-    def remove_listener(self, listener: EventListener) -> None:
-        with self._lock:
-            self._listeners = tuple(item for item in self._listeners if item != listener)
-
-    def _notify(self, events: list[Event]) -> None:
-        for event in events:
-            for listener in self._listeners:
-                try:
-                    listener(event)
-                except Exception:  # the change is committed; a broken listener must not undo it
-                    log.exception("event listener %r failed on %s", listener, event.type)
 
     def _insert_event(self, tx: Transaction, type_: str, job: Job | _JobRef | None,
                       data: dict[str, Any]) -> Event:

@@ -46,7 +46,9 @@ from sdrest.jobs.records import (
 )
 from sdrest.jobs.store import (
     DEFAULT_MAX_INTERRUPTIONS,
+    FINISHED_SQL,
     JOB_COLUMNS,
+    RUN_ORDER,
     SchemaVersionError,
     check_error,
     check_new_job,
@@ -56,6 +58,7 @@ from sdrest.jobs.store import (
     interrupted_error,
     job_from_row,
     preferred_index,
+    queue_cte,
     requeued_data,
     status_values,
 )
@@ -121,22 +124,10 @@ SCHEMA_VERSION = len(_MIGRATIONS)
 
 _EVENT_COLUMNS = "id, type, job_id, owner, data, created_at"
 
-# The run order: higher priority first; within a priority, users take turns: each user's first
-# waiting job, then each one's second, ...; within a turn, the user served longest ago (or never)
-# first, then FIFO. So one user's 500 queued jobs delay another user's job by at most one of theirs.
-_QUEUE_CTE = (
-    "WITH served AS (SELECT owner, MAX(started_at) AS last FROM jobs"
-    " WHERE started_at IS NOT NULL GROUP BY owner),"
-    " queue AS (SELECT jobs.id, jobs.seq, jobs.priority,"
-    " ROW_NUMBER() OVER (PARTITION BY jobs.priority, jobs.owner ORDER BY jobs.seq) AS turn,"
-    " COALESCE(served.last, 0) AS last_served"
-    " FROM jobs LEFT JOIN served ON served.owner IS jobs.owner WHERE jobs.status = 'queued')"
-)
-_RUN_ORDER = "priority DESC, turn ASC, last_served ASC, seq ASC"
+_QUEUE_CTE = queue_cte("IS")
 # The model file a queued job needs loaded (NULL: whatever is loaded, or none, e.g. an upscale).
 _JOB_MODEL_SQL = ("COALESCE(json_extract(jobs.params, '$.model_path'),"
                   " json_extract(jobs.params, '$.model_options.diffusion_model_path'))")
-_FINISHED_SQL = "('completed', 'failed', 'cancelled')"
 
 # Inside SqliteJobStore, `list` names the method (for type checkers), so annotations use these.
 _Jobs = list[Job]
@@ -255,14 +246,14 @@ class SqliteJobStore(EventLog):
         return [job_from_row(row) for row in rows], total
 
     def queued_ids(self) -> _Strings:
-        """Queued job ids in the order they will run (see :data:`_RUN_ORDER`)."""
-        rows = self._query(f"{_QUEUE_CTE} SELECT id FROM queue ORDER BY {_RUN_ORDER}")
+        """Queued job ids in the order they will run (see :data:`RUN_ORDER`)."""
+        rows = self._query(f"{_QUEUE_CTE} SELECT id FROM queue ORDER BY {RUN_ORDER}")
         return [row[0] for row in rows]
 
     def queue_position(self, job_id: str) -> int | None:
         """How many queued jobs run before this one (0: next), or None if it is not queued."""
         row = self._query(
-            f"{_QUEUE_CTE}, ordered AS (SELECT id, ROW_NUMBER() OVER (ORDER BY {_RUN_ORDER}) - 1 AS position"
+            f"{_QUEUE_CTE}, ordered AS (SELECT id, ROW_NUMBER() OVER (ORDER BY {RUN_ORDER}) - 1 AS position"
             " FROM queue) SELECT position FROM ordered WHERE id = ?", (job_id,))
         return row[0][0] if row else None
 
@@ -285,7 +276,7 @@ class SqliteJobStore(EventLog):
         """
         with self._write() as tx:
             head = tx.cursor.execute(
-                f"{_QUEUE_CTE} SELECT seq, priority FROM queue ORDER BY {_RUN_ORDER} LIMIT 1").fetchone()
+                f"{_QUEUE_CTE} SELECT seq, priority FROM queue ORDER BY {RUN_ORDER} LIMIT 1").fetchone()
             if head is None:
                 return None
             seq = head[0]
@@ -313,7 +304,7 @@ class SqliteJobStore(EventLog):
             f"{_QUEUE_CTE} SELECT seq, model, bypassed FROM (SELECT queue.seq AS seq, queue.priority AS priority,"
             f" queue.turn AS turn, queue.last_served AS last_served, {_JOB_MODEL_SQL} AS model,"
             " jobs.bypassed AS bypassed FROM queue JOIN jobs ON jobs.seq = queue.seq WHERE queue.priority = ?)"
-            f" ORDER BY {_RUN_ORDER}", (priority,)).fetchall()
+            f" ORDER BY {RUN_ORDER}", (priority,)).fetchall()
         index = preferred_index([(model, bypassed) for _, model, bypassed in rows], loaded, limit)
         ahead = [row[0] for row in rows[:index]]
         if ahead:
@@ -467,12 +458,12 @@ class SqliteJobStore(EventLog):
         """Remove finished jobs whose ``finished_at`` is before ``older_than`` (unix time)."""
         with self._write() as tx:
             rows = tx.cursor.execute(
-                f"SELECT {JOB_COLUMNS} FROM jobs WHERE status IN {_FINISHED_SQL}"
+                f"SELECT {JOB_COLUMNS} FROM jobs WHERE status IN {FINISHED_SQL}"
                 " AND finished_at < ? ORDER BY seq",
                 (older_than,),
             ).fetchall()
             tx.cursor.execute(
-                f"DELETE FROM jobs WHERE status IN {_FINISHED_SQL} AND finished_at < ?",
+                f"DELETE FROM jobs WHERE status IN {FINISHED_SQL} AND finished_at < ?",
                 (older_than,),
             )
         return [job_from_row(row) for row in rows]

@@ -139,6 +139,27 @@ JOB_COLUMNS = (
     "progress, timings, error, result, attempts, interruptions"
 )
 
+#: Finished statuses, as an SQL list.
+FINISHED_SQL = "('completed', 'failed', 'cancelled')"
+
+# The run order: higher priority first; within a priority, users take turns: each user's first
+# waiting job, then each one's second, ...; within a turn, the user served longest ago (or never)
+# first, then FIFO. So one user's 500 queued jobs delay another user's job by at most one of theirs.
+RUN_ORDER = "priority DESC, turn ASC, last_served ASC, seq ASC"
+
+
+def queue_cte(same_owner: str) -> str:
+    """``WITH ... queue`` of the queued jobs with the columns :data:`RUN_ORDER` sorts by;
+    ``same_owner``: the dialect's NULL-safe equality (SQLite ``IS``, PostgreSQL ``IS NOT
+    DISTINCT FROM``)."""
+    return ("WITH served AS (SELECT owner, MAX(started_at) AS last FROM jobs"
+            " WHERE started_at IS NOT NULL GROUP BY owner),"
+            " queue AS (SELECT jobs.id, jobs.seq, jobs.priority,"
+            " ROW_NUMBER() OVER (PARTITION BY jobs.priority, jobs.owner ORDER BY jobs.seq) AS turn,"
+            " COALESCE(served.last, 0) AS last_served"
+            f" FROM jobs LEFT JOIN served ON served.owner {same_owner} jobs.owner WHERE jobs.status = 'queued')")
+
+
 def job_from_row(row: tuple) -> Job:
     (job_id, seq, kind, status, owner, priority, params, created_at, started_at, finished_at,
      progress, timings, error, result, attempts, interruptions) = row
@@ -160,8 +181,6 @@ def job_from_row(row: tuple) -> Job:
         attempts=attempts,
         interruptions=interruptions,
     )
-
-
 
 
 def check_new_job(kind: str, params: dict[str, Any], priority: int) -> str:
@@ -270,4 +289,11 @@ def open_store(url: str, *, clock: Callable[[], float] | None = None) -> JobStor
         from sdrest.jobs.sqlitestore import SqliteJobStore
 
         return SqliteJobStore(path, **kwargs)
-    raise JobStoreError("the job store URL must start with sqlite:///")
+    if is_postgres_url(url):
+        try:
+            from sdrest.jobs.pgstore import PostgresJobStore
+        except ImportError as exc:
+            raise JobStoreError(f"a postgresql:// store needs the postgres extra (pip install 'sdrest[postgres]'): "
+                                f"{exc}") from exc
+        return PostgresJobStore(url, **kwargs)
+    raise JobStoreError("the job store URL must start with sqlite:/// or postgresql://")

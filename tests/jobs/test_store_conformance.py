@@ -1,4 +1,5 @@
-"""SqliteJobStore against real SQLite files: queue semantics, concurrency, crash safety."""
+"""The job store's semantics, one suite for both backends (SQLite and a real PostgreSQL, see
+conftest.py): queue order, claims under concurrency, state transitions, events, durability."""
 
 from __future__ import annotations
 
@@ -6,26 +7,18 @@ import json
 import math
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import textwrap
 import threading
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 import sdrest.jobs
-from sdrest.jobs import (
-    SCHEMA_VERSION,
-    Event,
-    JobStatus,
-    SchemaVersionError,
-    SqliteJobStore,
-    UnknownJobError,
-)
+from postgres_helpers import Backend
+from sdrest.jobs import Event, JobStatus, JobStore, UnknownJobError
 
 
 class Clock:
@@ -38,18 +31,7 @@ class Clock:
         return self.now
 
 
-@pytest.fixture
-def db_path(tmp_path: Path) -> Path:
-    return tmp_path / "state" / "jobs.db"  # parent does not exist yet: the store creates it
-
-
-@pytest.fixture
-def store(db_path: Path) -> Iterator[SqliteJobStore]:
-    with SqliteJobStore(db_path) as job_store:
-        yield job_store
-
-
-def run_job(store: SqliteJobStore, job_id: str) -> None:
+def run_job(store: JobStore, job_id: str) -> None:
     """Claim the next job, which must be ``job_id`` (state set-up that checks the queue too)."""
     claimed = store.claim_next()
     assert claimed is not None and claimed.id == job_id
@@ -58,7 +40,7 @@ def run_job(store: SqliteJobStore, job_id: str) -> None:
 # -- create / get / list ------------------------------------------------------------------
 
 
-def test_create_and_get_round_trip(store: SqliteJobStore, db_path: Path) -> None:
+def test_create_and_get_round_trip(store: JobStore) -> None:
     params = {"prompt": "a lighthouse", "steps": 20, "nested": {"list": [1, 2.5, None]}}
     job = store.create("txt2img", params, owner="alice", priority=3)
 
@@ -74,7 +56,6 @@ def test_create_and_get_round_trip(store: SqliteJobStore, db_path: Path) -> None
     assert fetched.params == params
     assert json.loads(json.dumps(fetched.to_dict()))["status"] == "queued"
     assert store.get(str(uuid.uuid4())) is None
-    assert db_path.exists()
 
     second = store.create("img2img", {})
     assert second.seq > job.seq
@@ -84,7 +65,7 @@ def test_create_and_get_round_trip(store: SqliteJobStore, db_path: Path) -> None
         ("queued", job.id, "alice"), ("queued", second.id, None)]
 
 
-def test_create_rejects_bad_input_and_stores_nothing(store: SqliteJobStore) -> None:
+def test_create_rejects_bad_input_and_stores_nothing(store: JobStore) -> None:
     with pytest.raises(ValueError):
         store.create("txt2img", {"cfg": math.nan})  # not JSON
     with pytest.raises(TypeError):
@@ -97,7 +78,7 @@ def test_create_rejects_bad_input_and_stores_nothing(store: SqliteJobStore) -> N
     assert store.last_event_id() == 0
 
 
-def test_list_filters_pagination_and_totals(store: SqliteJobStore) -> None:
+def test_list_filters_pagination_and_totals(store: JobStore) -> None:
     jobs = [
         store.create("txt2img" if i % 2 == 0 else "upscale", {"i": i},
                      owner="alice" if i < 6 else "bob")
@@ -133,7 +114,7 @@ def test_list_filters_pagination_and_totals(store: SqliteJobStore) -> None:
         store.list(offset=-1)
 
 
-def test_priority_first_then_fifo(store: SqliteJobStore) -> None:
+def test_priority_first_then_fifo(store: JobStore) -> None:
     low1 = store.create("txt2img", {}, priority=0)
     high1 = store.create("txt2img", {}, priority=5)
     low2 = store.create("txt2img", {}, priority=0)
@@ -147,7 +128,7 @@ def test_priority_first_then_fifo(store: SqliteJobStore) -> None:
     assert store.claim_next() is None
 
 
-def test_queue_positions(store: SqliteJobStore) -> None:
+def test_queue_positions(store: JobStore) -> None:
     a = store.create("txt2img", {})
     b = store.create("txt2img", {})
     urgent = store.create("txt2img", {}, priority=1)
@@ -165,15 +146,15 @@ def test_queue_positions(store: SqliteJobStore) -> None:
 # -- concurrency --------------------------------------------------------------------------
 
 
-def _claim_all(stores: list[SqliteJobStore], threads_per_store: int) -> list[str]:
+def _claim_all(stores: list[JobStore], threads_per_store: int, loaded: set[str] | None = None) -> list[str]:
     claimed: list[str] = []
     lock = threading.Lock()
     start = threading.Barrier(len(stores) * threads_per_store)
 
-    def worker(job_store: SqliteJobStore) -> None:
+    def worker(job_store: JobStore) -> None:
         start.wait()
         mine = []
-        while (job := job_store.claim_next()) is not None:
+        while (job := job_store.claim_next(loaded=loaded, overtake_limit=2)) is not None:
             assert job.status is JobStatus.RUNNING
             mine.append(job.id)
         with lock:
@@ -189,31 +170,30 @@ def _claim_all(stores: list[SqliteJobStore], threads_per_store: int) -> list[str
     return claimed
 
 
-def test_claim_next_is_atomic_across_threads(db_path: Path) -> None:
-    # synchronous=NORMAL only to keep 400 commits quick; atomicity does not depend on it.
-    with SqliteJobStore(db_path, synchronous="NORMAL") as job_store:
-        ids = {job_store.create("txt2img", {"n": n}).id for n in range(200)}
-        claimed = _claim_all([job_store], threads_per_store=8)
-        assert len(claimed) == len(set(claimed)), "a job was claimed twice"
-        assert set(claimed) == ids
-        assert job_store.counts()["running"] == 200
-        assert all(job.attempts == 1 for job in job_store.list(limit=None)[0])
-        assert len([e for e in job_store.events_after(0, limit=10_000) if e.type == "started"]) == 200
+def test_claim_next_is_atomic_across_threads(store: JobStore) -> None:
+    ids = {store.create("txt2img", {"n": n}).id for n in range(200)}
+    claimed = _claim_all([store], threads_per_store=8)
+    assert len(claimed) == len(set(claimed)), "a job was claimed twice"
+    assert set(claimed) == ids
+    assert store.counts()["running"] == 200
+    assert all(job.attempts == 1 for job in store.list(limit=None)[0])
+    assert len([e for e in store.events_after(0, limit=10_000) if e.type == "started"]) == 200
 
 
-def test_claim_next_is_atomic_across_connections(db_path: Path) -> None:
-    """Two stores on one file (as two processes would be): SQLite's write lock decides."""
-    stores = [SqliteJobStore(db_path, synchronous="NORMAL") for _ in range(2)]
+def test_claim_next_is_atomic_across_connections(backend: Backend) -> None:
+    """Two stores on one database (as two processes or machines would be), each with loaded
+    models (the model-aware choice): the database's locks decide."""
+    stores = [backend.open() for _ in range(2)]
     try:
-        ids = {stores[0].create("txt2img", {}).id for _ in range(100)}
-        claimed = _claim_all(stores, threads_per_store=3)
+        ids = {stores[0].create("txt2img", {"model_path": f"/m/{n % 3}"}).id for n in range(100)}
+        claimed = _claim_all(stores, threads_per_store=3, loaded={"/m/1"})
         assert len(claimed) == len(set(claimed)) and set(claimed) == ids
     finally:
         for job_store in stores:
             job_store.close()
 
 
-def test_concurrent_creates_are_all_accounted_for(store: SqliteJobStore) -> None:
+def test_concurrent_creates_are_all_accounted_for(store: JobStore) -> None:
     created: list[str] = []
     lock = threading.Lock()
     start = threading.Barrier(50)
@@ -243,7 +223,7 @@ def test_concurrent_creates_are_all_accounted_for(store: SqliteJobStore) -> None
 # -- state transitions --------------------------------------------------------------------
 
 
-def test_cancel_queued_running_finished_and_unknown(store: SqliteJobStore) -> None:
+def test_cancel_queued_running_finished_and_unknown(store: JobStore) -> None:
     running = store.create("txt2img", {})
     queued = store.create("txt2img", {})
     run_job(store, running.id)
@@ -265,7 +245,7 @@ def test_cancel_queued_running_finished_and_unknown(store: SqliteJobStore) -> No
         (queued.id, "queued"), (running.id, "running")]
 
 
-def test_complete_and_fail_after_cancel_return_none(store: SqliteJobStore) -> None:
+def test_complete_and_fail_after_cancel_return_none(store: JobStore) -> None:
     first = store.create("txt2img", {})
     second = store.create("txt2img", {})
     run_job(store, first.id)
@@ -280,7 +260,7 @@ def test_complete_and_fail_after_cancel_return_none(store: SqliteJobStore) -> No
         assert job.status is JobStatus.CANCELLED and job.result is None and job.error is None
 
 
-def test_complete_and_fail_record_results(store: SqliteJobStore) -> None:
+def test_complete_and_fail_record_results(store: JobStore) -> None:
     clock_job = store.create("txt2img", {})
     failing = store.create("txt2img", {})
     queued = store.create("txt2img", {})
@@ -310,7 +290,7 @@ def test_complete_and_fail_record_results(store: SqliteJobStore) -> None:
     assert next(e for e in events if e.type == "failed").data["error"] == error
 
 
-def test_update_progress(store: SqliteJobStore, db_path: Path) -> None:
+def test_update_progress(store: JobStore, backend: Backend) -> None:
     job = store.create("txt2img", {})
     other = store.create("txt2img", {})
     assert store.update_progress(job.id, step=1) is False  # queued: ignored
@@ -324,19 +304,21 @@ def test_update_progress(store: SqliteJobStore, db_path: Path) -> None:
     assert store.update_progress(job.id, stage="decoding") is True
     assert store.get(job.id).progress == {"step": 7, "steps": 20, "stage": "decoding"}
     assert store.last_event_id() == events_before  # no event rows for progress
-    assert store._db.connection().execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL again after
     assert store.get(other.id).progress["step"] == 0
     with pytest.raises(ValueError):
         store.update_progress(job.id, step=-1)
 
-    with SqliteJobStore(db_path) as reopened:  # it is committed, not just cached
+    reopened = backend.open()  # it is committed, not just cached
+    try:
         assert reopened.get(job.id).progress == {"step": 7, "steps": 20, "stage": "decoding"}
+    finally:
+        reopened.close()
 
     store.cancel(job.id)
     assert store.update_progress(job.id, step=8) is False
 
 
-def test_requeue_keeps_place_and_priority(store: SqliteJobStore) -> None:
+def test_requeue_keeps_place_and_priority(store: JobStore) -> None:
     first = store.create("txt2img", {}, priority=1)
     second = store.create("txt2img", {}, priority=1)
     run_job(store, first.id)
@@ -349,7 +331,7 @@ def test_requeue_keeps_place_and_priority(store: SqliteJobStore) -> None:
     assert store.claim_next().attempts == 2
 
 
-def test_recover_interrupted_fails_running_jobs(store: SqliteJobStore) -> None:
+def test_recover_interrupted_fails_running_jobs(store: JobStore) -> None:
     running = store.create("txt2img", {}, owner="alice")
     queued = store.create("txt2img", {})
     run_job(store, running.id)
@@ -365,7 +347,7 @@ def test_recover_interrupted_fails_running_jobs(store: SqliteJobStore) -> None:
     assert (last.type, last.job_id, last.owner) == ("failed", running.id, "alice")
 
 
-def test_recover_interrupted_requeues_up_to_the_bound_then_fails(store: SqliteJobStore) -> None:
+def test_recover_interrupted_requeues_up_to_the_bound_then_fails(store: JobStore) -> None:
     job = store.create("txt2img", {})
     later = store.create("txt2img", {})
     for interruption in (1, 2):
@@ -381,7 +363,7 @@ def test_recover_interrupted_requeues_up_to_the_bound_then_fails(store: SqliteJo
     assert store.queued_ids() == [later.id]
 
 
-def test_graceful_requeues_do_not_count_as_interruptions(store: SqliteJobStore) -> None:
+def test_graceful_requeues_do_not_count_as_interruptions(store: JobStore) -> None:
     job = store.create("txt2img", {})
     for _ in range(5):
         run_job(store, job.id)
@@ -392,7 +374,7 @@ def test_graceful_requeues_do_not_count_as_interruptions(store: SqliteJobStore) 
     assert (recovered.attempts, recovered.interruptions) == (6, 1)
 
 
-def test_users_take_turns_within_a_priority(store: SqliteJobStore) -> None:
+def test_users_take_turns_within_a_priority(store: JobStore) -> None:
     flood = [store.create("txt2img", {}, owner="alice") for _ in range(4)]
     bob = store.create("txt2img", {}, owner="bob")
     carol = [store.create("txt2img", {}, owner="carol") for _ in range(2)]
@@ -407,29 +389,14 @@ def test_users_take_turns_within_a_priority(store: SqliteJobStore) -> None:
 # -- durability ---------------------------------------------------------------------------
 
 
-def test_schema_wal_and_foreign_keys(db_path: Path, store: SqliteJobStore) -> None:
-    assert store.wal
-    assert store.schema_version() == SCHEMA_VERSION
-    with sqlite3.connect(db_path) as raw:
-        assert raw.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        assert raw.execute("SELECT MAX(version) FROM schema_version").fetchone()[0] == SCHEMA_VERSION
-    assert store._db.connection().execute("PRAGMA foreign_keys").fetchone()[0] == 1
+def test_unknown_job_events_are_refused(store: JobStore) -> None:
     with pytest.raises(UnknownJobError):
         store.append_event("progress", job_id="missing")
+    assert store.last_event_id() == 0
 
 
-def test_reopening_keeps_schema_and_refuses_newer_schema(db_path: Path) -> None:
-    SqliteJobStore(db_path).close()
-    with SqliteJobStore(db_path) as again:  # no second migration
-        assert again.schema_version() == SCHEMA_VERSION
-    with sqlite3.connect(db_path) as raw:
-        raw.execute("INSERT INTO schema_version VALUES (?, 0)", (SCHEMA_VERSION + 1,))
-    with pytest.raises(SchemaVersionError):
-        SqliteJobStore(db_path)
-
-
-def test_everything_committed_survives_an_abandoned_store(db_path: Path) -> None:
-    crashed = SqliteJobStore(db_path)  # never closed before the second store reads: a "crash"
+def test_everything_committed_survives_an_abandoned_store(backend: Backend) -> None:
+    crashed = backend.open()  # never closed before the second store reads: a "crash"
     try:
         queued = crashed.create("txt2img", {"prompt": "kept"}, owner="alice")
         running = crashed.create("txt2img", {})
@@ -443,13 +410,16 @@ def test_everything_committed_survives_an_abandoned_store(db_path: Path) -> None
         crashed.complete(done.id, {"images": ["u.png"]}, {"upscale": 1.0})
         last_event = crashed.last_event_id()
 
-        with SqliteJobStore(db_path) as fresh:
+        fresh = backend.open()
+        try:
             assert fresh.get(queued.id).status is JobStatus.CANCELLED
             assert fresh.get(running.id).status is JobStatus.RUNNING
             assert fresh.get(done.id).result == {"images": ["u.png"]}
             assert fresh.last_event_id() == last_event
             assert [e.id for e in fresh.events_after(0)] == list(range(1, last_event + 1))
             assert [job.id for job in fresh.recover_interrupted(requeue=False)] == [running.id]
+        finally:
+            fresh.close()
     finally:
         crashed.close()
 
@@ -457,9 +427,9 @@ def test_everything_committed_survives_an_abandoned_store(db_path: Path) -> None
 KILL_CHILD = textwrap.dedent(
     """
     import json, os, signal, sys
-    from sdrest.jobs import SqliteJobStore
+    from sdrest.jobs import open_store
 
-    store = SqliteJobStore(sys.argv[1])
+    store = open_store(sys.argv[1])
     ids = [store.create("txt2img", {"n": n}, owner="alice").id for n in range(5)]
     claimed = store.claim_next()
     store.update_progress(claimed.id, step=3, steps=20, stage="sampling")
@@ -470,18 +440,20 @@ KILL_CHILD = textwrap.dedent(
 )
 
 
-@pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs SIGKILL")
-def test_kill_9_loses_nothing_committed(db_path: Path) -> None:
+def test_kill_9_loses_nothing_committed(backend: Backend) -> None:
     repo_root = Path(sdrest.jobs.__file__).resolve().parents[2]
     env = {**os.environ, "PYTHONPATH": str(repo_root)}  # the code under test, not an install
-    child = subprocess.run([sys.executable, "-c", KILL_CHILD, str(db_path)], env=env,
+    child = subprocess.run([sys.executable, "-c", KILL_CHILD, backend.url], env=env,
                            capture_output=True, text=True, timeout=120)
     assert child.returncode == -signal.SIGKILL, child.stderr
     assert "still alive" not in child.stdout
     report = json.loads(child.stdout)
-    assert Path(f"{db_path}-wal").exists()  # the data lives in the WAL, never checkpointed
+    if backend.name == "sqlite":
+        db_path = Path(backend.url.removeprefix("sqlite:///"))
+        assert Path(f"{db_path}-wal").exists()  # the data lives in the WAL, never checkpointed
 
-    with SqliteJobStore(db_path) as store:
+    store = backend.open()
+    try:
         claimed = store.get(report["claimed"])
         assert claimed.status is JobStatus.RUNNING and claimed.attempts == 1
         assert claimed.progress == {"step": 3, "steps": 20, "stage": "sampling"}
@@ -495,12 +467,14 @@ def test_kill_9_loses_nothing_committed(db_path: Path) -> None:
         assert recovered.id == claimed.id and recovered.status is JobStatus.FAILED
         assert store.get(claimed.id).error["code"] == "interrupted"
         assert store.claim_next().id == queued[0]
+    finally:
+        store.close()
 
 
 # -- deleting -----------------------------------------------------------------------------
 
 
-def test_delete_only_finished_jobs(store: SqliteJobStore) -> None:
+def test_delete_only_finished_jobs(store: JobStore) -> None:
     done = store.create("txt2img", {})
     queued = store.create("txt2img", {})
     run_job(store, done.id)
@@ -516,9 +490,10 @@ def test_delete_only_finished_jobs(store: SqliteJobStore) -> None:
     assert store.delete(done.id) is None
 
 
-def test_purge_finished_by_age(db_path: Path) -> None:
+def test_purge_finished_by_age(backend: Backend) -> None:
     clock = Clock()
-    with SqliteJobStore(db_path, clock=clock) as store:
+    store = backend.open(clock=clock)
+    try:
         old = store.create("txt2img", {})
         new = store.create("txt2img", {})
         unfinished = store.create("txt2img", {})
@@ -535,9 +510,11 @@ def test_purge_finished_by_age(db_path: Path) -> None:
         assert [job.id for job in purged] == [new.id]
         assert store.get(unfinished.id).status is JobStatus.QUEUED
         assert store.counts()["queued"] == 1
+    finally:
+        store.close()
 
 
-def test_counts_cover_every_status(store: SqliteJobStore) -> None:
+def test_counts_cover_every_status(store: JobStore) -> None:
     assert store.counts() == {status.value: 0 for status in JobStatus}
     jobs = [store.create("txt2img", {}) for _ in range(4)]
     run_job(store, jobs[0].id)
@@ -551,7 +528,7 @@ def test_counts_cover_every_status(store: SqliteJobStore) -> None:
 # -- events -------------------------------------------------------------------------------
 
 
-def test_events_order_and_filters(store: SqliteJobStore) -> None:
+def test_events_order_and_filters(store: JobStore) -> None:
     alice = store.create("txt2img", {}, owner="alice")
     bob = store.create("txt2img", {}, owner="bob")
     anonymous = store.create("txt2img", {})
@@ -583,7 +560,7 @@ def test_events_order_and_filters(store: SqliteJobStore) -> None:
         store.append_event("note", data={"x": math.inf})
 
 
-def test_event_ids_are_never_reused(store: SqliteJobStore, db_path: Path) -> None:
+def test_event_ids_are_never_reused(store: JobStore, backend: Backend) -> None:
     for _ in range(5):
         store.create("txt2img", {})
     assert store.purge_events(keep_last=2) == 3
@@ -591,17 +568,20 @@ def test_event_ids_are_never_reused(store: SqliteJobStore, db_path: Path) -> Non
     assert store.purge_events(keep_last=0) == 2
     assert store.events_after(0) == []
     assert store.last_event_id() == 5
-    with SqliteJobStore(db_path) as reopened:
+    reopened = backend.open()
+    try:
         assert reopened.append_event("queue").id == 6
+    finally:
+        reopened.close()
 
 
-def test_listeners_run_after_commit(store: SqliteJobStore, db_path: Path) -> None:
+def test_listeners_run_after_commit(store: JobStore, backend: Backend) -> None:
     seen: list[tuple[str, bool]] = []
+    other = backend.open()  # another connection sees each event committed
 
     def listener(event: Event) -> None:
-        with sqlite3.connect(db_path) as other:  # another connection sees it committed
-            visible = other.execute("SELECT 1 FROM events WHERE id = ?", (event.id,)).fetchone()
-        seen.append((event.type, visible is not None))
+        visible = other.events_after(event.id - 1, up_to=event.id)
+        seen.append((event.type, [e.id for e in visible] == [event.id]))
 
     def broken(event: Event) -> None:
         raise RuntimeError("listener bug")
@@ -616,10 +596,11 @@ def test_listeners_run_after_commit(store: SqliteJobStore, db_path: Path) -> Non
     store.remove_listener(listener)
     store.create("txt2img", {})
     assert len(seen) == 3
+    other.close()
 
 
-def test_closed_store_refuses_use(db_path: Path) -> None:
-    store = SqliteJobStore(db_path)
+def test_closed_store_refuses_use(backend: Backend) -> None:
+    store = backend.open()
     store.close()
     store.close()  # idempotent
     with pytest.raises(sdrest.jobs.JobStoreError):
