@@ -73,6 +73,9 @@ class Settings:
     idle_unload_minutes: float = _setting(0.0, "unload the model after this many idle minutes (0: never)")
     max_loaded_models: int = _setting(1, "models the worker keeps loaded at once; the least recently used "
                                          "one is unloaded to make room")
+    max_model_memory_mb: float = _setting(0.0, "weight memory (RAM + VRAM, in MiB) the worker's loaded models may "
+                                               "take together; the least recently used are unloaded to keep within "
+                                               "it (0: no budget, only --max-loaded-models counts)")
     model_overtake_limit: int = _setting(4, "how many later jobs for an already loaded model may run before a "
                                             "job of the same priority that needs another model (0: strict order)")
     cancel_timeout: float = _setting(60.0, "seconds a cancelled job's library call may take to return before the "
@@ -235,6 +238,8 @@ class Settings:
             raise SettingsError("max_interruptions: must be >= 0")
         if self.model_overtake_limit < 0:
             raise SettingsError("model_overtake_limit: must be >= 0")
+        if not 0 <= self.max_model_memory_mb < float("inf"):  # NaN fails this too
+            raise SettingsError("max_model_memory_mb: must be a number of MiB >= 0 (0: no budget)")
         if self.job_retention_hours < 0 or self.idle_unload_minutes < 0:
             raise SettingsError("job_retention_hours and idle_unload_minutes: must be >= 0")
         if self.threads == 0:

@@ -52,6 +52,11 @@ _OUT_OF_MEMORY = re.compile(
     r"|alloc (compute buffer|(partial )?(runtime )?params backend buffer) failed|buffer allocation failed")
 
 
+def out_of_memory(exc: BaseException) -> bool:
+    """Whether the library failed for want of memory (its own log lines say so)."""
+    return isinstance(exc, NativeCallError) and any(_OUT_OF_MEMORY.search(line) for line in exc.log_lines)
+
+
 def error_payload(exc: BaseException) -> dict[str, Any]:
     """The job error for an exception raised while running a job."""
     if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
@@ -59,7 +64,7 @@ def error_payload(exc: BaseException) -> dict[str, Any]:
         return {"code": "disk_full", "message": "no space left on the output disk: the image could not be saved"}
     if isinstance(exc, GenerationCancelled):
         return {"code": "cancelled", "message": "the job was cancelled"}
-    if isinstance(exc, NativeCallError) and any(_OUT_OF_MEMORY.search(line) for line in exc.log_lines):
+    if isinstance(exc, NativeCallError) and out_of_memory(exc):
         return {"code": "out_of_memory",
                 "message": "not enough memory for this request (the library could not allocate its buffers): "
                            "use a smaller size or batch, or a smaller model",

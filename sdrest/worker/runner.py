@@ -21,13 +21,14 @@ from typing import Any
 from PIL import Image
 
 from sdrest import __version__
-from sdrest.errors import GenerationCancelled
+from sdrest.errors import GenerationCancelled, ModelLoadError
 from sdrest.infotext import infotext
 from sdrest.jobs.params import public_params
 from sdrest.outputs import discard_job_outputs, write_image
 from sdrest.settings import Settings
 from sdrest.worker.mapping import context_params, image_gen_params
-from sdrest.worker.resident import Resident, ResidentModels, model_key
+from sdrest.worker.process import out_of_memory
+from sdrest.worker.resident import MIB, Resident, ResidentModels, model_key
 
 log = logging.getLogger("sdrest.worker")
 
@@ -69,7 +70,7 @@ class Runner:
         self.context_key: str | None = None
         self.model_name: str | None = None
         self.loaded_spec: dict[str, Any] | None = None
-        self.models = ResidentModels(settings.max_loaded_models)
+        self.models = ResidentModels(settings.max_loaded_models, int(settings.max_model_memory_mb * MIB))
         self.upscalers: dict[str, Any] = {}
         self.model_facts: Any = None  # architecture and hash of the model in use (resolved.py)
         self.default_cfg = 0.0
@@ -84,9 +85,11 @@ class Runner:
     def ensure_model(self, model: dict[str, Any], clock: StageClock | None) -> None:
         """Use ``model`` ({"name", "path", "options"}), loading it unless it is resident.
 
-        Loading first unloads the least recently used models beyond ``--max-loaded-models``.
-        If the new model fails to load, the previous one is used again (reloaded if it had to
-        make room), so one bad file never leaves the server without its working model.
+        Loading first unloads the least recently used models beyond ``--max-loaded-models`` or
+        ``--max-model-memory-mb`` (see :mod:`sdrest.worker.resident`); a load that runs out of
+        memory unloads the least recently used model and tries again, until none is left. If
+        the new model fails to load, the previous one is used again (reloaded if it had to make
+        room), so one bad file never leaves the server without its working model.
         """
         key = model_key(model)
         resident = self.models.get(key)
@@ -96,15 +99,11 @@ class Runner:
                 self._announce()
             return
         previous = self.loaded_spec
-        evicted = self.models.make_room()
-        if any(entry.key == self.context_key for entry in evicted):
-            self._use(None)
-        if evicted:
-            self._announce()
+        self._dropped(self.models.make_room(model))
         if clock is not None:
             clock.enter("loading")
         try:
-            self._load(model, key)
+            self._load_evicting(model, key)
         except Exception:
             if previous is not None:
                 back = self.models.get(model_key(previous))
@@ -113,8 +112,34 @@ class Runner:
                     self._announce()
                 else:
                     log.warning("loading %s failed; reloading %s", model["name"], previous["name"])
-                    self._load(previous, model_key(previous))
+                    try:
+                        self._load(previous, model_key(previous))
+                    except Exception as exc:  # noqa: BLE001 - the job's own failure is the one to report
+                        log.warning("reloading %s failed too: %s", previous["name"], exc)
             raise
+        self._dropped(self.models.trim(keep=key))
+
+    def _load_evicting(self, model: dict[str, Any], key: str) -> None:
+        """Load ``model``; when the library runs out of memory, unload the least recently used
+        resident model and try again, until none is left (then the out-of-memory error stands)."""
+        while True:
+            try:
+                self._load(model, key)
+                return
+            except ModelLoadError as exc:
+                if not len(self.models) or not out_of_memory(exc):
+                    raise
+                entry = self.models.evict_oldest()
+                log.warning("not enough memory to load %s: unloading %s and trying again", model["name"],
+                            entry.spec["name"])
+                self._dropped([entry])
+
+    def _dropped(self, evicted: list[Resident]) -> None:
+        """``evicted`` were unloaded: stop using the one in use among them, tell the supervisor."""
+        if any(entry.key == self.context_key for entry in evicted):
+            self._use(None)
+        if evicted:
+            self._announce()
 
     def _load(self, model: dict[str, Any], key: str) -> None:
         from sdrest.engine import Context

@@ -40,6 +40,12 @@ class ResidentModelView(ResponseModel):
     memory: ResidentMemory | None = Field(description="Its weights' memory (null if the library did not say).")
 
 
+class ModelMemoryView(ResponseModel):
+    budget_bytes: int | None = Field(description="--max-model-memory-mb in bytes: the weight memory the resident "
+                                                 "models may take together (null: no budget).")
+    resident_bytes: int = Field(description="The weight memory of the resident models now (RAM + VRAM).")
+
+
 class StatusView(ResponseModel):
     """The server, its queue and its worker."""
 
@@ -55,6 +61,7 @@ class StatusView(ResponseModel):
     loaded_model_options: dict[str, Any]
     resident_models: list[ResidentModelView] = Field(description="Models the worker holds loaded (at most "
                                                                  "--max-loaded-models), least recently used first.")
+    model_memory: ModelMemoryView
     default_model: str | None
     worker: WorkerView
     jobs: dict[str, int] = Field(description="Stored jobs per status.")
