@@ -19,7 +19,8 @@ from sdrest.api.errors import register_error_handlers
 from sdrest.auth.web import setup_auth
 from sdrest.cors import setup_cors
 from sdrest.datadir import DataDirLock, make_private_dir, tighten_file
-from sdrest.jobs import EventBus, SqliteJobStore
+from sdrest.jobs import EventBus, open_store
+from sdrest.jobs.store import redact_url, sqlite_path
 from sdrest.metrics import ServerMetrics
 from sdrest.models.hashing import HashCache
 from sdrest.models.scanner import ModelLibrary
@@ -37,7 +38,14 @@ def create_app(settings: Settings | None = None, *, start_worker: bool = True) -
     make_private_dir(settings.data_dir)
     make_private_dir(settings.outputs_dir)
     lock = DataDirLock(settings.data_dir)  # before anything touches the job store
-    tighten_file(settings.database_path)
+    if (store_file := sqlite_path(settings.store_url)) is not None:
+        tighten_file(store_file)
+    try:
+        store = open_store(settings.store_url)
+    except BaseException:  # a PostgreSQL server that cannot be reached: free the data folder
+        lock.release()
+        raise
+    log.info("job store: %s", redact_url(settings.store_url))
 
     app = Flask("sdrest")
     app.config["MAX_CONTENT_LENGTH"] = int(settings.max_body_mb * 2**20)
@@ -49,7 +57,6 @@ def create_app(settings: Settings | None = None, *, start_worker: bool = True) -
 
     setup_auth(app, settings)
     setup_cors(app, settings)
-    store = SqliteJobStore(settings.database_path)
     if start_worker:
         # Only a server that runs jobs decides what happens to the ones a stop cut off (an app
         # built without a worker, for a test or a tool, leaves the store as it found it).

@@ -166,12 +166,13 @@ def _serve(flags: dict[str, object]) -> int:
 
     from sdrest.auth.web import SecretError
     from sdrest.datadir import PRIVATE_UMASK, DataDirBusyError
+    from sdrest.jobs import JobStoreError
     from sdrest.server import serve
 
     os.umask(PRIVATE_UMASK)  # prompts and images are nobody else's business (the worker inherits it)
     try:
         return serve(settings)
-    except (DataDirBusyError, SecretError) as exc:
+    except (DataDirBusyError, SecretError, JobStoreError) as exc:
         print(f"sdrest serve: {exc}", file=sys.stderr)
         return 1
 

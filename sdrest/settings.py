@@ -83,6 +83,9 @@ class Settings:
     ui_dir: Path | None = _setting(None, "folder of the web UI to serve at /ui/ (default: the bundled one)")
     config: Path | None = _setting(None, "JSON or YAML file with settings", flag=False)
     data_dir: Path = _setting(Path("data"), "folder for the job database and other state")
+    store: str | None = _setting(None, "job store: sqlite:///PATH or postgresql://USER@HOST[:PORT]/DB (default: "
+                                       "the data folder's jobs.sqlite3; keep a password in ~/.pgpass or PGPASSWORD)",
+                                 metavar="URL")
     output_dir: Path | None = _setting(None, "folder for generated images (default: <data-dir>/outputs)")
     threads: int = _setting(-1, "CPU threads for generation (-1: all physical cores)")
     model: str | None = _setting(None, "checkpoint (name under the checkpoints folder) to load at start-up")
@@ -163,6 +166,13 @@ class Settings:
     def database_path(self) -> Path:
         return self.data_dir / "jobs.sqlite3"
 
+    @property
+    def store_url(self) -> str:
+        """The job store's URL: ``--store``, or the data folder's SQLite file."""
+        from sdrest.jobs.store import SQLITE_SCHEME
+
+        return self.store if self.store is not None else f"{SQLITE_SCHEME}{self.database_path}"
+
     def resolved(self) -> Settings:
         """A copy with every path made absolute (so a worker process sees the same files)."""
         changes: dict[str, Any] = {}
@@ -170,6 +180,10 @@ class Settings:
             value = getattr(self, f.name)
             if isinstance(value, Path):
                 changes[f.name] = value.expanduser().resolve()
+        from sdrest.jobs.store import SQLITE_SCHEME, sqlite_path
+
+        if self.store is not None and (path := sqlite_path(self.store)) is not None:
+            changes["store"] = f"{SQLITE_SCHEME}{path.expanduser().resolve()}"
         return dataclasses.replace(self, **changes)
 
     def to_dict(self, redact: bool = False) -> dict[str, Any]:
@@ -177,6 +191,10 @@ class Settings:
                   for f in dataclasses.fields(self)}
         if redact and values.get("jwt_secret"):
             values["jwt_secret"] = "***"
+        if redact and values.get("store"):
+            from sdrest.jobs.store import redact_url
+
+            values["store"] = redact_url(values["store"])
         return values
 
     # --- loading ---
@@ -246,6 +264,8 @@ class Settings:
             raise SettingsError("threads: must be -1 (all physical cores) or a positive number")
         if self.model is not None and (Path(self.model).is_absolute() or ".." in Path(self.model).parts):
             raise SettingsError("model: must be a name inside the checkpoints folder")
+        if self.store is not None:
+            _check_store(self.store)
         origins = self.cors_origin_list
         if "*" in origins and len(origins) > 1:
             raise SettingsError("cors_origins: '*' cannot be combined with other origins")
@@ -277,6 +297,32 @@ class Settings:
                 parser.add_argument(*options, dest=f.name, type=str, default=argparse.SUPPRESS,
                                     choices=f.metadata.get("choices"),
                                     metavar=f.metadata.get("metavar") or f.name.upper(), help=help_text)
+
+
+def _check_store(url: str) -> None:
+    """``--store`` names a backend this install can open (without connecting to it)."""
+    import importlib.util
+
+    from sdrest.jobs.store import is_postgres_url, redact_url, sqlite_path
+
+    if sqlite_path(url) is not None:
+        if url.endswith("/"):  # no file name (sqlite:/// alone, or a folder)
+            raise SettingsError("store: sqlite:/// needs a file path (sqlite:///relative/jobs.db, "
+                                "sqlite:////absolute/jobs.db)")
+        return
+    if not is_postgres_url(url):
+        raise SettingsError(f"store: {redact_url(url)!r} is not sqlite:///PATH or postgresql://USER@HOST/DB")
+    if importlib.util.find_spec("psycopg") is None or importlib.util.find_spec("psycopg_pool") is None:
+        raise SettingsError("store: a postgresql:// store needs the postgres extra (pip install 'sdrest[postgres]')")
+    from psycopg import ProgrammingError
+    from psycopg.conninfo import conninfo_to_dict
+
+    try:
+        conninfo_to_dict(url)
+    except ProgrammingError as exc:
+        # libpq's reason quotes the URL: it is left out when the URL may hold a password.
+        reason = "" if redact_url(url) != url or "@" in url else f" ({str(exc).strip()})"
+        raise SettingsError(f"store: {redact_url(url)!r} is not a valid PostgreSQL URL{reason}") from None
 
 
 def _base_type(f: dataclasses.Field[Any]) -> type:

@@ -37,7 +37,6 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
@@ -68,6 +67,7 @@ from sdrest.jobs.store import (
     job_from_row,
     preferred_index,
     queue_cte,
+    redact_url,
     requeued_data,
     status_values,
 )
@@ -140,16 +140,6 @@ _Strings = list[str]
 _Anys = list[Any]
 
 
-def redact_url(url: str) -> str:
-    """``url`` without its password, for messages and logs."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.rsplit("@", 1)
-    user = netloc[0].split(":", 1)[0]
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc[1]}"))
-
-
 class _Transaction:
     """A write transaction's cursor and the events to hand to listeners after its commit."""
 
@@ -172,6 +162,10 @@ class PostgresJobStore(Listeners):
         self._clock = clock
         super().__init__()
         self._closed = False
+        try:  # one plain connection first: libpq's reason (refused, bad password, no database)
+            psycopg.connect(url, connect_timeout=max(1, round(connect_timeout))).close()
+        except psycopg.Error as exc:
+            raise JobStoreError(f"cannot connect to the job store at {self.url}: {str(exc).strip()}") from None
         self._pool = ConnectionPool(url, min_size=1, max_size=pool_size, open=False, name="sdrest-jobs",
                                     kwargs={"autocommit": True})
         try:

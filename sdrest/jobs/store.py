@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from sdrest.jobs.eventlog import EventListener, JobStoreError, dumps, loads
 from sdrest.jobs.records import Event, Job, JobStatus
@@ -279,6 +280,25 @@ def sqlite_path(url: str) -> Path | None:
 
 def is_postgres_url(url: str) -> bool:
     return url.startswith(POSTGRES_SCHEMES)
+
+
+def redact_url(url: str) -> str:
+    """``url`` without its password (after the user name, or a ``password=`` parameter), for
+    messages and logs."""
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:  # unparseable (a bad IPv6 host, port): show only the scheme
+        return f"{url.split(':', 1)[0]}://..."
+    netloc = parts.netloc
+    if password is not None:
+        credentials, host = netloc.rsplit("@", 1)
+        netloc = f"{credentials.split(':', 1)[0]}:***@{host}"
+    query = [(key, "***" if key == "password" else value)
+             for key, value in parse_qsl(parts.query, keep_blank_values=True)]
+    if netloc == parts.netloc and all(key != "password" for key, _ in query):
+        return url
+    return urlunsplit(parts._replace(netloc=netloc, query=urlencode(query, safe="*")))
 
 
 def open_store(url: str, *, clock: Callable[[], float] | None = None) -> JobStore:

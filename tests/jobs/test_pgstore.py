@@ -10,7 +10,8 @@ import pytest
 
 from postgres_helpers import PostgresCluster
 from sdrest.jobs import JobStoreError, SchemaVersionError, open_store
-from sdrest.jobs.pgstore import SCHEMA_VERSION, PostgresJobStore, redact_url
+from sdrest.jobs.pgstore import SCHEMA_VERSION, PostgresJobStore
+from sdrest.jobs.store import redact_url
 from server_helpers import free_port
 
 
@@ -70,6 +71,8 @@ def test_an_unreachable_server_is_a_clear_error_without_the_password(postgres: P
     assert "127.0.0.1" in str(raised.value) and "s3cret-pw" not in str(raised.value)
     assert redact_url(url) == url.replace("s3cret-pw", "***")
     assert redact_url(postgres.url("jobs")) == postgres.url("jobs")
+    assert redact_url("postgresql://db.example/jobs?sslmode=require&password=pw%26x") == (
+        "postgresql://db.example/jobs?sslmode=require&password=***")
 
 
 def test_unknown_store_schemes_are_refused() -> None:
