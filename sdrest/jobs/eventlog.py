@@ -3,24 +3,25 @@
 Lifecycle events are appended in the same transaction as the change they describe, so the event
 log and the job rows never disagree; after the commit, listeners (the
 :class:`~sdrest.jobs.bus.EventBus` registers one) are called with them, so callers never publish
-what the store wrote. Event ids are SSE ids: they only grow, and are never reused after a purge.
-:class:`~sdrest.jobs.sqlitestore.SqliteJobStore` is an :class:`EventLog` over the same SQLite file.
+what the store wrote. Event ids are SSE ids: they only grow, in commit order, and are never
+reused after a purge. :class:`EventLog` is the SQL both backends share; how a transaction is
+opened and where an event's id comes from is each backend's own
+(:mod:`~sdrest.jobs.sqlitestore`, :mod:`~sdrest.jobs.pgstore`).
 """
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import json
 import logging
-import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
-from typing import Any, NamedTuple
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, NamedTuple, Protocol
 
 from sdrest.errors import SdrestError
 from sdrest.jobs.records import Event, Job
-from sdrest.sqlitedb import Database
 
 log = logging.getLogger("sdrest.jobs")
 
@@ -37,10 +38,10 @@ class UnknownJobError(JobStoreError, KeyError):
     """An event was appended for a job id that is not in the store."""
 
 
-class _JobRef(NamedTuple):
-    """What an event needs of its job."""
+class JobRef(NamedTuple):
+    """What an event needs of its job (``id`` None: a queue-wide event)."""
 
-    id: str
+    id: str | None
     owner: str | None
 
 
@@ -71,13 +72,12 @@ def event_from_row(row: tuple) -> Event:
                  created_at=created_at)
 
 
-def owner_clause(owners: set[str | None] | frozenset[str | None], placeholder: str = "?") -> tuple[str, list[Any]]:
-    """SQL for "owner is one of these", where None in the set means rows with no owner
-    (``placeholder``: the driver's parameter marker)."""
+def owner_clause(owners: set[str | None] | frozenset[str | None]) -> tuple[str, list[Any]]:
+    """SQL for "owner is one of these", where None in the set means rows with no owner."""
     names = [owner for owner in owners if owner is not None]
     parts: list[str] = []
     if names:
-        parts.append(f"owner IN ({', '.join([placeholder] * len(names))})")
+        parts.append(f"owner IN ({', '.join('?' * len(names))})")
     if None in owners:
         parts.append("owner IS NULL")
     if not parts:
@@ -85,10 +85,23 @@ def owner_clause(owners: set[str | None] | frozenset[str | None], placeholder: s
     return f"({' OR '.join(parts)})", names
 
 
+class Cursor(Protocol):
+    """What the shared SQL needs of a database cursor (``?`` marks parameters in both backends)."""
+
+    @property
+    def rowcount(self) -> int: ...
+
+    def execute(self, sql: str, args: Sequence[Any] = ..., /) -> Cursor: ...
+
+    def fetchone(self) -> Any: ...
+
+    def fetchall(self) -> list[Any]: ...
+
+
 class Transaction:
     """What a write transaction collected: events to hand to listeners after the commit."""
 
-    def __init__(self, cursor: sqlite3.Cursor) -> None:
+    def __init__(self, cursor: Cursor) -> None:
         self.cursor = cursor
         self.events: list[Event] = []
 
@@ -118,48 +131,35 @@ class Listeners:
                     log.exception("event listener %r failed on %s", listener, event.type)
 
 
-class EventLog(Listeners):
-    """Events persisted in ``db`` (its ``events`` table), and transactions that notify listeners."""
+class EventLog(Listeners, abc.ABC):
+    """Events persisted in the ``events`` table, and transactions that notify listeners.
 
-    def __init__(self, db: Database, clock: Callable[[], float] = time.time) -> None:
+    A backend provides :meth:`_write` (a transaction whose events reach the listeners after its
+    commit, outside any lock, so a slow or re-entrant listener cannot stall or deadlock the
+    store), :meth:`_query`, :meth:`_insert_event` and :meth:`last_event_id`.
+    """
+
+    #: Appended to the SELECT of a job an event is appended for: the lock the event's foreign
+    #: key takes, taken before the event id's (PostgreSQL); empty where writes are serialised.
+    _KEY_SHARE = ""
+
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
         super().__init__()
-        self._db = db
         self._clock = clock
-        self._lock = db.lock
 
-    def _read(self) -> contextlib.AbstractContextManager[sqlite3.Cursor]:
-        """A snapshot for several SELECTs (e.g. a page and its total) that must agree."""
-        return self._db.read()
+    @abc.abstractmethod
+    def _write(self) -> contextlib.AbstractContextManager[Transaction]: ...
 
-    @contextlib.contextmanager
-    def _write(self) -> Iterator[Transaction]:
-        """A write transaction; committed on success, rolled back on any exception.
+    @abc.abstractmethod
+    def _query(self, sql: str, args: Iterable[Any] = ()) -> list[Any]: ...
 
-        Listeners run after the commit and outside the lock, so a slow or re-entrant listener
-        cannot stall or deadlock the store.
-        """
-        with self._db.write() as cursor:
-            transaction = Transaction(cursor)
-            yield transaction
-        self._notify(transaction.events)
+    @abc.abstractmethod
+    def _insert_event(self, tx: Transaction, type_: str, job: Job | JobRef, data: dict[str, Any]) -> Event:
+        """Append an event of ``job`` (its id and owner) inside ``tx``."""
 
-    def _query(self, sql: str, args: Iterable[Any] = ()) -> list[tuple]:
-        return self._db.query(sql, args)
-
-    def _insert_event(self, tx: Transaction, type_: str, job: Job | _JobRef | None,
-                      data: dict[str, Any]) -> Event:
-        """Append an event inside ``tx``; its owner is always the job's owner."""
-        now = self._clock()
-        job_id = None if job is None else job.id
-        owner = None if job is None else job.owner
-        tx.cursor.execute(
-            "INSERT INTO events (type, job_id, owner, data, created_at) VALUES (?, ?, ?, ?, ?)",
-            (type_, job_id, owner, dumps(data), now),
-        )
-        event = Event(id=tx.cursor.lastrowid, type=type_, job_id=job_id, owner=owner,
-                      data=data, created_at=now)
-        tx.events.append(event)
-        return event
+    @abc.abstractmethod
+    def last_event_id(self) -> int:
+        """The highest committed event id ever handed out (0 if none), even if purged."""
 
     def append_event(self, type: str, *, job_id: str | None = None, owner: str | None = None,
                      data: dict[str, Any] | None = None) -> Event:
@@ -172,22 +172,13 @@ class EventLog(Listeners):
         data = check_event(type, data)
         with self._write() as tx:
             if job_id is None:
-                now = self._clock()
-                tx.cursor.execute(
-                    "INSERT INTO events (type, job_id, owner, data, created_at)"
-                    " VALUES (?, NULL, ?, ?, ?)",
-                    (type, owner, dumps(data), now),
-                )
-                event = Event(id=tx.cursor.lastrowid, type=type, job_id=None, owner=owner,
-                              data=data, created_at=now)
-                tx.events.append(event)
-                return event
-            row = tx.cursor.execute("SELECT owner FROM jobs WHERE id = ?", (job_id,)).fetchone()
+                return self._insert_event(tx, type, JobRef(None, owner), data)
+            row = tx.cursor.execute(f"SELECT owner FROM jobs WHERE id = ?{self._KEY_SHARE}", (job_id,)).fetchone()
             if row is None:
                 raise UnknownJobError(job_id)
             if owner is not None and owner != row[0]:
                 raise ValueError(f"event owner {owner!r} is not the owner of job {job_id}")
-            return self._insert_event(tx, type, _JobRef(job_id, row[0]), data)
+            return self._insert_event(tx, type, JobRef(job_id, row[0]), data)
 
     def events_after(
         self,
@@ -221,11 +212,6 @@ class EventLog(Listeners):
         )
         return [event_from_row(row) for row in rows]
 
-    def last_event_id(self) -> int:
-        """The highest event id ever handed out (0 if none), even if that event was purged."""
-        rows = self._query("SELECT seq FROM sqlite_sequence WHERE name = 'events'")
-        return rows[0][0] if rows else 0
-
     def purge_events(self, keep_last: int) -> int:
         """Delete all but the newest ``keep_last`` events; returns how many were deleted.
 
@@ -233,9 +219,7 @@ class EventLog(Listeners):
         """
         check_keep_last(keep_last)
         with self._write() as tx:
-            tx.cursor.execute(
-                "DELETE FROM events WHERE id NOT IN"
-                " (SELECT id FROM events ORDER BY id DESC LIMIT ?)",
+            return tx.cursor.execute(
+                "DELETE FROM events WHERE id NOT IN (SELECT id FROM events ORDER BY id DESC LIMIT ?)",
                 (keep_last,),
-            )
-            return tx.cursor.rowcount
+            ).rowcount

@@ -19,49 +19,25 @@ which are frequent and worthless after a crash, skip that fsync (see :meth:`upda
 
 Events
 ------
-Lifecycle events are appended in the same transaction as the change they describe; the event
-log itself (reading, purging, listeners) is :class:`~sdrest.jobs.eventlog.EventLog`, which
-:class:`SqliteJobStore` extends. The interface and the rules shared with the PostgreSQL backend
-are in :mod:`sdrest.jobs.store`.
+Lifecycle events are appended in the same transaction as the change they describe; event ids
+come from AUTOINCREMENT, which never reuses one, and grow in commit order because writes are
+serialised. The SQL shared with the PostgreSQL backend is :class:`~sdrest.jobs.sqlstore.SqlJobStore`;
+the interface and its rules are in :mod:`sdrest.jobs.store`.
 """
 
 from __future__ import annotations
 
-import json
+import contextlib
 import logging
-import sqlite3
 import time
-import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from sdrest.jobs.eventlog import EventLog, JobStoreError, Transaction, dumps, owner_clause
-from sdrest.jobs.records import (
-    Event,
-    EventType,
-    Job,
-    JobStatus,
-    empty_progress,
-)
-from sdrest.jobs.store import (
-    DEFAULT_MAX_INTERRUPTIONS,
-    FINISHED_SQL,
-    JOB_COLUMNS,
-    RUN_ORDER,
-    SchemaVersionError,
-    check_error,
-    check_new_job,
-    check_outcome,
-    check_page,
-    check_progress,
-    interrupted_error,
-    job_from_row,
-    preferred_index,
-    queue_cte,
-    requeued_data,
-    status_values,
-)
+from sdrest.jobs.eventlog import Cursor, JobRef, JobStoreError, Transaction, dumps
+from sdrest.jobs.records import Event, Job
+from sdrest.jobs.sqlstore import JOB_COLUMNS, RUN_ORDER, SqlJobStore
+from sdrest.jobs.store import SchemaVersionError, check_progress, preferred_index
 from sdrest.sqlitedb import MEMORY, Database, VersionTable
 
 log = logging.getLogger("sdrest.jobs")
@@ -122,22 +98,12 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
 #: The schema version this code writes.
 SCHEMA_VERSION = len(_MIGRATIONS)
 
-_EVENT_COLUMNS = "id, type, job_id, owner, data, created_at"
-
-_QUEUE_CTE = queue_cte("IS")
 # The model file a queued job needs loaded (NULL: whatever is loaded, or none, e.g. an upscale).
 _JOB_MODEL_SQL = ("COALESCE(json_extract(jobs.params, '$.model_path'),"
                   " json_extract(jobs.params, '$.model_options.diffusion_model_path'))")
 
-# Inside SqliteJobStore, `list` names the method (for type checkers), so annotations use these.
-_Jobs = list[Job]
-_Events = list[Event]
-_Strings = list[str]
-_Anys = list[Any]
-_Rows = list[tuple]
 
-
-class SqliteJobStore(EventLog):
+class SqliteJobStore(SqlJobStore):
     """Jobs and events in one SQLite file; safe to share between threads.
 
     ``path`` may be ``":memory:"`` for throwaway stores (no WAL, nothing survives).
@@ -153,8 +119,9 @@ class SqliteJobStore(EventLog):
         busy_timeout: float = 10.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        super().__init__(Database(path, closed_error=lambda: JobStoreError("the job store is closed"),
-                                  synchronous=synchronous, busy_timeout=busy_timeout, foreign_keys=True), clock)
+        super().__init__(clock)
+        self._db = Database(path, closed_error=lambda: JobStoreError("the job store is closed"),
+                            synchronous=synchronous, busy_timeout=busy_timeout, foreign_keys=True)
         self.path = self._db.path
         self.wal = self._db.wal
         if not self.wal and self.path != MEMORY:
@@ -173,138 +140,74 @@ class SqliteJobStore(EventLog):
 
     # -- plumbing ---------------------------------------------------------------------------
 
-    def schema_version(self) -> int:
-        return self._query("SELECT MAX(version) FROM schema_version")[0][0] or 0
+    def _read(self) -> contextlib.AbstractContextManager[Cursor]:
+        return self._db.read()
 
-    @staticmethod
-    def _select_job(cursor: sqlite3.Cursor, job_id: str) -> Job | None:
-        row = cursor.execute(f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?", (job_id,)).fetchone()
-        return None if row is None else job_from_row(row)
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[Transaction]:
+        """A write transaction (BEGIN IMMEDIATE, under the connection's lock); its events reach
+        the listeners after the commit, outside the lock."""
+        with self._db.write() as cursor:
+            transaction = Transaction(cursor)
+            yield transaction
+        self._notify(transaction.events)
 
-    # -- jobs -------------------------------------------------------------------------------
+    def _query(self, sql: str, args: Iterable[Any] = ()) -> list[Any]:
+        return self._db.query(sql, args)
 
-    def create(self, kind: str, params: dict[str, Any], *, owner: str | None = None,
-               priority: int = 0) -> Job:
-        """Queue a new job and append its "queued" event, in one transaction."""
-        params_json = check_new_job(kind, params, priority)
-        job = Job(id=str(uuid.uuid4()), seq=0, kind=kind, status=JobStatus.QUEUED, owner=owner,
-                  priority=priority, params=json.loads(params_json), created_at=self._clock())
-        with self._write() as tx:
-            tx.cursor.execute(
-                "INSERT INTO jobs (id, kind, status, owner, priority, params, created_at,"
-                " progress, timings, attempts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, '{}', 0)",
-                (job.id, kind, job.status.value, owner, priority, params_json, job.created_at,
-                 dumps(job.progress)),
-            )
-            assert tx.cursor.lastrowid is not None  # an INSERT always sets it
-            job.seq = tx.cursor.lastrowid
-            self._insert_event(tx, EventType.QUEUED.value, job,
-                               {"status": "queued", "kind": kind, "priority": priority})
-        return job
+    def _insert_job(self, tx: Transaction, job: Job, params_json: str) -> int:
+        cursor = tx.cursor.execute(
+            "INSERT INTO jobs (id, kind, status, owner, priority, params, created_at, progress, timings, attempts)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, '{}', 0)",
+            (job.id, job.kind, job.status.value, job.owner, job.priority, params_json, job.created_at,
+             dumps(job.progress)))
+        return int(cursor.lastrowid)  # type: ignore[attr-defined]  # an sqlite3 cursor
 
-    def get(self, job_id: str) -> Job | None:
-        rows = self._query(f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?", (job_id,))
-        return job_from_row(rows[0]) if rows else None
+    def _insert_event(self, tx: Transaction, type_: str, job: Job | JobRef, data: dict[str, Any]) -> Event:
+        now = self._clock()
+        cursor = tx.cursor.execute(
+            "INSERT INTO events (type, job_id, owner, data, created_at) VALUES (?, ?, ?, ?, ?)",
+            (type_, job.id, job.owner, dumps(data), now))
+        event = Event(id=cursor.lastrowid, type=type_, job_id=job.id,  # type: ignore[attr-defined]
+                      owner=job.owner, data=data, created_at=now)
+        tx.events.append(event)
+        return event
 
-    def list(
-        self,
-        *,
-        statuses: Iterable[JobStatus | str] | None = None,
-        owner: str | None = None,
-        kind: str | None = None,
-        limit: int | None = 50,
-        offset: int = 0,
-        newest_first: bool = True,
-    ) -> tuple[_Jobs, int]:
-        """One page of jobs (by creation order) and the total number matching the filters.
+    def last_event_id(self) -> int:
+        """The highest event id ever handed out (0 if none), even if that event was purged."""
+        rows = self._query("SELECT seq FROM sqlite_sequence WHERE name = 'events'")
+        return int(rows[0][0]) if rows else 0
 
-        ``owner=None`` means any owner. ``limit=None`` means no limit.
-        """
-        check_page(limit, offset)
-        where: _Strings = []
-        args: _Anys = []
-        if statuses is not None:
-            values = status_values(statuses)
-            if not values:
-                return [], 0
-            where.append(f"status IN ({', '.join('?' * len(values))})")
-            args.extend(values)
-        if owner is not None:
-            where.append("owner = ?")
-            args.append(owner)
-        if kind is not None:
-            where.append("kind = ?")
-            args.append(kind)
-        where_sql = f"WHERE {' AND '.join(where)}" if where else ""
-        order = "DESC" if newest_first else "ASC"
-        with self._read() as cur:
-            total = cur.execute(f"SELECT COUNT(*) FROM jobs {where_sql}", args).fetchone()[0]
-            rows = cur.execute(
-                f"SELECT {JOB_COLUMNS} FROM jobs {where_sql} ORDER BY seq {order} LIMIT ? OFFSET ?",
-                [*args, -1 if limit is None else limit, offset],
-            ).fetchall()
-        return [job_from_row(row) for row in rows], total
-
-    def queued_ids(self) -> _Strings:
-        """Queued job ids in the order they will run (see :data:`RUN_ORDER`)."""
-        rows = self._query(f"{_QUEUE_CTE} SELECT id FROM queue ORDER BY {RUN_ORDER}")
-        return [row[0] for row in rows]
-
-    def queue_position(self, job_id: str) -> int | None:
-        """How many queued jobs run before this one (0: next), or None if it is not queued."""
-        row = self._query(
-            f"{_QUEUE_CTE}, ordered AS (SELECT id, ROW_NUMBER() OVER (ORDER BY {RUN_ORDER}) - 1 AS position"
-            " FROM queue) SELECT position FROM ordered WHERE id = ?", (job_id,))
-        return row[0][0] if row else None
-
-    def queued_count(self, owner: str | None) -> int:
-        """How many jobs ``owner`` has waiting (None: the jobs without an owner)."""
-        clause, args = owner_clause({owner})
-        return self._query(f"SELECT COUNT(*) FROM jobs WHERE status = 'queued' AND {clause}", args)[0][0]
+    # -- claims and progress ----------------------------------------------------------------
 
     def claim_next(self, *, loaded: Iterable[str] | None = None, overtake_limit: int = 0) -> Job | None:
         """Take the next queued job and mark it running; None when the queue is empty.
 
         Model-aware scheduling: given the model files the worker has ``loaded``, the first job
-        of the head's priority (in run order) that needs no other model runs first, so a loaded
-        model is used before it is swapped out. Each job it overtakes counts that; a job
-        overtaken ``overtake_limit`` times is overtaken no more (0 or no ``loaded``: strict run
-        order). So no job waits more than ``overtake_limit`` extra jobs for its model's turn.
+        of the head's priority (in run order) that needs no other model runs first
+        (:func:`~sdrest.jobs.store.preferred_index`); 0 or no ``loaded``: strict run order.
 
         The select and the update share one IMMEDIATE transaction, so two callers (threads or
         processes) can never claim the same job.
         """
         with self._write() as tx:
             head = tx.cursor.execute(
-                f"{_QUEUE_CTE} SELECT seq, priority FROM queue ORDER BY {RUN_ORDER} LIMIT 1").fetchone()
+                f"{self._QUEUE_CTE} SELECT seq, priority FROM queue ORDER BY {RUN_ORDER} LIMIT 1").fetchone()
             if head is None:
                 return None
             seq = head[0]
             if loaded is not None and overtake_limit > 0:
                 seq = self._prefer_loaded(tx, head[1], set(loaded), overtake_limit)
             row = tx.cursor.execute(f"SELECT {JOB_COLUMNS} FROM jobs WHERE seq = ?", (seq,)).fetchone()
-            job = job_from_row(row)
-            job.status = JobStatus.RUNNING
-            job.started_at = self._clock()
-            job.attempts += 1
-            job.progress = empty_progress()
-            tx.cursor.execute(
-                "UPDATE jobs SET status = 'running', started_at = ?, attempts = ?, progress = ?"
-                " WHERE seq = ?",
-                (job.started_at, job.attempts, dumps(job.progress), job.seq),
-            )
-            self._insert_event(tx, EventType.STARTED.value, job,
-                               {"status": "running", "kind": job.kind, "attempt": job.attempts})
-        return job
+            return self._claim(tx, row)
 
-    @staticmethod
-    def _prefer_loaded(tx: Transaction, priority: int, loaded: set[str], limit: int) -> int:
+    def _prefer_loaded(self, tx: Transaction, priority: int, loaded: set[str], limit: int) -> int:
         """The seq claim_next runs among the queued jobs of ``priority`` (see preferred_index)."""
         rows = tx.cursor.execute(
-            f"{_QUEUE_CTE} SELECT seq, model, bypassed FROM (SELECT queue.seq AS seq, queue.priority AS priority,"
-            f" queue.turn AS turn, queue.last_served AS last_served, {_JOB_MODEL_SQL} AS model,"
-            " jobs.bypassed AS bypassed FROM queue JOIN jobs ON jobs.seq = queue.seq WHERE queue.priority = ?)"
-            f" ORDER BY {RUN_ORDER}", (priority,)).fetchall()
+            f"{self._QUEUE_CTE} SELECT seq, model, bypassed FROM (SELECT queue.seq AS seq,"
+            f" queue.priority AS priority, queue.turn AS turn, queue.last_served AS last_served,"
+            f" {_JOB_MODEL_SQL} AS model, jobs.bypassed AS bypassed FROM queue JOIN jobs ON jobs.seq = queue.seq"
+            f" WHERE queue.priority = ?) ORDER BY {RUN_ORDER}", (priority,)).fetchall()
         index = preferred_index([(model, bypassed) for _, model, bypassed in rows], loaded, limit)
         ahead = [row[0] for row in rows[:index]]
         if ahead:
@@ -323,162 +226,18 @@ class SqliteJobStore(EventLog):
         it survives ``kill -9`` like everything else.
         """
         fields = check_progress(step, steps, stage)
-        paths = [f"'$.{key}', ?" for key in fields]
-        args = list(fields.values())
-        sql = (f"UPDATE jobs SET progress = json_set(progress, {', '.join(paths)})"
-               if paths else "UPDATE jobs SET progress = progress")
-        with self._lock:
+        with self._db.lock:
             conn = self._db.connection()
             relax = self.wal and self._db.synchronous in ("FULL", "EXTRA")
             if relax:
                 conn.execute("PRAGMA synchronous=NORMAL")
             try:
-                cursor = conn.execute(f"{sql} WHERE id = ? AND status = 'running'",
-                                      (*args, job_id))
+                cursor = conn.execute("UPDATE jobs SET progress = json_patch(progress, ?)"
+                                      " WHERE id = ? AND status = 'running'", (dumps(fields), job_id))
             finally:
                 if relax:
                     conn.execute(f"PRAGMA synchronous={self._db.synchronous}")
             return cursor.rowcount > 0
-
-    def _finish(self, job_id: str, status: JobStatus, assignments: dict[str, Any],
-                event_type: EventType, event_data: dict[str, Any]) -> Job | None:
-        """running -> ``status`` with the given column values, plus the event; else None."""
-        with self._write() as tx:
-            job = self._select_job(tx.cursor, job_id)
-            if job is None or job.status is not JobStatus.RUNNING:
-                return None
-            columns = {"status": status.value, "finished_at": self._clock(), **assignments}
-            tx.cursor.execute(
-                f"UPDATE jobs SET {', '.join(f'{name} = ?' for name in columns)} WHERE seq = ?",
-                (*columns.values(), job.seq),
-            )
-            job = self._select_job(tx.cursor, job_id)
-            self._insert_event(tx, event_type.value, job, {"status": status.value, **event_data})
-        return job
-
-    def complete(self, job_id: str, result: dict[str, Any],
-                 timings: dict[str, float]) -> Job | None:
-        """running -> completed; None if the job was not running (e.g. cancelled meanwhile)."""
-        check_outcome(result, timings)
-        return self._finish(job_id, JobStatus.COMPLETED,
-                            {"result": dumps(result), "timings": dumps(timings)},
-                            EventType.COMPLETED, {"result": result, "timings": timings})
-
-    def fail(self, job_id: str, error: dict[str, Any],
-             timings: dict[str, float] | None = None) -> Job | None:
-        """running -> failed; None if the job was not running. ``error`` needs code and message."""
-        check_error(error)
-        assignments = {"error": dumps(error)}
-        data: dict[str, Any] = {"error": error}
-        if timings is not None:
-            assignments["timings"] = dumps(timings)
-            data["timings"] = timings
-        return self._finish(job_id, JobStatus.FAILED, assignments, EventType.FAILED, data)
-
-    def cancel(self, job_id: str) -> Job | None:
-        """queued/running -> cancelled. Returns the job as it was *before* (so the caller knows
-        whether a worker must be stopped), or None if it is unknown or already finished."""
-        with self._write() as tx:
-            before = self._select_job(tx.cursor, job_id)
-            if before is None or before.finished:
-                return None
-            tx.cursor.execute(
-                "UPDATE jobs SET status = 'cancelled', finished_at = ? WHERE seq = ?",
-                (self._clock(), before.seq),
-            )
-            self._insert_event(tx, EventType.CANCELLED.value, before,
-                               {"status": "cancelled", "previous_status": before.status.value})
-        return before
-
-    def requeue(self, job_id: str) -> bool:
-        """running -> queued, keeping its place (seq) and priority; False if it was not running.
-
-        For a supervisor that lost its worker for reasons that are not the job's fault.
-        """
-        with self._write() as tx:
-            job = self._select_job(tx.cursor, job_id)
-            if job is None or job.status is not JobStatus.RUNNING:
-                return False
-            self._put_back(tx, job, reason="requeued")
-        return True
-
-    def _put_back(self, tx: Transaction, job: Job, *, reason: str) -> None:
-        tx.cursor.execute(
-            "UPDATE jobs SET status = 'queued', started_at = NULL, progress = ? WHERE seq = ?",
-            (dumps(empty_progress()), job.seq),
-        )
-        self._insert_event(tx, EventType.QUEUED.value, job, requeued_data(job, reason))
-
-    def recover_interrupted(self, *, requeue: bool = True,
-                            max_interruptions: int = DEFAULT_MAX_INTERRUPTIONS) -> _Jobs:
-        """At start-up: every job still ``running`` was cut off by a server crash; settle each one.
-
-        A server crash is not the job's fault, so with ``requeue`` (the default) the job goes
-        back to its place in the queue, as long as it has been interrupted at most
-        ``max_interruptions`` times; after that, or without ``requeue``, it fails with code
-        "interrupted". (A job whose *worker* crashed failed there and then: it may be poison.)
-        Call this only while no worker of this store is running. Returns the affected jobs, as
-        they are now.
-        """
-        affected: _Strings = []
-        with self._write() as tx:
-            rows = tx.cursor.execute(
-                f"SELECT {JOB_COLUMNS} FROM jobs WHERE status = 'running' ORDER BY seq"
-            ).fetchall()
-            for job in map(job_from_row, rows):
-                job.interruptions += 1
-                tx.cursor.execute("UPDATE jobs SET interruptions = ? WHERE seq = ?",
-                                  (job.interruptions, job.seq))
-                if requeue and job.interruptions <= max_interruptions:
-                    self._put_back(tx, job, reason="interrupted")
-                else:
-                    error = interrupted_error(job)
-                    tx.cursor.execute(
-                        "UPDATE jobs SET status = 'failed', finished_at = ?, error = ?"
-                        " WHERE seq = ?",
-                        (self._clock(), dumps(error), job.seq),
-                    )
-                    self._insert_event(tx, EventType.FAILED.value, job,
-                                       {"status": "failed", "error": error})
-                affected.append(job.id)
-            jobs = [self._select_job(tx.cursor, job_id) for job_id in affected]
-        return [job for job in jobs if job is not None]
-
-    def delete(self, job_id: str) -> Job | None:
-        """Remove a finished job and its events; returns it (so its files can go too) or None
-        if it is unknown or not finished (cancel it first)."""
-        with self._write() as tx:
-            job = self._select_job(tx.cursor, job_id)
-            if job is None or not job.finished:
-                return None
-            tx.cursor.execute("DELETE FROM jobs WHERE seq = ?", (job.seq,))  # events: CASCADE
-        return job
-
-    def purge_finished(self, older_than: float) -> _Jobs:
-        """Remove finished jobs whose ``finished_at`` is before ``older_than`` (unix time)."""
-        with self._write() as tx:
-            rows = tx.cursor.execute(
-                f"SELECT {JOB_COLUMNS} FROM jobs WHERE status IN {FINISHED_SQL}"
-                " AND finished_at < ? ORDER BY seq",
-                (older_than,),
-            ).fetchall()
-            tx.cursor.execute(
-                f"DELETE FROM jobs WHERE status IN {FINISHED_SQL} AND finished_at < ?",
-                (older_than,),
-            )
-        return [job_from_row(row) for row in rows]
-
-    def counts(self) -> dict[str, int]:
-        """Number of jobs per status (every status present, zero included)."""
-        counts = {status.value: 0 for status in JobStatus}
-        for status, count in self._query("SELECT status, COUNT(*) FROM jobs GROUP BY status"):
-            counts[status] = count
-        return counts
-
-    def queued_by_priority(self) -> dict[int, int]:
-        """Number of queued jobs per priority (only priorities that have some)."""
-        rows = self._query("SELECT priority, COUNT(*) FROM jobs WHERE status = 'queued' GROUP BY priority")
-        return dict(rows)
 
     # -- lifetime ---------------------------------------------------------------------------
 

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from sdrest.jobs.eventlog import EventListener, JobStoreError, dumps, loads
+from sdrest.jobs.eventlog import EventListener, JobStoreError, dumps
 from sdrest.jobs.records import Event, Job, JobStatus
 
 #: Server crashes (kill -9, power loss) a running job may live through: it is queued again after
@@ -133,56 +133,6 @@ class JobStore(Protocol):
 
 
 # -- rules both backends share ------------------------------------------------------------------
-
-#: The jobs table's columns, in the order :func:`job_from_row` reads them (the same in both).
-JOB_COLUMNS = (
-    "id, seq, kind, status, owner, priority, params, created_at, started_at, finished_at, "
-    "progress, timings, error, result, attempts, interruptions"
-)
-
-#: Finished statuses, as an SQL list.
-FINISHED_SQL = "('completed', 'failed', 'cancelled')"
-
-# The run order: higher priority first; within a priority, users take turns: each user's first
-# waiting job, then each one's second, ...; within a turn, the user served longest ago (or never)
-# first, then FIFO. So one user's 500 queued jobs delay another user's job by at most one of theirs.
-RUN_ORDER = "priority DESC, turn ASC, last_served ASC, seq ASC"
-
-
-def queue_cte(same_owner: str) -> str:
-    """``WITH ... queue`` of the queued jobs with the columns :data:`RUN_ORDER` sorts by;
-    ``same_owner``: the dialect's NULL-safe equality (SQLite ``IS``, PostgreSQL ``IS NOT
-    DISTINCT FROM``)."""
-    return ("WITH served AS (SELECT owner, MAX(started_at) AS last FROM jobs"
-            " WHERE started_at IS NOT NULL GROUP BY owner),"
-            " queue AS (SELECT jobs.id, jobs.seq, jobs.priority,"
-            " ROW_NUMBER() OVER (PARTITION BY jobs.priority, jobs.owner ORDER BY jobs.seq) AS turn,"
-            " COALESCE(served.last, 0) AS last_served"
-            f" FROM jobs LEFT JOIN served ON served.owner {same_owner} jobs.owner WHERE jobs.status = 'queued')")
-
-
-def job_from_row(row: tuple) -> Job:
-    (job_id, seq, kind, status, owner, priority, params, created_at, started_at, finished_at,
-     progress, timings, error, result, attempts, interruptions) = row
-    return Job(
-        id=job_id,
-        seq=seq,
-        kind=kind,
-        status=JobStatus(status),
-        owner=owner,
-        priority=priority,
-        params=loads(params),
-        created_at=created_at,
-        started_at=started_at,
-        finished_at=finished_at,
-        progress=loads(progress),
-        timings=loads(timings),
-        error=loads(error),
-        result=loads(result),
-        attempts=attempts,
-        interruptions=interruptions,
-    )
-
 
 def check_new_job(kind: str, params: dict[str, Any], priority: int) -> str:
     """Validate :meth:`JobStore.create`'s arguments; returns the params as JSON text."""
