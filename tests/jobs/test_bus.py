@@ -1,26 +1,21 @@
-"""EventBus: replay from the store, live delivery, filtering, bounds and wake-ups."""
+"""EventBus: replay from the store, live delivery, filtering, bounds and wake-ups (on both job
+store backends: tests/jobs/conftest.py)."""
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from helpers import FakeClock
-from sdrest.jobs import Event, EventBus, SqliteJobStore, Subscription
+from postgres_helpers import Backend
+from sdrest.jobs import Event, EventBus, JobStore, Subscription
 from sdrest.jobs import bus as bus_module
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[SqliteJobStore]:
-    with SqliteJobStore(tmp_path / "jobs.db", synchronous="NORMAL") as job_store:
-        yield job_store
-
-
-@pytest.fixture
-def bus(store: SqliteJobStore) -> Iterator[EventBus]:
+def bus(store: JobStore) -> Iterator[EventBus]:
     event_bus = EventBus(store)
     yield event_bus
     event_bus.close()
@@ -38,7 +33,7 @@ def kinds(events: list[Event]) -> list[str]:
     return [event.type for event in events]
 
 
-def test_replay_after_last_event_id_then_live(store: SqliteJobStore, bus: EventBus) -> None:
+def test_replay_after_last_event_id_then_live(store: JobStore, bus: EventBus) -> None:
     first = store.create("txt2img", {})
     second = store.create("txt2img", {})
     third = store.create("txt2img", {})
@@ -57,7 +52,7 @@ def test_replay_after_last_event_id_then_live(store: SqliteJobStore, bus: EventB
     assert subscription.next_batch(0.05) == []
 
 
-def test_without_last_event_id_only_new_events(store: SqliteJobStore, bus: EventBus) -> None:
+def test_without_last_event_id_only_new_events(store: JobStore, bus: EventBus) -> None:
     store.create("txt2img", {})
     subscription = bus.subscribe(last_event_id=None)
     assert subscription.next_batch(0.05) == []
@@ -66,7 +61,7 @@ def test_without_last_event_id_only_new_events(store: SqliteJobStore, bus: Event
     assert (event.type, event.job_id) == ("queued", job.id)
 
 
-def test_last_event_id_from_the_future_is_clamped(store: SqliteJobStore, bus: EventBus) -> None:
+def test_last_event_id_from_the_future_is_clamped(store: JobStore, bus: EventBus) -> None:
     """A client that remembers ids from a deleted database must still get new events."""
     store.create("txt2img", {})
     subscription = bus.subscribe(last_event_id=10**9)
@@ -75,7 +70,7 @@ def test_last_event_id_from_the_future_is_clamped(store: SqliteJobStore, bus: Ev
     assert [e.job_id for e in subscription.next_batch(1.0)] == [job.id]
 
 
-def test_ephemeral_events_are_live_only(store: SqliteJobStore, bus: EventBus) -> None:
+def test_ephemeral_events_are_live_only(store: JobStore, bus: EventBus) -> None:
     job = store.create("txt2img", {}, owner="alice")
     live = bus.subscribe(last_event_id=None)
     preview = bus.emit("preview", job_id=job.id, owner="alice", data={"image": "b64"},
@@ -88,7 +83,7 @@ def test_ephemeral_events_are_live_only(store: SqliteJobStore, bus: EventBus) ->
     assert all(e.type != "preview" for e in store.events_after(0))
 
 
-def test_persisted_emit_goes_through_the_store(store: SqliteJobStore, bus: EventBus) -> None:
+def test_persisted_emit_goes_through_the_store(store: JobStore, bus: EventBus) -> None:
     job = store.create("txt2img", {}, owner="alice")
     subscription = bus.subscribe(last_event_id=None)
     event = bus.emit("queue", job_id=None, owner=None, data={"length": 1}, persist=True)
@@ -99,7 +94,7 @@ def test_persisted_emit_goes_through_the_store(store: SqliteJobStore, bus: Event
     assert kinds(drain(subscription)) == ["note"]
 
 
-def test_filters_by_job_and_owner(store: SqliteJobStore, bus: EventBus) -> None:
+def test_filters_by_job_and_owner(store: JobStore, bus: EventBus) -> None:
     alice = store.create("txt2img", {}, owner="alice")
     bob = store.create("txt2img", {}, owner="bob")
     by_owner = bus.subscribe(last_event_id=0, owners={"alice", None})
@@ -120,7 +115,7 @@ def test_filters_by_job_and_owner(store: SqliteJobStore, bus: EventBus) -> None:
     assert nobody.next_batch(0.05) == []
 
 
-def test_publisher_order_is_kept(store: SqliteJobStore, bus: EventBus) -> None:
+def test_publisher_order_is_kept(store: JobStore, bus: EventBus) -> None:
     """Progress published between "started" and "completed" arrives between them."""
     job = store.create("txt2img", {})
     subscription = bus.subscribe(last_event_id=None)
@@ -135,7 +130,7 @@ def test_publisher_order_is_kept(store: SqliteJobStore, bus: EventBus) -> None:
     assert [e.data.get("step") for e in events[1:3]] == [1, 2]
 
 
-def test_replay_longer_than_a_page_stays_ordered(store: SqliteJobStore, bus: EventBus,
+def test_replay_longer_than_a_page_stays_ordered(store: JobStore, bus: EventBus,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(bus_module, "REPLAY_PAGE", 4)
     jobs = [store.create("txt2img", {"n": n}) for n in range(11)]
@@ -172,7 +167,7 @@ class WaitClock(FakeClock):
         return now
 
 
-def test_timeout_returns_empty_list(store: SqliteJobStore) -> None:
+def test_timeout_returns_empty_list(store: JobStore) -> None:
     clock = WaitClock(step=0.01)
     bus = EventBus(store, clock=clock)
     subscription = bus.subscribe(last_event_id=None)
@@ -184,7 +179,7 @@ def test_timeout_returns_empty_list(store: SqliteJobStore) -> None:
     bus.close()
 
 
-def test_waiting_subscriber_wakes_on_publish(store: SqliteJobStore) -> None:
+def test_waiting_subscriber_wakes_on_publish(store: JobStore) -> None:
     clock = WaitClock()  # time stands still: only a publish can end the wait
     bus = EventBus(store, clock=clock)
     subscription = bus.subscribe(last_event_id=None)
@@ -199,7 +194,7 @@ def test_waiting_subscriber_wakes_on_publish(store: SqliteJobStore) -> None:
     bus.close()
 
 
-def test_64_subscribers_each_receive_the_event(store: SqliteJobStore, bus: EventBus) -> None:
+def test_64_subscribers_each_receive_the_event(store: JobStore, bus: EventBus) -> None:
     subscriptions = [bus.subscribe(last_event_id=None) for _ in range(64)]
     assert bus.subscriber_count == 64
     received: dict[int, list[Event]] = {}
@@ -222,7 +217,7 @@ def test_64_subscribers_each_receive_the_event(store: SqliteJobStore, bus: Event
     assert bus.subscriber_count == 0
 
 
-def test_bounded_queue_drops_oldest_ephemeral_never_persisted(store: SqliteJobStore,
+def test_bounded_queue_drops_oldest_ephemeral_never_persisted(store: JobStore,
                                                                bus: EventBus) -> None:
     subscription = bus.subscribe(last_event_id=None, max_pending=5)
     job = store.create("txt2img", {})
@@ -239,7 +234,7 @@ def test_bounded_queue_drops_oldest_ephemeral_never_persisted(store: SqliteJobSt
     assert subscription.dropped == 15
 
 
-def test_stalled_subscriber_holds_bounded_memory(store: SqliteJobStore, bus: EventBus) -> None:
+def test_stalled_subscriber_holds_bounded_memory(store: JobStore, bus: EventBus) -> None:
     subscription = bus.subscribe(last_event_id=None, max_pending=3)
     for _ in range(50):
         store.create("txt2img", {})  # persisted: re-read from the store, one marker suffices
@@ -253,7 +248,7 @@ def test_stalled_subscriber_holds_bounded_memory(store: SqliteJobStore, bus: Eve
     assert kinds(events).count("progress") == 3
 
 
-def test_close_wakes_waiters(store: SqliteJobStore) -> None:
+def test_close_wakes_waiters(store: JobStore) -> None:
     clock = WaitClock()  # time stands still: only the close can end the wait
     bus = EventBus(store, clock=clock)
     subscription = bus.subscribe(last_event_id=None)
@@ -271,10 +266,13 @@ def test_close_wakes_waiters(store: SqliteJobStore) -> None:
         bus.subscribe(last_event_id=None)
 
 
-def test_events_from_another_connection_are_seen_on_timeout(store: SqliteJobStore,
-                                                            bus: EventBus) -> None:
+def test_events_from_another_connection_are_seen_on_timeout(store: JobStore, bus: EventBus,
+                                                            backend: Backend) -> None:
     subscription = bus.subscribe(last_event_id=None)
-    with SqliteJobStore(store.path) as other_process:  # its appends do not reach this bus
+    other_process = backend.open()  # its appends do not reach this bus (another node's would not)
+    try:
         job = other_process.create("txt2img", {})
+    finally:
+        other_process.close()
     assert [e.job_id for e in subscription.next_batch(0.1)] == [job.id]
     assert subscription.next_batch(0.05) == []
