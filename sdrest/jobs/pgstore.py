@@ -147,8 +147,10 @@ class PostgresJobStore(SqlJobStore):
             psycopg.connect(url, connect_timeout=max(1, round(connect_timeout))).close()
         except psycopg.Error as exc:
             raise JobStoreError(f"cannot connect to the job store at {self.url}: {str(exc).strip()}") from None
+        # check: a connection the server dropped (a restart, an idle timeout) is replaced before
+        # it is lent, rather than failing the call that gets it (one empty query per borrow).
         self._pool = ConnectionPool(url, min_size=1, max_size=pool_size, open=False, name="sdrest-jobs",
-                                    kwargs={"autocommit": True})
+                                    kwargs={"autocommit": True}, check=ConnectionPool.check_connection)
         try:
             self._pool.open(wait=True, timeout=connect_timeout)
         except PoolTimeout:

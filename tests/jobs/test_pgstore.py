@@ -9,7 +9,7 @@ import psycopg
 import pytest
 
 from postgres_helpers import PostgresCluster
-from sdrest.jobs import JobStoreError, SchemaVersionError, open_store
+from sdrest.jobs import JobStatus, JobStoreError, SchemaVersionError, open_store
 from sdrest.jobs.pgstore import SCHEMA_VERSION, PostgresJobStore
 from sdrest.jobs.store import redact_url
 from server_helpers import free_port
@@ -78,3 +78,16 @@ def test_an_unreachable_server_is_a_clear_error_without_the_password(postgres: P
 def test_unknown_store_schemes_are_refused() -> None:
     with pytest.raises(JobStoreError, match="sqlite:/// or postgresql://"):
         open_store("mysql://localhost/jobs")
+
+
+def test_connections_the_server_dropped_are_replaced(postgres_url: str) -> None:
+    """A database restart or an idle timeout cuts the pool's connections: the next calls get
+    fresh ones instead of failing."""
+    with PostgresJobStore(postgres_url, pool_size=2) as store:
+        job = store.create("txt2img", {})
+        with psycopg.connect(postgres_url, autocommit=True) as admin:
+            dropped = admin.execute("SELECT COUNT(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                                    " WHERE datname = current_database() AND pid <> pg_backend_pid()").fetchone()[0]
+        assert dropped >= 1
+        assert store.get(job.id).status is JobStatus.QUEUED
+        assert store.claim_next().id == job.id
