@@ -10,37 +10,30 @@ ours to the pinned source): the generation ends at its next sampling step, and t
 its loaded models stay as they were, so the next job starts without a reload. Only if the
 library has not returned within ``--cancel-timeout`` seconds (a model load, which cannot be
 interrupted, or an upscale) is the worker killed instead and a fresh one started.
+
+The pieces it drives: :mod:`~sdrest.worker.lifecycle` (the process and its pipe),
+:mod:`~sdrest.worker.model_choice` (which model a job runs with) and
+:mod:`~sdrest.worker.outcomes` (what a job's messages and end do to the store).
 """
 
 from __future__ import annotations
 
-import base64
 import collections
 import logging
-import multiprocessing
-import signal
 import threading
 import time
 from dataclasses import dataclass, field
-from multiprocessing.connection import Connection
-from pathlib import PurePath
 from typing import Any
 
 from sdrest.jobs import EventBus, Job, JobStatus, JobStore
 from sdrest.jobs.params import public_model_options
 from sdrest.models.paths import ModelNotFoundError
-from sdrest.outputs import discard_job_outputs
 from sdrest.settings import Settings
+from sdrest.worker.lifecycle import CRASH_LOG_LEVEL, WorkerHandle, crash_error, describe_exit
+from sdrest.worker.model_choice import ModelChoice, public_resident, resident_files
+from sdrest.worker.outcomes import JobOutcomes
 
 log = logging.getLogger("sdrest.supervisor")
-native_log = logging.getLogger("sdrest.native")
-
-#: Lines of the worker's log kept for crash reports: warnings and errors of the running job only
-#: (debug lines carry prompts and paths, and another job's lines are another user's business).
-CRASH_LOG_LINES = 30
-CRASH_LOG_LEVEL = logging.WARNING
-#: How long a worker may take to start and say it is ready.
-START_TIMEOUT = 60.0
 
 
 @dataclass
@@ -77,17 +70,12 @@ class Supervisor:
         self._cancel_refused: str | None = None  # the worker could not stop this job in place
         self._resident_files: frozenset[str] = frozenset()  # model files the worker holds loaded
         self._thread: threading.Thread | None = None
-        self._process: multiprocessing.process.BaseProcess | None = None
-        self._conn: Connection | None = None
-        self._log_tail: collections.deque[str] = collections.deque(maxlen=CRASH_LOG_LINES)
-        # The model that jobs without a "model" use: the loaded one, else --model.
-        self._current_model: str | None = settings.model
-        self._current_spec: dict[str, Any] | None = None  # what the worker last loaded
+        self._worker = WorkerHandle(settings)
+        self._models = ModelChoice(library, settings.model)
+        self._outcomes = JobOutcomes(store, bus, settings.outputs_dir, self.counters)
         self._last_activity = time.monotonic()
-        self._preload_failed: str | None = None  # never retry a model that crashed or failed to load
         self.capabilities: dict[str, Any] = {}
         self._ready = threading.Event()
-        self._mp = multiprocessing.get_context("spawn")  # never fork a threaded server
 
     # --- control (any thread) ---
 
@@ -147,8 +135,7 @@ class Supervisor:
     @property
     def default_model(self) -> str | None:
         """What a request without ``model`` gets (None: nothing loaded and no --model)."""
-        with self._lock:
-            return self._current_model
+        return self._models.current
 
     # --- the supervisor thread ---
 
@@ -156,7 +143,7 @@ class Supervisor:
         backoff = 0.5
         while not self._stop.is_set():
             try:
-                if not self._worker_alive():
+                if not self._worker.alive():
                     try:
                         self._start_worker()
                     except RuntimeError as exc:
@@ -181,7 +168,8 @@ class Supervisor:
                     self._run_job(job)
                 except Exception:
                     # Never leave a claimed job "running" behind a supervisor bug.
-                    self._finish_failed(job, {"code": "internal_error", "message": "the server failed to run this job"})
+                    self._outcomes.failed(job, {"code": "internal_error",
+                                                "message": "the server failed to run this job"})
                     raise
                 self._last_activity = time.monotonic()
             except Exception:
@@ -193,7 +181,7 @@ class Supervisor:
             self._state.running_job = job.id
             self._state.running_owner = job.owner
             self._cancel_running = None
-        self._log_tail.clear()  # a crash report shows this job's lines, nobody else's
+        self._worker.log_tail.clear()  # a crash report shows this job's lines, nobody else's
         self.announce_queue()
         try:
             current = self.store.get(job.id)
@@ -202,19 +190,19 @@ class Supervisor:
                 self.counters["cancelled"] += 1
                 return
             try:
-                model = self._model_for(job)
+                model = self._models.for_job(job)
             except ModelNotFoundError as exc:
-                self._finish_failed(job, {"code": "model_not_found", "message": str(exc), "field": exc.field})
+                self._outcomes.failed(job, {"code": "model_not_found", "message": str(exc), "field": exc.field})
                 return
             try:
-                if self._conn is None:
+                if self._worker.conn is None:
                     raise BrokenPipeError("no worker")
-                self._conn.send({"op": "run", "job": job.to_dict(), "model": model})
+                self._worker.conn.send({"op": "run", "job": job.to_dict(), "model": model})
             except (OSError, ValueError):
                 # The worker died before the job reached it: not the job's fault, it runs again.
                 log.warning("the worker was gone before job %s reached it: queued again", job.id)
                 self._stop_worker(kill=True)
-                self._requeue(job)
+                self._outcomes.requeued(job)
                 return
             self._follow(job)
         finally:
@@ -226,33 +214,28 @@ class Supervisor:
 
     def _preload(self) -> None:
         """Load the current model into a fresh worker before the next job needs it."""
-        with self._lock:
-            name = self._current_model
-        if name is None or name == self._preload_failed:
+        spec = self._models.preload_spec()
+        if spec is None:
             return
-        try:
-            spec = self._spec(name, str(self.library.find(self._checkpoint_type(), name, "model").path), {})
-        except ModelNotFoundError as exc:
-            log.error("cannot preload %s: %s", name, exc)
-            self._preload_failed = name
-            return
-        assert self._conn is not None
+        name = spec["name"]
+        assert self._worker.conn is not None
         answer = self._control({"op": "load", "model": spec})
         if answer is None:
             log.error("the worker died while loading %s", name)
-            self._preload_failed = name
+            self._models.preload_failed(name)
         elif answer.get("type") == "error":
             log.error("could not load %s: %s", name, answer["error"].get("message"))
-            self._preload_failed = name
+            self._models.preload_failed(name)
 
     def _control(self, op: dict[str, Any], *, keep_spec: bool = False) -> dict[str, Any] | None:
         """Send a load/unload outside any job and relay the worker's messages until it answers
         ("loaded" or "error"); None if the worker died meanwhile."""
-        assert self._conn is not None
-        self._conn.send(op)
+        conn = self._worker.conn
+        assert conn is not None
+        conn.send(op)
         while True:
             try:
-                message = self._conn.recv()
+                message = conn.recv()
             except (EOFError, OSError):
                 self._stop_worker(kill=True)
                 return None
@@ -264,7 +247,7 @@ class Supervisor:
         kind = message.get("type")
         if kind == "log":
             if message["level"] >= CRASH_LOG_LEVEL:
-                self._log_tail.append(message["message"])
+                self._worker.log_tail.append(message["message"])
             logging.getLogger(message.get("name") or "sdrest.worker").log(message["level"], "%s", message["message"])
             return True
         if kind == "model":
@@ -284,31 +267,10 @@ class Supervisor:
             self._state.loaded_model = message["name"]
             self._state.loaded_options = public_model_options(message.get("options") or {})
             if "resident" in message:
-                self._state.resident_models = [_public_resident(entry) for entry in message["resident"]]
-                self._resident_files = frozenset(filter(None, (
-                    entry.get("path") or (entry.get("options") or {}).get("diffusion_model_path")
-                    for entry in message["resident"])))
-            if keep_spec:
-                return
-            self._current_spec = ({"name": message["name"], "path": message.get("path"),
-                                   "options": message.get("options") or {}} if message["name"] is not None else None)
-            # After an unload, requests without "model" fall back to --model (or get 409).
-            self._current_model = message["name"] if message["name"] is not None else self.settings.model
-
-    @staticmethod
-    def _checkpoint_type() -> Any:
-        from sdrest.models.types import ModelType
-
-        return ModelType.CHECKPOINT
-
-    def _spec(self, name: str, path: str | None, options: dict[str, Any]) -> dict[str, Any]:
-        """What the worker loads: the model, its components and options, and every embedding."""
-        from sdrest.models.types import ModelType
-
-        embeddings = [{"name": PurePath(e.name).name, "path": str(e.path)}
-                      for e in self.library.entries(ModelType.EMBEDDING)]
-        extra = {"embeddings": embeddings} if embeddings else {}
-        return {"name": name, "path": path, "options": {**options, **extra}}
+                self._state.resident_models = [public_resident(entry) for entry in message["resident"]]
+                self._resident_files = resident_files(message["resident"])
+        if not keep_spec:
+            self._models.loaded(message)
 
     def _maybe_unload_idle(self) -> None:
         """--idle-unload-minutes: free the model's memory when nothing ran for that long."""
@@ -321,30 +283,9 @@ class Supervisor:
         self._control({"op": "unload"}, keep_spec=True)
         self._last_activity = time.monotonic()
 
-    def _model_for(self, job: Job) -> dict[str, Any] | None:
-        """The model a job needs; jobs naming nothing get exactly what is loaded."""
-        params = job.params
-        if params.get("mode") in ("upscale", "unload", "convert"):
-            return None
-        options = params.get("model_options") or {}
-        if params.get("model_path"):
-            return self._spec(params["model"], params["model_path"], options)
-        if "diffusion_model_path" in options:
-            name = PurePath(options["diffusion_model_path"]).stem
-            return self._spec(name, None, options)
-        with self._lock:
-            current, loaded = self._current_spec, self._current_model
-        if current is not None and not options:
-            return current
-        if current is not None:
-            return self._spec(current["name"], current["path"], options)
-        if loaded is None:
-            raise ModelNotFoundError("model", "", "model: no model is loaded and none was requested")
-        return self._spec(loaded, str(self.library.find(self._checkpoint_type(), loaded, "model").path), options)
-
     def _follow(self, job: Job) -> None:
         """Relay the worker's messages for ``job`` until it ends one way or another."""
-        conn = self._conn
+        conn = self._worker.conn
         assert conn is not None
         cancel_deadline: float | None = None
         while True:
@@ -364,96 +305,35 @@ class Supervisor:
                             "" if self._cancel_refused == job.id else
                             f" within {self.settings.cancel_timeout:g} s")
                 self._stop_worker(kill=True)
-                self.store.cancel(job.id)  # a "new_latents" stop is still running in the store
-                self._discard_outputs(job)
-                self.counters["cancelled"] += 1
+                self._outcomes.cancelled(job)  # a "new_latents" stop is still running in the store
                 self.counters["cancel_kills"] += 1
                 return
             if self._stop.is_set():
                 # A server stop is never the job's fault: it goes back to the queue, in its place.
                 log.info("stopping: job %s goes back to the queue", job.id)
                 self._stop_worker(kill=True)
-                self._requeue(job)
+                self._outcomes.requeued(job)
                 return
             try:
                 ready = conn.poll(0.05)
                 message = conn.recv() if ready else None
             except (EOFError, OSError):
-                message, ready = None, False
                 self._on_crash(job)
                 return
             if message is None:
-                if not self._worker_alive():
+                if not self._worker.alive():
                     self._on_crash(job)
                     return
                 continue
-            if self._handle(job, message):
+            if self._relay(message):
+                continue
+            if self._outcomes.apply(job, message):
                 return
 
-    def _handle(self, job: Job, message: dict[str, Any]) -> bool:
-        """Apply one worker message; True when the job is over."""
-        if self._relay(message):
-            return False
-        kind = message.get("type")
-        if kind == "progress":
-            progress: dict[str, Any] = {k: message[k] for k in ("step", "steps", "stage") if k in message}
-            if self.store.update_progress(job.id, **progress):
-                self.bus.emit("progress", job_id=job.id, owner=job.owner, data=progress, persist=False)
-            return False
-        if kind == "preview":
-            image = "data:image/png;base64," + base64.b64encode(message["png"]).decode()
-            data = {"step": message["step"], "image": image}
-            self.bus.emit("preview", job_id=job.id, owner=job.owner, data=data, persist=False)
-            return False
-        if kind == "done":
-            result = message["result"]
-            timings = result.pop("timings", {})
-            if self.store.complete(job.id, result, timings) is not None:
-                self.counters["completed"] += 1
-                self.counters["images"] += len(result.get("images", []))
-            else:  # cancelled while its images were being written: nothing names them now
-                self._discard_outputs(job)
-            return True
-        if kind == "error":
-            if message["error"].get("code") == "cancelled":
-                self.store.cancel(job.id)  # no-op unless a "new_latents" stop found no image done
-                self._discard_outputs(job)
-                self.counters["cancelled"] += 1
-                return True
-            self._finish_failed(job, message["error"])
-            return True
-        log.warning("unknown worker message %r", kind)
-        return False
-
-    def _finish_failed(self, job: Job, error: dict[str, Any], timings: dict[str, float] | None = None) -> None:
-        if self.store.fail(job.id, error, timings) is not None:
-            self.counters["failed"] += 1
-        self._discard_outputs(job)
-
-    def _requeue(self, job: Job) -> None:
-        """Back to its place in the queue, without the files of the attempt that was cut off."""
-        self.store.requeue(job.id)
-        self._discard_outputs(job)
-
-    def _discard_outputs(self, job: Job) -> None:
-        # A worker killed between writing its images and reporting them leaves files that no
-        # job record names: a job that does not complete keeps none.
-        current = self.store.get(job.id)
-        if current is None or current.status is not JobStatus.COMPLETED:
-            discard_job_outputs(self.settings.outputs_dir, job.id)
-
     def _on_crash(self, job: Job) -> None:
-        process = self._process
-        if process is not None:
-            process.join(5)
-        code = process.exitcode if process is not None else None
-        cause = _describe_exit(code)
-        lines = list(self._log_tail)[-20:]
-        log.error("worker crashed (%s) while running job %s", cause, job.id)
-        error = {"code": "worker_crashed", "message": f"the generation worker died: {cause}",
-                 "exit_code": code, "log": lines}
-        if code is not None and code < 0:
-            error["signal"] = signal.Signals(-code).name if -code in signal.valid_signals() else -code
+        code = self._worker.exit_code()
+        log.error("worker crashed (%s) while running job %s", describe_exit(code), job.id)
+        error = crash_error(code, list(self._worker.log_tail)[-20:])
         with self._lock:
             self._state.crashes += 1
             self._state.last_crash = {"job_id": job.id, "owner": job.owner, "time": time.time(), **error}
@@ -461,37 +341,13 @@ class Supervisor:
             self._state.loaded_model = None
             self._state.resident_models = []
             self._resident_files = frozenset()
-        self._finish_failed(job, error)
-        self._cleanup_worker()
+        self._outcomes.failed(job, error)
+        self._worker.close()
 
     # --- the worker process ---
 
-    def _worker_alive(self) -> bool:
-        return self._process is not None and self._process.is_alive()
-
     def _start_worker(self) -> None:
-        from sdrest.worker import process as worker_process
-
-        self._cleanup_worker()
-        parent, child = self._mp.Pipe()
-        proc = self._mp.Process(target=worker_process.main, args=(child, self.settings.to_dict(redact=True)),
-                                name="sdrest-worker", daemon=True)
-        proc.start()
-        child.close()
-        deadline = time.monotonic() + START_TIMEOUT
-        while not parent.poll(0.1):
-            if not proc.is_alive() or time.monotonic() > deadline:
-                proc.kill()
-                proc.join(5)
-                parent.close()
-                tail = " | ".join(list(self._log_tail)[-3:])
-                raise RuntimeError(f"the generation worker did not start ({_describe_exit(proc.exitcode)}) {tail}")
-        try:
-            hello = parent.recv()
-        except (EOFError, OSError):
-            proc.kill()
-            raise RuntimeError("the generation worker died while starting") from None
-        self._process, self._conn = proc, parent
+        hello = self._worker.start()
         self.capabilities = hello.get("capabilities") or self.capabilities
         self._ready.set()
         with self._lock:
@@ -501,46 +357,12 @@ class Supervisor:
             self._state.loaded_model = None
             self._state.resident_models = []
             self._resident_files = frozenset()
-        log.info("generation worker started (pid %s)", hello.get("pid"))
 
     def _stop_worker(self, kill: bool = False) -> None:
-        process, conn = self._process, self._conn
-        if process is None:
+        if not self._worker.stop(kill=kill):
             return
-        if not kill and conn is not None and process.is_alive():
-            try:
-                conn.send({"op": "shutdown"})
-            except (OSError, ValueError):
-                pass
-            process.join(5)
-        if process.is_alive():
-            process.kill()
-            process.join(5)
-        self._cleanup_worker()
         with self._lock:
             self._state.alive = False
             self._state.loaded_model = None
             self._state.resident_models = []
             self._resident_files = frozenset()
-
-    def _cleanup_worker(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-        self._process, self._conn = None, None
-
-
-def _public_resident(entry: dict[str, Any]) -> dict[str, Any]:
-    """A resident model as the status shows it: name, options, load time and weight memory."""
-    return {"name": entry.get("name"), "options": public_model_options(entry.get("options") or {}),
-            "load_seconds": entry.get("load_seconds"), "memory": entry.get("memory")}
-
-
-def _describe_exit(code: int | None) -> str:
-    if code is None:
-        return "unknown exit"
-    if code < 0:
-        try:
-            return f"killed by signal {signal.Signals(-code).name}"
-        except ValueError:
-            return f"killed by signal {-code}"
-    return f"exit code {code}"

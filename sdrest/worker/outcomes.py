@@ -1,0 +1,81 @@
+"""What happens to a running job, written to the job store, the event bus and the counters.
+
+A job that does not complete keeps no files: a worker killed between writing its images and
+reporting them would otherwise leave files that no job record names.
+"""
+
+from __future__ import annotations
+
+import base64
+import collections
+import logging
+from pathlib import Path
+from typing import Any
+
+from sdrest.jobs import EventBus, Job, JobStatus, JobStore
+from sdrest.outputs import discard_job_outputs
+
+log = logging.getLogger("sdrest.supervisor")
+
+
+class JobOutcomes:
+    """Progress, previews and the end of each job the worker runs."""
+
+    def __init__(self, store: JobStore, bus: EventBus, outputs_dir: Path,
+                 counters: collections.Counter[str]) -> None:
+        self.store = store
+        self.bus = bus
+        self.outputs_dir = outputs_dir
+        self.counters = counters
+
+    def apply(self, job: Job, message: dict[str, Any]) -> bool:
+        """Apply one worker message about ``job``; True when the job is over."""
+        kind = message.get("type")
+        if kind == "progress":
+            progress: dict[str, Any] = {k: message[k] for k in ("step", "steps", "stage") if k in message}
+            if self.store.update_progress(job.id, **progress):
+                self.bus.emit("progress", job_id=job.id, owner=job.owner, data=progress, persist=False)
+            return False
+        if kind == "preview":
+            image = "data:image/png;base64," + base64.b64encode(message["png"]).decode()
+            data = {"step": message["step"], "image": image}
+            self.bus.emit("preview", job_id=job.id, owner=job.owner, data=data, persist=False)
+            return False
+        if kind == "done":
+            result = message["result"]
+            timings = result.pop("timings", {})
+            if self.store.complete(job.id, result, timings) is not None:
+                self.counters["completed"] += 1
+                self.counters["images"] += len(result.get("images", []))
+            else:  # cancelled while its images were being written: nothing names them now
+                self.discard_outputs(job)
+            return True
+        if kind == "error":
+            if message["error"].get("code") == "cancelled":
+                self.cancelled(job)  # the store's cancel is a no-op unless a "new_latents" stop found no image done
+                return True
+            self.failed(job, message["error"])
+            return True
+        log.warning("unknown worker message %r", kind)
+        return False
+
+    def cancelled(self, job: Job) -> None:
+        """The job stopped on a cancel (a "new_latents" stop is still running in the store)."""
+        self.store.cancel(job.id)
+        self.discard_outputs(job)
+        self.counters["cancelled"] += 1
+
+    def failed(self, job: Job, error: dict[str, Any], timings: dict[str, float] | None = None) -> None:
+        if self.store.fail(job.id, error, timings) is not None:
+            self.counters["failed"] += 1
+        self.discard_outputs(job)
+
+    def requeued(self, job: Job) -> None:
+        """Back to its place in the queue, without the files of the attempt that was cut off."""
+        self.store.requeue(job.id)
+        self.discard_outputs(job)
+
+    def discard_outputs(self, job: Job) -> None:
+        current = self.store.get(job.id)
+        if current is None or current.status is not JobStatus.COMPLETED:
+            discard_job_outputs(self.outputs_dir, job.id)
