@@ -14,16 +14,14 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from model_files import kohya_lora, sd1_checkpoint, sd_vae, write_safetensors
 from sdrest.models.hashing import HashCache
 from sdrest.models.scanner import ModelLibrary
 from sdrest.models.types import ModelFolders, ModelType
+from sdrest.synthetic.headers import kohya_lora, sd1_checkpoint, sd_vae, write_sparse_safetensors
 
 
 def populate(models: Path, count: int) -> None:
@@ -35,7 +33,7 @@ def populate(models: Path, count: int) -> None:
     ]
     for i in range(count):
         folder, tensors = kinds[i % len(kinds)]
-        write_safetensors(models / folder / f"cat{i % 10}" / f"model_{i:04d}.safetensors", tensors)
+        write_sparse_safetensors(models / folder / f"cat{i % 10}" / f"model_{i:04d}.safetensors", tensors)
 
 
 def main() -> int:

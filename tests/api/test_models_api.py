@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from model_files import sdxl_checkpoint, write_safetensors
+from sdrest.synthetic.headers import sdxl_checkpoint, write_sparse_safetensors
 from server_helpers import FAST, Server, link_models
 
 pytestmark = pytest.mark.slow
@@ -24,7 +24,7 @@ def server(models, tmp_path_factory):
     models_dir = link_models(models, root / "models")
     os.link(models.checkpoint, models_dir / "checkpoints" / "sd1b.safetensors")
     (models_dir / "checkpoints" / "xl").mkdir()
-    write_safetensors(models_dir / "checkpoints" / "xl" / "header-only-sdxl.safetensors", sdxl_checkpoint())
+    write_sparse_safetensors(models_dir / "checkpoints" / "xl" / "header-only-sdxl.safetensors", sdxl_checkpoint())
     (models_dir / "checkpoints" / "broken.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{broken")
     (models_dir / "presets").mkdir()
     (models_dir / "presets" / "fast.yaml").write_text("steps: 1\nsampler: euler\nwidth: 64\nheight: 64\n")
@@ -81,7 +81,7 @@ def test_details_detection_loaded_and_hashes(server: Server) -> None:
 
 def test_rescan_sees_added_and_removed_files(server: Server) -> None:
     extra = server.models_dir / "lora" / "added.safetensors"
-    write_safetensors(extra, {"lora_unet_down_blocks_0_attentions_0_proj_in.lora_down.weight": (4, 320)})
+    write_sparse_safetensors(extra, {"lora_unet_down_blocks_0_attentions_0_proj_in.lora_down.weight": (4, 320)})
     result = server.post("/api/v1/models/scan").json()
     assert result["counts"]["lora"] == 2
     assert server.get("/api/v1/models/lora/added.safetensors").status_code == 200

@@ -10,13 +10,24 @@ import zipfile
 from pathlib import Path
 
 import pytest
+
 from model_files import (
     FakeTensor,
+    fake_torch,
+    gguf_bytes,
+    tensors_of,
+    torch_pickle,
+    write_gguf,
+    write_torch_legacy,
+    write_torch_zip,
+)
+from sdrest.models.detect import Detection, detect
+from sdrest.models.headers import MAX_SAFETENSORS_HEADER, read_gguf
+from sdrest.models.types import ModelType
+from sdrest.synthetic.headers import (
     esrgan_basicsr,
     esrgan_old_names,
-    fake_torch,
     flux_model,
-    gguf_bytes,
     kohya_lora,
     sd1_checkpoint,
     sd2_checkpoint,
@@ -25,24 +36,15 @@ from model_files import (
     sd_vae,
     sdxl_checkpoint,
     taesd,
-    tensors_of,
-    torch_pickle,
-    write_gguf,
-    write_safetensors,
-    write_torch_legacy,
-    write_torch_zip,
+    write_sparse_safetensors,
 )
-
-from sdrest.models.detect import Detection, detect
-from sdrest.models.headers import MAX_SAFETENSORS_HEADER, read_gguf
-from sdrest.models.types import ModelType
 
 CKPT = ModelType.CHECKPOINT
 
 
 def _detect(tmp_path: Path, tensors: dict, model_type: ModelType = CKPT, name: str = "m.safetensors",
             metadata: dict | None = None) -> Detection:
-    return detect(write_safetensors(tmp_path / name, tensors, metadata), model_type)
+    return detect(write_sparse_safetensors(tmp_path / name, tensors, metadata), model_type)
 
 
 # ------------------------------------------------------------------ checkpoints

@@ -8,21 +8,20 @@ import threading
 from pathlib import Path
 
 import pytest
-from model_files import (
-    esrgan_basicsr,
-    kohya_lora,
-    sd1_checkpoint,
-    sdxl_checkpoint,
-    tensors_of,
-    write_safetensors,
-    write_torch_zip,
-)
 
+from model_files import tensors_of, write_torch_zip
 from sdrest.models import hashing, scanner
 from sdrest.models.hashing import HashCache
 from sdrest.models.paths import ModelNotFoundError
 from sdrest.models.scanner import ModelLibrary
 from sdrest.models.types import ModelFolders, ModelType, parse_type_filter
+from sdrest.synthetic.headers import (
+    esrgan_basicsr,
+    kohya_lora,
+    sd1_checkpoint,
+    sdxl_checkpoint,
+    write_sparse_safetensors,
+)
 
 SD1_LORA = kohya_lora({"lora_unet_down_blocks_0_attentions_0_transformer_blocks_0_attn2_to_k": (768, 320)})
 
@@ -31,14 +30,14 @@ SD1_LORA = kohya_lora({"lora_unet_down_blocks_0_attentions_0_transformer_blocks_
 def tree(tmp_path: Path) -> Path:
     """A small models/ tree with one of everything, plus traps."""
     models = tmp_path / "models"
-    write_safetensors(models / "checkpoints" / "sd15" / "v1-5.safetensors", sd1_checkpoint())
-    write_safetensors(models / "checkpoints" / "XL Base.fp16.safetensors", sdxl_checkpoint())
+    write_sparse_safetensors(models / "checkpoints" / "sd15" / "v1-5.safetensors", sd1_checkpoint())
+    write_sparse_safetensors(models / "checkpoints" / "XL Base.fp16.safetensors", sdxl_checkpoint())
     write_torch_zip(models / "checkpoints" / "old.ckpt", {"state_dict": tensors_of(sd1_checkpoint())})
-    write_safetensors(models / "lora" / "styles" / "ink.v2.safetensors", SD1_LORA)
-    write_safetensors(models / "lora" / "styles" / "deep" / "nested.safetensors", SD1_LORA)
+    write_sparse_safetensors(models / "lora" / "styles" / "ink.v2.safetensors", SD1_LORA)
+    write_sparse_safetensors(models / "lora" / "styles" / "deep" / "nested.safetensors", SD1_LORA)
     (models / "lora" / "README.txt").write_text("not a model")
-    write_safetensors(models / "lora" / ".hidden.safetensors", SD1_LORA)
-    write_safetensors(models / "lora" / ".cache" / "partial.safetensors", SD1_LORA)
+    write_sparse_safetensors(models / "lora" / ".hidden.safetensors", SD1_LORA)
+    write_sparse_safetensors(models / "lora" / ".cache" / "partial.safetensors", SD1_LORA)
     write_torch_zip(models / "esrgan" / "x4.pth", {"params_ema": tensors_of(esrgan_basicsr(blocks=2))})
     (models / "presets").mkdir()
     (models / "presets" / "fast.yaml").write_text("steps: 4\n")
@@ -48,7 +47,7 @@ def tree(tmp_path: Path) -> Path:
     (models / "prompts" / "ink.yaml").write_text("not a prompt type")
     # Outside the models dir: a secret that a symlink tries to expose.
     outside = tmp_path / "outside"
-    write_safetensors(outside / "secret.safetensors", SD1_LORA)
+    write_sparse_safetensors(outside / "secret.safetensors", SD1_LORA)
     (models / "lora" / "escape.safetensors").symlink_to(outside / "secret.safetensors")
     (models / "lora" / "escape_dir").symlink_to(outside, target_is_directory=True)
     (models / "lora" / "alias.safetensors").symlink_to(models / "lora" / "styles" / "ink.v2.safetensors")
@@ -167,7 +166,7 @@ def test_find_refuses_what_the_scan_does_not_list(library: ModelLibrary, name: s
 
 
 def test_find_sees_a_file_added_after_the_scan(library: ModelLibrary, tree: Path) -> None:
-    write_safetensors(tree / "lora" / "new.safetensors", SD1_LORA)
+    write_sparse_safetensors(tree / "lora" / "new.safetensors", SD1_LORA)
     assert library.get("lora/new.safetensors") is None
     entry = library.find(ModelType.LORA, "new")
     assert entry.id == "lora/new.safetensors" and entry.detection.architecture == "sd1"
@@ -184,7 +183,7 @@ def test_rescan_of_unchanged_files_does_no_detection(library: ModelLibrary, tree
 
     # A changed file is detected again; a deleted one disappears.
     changed = tree / "checkpoints" / "sd15" / "v1-5.safetensors"
-    write_safetensors(changed, sdxl_checkpoint())
+    write_sparse_safetensors(changed, sdxl_checkpoint())
     os.utime(changed, ns=(0, changed.stat().st_mtime_ns + 10_000_000))
     (tree / "checkpoints" / "old.ckpt").unlink()
     result = library.scan()
@@ -218,7 +217,7 @@ def test_to_dict_is_json_ready_and_hides_the_server_path(library: ModelLibrary, 
 
 
 def test_folder_overrides_are_scanned(tmp_path: Path) -> None:
-    write_safetensors(tmp_path / "elsewhere" / "mine.safetensors", SD1_LORA)
+    write_sparse_safetensors(tmp_path / "elsewhere" / "mine.safetensors", SD1_LORA)
     lib = ModelLibrary(ModelFolders.build(tmp_path / "models", {"lora": tmp_path / "elsewhere"}))
     lib.scan()
     assert _ids(lib.entries()) == ["lora/mine.safetensors"]
