@@ -3,7 +3,9 @@ environment variables, then command-line flags (each later source wins).
 
 Every setting is declared once, in :class:`Settings`, with its type, default and help text;
 the config-file keys, environment names (``SDREST_<NAME>``) and flags (``--<name>``) are all
-derived from that declaration, so they cannot drift apart.
+derived from that declaration, so they cannot drift apart. A setting's other spellings (its
+flag aliases, such as the spec's ``--checkpoints`` for ``--checkpoints-dir``) are accepted in
+all three places too.
 """
 
 from __future__ import annotations
@@ -30,7 +32,8 @@ _ORIGIN = re.compile(r"https?://[A-Za-z0-9.-]+(?::[0-9]{1,5})?|https?://\[[0-9A-
 
 #: Folder settings -> the model type (API name) whose folder they set.
 _FOLDER_TYPES = {
-    "lora_dir": "lora", "vae_dir": "vae", "presets_dir": "presets", "prompts_dir": "prompts",
+    "checkpoints_dir": "checkpoint", "lora_dir": "lora", "vae_dir": "vae", "presets_dir": "presets",
+    "prompts_dir": "prompts",
     "neg_prompts_dir": "neg_prompts", "taesd_dir": "taesd", "esrgan_dir": "esrgan",
     "controlnet_dir": "controlnet", "upscaler_dir": "upscaler", "embeddings_dir": "embedding",
     "diffusion_models_dir": "diffusion_model", "text_encoders_dir": "text_encoder",
@@ -55,8 +58,9 @@ class Settings:
     port: int = _setting(8080, "TCP port to listen on")
     models_dir: Path = _setting(Path("models"), "root folder of the model library",
                                 aliases=("--model-dir",))  # the spec's spelling in one example
-    checkpoints: str = _setting("checkpoints", "sub-folder of --models-dir holding checkpoints")
-    # The other model folders, each overridable like --checkpoints (relative to --models-dir).
+    # The model folders, relative to --models-dir. --checkpoints is the spec's spelling (its
+    # examples say "--checkpoints checkpoints"); it names the same setting.
+    checkpoints_dir: str = _setting("checkpoints", "folder of checkpoints", aliases=("--checkpoints",))
     lora_dir: str = _setting("lora", "folder of LoRAs")
     vae_dir: str = _setting("vae", "folder of VAEs")
     presets_dir: str = _setting("presets", "folder of generation presets")
@@ -140,14 +144,15 @@ class Settings:
     # --- derived ---
 
     @property
-    def checkpoints_dir(self) -> Path:
-        return self.models_dir / self.checkpoints
+    def checkpoints_path(self) -> Path:
+        """The checkpoints folder (``--checkpoints-dir`` under ``--models-dir``)."""
+        return self.models_dir / self.checkpoints_dir
 
     def model_folders(self) -> Any:
         """Each model type's folder (:class:`sdrest.models.types.ModelFolders`)."""
         from sdrest.models.types import ModelFolders, ModelType
 
-        overrides: dict[ModelType | str, Path | str] = {"checkpoint": self.checkpoints}
+        overrides: dict[ModelType | str, Path | str] = {}
         for f in dataclasses.fields(self):
             if f.name.endswith("_dir") and f.name not in ("data_dir", "output_dir", "models_dir", "ui_dir"):
                 overrides[_FOLDER_TYPES[f.name]] = getattr(self, f.name)
@@ -210,9 +215,14 @@ class Settings:
             values.update(_read_config_file(Path(config_path)))
             values["config"] = config_path
         for f in dataclasses.fields(cls):
-            name = f"{ENV_PREFIX}{f.name.upper()}"
-            if name in env and f.name != "config":
-                values[f.name] = _convert(f, env[name], f"environment variable {name}")
+            if f.name == "config":
+                continue
+            # The setting's own name first: it wins over an alias set beside it.
+            for key in (f.name, *_aliases(f)):
+                name = f"{ENV_PREFIX}{key.upper()}"
+                if name in env:
+                    values[f.name] = _convert(f, env[name], f"environment variable {name}")
+                    break
         for key, value in flags.items():
             values[key] = value
         settings = cls.from_mapping(values)
@@ -235,6 +245,7 @@ class Settings:
         kwargs = {}
         for key, value in values.items():
             name = key.replace("-", "_")
+            name = _ALIASES.get(name, name)
             if name not in known:
                 raise SettingsError(f"unknown setting {key!r} in {source}")
             kwargs[name] = _convert(known[name], value, f"setting {key!r}")
@@ -374,8 +385,18 @@ def _read_config_file(path: Path) -> dict[str, Any]:
         return {}
     if not isinstance(data, dict):
         raise SettingsError(f"config file {path}: must contain a mapping of settings")
-    known = {f.name for f in dataclasses.fields(Settings)}
+    known = {f.name for f in dataclasses.fields(Settings)} | _ALIASES.keys()
     for key in data:
         if str(key).replace("-", "_") not in known or key == "config":
             raise SettingsError(f"config file {path}: unknown setting {key!r}")
-    return {str(k).replace("-", "_"): v for k, v in data.items()}
+    names = {str(k).replace("-", "_"): v for k, v in data.items()}
+    return {_ALIASES.get(name, name): v for name, v in names.items()}
+
+
+def _aliases(f: dataclasses.Field[Any]) -> list[str]:
+    """A setting's other names, from its flag aliases (``--model-dir`` -> ``model_dir``)."""
+    return [alias.lstrip("-").replace("-", "_") for alias in f.metadata.get("aliases", ())]
+
+
+#: Every alias -> the setting it names.
+_ALIASES = {alias: f.name for f in dataclasses.fields(Settings) for alias in _aliases(f)}

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from sdrest.cli import build_parser
+from sdrest.models.types import ModelType
 from sdrest.settings import Settings, SettingsError
 
 
@@ -23,7 +24,7 @@ def _flags(*argv: str) -> dict:
 def test_defaults() -> None:
     settings = Settings.load({}, environ={})
     assert settings.port == 8080 and settings.host == "127.0.0.1"
-    assert settings.checkpoints_dir == Path("models/checkpoints")
+    assert settings.checkpoints_path == Path("models/checkpoints")
     assert settings.outputs_dir == Path("data/outputs")
 
 
@@ -75,6 +76,27 @@ def test_bad_environment_values_name_the_variable() -> None:
 def test_missing_config_file_is_an_error(tmp_path) -> None:
     with pytest.raises(SettingsError, match=r"missing\.yaml"):
         Settings.load({"config": str(tmp_path / "missing.yaml")}, environ={})
+
+
+@pytest.mark.parametrize("argv", [("--checkpoints-dir", "sd"), ("--checkpoints", "sd")])
+def test_checkpoints_folder_flag_and_the_spec_spelling(argv: tuple[str, str]) -> None:
+    settings = Settings.load(_flags("--models-dir", "/srv/models", *argv), environ={})
+    assert settings.checkpoints_dir == "sd" and settings.checkpoints_path == Path("/srv/models/sd")
+    assert settings.model_folders().path(ModelType.CHECKPOINT) == Path("/srv/models/sd")
+
+
+@pytest.mark.parametrize("key", ["checkpoints_dir", "checkpoints-dir", "checkpoints"])
+def test_checkpoints_folder_from_a_config_file(tmp_path, key: str) -> None:
+    config = tmp_path / "sdrest.yaml"
+    config.write_text(f"{key}: sd\n")
+    assert Settings.load({"config": str(config)}, environ={}).checkpoints_dir == "sd"
+
+
+def test_checkpoints_folder_from_the_environment_own_name_first() -> None:
+    assert Settings.load({}, environ={"SDREST_CHECKPOINTS": "old"}).checkpoints_dir == "old"
+    both = {"SDREST_CHECKPOINTS": "old", "SDREST_CHECKPOINTS_DIR": "new"}
+    assert Settings.load({}, environ=both).checkpoints_dir == "new"
+    assert Settings.load(_flags("--checkpoints", "flag"), environ=both).checkpoints_dir == "flag"
 
 
 def test_model_must_stay_inside_the_checkpoints_folder() -> None:
