@@ -8,7 +8,6 @@ import io
 import pytest
 from PIL import Image
 
-from postgres_helpers import PostgresCluster
 from sdrest import cli
 from sdrest.jobs import JobStatus
 from sdrest.jobs.pgstore import PostgresJobStore
@@ -65,7 +64,7 @@ def test_print_config_hides_the_store_password(capsys) -> None:
     assert '"store": "postgresql://sdrest:***@db/jobs"' in out and "pw-123" not in out
 
 
-def test_an_unreachable_store_stops_serve_with_a_clear_error(postgres: PostgresCluster, tmp_path, capsys) -> None:
+def test_an_unreachable_store_stops_serve_with_a_clear_error(tmp_path, capsys) -> None:
     url = f"postgresql://sdrest:pw-123@127.0.0.1:{free_port()}/jobs"  # nothing listens there
     assert cli.main(["serve", "--store", url, "--data-dir", str(tmp_path / "data"),
                      "--models-dir", str(tmp_path / "models")]) == 1
