@@ -21,13 +21,11 @@ import argparse
 import os
 import signal
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from server_helpers import Server, link_models
+from harness import Server, link_models  # benchmarks/harness.py: this script's folder is on sys.path
 
 
 def job_seconds(job: dict) -> float:

@@ -12,13 +12,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from server_helpers import Server, link_models
+from harness import Server, link_models  # benchmarks/harness.py: this script's folder is on sys.path
 
 
 def run(root: Path, models_dir: Path, loaded: int, jobs: int, options: dict) -> tuple[int, float]:

@@ -14,15 +14,13 @@ from __future__ import annotations
 import argparse
 import socket
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import requests
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from server_helpers import Server, link_models
+from harness import Server, link_models  # benchmarks/harness.py: this script's folder is on sys.path
 
 PROMPT = "a lighthouse on a cliff at dusk"
 

@@ -11,15 +11,13 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import requests
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from server_helpers import Server, link_models
+from harness import Server, link_models  # benchmarks/harness.py: this script's folder is on sys.path
 
 
 def main() -> int:
