@@ -19,6 +19,7 @@ Formats:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import struct
@@ -30,10 +31,10 @@ from sdrest.errors import SdrestError
 
 __all__ = [
     "GGML_TYPES",
+    "MAX_SAFETENSORS_HEADER",
     "Header",
     "HeaderError",
     "TensorInfo",
-    "MAX_SAFETENSORS_HEADER",
     "read_gguf",
     "read_header",
     "read_safetensors",
@@ -115,7 +116,7 @@ def _summarise_metadata(items: dict[str, Any]) -> dict[str, Any]:
 def read_safetensors(path: Path, file: BinaryIO | None = None) -> Header:
     """Parse a safetensors header; raises :class:`HeaderError` for corrupt files."""
     size = path.stat().st_size
-    with (open(path, "rb") if file is None else _nullcontext(file)) as f:
+    with (open(path, "rb") if file is None else contextlib.nullcontext(file)) as f:
         f.seek(0)
         prefix = f.read(8)
         if len(prefix) < 8:
@@ -161,19 +162,6 @@ def read_safetensors(path: Path, file: BinaryIO | None = None) -> Header:
                           f"file has {available}); incomplete download?")
     return Header("safetensors", tensors, _summarise_metadata(metadata),
                   {"header_bytes": length})
-
-
-class _nullcontext:
-    """``with`` on a caller-owned file without closing it."""
-
-    def __init__(self, file: BinaryIO) -> None:
-        self.file = file
-
-    def __enter__(self) -> BinaryIO:
-        return self.file
-
-    def __exit__(self, *exc: object) -> None:
-        return None
 
 
 # --------------------------------------------------------------------------- GGUF
@@ -249,7 +237,7 @@ class _Summary:
 def read_gguf(path: Path, file: BinaryIO | None = None) -> Header:
     """Parse a GGUF v2/v3 header (metadata and tensor infos); raises :class:`HeaderError`."""
     size = path.stat().st_size
-    with (open(path, "rb", buffering=1 << 16) if file is None else _nullcontext(file)) as f:
+    with (open(path, "rb", buffering=1 << 16) if file is None else contextlib.nullcontext(file)) as f:
         f.seek(0)
         r = _Reader(f)
         if f.read(4) != b"GGUF":
@@ -292,7 +280,7 @@ def sniff(prefix: bytes) -> str | None:
     """The format the first bytes announce, or ``None`` if they say nothing certain."""
     if prefix.startswith(b"GGUF"):
         return "gguf"
-    if prefix.startswith(b"PK\x03\x04") or prefix.startswith(b"PK\x05\x06"):
+    if prefix.startswith((b"PK\x03\x04", b"PK\x05\x06")):
         return "zip"
     if len(prefix) >= 9 and prefix[8:9] == b"{":
         return "safetensors"

@@ -69,10 +69,8 @@ def _is_safe(g: _Global) -> bool:
         return True
     if g.module == "torch._utils" and g.name.startswith("_rebuild_"):
         return True
-    if g.module == "torch" and (g.name.endswith("Storage") or g.name in {
-            "float16", "float32", "float64", "bfloat16", "int8", "int16", "int32", "int64", "uint8", "bool"}):
-        return True
-    return False
+    return g.module == "torch" and (g.name.endswith("Storage") or g.name in {
+        "float16", "float32", "float64", "bfloat16", "int8", "int16", "int32", "int64", "uint8", "bool"})
 
 
 @dataclass

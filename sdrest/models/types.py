@@ -24,9 +24,9 @@ __all__ = [
 #: Extensions every weight type accepts on top of its spec list: stable-diffusion.cpp
 #: loads GGUF (quantised) files and ``.sft`` (a common short name for safetensors).
 _LIBRARY_EXTRA = (".gguf", ".sft")
-_WEIGHTS = (".safetensors", ".pt", ".ckpt") + _LIBRARY_EXTRA
+_WEIGHTS = (".safetensors", ".pt", ".ckpt", *_LIBRARY_EXTRA)
 #: ESRGANs: the spec's .pth/.pt, plus safetensors (the library loads safetensors ESRGANs).
-_UPSCALERS = (".pth", ".pt", ".safetensors") + _LIBRARY_EXTRA
+_UPSCALERS = (".pth", ".pt", ".safetensors", *_LIBRARY_EXTRA)
 
 
 class ModelType(enum.IntFlag):

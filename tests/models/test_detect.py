@@ -203,7 +203,7 @@ def test_esrgan_pth_zip_with_tensors(tmp_path: Path) -> None:
 
 
 def test_esrgan_pth_with_placeholder_values_is_classified_by_key_names(tmp_path: Path) -> None:
-    path = write_torch_zip(tmp_path / "old.pth", data_pkl=pickle.dumps({n: 0 for n in esrgan_old_names()}))
+    path = write_torch_zip(tmp_path / "old.pth", data_pkl=pickle.dumps(dict.fromkeys(esrgan_old_names(), 0)))
     result = detect(path, ModelType.ESRGAN)
     assert result.architecture == "esrgan"
     assert (result.details["layout"], result.details["num_blocks"], result.details["scale"]) == ("esrgan", 23, 4)
@@ -265,7 +265,7 @@ def test_malicious_pickle_is_never_executed(tmp_path: Path) -> None:
     marker = tmp_path / "pwned"
 
     class Payload:
-        def __reduce__(self):  # noqa: ANN204
+        def __reduce__(self):
             return (os.mkdir, (str(marker),))
 
     data = torch_pickle({"state_dict": tensors_of(sd1_checkpoint()), "callback": Payload()})
@@ -278,7 +278,7 @@ def test_malicious_pickle_is_never_executed(tmp_path: Path) -> None:
 
     # Proof that the file is really malicious: a plain unpickler runs the payload.
     class Loader(pickle.Unpickler):
-        def persistent_load(self, pid):  # noqa: ANN001, ANN201
+        def persistent_load(self, pid):
             return None
 
     with fake_torch(), zipfile.ZipFile(path) as archive:
@@ -364,8 +364,9 @@ BAD_FILES = {
     "list.safetensors": (struct.pack("<Q", 6) + b"[1, 2]", "expected an object"),
     "badjson.safetensors": (struct.pack("<Q", 5) + b"{oops", "invalid safetensors header JSON"),
     "badentry.safetensors": (struct.pack("<Q", 12) + b'{"a": "F16"}', "malformed entry for tensor 'a'"),
-    "cut_data.safetensors": (_header_only({"w": {"dtype": "F16", "shape": [4, 4], "data_offsets": [0, 32]}}) + b"\0" * 8,
-                             "truncated safetensors data"),
+    "cut_data.safetensors": (
+        _header_only({"w": {"dtype": "F16", "shape": [4, 4], "data_offsets": [0, 32]}}) + b"\0" * 8,
+        "truncated safetensors data"),
     "empty.gguf": (b"", "empty file"),
     "magic.gguf": (b"GGML" + b"\x00" * 20, "bad magic"),
     "v1.gguf": (b"GGUF" + struct.pack("<IQQ", 1, 0, 0), "unsupported GGUF version 1"),
@@ -392,7 +393,7 @@ def test_corrupt_files_give_unknown_with_a_reason(tmp_path: Path, name: str) -> 
     (_cut_zip, "not a zip archive"),
     (lambda p: write_torch_zip(p, data_pkl=b"\xff\xfe\xfd not a pickle"), "corrupt pickle"),
 ])
-def test_corrupt_torch_zips(tmp_path: Path, builder, reason: str) -> None:  # noqa: ANN001
+def test_corrupt_torch_zips(tmp_path: Path, builder, reason: str) -> None:
     path = tmp_path / "bad.ckpt"
     builder(path)
     result = detect(path, CKPT)
@@ -429,7 +430,7 @@ def test_presets_and_templates_are_validated(tmp_path: Path) -> None:
 
 # ------------------------------------------------------------------ the real synthetic checkpoint
 
-def test_real_synthetic_sd1_checkpoint_header(models) -> None:  # noqa: ANN001 - session fixture
+def test_real_synthetic_sd1_checkpoint_header(models) -> None:
     """The ~1 GB synthetic SD1 file from the test suite: only its header is read."""
     result = detect(models.checkpoint, CKPT)
     assert (result.architecture, result.variant) == ("sd1", "tiny")

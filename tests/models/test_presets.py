@@ -69,7 +69,7 @@ def test_load_templates(tmp_path: Path) -> None:
 def test_bad_json_templates(tmp_path: Path, text: str) -> None:
     path = tmp_path / "t.json"
     path.write_text(text)
-    with pytest.raises(ValueError, match="t.json"):
+    with pytest.raises(ValueError, match=r"t\.json"):
         load_template(path)
 
 

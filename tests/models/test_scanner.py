@@ -62,7 +62,7 @@ def library(tree: Path) -> ModelLibrary:
     return lib
 
 
-def _ids(entries) -> list[str]:  # noqa: ANN001
+def _ids(entries) -> list[str]:
     return [e.id for e in entries]
 
 

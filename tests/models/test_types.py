@@ -55,7 +55,7 @@ def test_combined_flags_have_no_single_type_properties() -> None:
     both = ModelType.LORA | ModelType.VAE
     assert both.members() == (ModelType.LORA, ModelType.VAE)
     with pytest.raises(ValueError, match="not a single model type"):
-        both.api_name
+        _ = both.api_name
 
 
 @pytest.mark.parametrize(("value", "expected"), [

@@ -12,8 +12,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from server_helpers import Server
 from sdrest.synthetic import SyntheticModels
+from server_helpers import Server
 from webui_helpers import CHROMIUM, CHROMIUM_ARGS, DESKTOP, PageProblems, ui_models
 
 

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import re
 import sqlite3
-import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from server_helpers import FAST, Server
 from helpers import test_image as sample_image
+from server_helpers import FAST, Server
 from webui_helpers import screenshot
 
 pytestmark = pytest.mark.slow

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from server_helpers import Server
 from sdrest.synthetic import SyntheticModels
+from server_helpers import Server
 from webui_helpers import add_user, create_key, screenshot, ui_models
 
 pytestmark = pytest.mark.slow

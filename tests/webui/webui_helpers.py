@@ -7,8 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from server_helpers import link_models
 from sdrest.synthetic import SyntheticModels
+from server_helpers import link_models
 
 SCREENSHOTS = Path(__file__).resolve().parent / "screenshots"
 DESKTOP = {"width": 1280, "height": 800}
