@@ -82,6 +82,8 @@ class Settings:
                                                "it (0: no budget, only --max-loaded-models counts)")
     model_overtake_limit: int = _setting(4, "how many later jobs for an already loaded model may run before a "
                                             "job of the same priority that needs another model (0: strict order)")
+    background_writes: bool = _setting(True, "write a job's images while the next job starts (its model load and "
+                                             "sampling overlap the writing; off: the next job waits for them)")
     cancel_timeout: float = _setting(60.0, "seconds a cancelled job's library call may take to return before the "
                                            "worker is killed instead (and restarted)")
     ui_dir: Path | None = _setting(None, "folder of the web UI to serve at /ui/ (default: the bundled one)")

@@ -29,6 +29,8 @@ HOOKS = Path(__file__).resolve().parent / "hooks"
 CRASH_PREFIX = "sdrest-test-crash:"
 #: A job with the prompt HOLD_PREFIX + "<path>" starts running, then waits until <path> exists.
 HOLD_PREFIX = "sdrest-test-hold:"
+#: A job with the prompt HOLD_WRITTEN_PREFIX + "<path>" writes its images, then reports them only once <path> exists.
+HOLD_WRITTEN_PREFIX = "sdrest-test-hold-written:"
 
 
 def sd1_server(models: SyntheticModels, tmp_path_factory: Any, name: str, *args: str) -> Iterator[Server]:

@@ -6,6 +6,12 @@ so after a crash the supervisor still has the library's last words.
 
 A reader thread takes the supervisor's messages off the pipe: a "cancel" acts at once (the
 main thread is busy inside the library), everything else waits its turn for the main thread.
+
+A writer thread writes a generation's images once the library is done with it
+(``--background-writes``, on by default): the worker says "released" and the supervisor sends the
+next job, whose model load, encoding and sampling run while the images are encoded and written;
+"done" follows when they are on disk. PNG encoding and file writes release the GIL, as the
+library does, so on a GPU the two overlap fully; on a CPU they share its cores.
 """
 
 from __future__ import annotations
@@ -108,6 +114,51 @@ def capabilities() -> dict[str, Any]:
     }
 
 
+class _Writer:
+    """Finishes jobs (writes their images) on a thread of its own, one at a time, in order.
+
+    At most one job waits behind the one being written: :meth:`put` blocks beyond that, so a
+    slow disk holds the next generation back instead of piling up images in memory."""
+
+    def __init__(self, send: Any) -> None:
+        self._send = send
+        self._jobs: queue.Queue[tuple[str, Any] | None] = queue.Queue(maxsize=1)
+        self._thread = threading.Thread(target=self._run, name="sdrest-worker-writer", daemon=True)
+        self._thread.start()
+
+    def put(self, job_id: str, finish: Any) -> None:
+        self._jobs.put((job_id, finish))
+
+    def close(self) -> None:
+        """Write what is queued, then stop (before the worker exits: no image is cut off)."""
+        self._jobs.put(None)
+        self._thread.join()
+
+    def _run(self) -> None:
+        while True:
+            item = self._jobs.get()
+            if item is None:
+                return
+            job_id, finish = item
+            try:
+                _answer(self._send, job_id, "run", finish)
+            except (OSError, ValueError):
+                pass  # the pipe is closed (the supervisor is gone): write the rest, tell no one
+
+
+def _answer(send: Any, job_id: str | None, op: str | None, finish: Any) -> None:
+    """Finish a job and send its result, or its error."""
+    try:
+        send({"type": "done", "job_id": job_id, "result": finish()})
+    except Exception as exc:  # noqa: BLE001 - every failure is reported, the worker goes on
+        _report(send, job_id, op, exc)
+
+
+def _report(send: Any, job_id: str | None, op: str | None, exc: BaseException) -> None:
+    logging.getLogger("sdrest.worker").debug("job failed:\n%s", traceback.format_exc())
+    send({"type": "error", "job_id": job_id, "op": op, "error": error_payload(exc)})
+
+
 def main(conn: Connection, settings_values: dict[str, Any]) -> None:
     """Serve run/load/unload requests until told to stop or the pipe closes."""
     from sdrest.worker.runner import Runner
@@ -132,6 +183,16 @@ def main(conn: Connection, settings_values: dict[str, Any]) -> None:
     inbox: queue.Queue[dict[str, Any] | None] = queue.Queue()
     threading.Thread(target=_read_pipe, args=(conn, runner, send, inbox), name="sdrest-worker-pipe",
                      daemon=True).start()
+    writer = _Writer(send) if settings.background_writes else None
+    try:
+        _serve(inbox, runner, send, writer)
+    finally:
+        if writer is not None:
+            writer.close()
+
+
+def _serve(inbox: queue.Queue[dict[str, Any] | None], runner: Any, send: Any, writer: _Writer | None) -> None:
+    """The main thread: run each request from the supervisor in turn."""
     while True:
         message = inbox.get()
         if message is None:
@@ -142,8 +203,14 @@ def main(conn: Connection, settings_values: dict[str, Any]) -> None:
         job_id = message.get("job", {}).get("id")
         try:
             if op == "run":
-                result = runner.run(message["job"], message.get("model"))
-                send({"type": "done", "job_id": job_id, "result": result})
+                finish = runner.run(message["job"], message.get("model"))
+                if writer is not None and finish.deferred:
+                    # The library is free: the supervisor may send the next job now. "released"
+                    # goes out before the writer can answer "done", so it always comes first.
+                    send({"type": "released", "job_id": job_id})
+                    writer.put(job_id, finish)
+                else:
+                    _answer(send, job_id, op, finish)
             elif op == "load":
                 runner.ensure_model(message["model"], None)
                 send({"type": "loaded", "name": runner.model_name})
@@ -151,8 +218,7 @@ def main(conn: Connection, settings_values: dict[str, Any]) -> None:
                 runner.unload()
                 send({"type": "loaded", "name": None})
         except Exception as exc:  # noqa: BLE001 - every failure is reported, the worker goes on
-            logging.getLogger("sdrest.worker").debug("job failed:\n%s", traceback.format_exc())
-            send({"type": "error", "job_id": job_id, "op": op, "error": error_payload(exc)})
+            _report(send, job_id, op, exc)
         finally:
             runner.end(job_id)
 

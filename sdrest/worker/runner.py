@@ -60,6 +60,71 @@ class StageClock:
         return dict(self.timings)
 
 
+class PreviewSender:
+    """Encodes live previews (PNG) and sends them on a thread of its own: the library's preview
+    callback, on the sampling thread, only hands over a frame (already a copy). When encoding is
+    slower than the steps, only the latest frame waits; older ones are dropped."""
+
+    def __init__(self, send: Send) -> None:
+        self._send = send
+        self._changed = threading.Condition()
+        self._pending: tuple[str, int, Image.Image] | None = None
+        self._busy = False
+        threading.Thread(target=self._run, name="sdrest-worker-previews", daemon=True).start()
+
+    def offer(self, job_id: str, step: int, image: Image.Image) -> None:
+        with self._changed:
+            self._pending = (job_id, step, image)
+            self._changed.notify_all()
+
+    def flush(self) -> None:
+        """Wait until the preview waiting (if any) and the one being encoded are sent."""
+        with self._changed:
+            self._changed.wait_for(lambda: self._pending is None and not self._busy)
+
+    def _run(self) -> None:
+        while True:
+            with self._changed:
+                self._changed.wait_for(lambda: self._pending is not None)
+                assert self._pending is not None
+                (job_id, step, image), self._pending = self._pending, None
+                self._busy = True
+            try:
+                buffer = io.BytesIO()
+                image.save(buffer, format="PNG")
+                self._send({"type": "preview", "job_id": job_id, "step": step, "png": buffer.getvalue()})
+            except Exception:  # a lost preview must not stop the next ones
+                log.debug("preview not sent", exc_info=True)
+            finally:
+                with self._changed:
+                    self._busy = False
+                    self._changed.notify_all()
+
+
+class Finish:
+    """What is left of a job once the library is done with it: its result, and for a generation
+    the writing of its images. Calling it finishes the job (on any thread) and returns the
+    result with the stage timings. ``deferred``: images are left to write, which the worker's
+    writer thread may do while the next job starts (see :mod:`sdrest.worker.process`)."""
+
+    def __init__(self, clock: StageClock, result: dict[str, Any],
+                 write: Callable[[], list[dict[str, Any]]] | None = None) -> None:
+        self.clock = clock
+        self.result = result
+        self.write = write
+
+    @property
+    def deferred(self) -> bool:
+        return self.write is not None
+
+    def __call__(self) -> dict[str, Any]:
+        result = dict(self.result)
+        if self.write is not None:
+            result["images"] = self.write()
+        result["timings"] = self.clock.finish()
+        return result
+
+
 class Runner:
     """Runs jobs on the native library; lives in the worker process's generation thread."""
 
@@ -72,6 +137,7 @@ class Runner:
         self.loaded_spec: dict[str, Any] | None = None
         self.models = ResidentModels(settings.max_loaded_models, int(settings.max_model_memory_mb * MIB))
         self.upscalers: dict[str, Any] = {}
+        self.previews = PreviewSender(send)
         self.model_facts: Any = None  # architecture and hash of the model in use (resolved.py)
         self.default_cfg = 0.0
         # The running job and a cancel asked for it; the pipe-reader thread writes both.
@@ -212,7 +278,9 @@ class Runner:
             if job_id == self._job_id:
                 self._job_id = self._cancel_mode = None
 
-    def run(self, job: dict[str, Any], model: dict[str, Any] | None) -> dict[str, Any]:
+    def run(self, job: dict[str, Any], model: dict[str, Any] | None) -> Finish:
+        """Do the library's part of ``job``; what is left (writing a generation's images) is in
+        the returned :class:`Finish`, which needs neither the library nor the models."""
         params = job["params"]
         clock = StageClock(job["id"], self.send)
         if params["mode"] == "upscale":
@@ -234,14 +302,12 @@ class Runner:
                 raise LookupError("no model is loaded")
             self.ensure_model(model, clock)
             self._check_cancel()
-            if params["mode"] == "video":
-                from sdrest.worker import video
+            if params["mode"] != "video":
+                return self._generate(job, params, clock)
+            from sdrest.worker import video
 
-                result = video.generate(self, job, params, clock)
-            else:
-                result = self._generate(job, params, clock)
-        result["timings"] = clock.finish()
-        return result
+            result = video.generate(self, job, params, clock)
+        return Finish(clock, result)
 
     def stage_callbacks(self, job: dict[str, Any], params: dict[str, Any],
                         clock: StageClock) -> tuple[Callable[[int, str], None], Callable[[int, int, float], None]]:
@@ -264,7 +330,7 @@ class Runner:
 
         return on_log, on_progress
 
-    def _generate(self, job: dict[str, Any], params: dict[str, Any], clock: StageClock) -> dict[str, Any]:
+    def _generate(self, job: dict[str, Any], params: dict[str, Any], clock: StageClock) -> Finish:
         clock.enter("encoding")
         control = None
         if params.get("canny") and params.get("control_image"):
@@ -276,21 +342,22 @@ class Runner:
 
         def on_preview(step: int, frames: list[Image.Image], _noisy: bool) -> None:
             if frames:
-                buffer = io.BytesIO()
-                frames[0].save(buffer, format="PNG")
-                self.send({"type": "preview", "job_id": job["id"], "step": step, "png": buffer.getvalue()})
+                self.previews.offer(job["id"], step, frames[0])
 
         preview = self.settings.preview
         self._check_cancel()
-        generation = self.context.generate(
-            image_params,
-            on_progress=on_progress,
-            on_preview=on_preview if preview != "none" else None,
-            on_log=on_log,
-            preview_mode=preview,
-            preview_interval=self.settings.preview_interval,
-            preview_noisy=bool(params.get("preview_noisy")),
-        )
+        try:
+            generation = self.context.generate(
+                image_params,
+                on_progress=on_progress,
+                on_preview=on_preview if preview != "none" else None,
+                on_log=on_log,
+                preview_mode=preview,
+                preview_interval=self.settings.preview_interval,
+                preview_noisy=bool(params.get("preview_noisy")),
+            )
+        finally:
+            self.previews.flush()  # every preview of the job goes out before its end
         outputs = generation.images
         if params.get("upscale_model_path"):
             clock.enter("upscaling")
@@ -298,10 +365,11 @@ class Runner:
             for _ in range(params.get("upscale_repeats", 1)):
                 outputs = [upscaler.upscale(image) for image in outputs]
         clock.enter("writing")
-        resolved = self._resolve(params)
-        images = self._write(job, params, outputs, generation.seeds, resolved)
-        return {"images": images, "seeds": generation.seeds, "model": self.model_name,
-                "resolved": resolved, "warnings": generation.warnings}
+        resolved = self._resolve(params)  # needs the model: before the next job may change it
+        seeds = generation.seeds
+        return Finish(clock, {"images": [], "seeds": seeds, "model": self.model_name, "resolved": resolved,
+                              "warnings": generation.warnings},
+                      lambda: self._write(job, params, outputs, seeds, resolved))
 
     def _resolve(self, params: dict[str, Any]) -> dict[str, Any]:
         """What applied: the model (with its short hash), sampler, scheduler, CFG, clip skip."""

@@ -11,6 +11,14 @@ its loaded models stay as they were, so the next job starts without a reload. On
 library has not returned within ``--cancel-timeout`` seconds (a model load, which cannot be
 interrupted, or an upscale) is the worker killed instead and a fresh one started.
 
+Once the library is done with a generation, the worker writes its images in the background and
+says "released": the job leaves the running slot (it stays "running" in the store, at its
+"writing" stage) and the next job is sent at once, so its model load, encoding and sampling
+overlap the writing. The written job's "done" (or "error") comes later and is applied like any
+other. If the worker dies meanwhile, those jobs fail with it; if it is stopped or killed on
+purpose (a server stop, a cancel that did not stop in place), they go back to the queue. Either
+way their files are removed only once the worker is gone, so none is left behind.
+
 The pieces it drives: :mod:`~sdrest.worker.lifecycle` (the process and its pipe),
 :mod:`~sdrest.worker.model_choice` (which model a job runs with) and
 :mod:`~sdrest.worker.outcomes` (what a job's messages and end do to the store).
@@ -23,6 +31,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
 from typing import Any
 
 from sdrest.jobs import EventBus, Job, JobStatus, JobStore
@@ -69,6 +78,7 @@ class Supervisor:
         self._cancel_mode = "all"
         self._cancel_refused: str | None = None  # the worker could not stop this job in place
         self._resident_files: frozenset[str] = frozenset()  # model files the worker holds loaded
+        self._writing: dict[str, Job] = {}  # released by the library, their images being written
         self._thread: threading.Thread | None = None
         self._worker = WorkerHandle(settings)
         self._models = ModelChoice(library, settings.model)
@@ -159,6 +169,10 @@ class Supervisor:
                 # Model-aware: a job for a loaded model may go first, a bounded number of times.
                 job = self.store.claim_next(loaded=self._resident_files or None,
                                             overtake_limit=self.settings.model_overtake_limit)
+                if job is None and self._writing:
+                    self._drain()  # nothing to run yet: take the written jobs' reports meanwhile
+                    self._wake.clear()
+                    continue
                 if job is None:
                     self._maybe_unload_idle()
                     self._wake.wait(1.0)
@@ -314,35 +328,79 @@ class Supervisor:
                 self._stop_worker(kill=True)
                 self._outcomes.requeued(job)
                 return
-            try:
-                ready = conn.poll(0.05)
-                message = conn.recv() if ready else None
-            except (EOFError, OSError):
-                self._on_crash(job)
+            message, gone = self._receive(conn, job)
+            if gone:
                 return
-            if message is None:
-                if not self._worker.alive():
-                    self._on_crash(job)
-                    return
+            if message is None or self._relay(message):
                 continue
-            if self._relay(message):
+            if message.get("job_id") not in (None, job.id):
+                self._apply_written(message)
                 continue
+            if message.get("type") == "released":
+                self._writing[job.id] = job  # the library is free: the next job may go
+                return
             if self._outcomes.apply(job, message):
                 return
 
-    def _on_crash(self, job: Job) -> None:
+    def _drain(self, timeout: float = 1.0) -> None:
+        """Relay the worker's messages until every job being written has reported, a job is
+        queued (the queue may have a job now) or ``timeout`` seconds passed."""
+        conn = self._worker.conn
+        assert conn is not None
+        deadline = time.monotonic() + timeout
+        while self._writing and not self._wake.is_set() and time.monotonic() < deadline:
+            if self._stop.is_set():
+                self._stop_worker(kill=True)  # the written jobs go back to the queue
+                return
+            message, gone = self._receive(conn, None)
+            if gone:
+                return
+            if message is not None and not self._relay(message):
+                self._apply_written(message)
+
+    def _receive(self, conn: Connection, job: Job | None) -> tuple[dict[str, Any] | None, bool]:
+        """The worker's next message (None after 50 ms without one), and whether the worker died:
+        then its crash is reported (``job`` and the jobs being written failed)."""
+        try:
+            message: dict[str, Any] | None = conn.recv() if conn.poll(0.05) else None
+        except (EOFError, OSError):
+            self._on_crash(job)
+            return None, True
+        if message is None and not self._worker.alive():
+            self._on_crash(job)
+            return None, True
+        return message, False
+
+    def _apply_written(self, message: dict[str, Any]) -> None:
+        """A message about a job whose images are being written (its "done", mostly)."""
+        job = self._writing.get(message.get("job_id") or "")
+        if job is None:
+            log.warning("worker message %r for job %s, which it does not run", message.get("type"),
+                        message.get("job_id"))
+        elif self._outcomes.apply(job, message):
+            del self._writing[job.id]
+
+    def _on_crash(self, job: Job | None) -> None:
+        """The worker died running ``job`` (if any) or writing images: they all fail with it."""
         code = self._worker.exit_code()
-        log.error("worker crashed (%s) while running job %s", describe_exit(code), job.id)
+        cut_off = [*([job] if job is not None else []), *self._writing.values()]
+        self._writing.clear()
+        log.error("worker crashed (%s) while running job%s %s", describe_exit(code), "s" if len(cut_off) > 1 else "",
+                  ", ".join(j.id for j in cut_off))
         error = crash_error(code, list(self._worker.log_tail)[-20:])
         with self._lock:
             self._state.crashes += 1
-            self._state.last_crash = {"job_id": job.id, "owner": job.owner, "time": time.time(), **error}
+            first = cut_off[0] if cut_off else None
+            self._state.last_crash = {"job_id": first.id if first else None, "owner": first.owner if first else None,
+                                      "time": time.time(), **error}
             self._state.alive = False
             self._state.loaded_model = None
             self._state.resident_models = []
             self._resident_files = frozenset()
-        self._outcomes.failed(job, error)
         self._worker.close()
+        for lost in cut_off:
+            # The log lines are the running job's: another job's are another user's business.
+            self._outcomes.failed(lost, error if lost is job else {**error, "log": []})
 
     # --- the worker process ---
 
@@ -366,3 +424,9 @@ class Supervisor:
             self._state.loaded_model = None
             self._state.resident_models = []
             self._resident_files = frozenset()
+        # Stopped on purpose, not by their fault: jobs whose images were being written run again
+        # (their files go now that the worker, and its writer, are gone).
+        writing, self._writing = list(self._writing.values()), {}
+        for job in writing:
+            log.info("job %s goes back to the queue: its images were being written", job.id)
+            self._outcomes.requeued(job)

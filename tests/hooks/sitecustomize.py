@@ -9,8 +9,10 @@ worker (``abort``: SIGABRT, ``segfault``: SIGSEGV, ``exit``: exit status 3). Wit
 dies before it can report them; ``after-write:stay`` instead keeps the worker waiting until its
 server is gone (for a test that kills the server at that moment). A job whose prompt is
 ``sdrest-test-hold:<path>`` runs normally, but only once the file ``<path>`` exists: a test holds
-the worker busy with it for exactly as long as it needs a queue behind a running job. Product code
-knows nothing of it.
+the worker busy with it for exactly as long as it needs a queue behind a running job. A job whose
+prompt is ``sdrest-test-hold-written:<path>`` runs and writes its images, but reports them only
+once ``<path>`` exists: with background writes the next job runs meanwhile. Product code knows
+nothing of it.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from typing import Any
 
 CRASH_PREFIX = "sdrest-test-crash:"
 HOLD_PREFIX = "sdrest-test-hold:"
+HOLD_WRITTEN_PREFIX = "sdrest-test-hold-written:"
 AFTER_WRITE = "after-write:"
 _TARGET = "sdrest.worker.runner"
 
@@ -64,11 +67,22 @@ def _patch(module: Any) -> None:
         if prompt.startswith(HOLD_PREFIX):
             _hold(prompt[len(HOLD_PREFIX):])
             return original(self, job, model)
+        if prompt.startswith(HOLD_WRITTEN_PREFIX):
+            finish = original(self, job, model)  # a Finish: what is left once the library is done
+            write = finish.write
+
+            def write_then_hold() -> Any:
+                written = write()
+                _hold(prompt[len(HOLD_WRITTEN_PREFIX):])
+                return written
+
+            finish.write = write_then_hold
+            return finish
         if not prompt.startswith(CRASH_PREFIX):
             return original(self, job, model)
         how = prompt[len(CRASH_PREFIX):]
         if how.startswith(AFTER_WRITE):
-            original(self, job, model)
+            original(self, job, model)()  # the library's part, then the images written
             how = how[len(AFTER_WRITE):]
         _crash(how)
 
