@@ -16,13 +16,11 @@ from __future__ import annotations
 import argparse
 import itertools
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from server_helpers import Server, link_models
+from harness import Server, link_models  # benchmarks/harness.py: this script's folder is on sys.path
 
 
 def run(root: Path, models_dir: Path, background: bool, jobs: int, options: dict) -> dict[str, float]:
