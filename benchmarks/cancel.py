@@ -53,8 +53,9 @@ def main() -> int:
     job = {"width": args.size, "height": args.size, "steps": args.steps, "sampler": "euler"}
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        server = Server(root, link_models(models, root / "models"), "--model", "sd1",
-                        "--log-level", "warning", "--preview", "none").start()
+        server = Server(
+            root, link_models(models, root / "models"), "--model", "sd1", "--log-level", "warning", "--preview", "none"
+        ).start()
         try:
             server.submit(**job, seed=0, wait=True)  # the model is loaded and warm
             warm = [job_seconds(server.submit(**job, seed=1 + i, wait=True)) for i in range(args.rounds)]
@@ -78,12 +79,19 @@ def main() -> int:
                 after_cancel.append(job_seconds(follow))
             assert server.status()["worker"]["pid"] == pid, "the worker was replaced"
             warm_median, cancel_median = statistics.median(warm), statistics.median(after_cancel)
-            print(f"warm job ({args.size}x{args.size}, {args.steps} steps): median {warm_median:.3f} s "
-                  f"(~{step_seconds:.3f} s per step)")
-            print(f"DELETE to the worker taking the next job: median {statistics.median(free_steps):.2f} steps, "
-                  f"max {max(free_steps):.2f} steps (target <= 1)")
-            print(f"next job after a cancel: median {cancel_median:.3f} s; ratio vs warm "
-                  f"{cancel_median / warm_median:.3f} (target <= 1.05)", flush=True)
+            print(
+                f"warm job ({args.size}x{args.size}, {args.steps} steps): median {warm_median:.3f} s "
+                f"(~{step_seconds:.3f} s per step)"
+            )
+            print(
+                f"DELETE to the worker taking the next job: median {statistics.median(free_steps):.2f} steps, "
+                f"max {max(free_steps):.2f} steps (target <= 1)"
+            )
+            print(
+                f"next job after a cancel: median {cancel_median:.3f} s; ratio vs warm "
+                f"{cancel_median / warm_median:.3f} (target <= 1.05)",
+                flush=True,
+            )
             killed = []
             for _ in range(2):
                 old = server.status()["worker"]["pid"]
@@ -97,8 +105,10 @@ def main() -> int:
                 killed.append(follow["finished_at"] - killed_at)
         finally:
             server.stop()
-    print(f"next job after killing the worker (the old cancel: restart, reload, generate): median "
-          f"{statistics.median(killed):.3f} s; ratio vs warm {statistics.median(killed) / warm_median:.2f}")
+    print(
+        f"next job after killing the worker (the old cancel: restart, reload, generate): median "
+        f"{statistics.median(killed):.3f} s; ratio vs warm {statistics.median(killed) / warm_median:.2f}"
+    )
     return 0
 
 

@@ -43,15 +43,20 @@ print(json.dumps({"wall": (marks[-1][0] - marks[0][0]) / n, "cpu": (marks[-1][1]
 """
 
 
-def run(library: str | None, size: int, steps: int, threads: int, out: Path,
-        options: dict[str, object] | None = None) -> dict[str, float]:
+def run(
+    library: str | None, size: int, steps: int, threads: int, out: Path, options: dict[str, object] | None = None
+) -> dict[str, float]:
     """One process: load the synthetic SD1 checkpoint with ``options`` (Context keywords), warm
     up, and return the wall and CPU seconds per sampling step. ``library``: SDREST_LIB, or None
     for the one sdrest finds by itself."""
     env = {**os.environ, "SDREST_LIB": library} if library else dict(os.environ)
-    done = subprocess.run([sys.executable, "-c", CHILD, str(size), str(steps), str(threads), str(out),
-                           json.dumps(options or {})],
-                          env=env, capture_output=True, text=True, check=True)
+    done = subprocess.run(
+        [sys.executable, "-c", CHILD, str(size), str(steps), str(threads), str(out), json.dumps(options or {})],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
@@ -71,12 +76,16 @@ def main() -> int:
         for _ in range(args.rounds):
             for name, library in (("baseline", args.baseline), ("candidate", args.candidate)):
                 times[name].append(run(library, args.size, args.steps, args.threads, images[name]))
-                print(f"{name}: {times[name][-1]['wall']:.3f} s wall, {times[name][-1]['cpu']:.3f} s CPU per step",
-                      flush=True)
+                print(
+                    f"{name}: {times[name][-1]['wall']:.3f} s wall, {times[name][-1]['cpu']:.3f} s CPU per step",
+                    flush=True,
+                )
         a, b = (np.asarray(Image.open(images[name]), dtype=np.int16) for name in ("baseline", "candidate"))
         diff = int(np.abs(a - b).max())
-    print(f"per sampling step ({args.size}x{args.size}, {args.threads} threads), medians; largest pixel "
-          f"difference {diff}/255")
+    print(
+        f"per sampling step ({args.size}x{args.size}, {args.threads} threads), medians; largest pixel "
+        f"difference {diff}/255"
+    )
     for kind in ("wall", "cpu"):
         base = statistics.median(t[kind] for t in times["baseline"])
         cand = statistics.median(t[kind] for t in times["candidate"])

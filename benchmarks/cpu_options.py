@@ -36,8 +36,9 @@ def parse_variant(text: str) -> tuple[str, dict[str, object]]:
         key, sep, value = item.partition("=")
         if not sep:
             raise SystemExit(f"variant {name}: {item!r} is not key=value")
-        options[key] = {"true": True, "false": False}.get(value.lower(), int(value) if value.lstrip("-").isdigit()
-                                                           else value)
+        options[key] = {"true": True, "false": False}.get(
+            value.lower(), int(value) if value.lstrip("-").isdigit() else value
+        )
     return name, options
 
 
@@ -57,18 +58,24 @@ def main() -> int:
         for _ in range(args.rounds):
             for name, options in variants.items():
                 times[name].append(run(None, args.size, args.steps, args.threads, images[name], options))
-                print(f"{name}: {times[name][-1]['wall']:.3f} s wall, {times[name][-1]['cpu']:.3f} s CPU per step",
-                      flush=True)
+                print(
+                    f"{name}: {times[name][-1]['wall']:.3f} s wall, {times[name][-1]['cpu']:.3f} s CPU per step",
+                    flush=True,
+                )
         pixels = {name: np.asarray(Image.open(path), dtype=np.int16) for name, path in images.items()}
     baseline = next(iter(variants))
-    print(f"per sampling step ({args.size}x{args.size}, {args.threads} threads, {args.rounds} rounds), medians; "
-          f"baseline {baseline}")
+    print(
+        f"per sampling step ({args.size}x{args.size}, {args.threads} threads, {args.rounds} rounds), medians; "
+        f"baseline {baseline}"
+    )
     base = {kind: statistics.median(t[kind] for t in times[baseline]) for kind in ("wall", "cpu")}
     for name, options in variants.items():
         wall, cpu = (statistics.median(t[kind] for t in times[name]) for kind in ("wall", "cpu"))
         diff = int(np.abs(pixels[name] - pixels[baseline]).max())
-        print(f"  {name} {options}: CPU {cpu:.3f} s ({base['cpu'] / cpu:.2f}x), wall {wall:.3f} s "
-              f"({base['wall'] / wall:.2f}x); largest pixel difference {diff}/255")
+        print(
+            f"  {name} {options}: CPU {cpu:.3f} s ({base['cpu'] / cpu:.2f}x), wall {wall:.3f} s "
+            f"({base['wall'] / wall:.2f}x); largest pixel difference {diff}/255"
+        )
     return 0
 
 

@@ -54,8 +54,10 @@ def main() -> int:
             figures[label] = {"size": size, "cuda_s_per_step": cuda, "cpu_s_per_step": cpu, "speedup": cpu / cuda}
     print(f"seconds per sampling step, medians of {args.rounds} rounds (CPU: {args.threads} threads)")
     for label, f in figures.items():
-        print(f"  {label} ({f['size']}x{f['size']}): CUDA {f['cuda_s_per_step']:.4f} s, "
-              f"CPU {f['cpu_s_per_step']:.3f} s; CUDA is {f['speedup']:.1f}x faster")
+        print(
+            f"  {label} ({f['size']}x{f['size']}): CUDA {f['cuda_s_per_step']:.4f} s, "
+            f"CPU {f['cpu_s_per_step']:.3f} s; CUDA is {f['speedup']:.1f}x faster"
+        )
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2))
     return 0

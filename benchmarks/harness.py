@@ -76,15 +76,30 @@ class Server:
     def command(self) -> list[str]:
         """The ``sdrest serve`` command line (flags given later win over these)."""
         exe = shutil.which("sdrest", path=str(Path(sys.executable).parent)) or "sdrest"
-        return [exe, "serve", "--host", "127.0.0.1", "--port", str(self.port), "--models-dir",
-                str(self.models_dir), "--data-dir", str(self.data_dir), "--threads", "2",
-                "--log-level", "debug", *self.args]
+        return [
+            exe,
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--models-dir",
+            str(self.models_dir),
+            "--data-dir",
+            str(self.data_dir),
+            "--threads",
+            "2",
+            "--log-level",
+            "debug",
+            *self.args,
+        ]
 
     def start(self, wait_for_worker: bool = True) -> Server:
         command = self.command()
         self.log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
-        self.process = subprocess.Popen(command, env=self.env, stdout=self.log, stderr=subprocess.STDOUT,
-                                        start_new_session=True)
+        self.process = subprocess.Popen(
+            command, env=self.env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True
+        )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -150,8 +165,9 @@ class Server:
         assert response.status_code in (200, 202), response.text
         return response.json()
 
-    def wait_job(self, job_id: str, timeout: float = 180, until: tuple[str, ...] = ("completed", "failed",
-                                                                                     "cancelled")) -> dict[str, Any]:
+    def wait_job(
+        self, job_id: str, timeout: float = 180, until: tuple[str, ...] = ("completed", "failed", "cancelled")
+    ) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             job = self.get(f"/api/v1/generate/{job_id}").json()

@@ -54,10 +54,30 @@ def main() -> int:
     sd_cli = ensure_sd_cli(log=lambda m: print(f"# {m}", flush=True))
     env = sd_cli_env(native.path)
     print(f"# same library on both sides: {native.path} / {loaded_library(sd_cli, env)}")
-    options = {"width": args.size, "height": args.size, "steps": args.steps, "sampler": "euler",
-               "scheduler": "discrete", "cfg_scale": 7.0}
-    cli_args = ["-W", str(args.size), "-H", str(args.size), "--steps", str(args.steps), "--sampling-method",
-                "euler", "--scheduler", "discrete", "--cfg-scale", "7", "-t", "2"]
+    options = {
+        "width": args.size,
+        "height": args.size,
+        "steps": args.steps,
+        "sampler": "euler",
+        "scheduler": "discrete",
+        "cfg_scale": 7.0,
+    }
+    cli_args = [
+        "-W",
+        str(args.size),
+        "-H",
+        str(args.size),
+        "--steps",
+        str(args.steps),
+        "--sampling-method",
+        "euler",
+        "--scheduler",
+        "discrete",
+        "--cfg-scale",
+        "7",
+        "-t",
+        "2",
+    ]
     ours: list[float] = []
     ours_native: list[float] = []
     theirs: list[float] = []
@@ -65,9 +85,24 @@ def main() -> int:
         context.txt2img(PROMPT, **options, seed=0)  # warm-up: first-call allocations
         for run in range(args.runs):
             seed = 100 + run
-            out = subprocess.run([str(sd_cli), "-m", str(models.checkpoint), "-p", PROMPT, "-s", str(seed),
-                                  "-o", str(Path(tmp) / "cli.png"), *cli_args],
-                                 check=True, env=env, capture_output=True, text=True)
+            out = subprocess.run(
+                [
+                    str(sd_cli),
+                    "-m",
+                    str(models.checkpoint),
+                    "-p",
+                    PROMPT,
+                    "-s",
+                    str(seed),
+                    "-o",
+                    str(Path(tmp) / "cli.png"),
+                    *cli_args,
+                ],
+                check=True,
+                env=env,
+                capture_output=True,
+                text=True,
+            )
             match = _COMPLETED.search(out.stdout + out.stderr)
             if not match:
                 raise RuntimeError("sd-cli did not report its generation time")
@@ -76,11 +111,16 @@ def main() -> int:
             ours.append(result.seconds)
             native = [_COMPLETED.search(line) for line in result.log_tail]
             ours_native.append(float(next(m for m in native if m).group(1)))
-            print(f"run {run}: sd-cli {theirs[-1]:.3f} s, sdrest {ours[-1]:.3f} s "
-                  f"(library inside it: {ours_native[-1]:.3f} s)", flush=True)
+            print(
+                f"run {run}: sd-cli {theirs[-1]:.3f} s, sdrest {ours[-1]:.3f} s "
+                f"(library inside it: {ours_native[-1]:.3f} s)",
+                flush=True,
+            )
         ratio = statistics.median(ours) / statistics.median(theirs)
-        print(f"time per generation ({args.size}x{args.size}, {args.steps} steps): sd-cli median "
-              f"{statistics.median(theirs):.3f} s, sdrest median {statistics.median(ours):.3f} s")
+        print(
+            f"time per generation ({args.size}x{args.size}, {args.steps} steps): sd-cli median "
+            f"{statistics.median(theirs):.3f} s, sdrest median {statistics.median(ours):.3f} s"
+        )
         print(f"overhead ratio sdrest/sd-cli: {ratio:.3f} (target <= 1.02)")
         binding = statistics.median(o / n for o, n in zip(ours, ours_native, strict=True))
         print(f"binding overhead inside sdrest (wall / the library's own time, same call): {binding:.4f}")
@@ -89,8 +129,10 @@ def main() -> int:
         for index in range(args.rss_generations):
             context.txt2img(PROMPT, **options, seed=1000 + index)
         after = rss_mib()
-        print(f"RSS before {args.rss_generations} generations: {before:.1f} MiB, after: {after:.1f} MiB, "
-              f"drift {after - before:+.1f} MiB")
+        print(
+            f"RSS before {args.rss_generations} generations: {before:.1f} MiB, after: {after:.1f} MiB, "
+            f"drift {after - before:+.1f} MiB"
+        )
     return 0
 
 

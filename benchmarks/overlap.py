@@ -38,8 +38,11 @@ def run(root: Path, models_dir: Path, background: bool, jobs: int, options: dict
         assert all(job["status"] == "completed" for job in done), [job["error"] for job in done]
         by_start = sorted(done, key=lambda job: job["started_at"])
         gaps = [b["started_at"] - a["finished_at"] for a, b in itertools.pairwise(by_start)]
-        return {"wall": wall, "writing": statistics.mean(job["timings"].get("writing", 0.0) for job in done),
-                "gap": statistics.mean(gaps) if gaps else 0.0}
+        return {
+            "wall": wall,
+            "writing": statistics.mean(job["timings"].get("writing", 0.0) for job in done),
+            "gap": statistics.mean(gaps) if gaps else 0.0,
+        }
     finally:
         server.stop()
 
@@ -56,8 +59,13 @@ def main() -> int:
     from sdrest.synthetic import ensure_synthetic_models
 
     models = ensure_synthetic_models()
-    options = {"width": args.size, "height": args.size, "steps": args.steps, "sampler": "euler",
-               "batch_count": args.batch}
+    options = {
+        "width": args.size,
+        "height": args.size,
+        "steps": args.steps,
+        "sampler": "euler",
+        "batch_count": args.batch,
+    }
     results: dict[bool, list[dict[str, float]]] = {True: [], False: []}
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
@@ -65,13 +73,17 @@ def main() -> int:
         for _ in range(args.rounds):
             for background in (True, False):  # alternate, so a change in the machine's load hits both
                 results[background].append(run(root, models_dir, background, args.jobs, options))
-    print(f"{args.jobs} queued jobs ({args.size}x{args.size}, {args.steps} steps, {args.batch} images each), "
-          f"{args.rounds} round(s):")
+    print(
+        f"{args.jobs} queued jobs ({args.size}x{args.size}, {args.steps} steps, {args.batch} images each), "
+        f"{args.rounds} round(s):"
+    )
     for background, name in ((True, "background writes (default)"), (False, "--no-background-writes")):
         rows = results[background]
-        print(f"  {name}: wall {statistics.median(r['wall'] for r in rows):.2f} s, "
-              f"writing stage {statistics.median(r['writing'] for r in rows):.3f} s/job, "
-              f"gap between jobs {statistics.median(r['gap'] for r in rows):+.3f} s")
+        print(
+            f"  {name}: wall {statistics.median(r['wall'] for r in rows):.2f} s, "
+            f"writing stage {statistics.median(r['writing'] for r in rows):.3f} s/job, "
+            f"gap between jobs {statistics.median(r['gap'] for r in rows):+.3f} s"
+        )
     ratio = statistics.median(r["wall"] for r in results[True]) / statistics.median(r["wall"] for r in results[False])
     print(f"  wall time ratio on / off: {ratio:.3f}")
     return 0

@@ -21,8 +21,16 @@ from harness import Server, link_models  # benchmarks/harness.py: this script's 
 
 def run(root: Path, models_dir: Path, loaded: int, jobs: int, options: dict) -> tuple[int, float]:
     (root / f"n{loaded}").mkdir()
-    server = Server(root / f"n{loaded}", models_dir, "--max-loaded-models", str(loaded),
-                    "--log-level", "warning", "--preview", "none").start()
+    server = Server(
+        root / f"n{loaded}",
+        models_dir,
+        "--max-loaded-models",
+        str(loaded),
+        "--log-level",
+        "warning",
+        "--preview",
+        "none",
+    ).start()
     try:
         loads = 0
         started = time.perf_counter()

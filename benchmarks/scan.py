@@ -27,8 +27,15 @@ from sdrest.synthetic.headers import kohya_lora, sd1_checkpoint, sd_vae, write_s
 def populate(models: Path, count: int) -> None:
     kinds = [
         ("checkpoints", sd1_checkpoint()),
-        ("lora", kohya_lora({f"lora_unet_down_blocks_0_attentions_0_transformer_blocks_{i}_attn2_to_k": (768, 320)
-                             for i in range(20)})),
+        (
+            "lora",
+            kohya_lora(
+                {
+                    f"lora_unet_down_blocks_0_attentions_0_transformer_blocks_{i}_attn2_to_k": (768, 320)
+                    for i in range(20)
+                }
+            ),
+        ),
         ("vae", sd_vae(prefix="")),
     ]
     for i in range(count):
@@ -68,8 +75,10 @@ def main() -> int:
     arch = {e.detection.architecture for e in warm.entries if e.type == ModelType.CHECKPOINT}
     print(f"files: {listed} (checkpoint architectures: {sorted(arch)})")
     print(f"cold scan (headers read: {cold.detected}): {cold_s * 1000:.1f} ms")
-    print(f"warm scan (median of {args.warm_runs}, headers read: {warm.detected}): {warm_s * 1000:.1f} ms "
-          f"(min {min(warm_times) * 1000:.1f}, max {max(warm_times) * 1000:.1f})")
+    print(
+        f"warm scan (median of {args.warm_runs}, headers read: {warm.detected}): {warm_s * 1000:.1f} ms "
+        f"(min {min(warm_times) * 1000:.1f}, max {max(warm_times) * 1000:.1f})"
+    )
     print(f"cold/warm ratio: {cold_s / warm_s:.1f}x")
     print(f"target: warm < 1000 ms for 1,000 files -> {'OK' if warm_s < 1.0 else 'MISSED'}")
     return 0 if warm_s < 1.0 else 1

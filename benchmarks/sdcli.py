@@ -30,8 +30,16 @@ def ensure_sd_cli(log=print) -> Path:
     cmake = shutil.which("cmake")
     if cmake is None:
         raise RuntimeError("cmake is needed to build sd-cli")
-    args = [cmake, "-S", str(REPO), "-B", str(build), "-DSDREST_BUILD_EXAMPLES=ON", "-DCMAKE_BUILD_TYPE=Release",
-            f"-DPython_EXECUTABLE={sys.executable}"]
+    args = [
+        cmake,
+        "-S",
+        str(REPO),
+        "-B",
+        str(build),
+        "-DSDREST_BUILD_EXAMPLES=ON",
+        "-DCMAKE_BUILD_TYPE=Release",
+        f"-DPython_EXECUTABLE={sys.executable}",
+    ]
     if not (build / "CMakeCache.txt").exists() and shutil.which("ninja"):
         args += ["-G", "Ninja"]
     cmake_args = os.environ.get("CMAKE_ARGS", "").split()

@@ -77,9 +77,11 @@ def main() -> int:
             for run in range(args.runs):
                 seed = 500 + run
                 t0 = time.perf_counter()
-                response = requests.post(server.url("/api/v1/generate"),
-                                         json={"prompt": PROMPT, **options, "seed": seed, "wait": True,
-                                               "base64": False}, timeout=900)
+                response = requests.post(
+                    server.url("/api/v1/generate"),
+                    json={"prompt": PROMPT, **options, "seed": seed, "wait": True, "base64": False},
+                    timeout=900,
+                )
                 response.raise_for_status()
                 http_times.append(time.perf_counter() - t0)
                 t0 = time.perf_counter()
@@ -87,8 +89,10 @@ def main() -> int:
                 bare_times.append(time.perf_counter() - t0)
                 print(f"run {run}: HTTP {http_times[-1]:.2f} s, bare engine {bare_times[-1]:.2f} s", flush=True)
         ratio = statistics.median(http_times) / statistics.median(bare_times)
-        print(f"end-to-end job through HTTP / bare engine call ({args.size}x{args.size}, {args.steps} steps): "
-              f"{ratio:.3f} (target <= 1.05)")
+        print(
+            f"end-to-end job through HTTP / bare engine call ({args.size}x{args.size}, {args.steps} steps): "
+            f"{ratio:.3f} (target <= 1.05)"
+        )
 
         # 3b. latency under load: a generation running and N event streams open
         sockets = []
@@ -96,17 +100,20 @@ def main() -> int:
             sock = socket.create_connection(("127.0.0.1", server.port), timeout=10)
             sock.sendall(b"GET /api/v1/events HTTP/1.1\r\nHost: x\r\n\r\n")
             sockets.append(sock)
-        job = requests.post(server.url("/api/v1/generate"),
-                            json={"prompt": PROMPT, **options, "seed": 1, "wait": False}, timeout=60).json()
+        job = requests.post(
+            server.url("/api/v1/generate"), json={"prompt": PROMPT, **options, "seed": 1, "wait": False}, timeout=60
+        ).json()
         while requests.get(server.url(f"/api/v1/generate/{job['job_id']}"), timeout=30).json()["status"] != "running":
             time.sleep(0.05)
         busy = status_latencies(server, 200)
         for sock in sockets:
             sock.close()
         print(f"GET /api/v1/status idle: p50 {percentile(idle, 50):.1f} ms, p99 {percentile(idle, 99):.1f} ms")
-        print(f"GET /api/v1/status with a generation running and {args.streams} SSE clients: "
-              f"p50 {percentile(busy, 50):.1f} ms, p99 {percentile(busy, 99):.1f} ms "
-              f"(ratio p50 {percentile(busy, 50) / percentile(idle, 50):.2f})")
+        print(
+            f"GET /api/v1/status with a generation running and {args.streams} SSE clients: "
+            f"p50 {percentile(busy, 50):.1f} ms, p99 {percentile(busy, 99):.1f} ms "
+            f"(ratio p50 {percentile(busy, 50) / percentile(idle, 50):.2f})"
+        )
         requests.delete(server.url(f"/api/v1/generate/{job['job_id']}"), timeout=30)
         server.stop()
     return 0

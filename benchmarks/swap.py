@@ -39,8 +39,9 @@ def main() -> int:
             for index in range(args.swaps):
                 name = "sd1b" if index % 2 == 0 else "sd1"
                 started = time.perf_counter()
-                job = requests.post(server.url("/api/v1/models/load"), json={"model": name, "wait": True},
-                                    timeout=600).json()
+                job = requests.post(
+                    server.url("/api/v1/models/load"), json={"model": name, "wait": True}, timeout=600
+                ).json()
                 swaps.append(time.perf_counter() - started)
                 assert job["status"] == "completed", job
                 print(f"swap to {name}: {swaps[-1]:.2f} s (loading stage {job['timings'].get('loading', 0):.2f} s)")
@@ -51,8 +52,10 @@ def main() -> int:
             started = time.perf_counter()
             Context(model_path=models.checkpoint, n_threads=2, vae_decode_only=False).close()
             bare.append(time.perf_counter() - started)
-    print(f"swap through the queue: median {statistics.median(swaps):.2f} s; bare engine load: median "
-          f"{statistics.median(bare):.2f} s; ratio {statistics.median(swaps) / statistics.median(bare):.2f}")
+    print(
+        f"swap through the queue: median {statistics.median(swaps):.2f} s; bare engine load: median "
+        f"{statistics.median(bare):.2f} s; ratio {statistics.median(swaps) / statistics.median(bare):.2f}"
+    )
     return 0
 
 

@@ -51,8 +51,18 @@ def create_app(settings: Settings | None = None, *, start_worker: bool = True) -
     app.config["MAX_CONTENT_LENGTH"] = int(settings.max_body_mb * 2**20)
     app.json.sort_keys = False  # type: ignore[attr-defined]
     register_error_handlers(app)
-    for blueprint in (auth.bp, generate.bp, video.bp, jobs.bp, events.bp, models.bp, convert.bp, system.bp,
-                      metrics.bp, ui.bp):
+    for blueprint in (
+        auth.bp,
+        generate.bp,
+        video.bp,
+        jobs.bp,
+        events.bp,
+        models.bp,
+        convert.bp,
+        system.bp,
+        metrics.bp,
+        ui.bp,
+    ):
         app.register_blueprint(blueprint)
 
     setup_auth(app, settings)
@@ -60,17 +70,28 @@ def create_app(settings: Settings | None = None, *, start_worker: bool = True) -
     if start_worker:
         # Only a server that runs jobs decides what happens to the ones a stop cut off (an app
         # built without a worker, for a test or a tool, leaves the store as it found it).
-        for job in store.recover_interrupted(requeue=settings.requeue_interrupted,
-                                             max_interruptions=settings.max_interruptions):
+        for job in store.recover_interrupted(
+            requeue=settings.requeue_interrupted, max_interruptions=settings.max_interruptions
+        ):
             log.warning("job %s was interrupted by a server stop: now %s", job.id, job.status.value)
             discard_job_outputs(settings.outputs_dir, job.id)  # what the cut-off attempt wrote
     bus = EventBus(store)
-    library = ModelLibrary(settings.model_folders(), HashCache(settings.data_dir / "hashes.sqlite3"),
-                           allow_symlinks=settings.allow_symlinks)
+    library = ModelLibrary(
+        settings.model_folders(),
+        HashCache(settings.data_dir / "hashes.sqlite3"),
+        allow_symlinks=settings.allow_symlinks,
+    )
     supervisor = Supervisor(settings, store, bus, library)
-    svc = Services(settings=settings, store=store, bus=bus, supervisor=supervisor, library=library,
-                   long_requests=threading.BoundedSemaphore(settings.max_event_streams),
-                   auth=app.extensions["sdrest.auth"], lock=lock)
+    svc = Services(
+        settings=settings,
+        store=store,
+        bus=bus,
+        supervisor=supervisor,
+        library=library,
+        long_requests=threading.BoundedSemaphore(settings.max_event_streams),
+        auth=app.extensions["sdrest.auth"],
+        lock=lock,
+    )
     app.extensions["sdrest"] = svc
     compat.init_app(app)  # A1111 /sdapi/v1 and OpenAI /v1
     svc.janitor = Janitor(svc, auth_store=svc.auth.store)
@@ -86,8 +107,13 @@ def create_app(settings: Settings | None = None, *, start_worker: bool = True) -
 
 def _worker_figures(supervisor: Supervisor) -> dict[str, Any]:
     state = supervisor.state()
-    return {"alive": state.alive, "starts": state.starts, "crashes": state.crashes,
-            "resident_models": len(state.resident_models), "counters": dict(supervisor.counters)}
+    return {
+        "alive": state.alive,
+        "starts": state.starts,
+        "crashes": state.crashes,
+        "resident_models": len(state.resident_models),
+        "counters": dict(supervisor.counters),
+    }
 
 
 def _gpu_devices(supervisor: Supervisor) -> list[dict[str, Any]]:
@@ -102,8 +128,7 @@ def _gpu_devices(supervisor: Supervisor) -> list[dict[str, Any]]:
 
 def _scan(library: ModelLibrary) -> None:
     result = library.scan()
-    log.info("model scan: %d models in %.2f s (%d skipped)", len(result.entries), result.seconds,
-             len(result.skipped))
+    log.info("model scan: %d models in %.2f s (%d skipped)", len(result.entries), result.seconds, len(result.skipped))
 
 
 def close_app(app: Flask) -> None:

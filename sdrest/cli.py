@@ -34,8 +34,13 @@ def version_text() -> str:
 
 class _VersionAction(argparse.Action):
     def __init__(self, option_strings: Sequence[str], dest: str = argparse.SUPPRESS, **kwargs: object) -> None:
-        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS,
-                         help="print sdrest's and the native library's versions")
+        super().__init__(
+            option_strings,
+            dest,
+            nargs=0,
+            default=argparse.SUPPRESS,
+            help="print sdrest's and the native library's versions",
+        )
 
     def __call__(self, parser: argparse.ArgumentParser, *args: object) -> None:
         print(version_text())
@@ -56,8 +61,11 @@ def build_parser() -> argparse.ArgumentParser:
     from sdrest.settings import Settings
 
     Settings.add_arguments(serve)
-    serve.add_argument("--print-config", action="store_true",
-                       help="print the resolved settings (defaults < config < env < flags) and exit")
+    serve.add_argument(
+        "--print-config",
+        action="store_true",
+        help="print the resolved settings (defaults < config < env < flags) and exit",
+    )
 
     commands.add_parser("version", help="same as --version")
     _add_auth_commands(commands)
@@ -70,19 +78,29 @@ def build_parser() -> argparse.ArgumentParser:
 def _add_store_arguments(parser: argparse.ArgumentParser) -> None:
     """``--config``/``--data-dir``, read like ``sdrest serve`` reads them (the data folder holds
     auth.sqlite3)."""
-    parser.add_argument("--config", metavar="FILE", default=argparse.SUPPRESS,
-                        help="JSON or YAML settings file (also SDREST_CONFIG)")
-    parser.add_argument("--data-dir", metavar="DIR", default=argparse.SUPPRESS,
-                        help="data folder holding auth.sqlite3 (default: from the config, SDREST_DATA_DIR, or ./data)")
+    parser.add_argument(
+        "--config", metavar="FILE", default=argparse.SUPPRESS, help="JSON or YAML settings file (also SDREST_CONFIG)"
+    )
+    parser.add_argument(
+        "--data-dir",
+        metavar="DIR",
+        default=argparse.SUPPRESS,
+        help="data folder holding auth.sqlite3 (default: from the config, SDREST_DATA_DIR, or ./data)",
+    )
 
 
 def _add_password_arguments(parser: argparse.ArgumentParser) -> None:
     source = parser.add_mutually_exclusive_group()
-    source.add_argument("--password", metavar="P",
-                        help="the password (visible to other local users in the process list; "
-                             "prefer --password-stdin or the prompt)")
-    source.add_argument("--password-stdin", action="store_true",
-                        help="read the password from standard input (one trailing newline is dropped)")
+    source.add_argument(
+        "--password",
+        metavar="P",
+        help="the password (visible to other local users in the process list; prefer --password-stdin or the prompt)",
+    )
+    source.add_argument(
+        "--password-stdin",
+        action="store_true",
+        help="read the password from standard input (one trailing newline is dropped)",
+    )
 
 
 def _add_auth_commands(commands: argparse._SubParsersAction) -> None:
@@ -103,9 +121,11 @@ def _add_auth_commands(commands: argparse._SubParsersAction) -> None:
     role = users_cmd.add_parser("role", help="change a user's role")
     role.add_argument("name")
     role.add_argument("role", choices=ROLES)
-    for action, text in (("disable", "stop a user (and its API keys) from authenticating"),
-                         ("enable", "let a disabled user authenticate again"),
-                         ("revoke-sessions", "revoke every token issued to an account so far (any --auth kind)")):
+    for action, text in (
+        ("disable", "stop a user (and its API keys) from authenticating"),
+        ("enable", "let a disabled user authenticate again"),
+        ("revoke-sessions", "revoke every token issued to an account so far (any --auth kind)"),
+    ):
         users_cmd.add_parser(action, help=text).add_argument("name")
 
     keys = commands.add_parser("keys", help="manage API keys (auth.sqlite3 in the data folder)")
@@ -114,8 +134,11 @@ def _add_auth_commands(commands: argparse._SubParsersAction) -> None:
     create.add_argument("--name", required=True, help="what the key is for")
     create.add_argument("--role", required=True, choices=ROLES)
     create.add_argument("--owner", metavar="USER", help="the user the key acts for (default: none)")
-    create.add_argument("--expires", metavar="WHEN",
-                        help="lifetime (30d, 12h, 90m, 2w) or ISO date/time (no zone: UTC; a date: 00:00 UTC)")
+    create.add_argument(
+        "--expires",
+        metavar="WHEN",
+        help="lifetime (30d, 12h, 90m, 2w) or ISO date/time (no zone: UTC; a date: 00:00 UTC)",
+    )
     keys_cmd.add_parser("list", help="list keys (prefix only, never the key)")
     revoke = keys_cmd.add_parser("revoke", help="revoke a key")
     revoke.add_argument("key", metavar="ID_OR_PREFIX")
@@ -180,8 +203,18 @@ def _serve(flags: dict[str, object]) -> int:
 def server_main(argv: Sequence[str] | None = None) -> int:
     """``stable-diffusion-rest-server``: the spec's name for ``sdrest serve``."""
     args = list(sys.argv[1:] if argv is None else argv)
-    if args and args[0] in ("--version", "version", "selftest", "serve", "users", "keys", "convert", "metadata",
-                            "-h", "--help"):
+    if args and args[0] in (
+        "--version",
+        "version",
+        "selftest",
+        "serve",
+        "users",
+        "keys",
+        "convert",
+        "metadata",
+        "-h",
+        "--help",
+    ):
         return main(args)
     return main(["serve", *args])
 

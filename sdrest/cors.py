@@ -17,8 +17,15 @@ CORS_RESOURCES = r"^/(api|sdapi|v1)/.*"
 
 #: Request headers a cross-origin page may send (credentials, CSRF and the anti-CSRF marker of
 #: sdrest/auth/origin.py, event replay, RFC 7240).
-ALLOWED_HEADERS = ("Content-Type", "Authorization", "X-API-Key", "X-CSRF-TOKEN", "X-Requested-With", "Last-Event-ID",
-                   "Prefer")
+ALLOWED_HEADERS = (
+    "Content-Type",
+    "Authorization",
+    "X-API-Key",
+    "X-CSRF-TOKEN",
+    "X-Requested-With",
+    "Last-Event-ID",
+    "Prefer",
+)
 
 #: Response headers a cross-origin page may read (the job's URL after a 202, back-off hints).
 EXPOSED_HEADERS = ("Location", "Preference-Applied", "Retry-After", "WWW-Authenticate")
@@ -31,6 +38,14 @@ def setup_cors(app: Flask, settings: Settings) -> None:
     from flask_cors import CORS
 
     any_origin = origins == ["*"]
-    CORS(app, resources={CORS_RESOURCES: {}}, origins="*" if any_origin else origins,
-         supports_credentials=not any_origin, allow_headers=list(ALLOWED_HEADERS),
-         send_wildcard=any_origin, expose_headers=list(EXPOSED_HEADERS), max_age=600, vary_header=True)
+    CORS(
+        app,
+        resources={CORS_RESOURCES: {}},
+        origins="*" if any_origin else origins,
+        supports_credentials=not any_origin,
+        allow_headers=list(ALLOWED_HEADERS),
+        send_wildcard=any_origin,
+        expose_headers=list(EXPOSED_HEADERS),
+        max_age=600,
+        vary_header=True,
+    )

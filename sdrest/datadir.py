@@ -64,7 +64,8 @@ class DataDirLock:
             os.close(fd)
             raise DataDirBusyError(
                 f"another sdrest server (pid {holder}) is using the data folder {data_dir}; "
-                "stop it first, or give this one its own --data-dir") from None
+                "stop it first, or give this one its own --data-dir"
+            ) from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode("ascii"), 0)
         self._fd: int | None = fd

@@ -21,13 +21,19 @@ def gpu_report(backends: list[str], cuda: dict[str, Any] | None = None) -> dict[
     ``cuda``: the ``cuda`` mapping given (``build``, ``toolkit``, ``runtime``) plus ``driver``,
     the newest CUDA version the driver supports."""
     gpu_backends = [b for b in backends if b != "cpu"]
-    report: dict[str, Any] = {"present": False, "backends": gpu_backends, "devices": [], "driver": None,
-                              "message": None}
+    report: dict[str, Any] = {
+        "present": False,
+        "backends": gpu_backends,
+        "devices": [],
+        "driver": None,
+        "message": None,
+    }
     if "cuda" in gpu_backends:
         report["cuda"] = {"build": None, "toolkit": None, "runtime": None, **(cuda or {}), "driver": None}
     if not gpu_backends:
-        report["message"] = ("no GPU: this is a CPU build of stable-diffusion.cpp "
-                             "(see docs/deployment.md for GPU builds)")
+        report["message"] = (
+            "no GPU: this is a CPU build of stable-diffusion.cpp (see docs/deployment.md for GPU builds)"
+        )
         return report
     if not any(b in NVML_BACKENDS for b in gpu_backends):
         report["message"] = f"GPU backend {', '.join(gpu_backends)}: its devices are not listed here"
@@ -50,8 +56,7 @@ def gpu_report(backends: list[str], cuda: dict[str, Any] | None = None) -> dict[
 
 def cuda_from_build(info: dict[str, Any], runtime: str | None) -> dict[str, Any]:
     """The ``cuda`` argument of :func:`gpu_report` from a build record and the loaded runtime."""
-    return {"build": info.get("cuda_version") or None, "toolkit": info.get("cuda_toolkit") or None,
-            "runtime": runtime}
+    return {"build": info.get("cuda_version") or None, "toolkit": info.get("cuda_toolkit") or None, "runtime": runtime}
 
 
 def gpu_lines(backends: list[str], cuda: dict[str, Any] | None = None) -> list[str]:
@@ -61,11 +66,15 @@ def gpu_lines(backends: list[str], cuda: dict[str, Any] | None = None) -> list[s
     if "cuda" in report:
         c = report["cuda"]
         toolkit = {"wheels": "NVIDIA's CUDA wheels", "system": "a system toolkit"}.get(c["toolkit"] or "", c["toolkit"])
-        lines.append(f"  cuda: built with {c['build'] or '?'}{f' ({toolkit})' if toolkit else ''}, "
-                     f"runtime {c['runtime'] or 'not loaded'}, driver supports {c['driver'] or '?'}")
+        lines.append(
+            f"  cuda: built with {c['build'] or '?'}{f' ({toolkit})' if toolkit else ''}, "
+            f"runtime {c['runtime'] or 'not loaded'}, driver supports {c['driver'] or '?'}"
+        )
     for device in report["devices"]:
-        lines.append(f"  gpu {device['index']}: {device['name']}, "
-                     f"{device['memory']['total'] / 2**30:.1f} GiB (driver {report['driver']})")
+        lines.append(
+            f"  gpu {device['index']}: {device['name']}, "
+            f"{device['memory']['total'] / 2**30:.1f} GiB (driver {report['driver']})"
+        )
     if report["message"]:
         lines.append(f"  gpu: {report['message']}")
     return lines
@@ -80,9 +89,13 @@ def _nvml_devices() -> tuple[str, str, list[dict[str, Any]]]:
         for index in range(pynvml.nvmlDeviceGetCount()):
             handle = pynvml.nvmlDeviceGetHandleByIndex(index)
             memory = pynvml.nvmlDeviceGetMemoryInfo(handle)
-            devices.append({"index": index, "name": _text(pynvml.nvmlDeviceGetName(handle)),
-                            "memory": {"total": int(memory.total), "free": int(memory.free),
-                                       "used": int(memory.used)}})
+            devices.append(
+                {
+                    "index": index,
+                    "name": _text(pynvml.nvmlDeviceGetName(handle)),
+                    "memory": {"total": int(memory.total), "free": int(memory.free), "used": int(memory.used)},
+                }
+            )
         cuda = int(pynvml.nvmlSystemGetCudaDriverVersion())  # e.g. 13000 for 13.0
         return (_text(pynvml.nvmlSystemGetDriverVersion()), f"{cuda // 1000}.{cuda % 1000 // 10}", devices)
     finally:

@@ -128,8 +128,9 @@ def _lora_entries(loras: Any) -> list[tuple[str, Any]]:
     return result
 
 
-def infotext(params: Mapping[str, Any], *, seed: int, model_name: str | None = None,
-             model_hash: str | None = None) -> str:
+def infotext(
+    params: Mapping[str, Any], *, seed: int, model_name: str | None = None, model_hash: str | None = None
+) -> str:
     """The A1111 infotext of a generation described by sdrest request ``params``.
 
     Line 1 is the prompt (LoRAs from ``params["loras"]`` appended as ``<lora:name:weight>``
@@ -180,8 +181,7 @@ def infotext(params: Mapping[str, Any], *, seed: int, model_name: str | None = N
         fields["Hires upscaler"] = upscaler
     fields["Version"] = f"sdrest {sdrest.__version__}"
 
-    line = ", ".join(f"{key}: {_quote(value)}" for key, value in fields.items()
-                     if value is not None and value != "")
+    line = ", ".join(f"{key}: {_quote(value)}" for key, value in fields.items() if value is not None and value != "")
     negative_line = f"\nNegative prompt: {negative}" if negative else ""
     return f"{prompt}{negative_line}\n{line}".strip()
 
@@ -205,7 +205,7 @@ def parse_infotext(text: str) -> dict[str, str]:
         line = line.strip()
         if line.startswith("Negative prompt:"):
             in_negative = True
-            line = line[len("Negative prompt:"):].strip()
+            line = line[len("Negative prompt:") :].strip()
         (negative_lines if in_negative else prompt_lines).append(line)
     result: dict[str, str] = {"prompt": "\n".join(prompt_lines), "negative_prompt": "\n".join(negative_lines)}
     for key, value in _RE_PARAM.findall(last):

@@ -27,8 +27,11 @@ class JsonFormatter(logging.Formatter):
 
 
 def setup_logging(settings: Settings) -> None:
-    formatter: logging.Formatter = (JsonFormatter() if settings.log_format == "json" else
-                                    logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
+    formatter: logging.Formatter = (
+        JsonFormatter()
+        if settings.log_format == "json"
+        else logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s")
+    )
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
     if settings.log_file is not None:
         settings.log_file.parent.mkdir(parents=True, exist_ok=True)

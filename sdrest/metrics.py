@@ -39,25 +39,44 @@ _FINISHED_EVENTS = frozenset({"completed", "failed", "cancelled"})
 class ServerMetrics:
     """The metrics of one server: histograms fed by job events, state read at scrape time."""
 
-    def __init__(self, store: JobStore, state: Callable[[], dict[str, Any]],
-                 devices: Callable[[], list[dict[str, Any]]] | None = None) -> None:
+    def __init__(
+        self,
+        store: JobStore,
+        state: Callable[[], dict[str, Any]],
+        devices: Callable[[], list[dict[str, Any]]] | None = None,
+    ) -> None:
         """``state`` returns the worker's figures (see :class:`_StateCollector`); ``devices``
         the GPUs as :func:`sdrest.gpus.gpu_report` lists them, where the build can ask."""
         self.store = store
         self.registry = CollectorRegistry()
         self.job_seconds = Histogram(
-            "sdrest_job_duration_seconds", "Run time of finished jobs, from start to finish.",
-            ["mode", "model", "status"], buckets=DURATION_BUCKETS, registry=self.registry)
+            "sdrest_job_duration_seconds",
+            "Run time of finished jobs, from start to finish.",
+            ["mode", "model", "status"],
+            buckets=DURATION_BUCKETS,
+            registry=self.registry,
+        )
         self.wait_seconds = Histogram(
-            "sdrest_job_queue_wait_seconds", "Time finished jobs waited in the queue before they started.",
-            ["mode"], buckets=DURATION_BUCKETS, registry=self.registry)
+            "sdrest_job_queue_wait_seconds",
+            "Time finished jobs waited in the queue before they started.",
+            ["mode"],
+            buckets=DURATION_BUCKETS,
+            registry=self.registry,
+        )
         self.stage_seconds = Histogram(
-            "sdrest_job_stage_duration_seconds", "Time finished jobs spent in each stage (loading, encoding, "
-            "sampling, decoding, writing).", ["stage", "mode", "model"], buckets=DURATION_BUCKETS,
-            registry=self.registry)
+            "sdrest_job_stage_duration_seconds",
+            "Time finished jobs spent in each stage (loading, encoding, sampling, decoding, writing).",
+            ["stage", "mode", "model"],
+            buckets=DURATION_BUCKETS,
+            registry=self.registry,
+        )
         self.load_seconds = Histogram(
-            "sdrest_model_load_duration_seconds", "Model loads: how long each took (its _count is the "
-            "number of loads).", ["model"], buckets=DURATION_BUCKETS, registry=self.registry)
+            "sdrest_model_load_duration_seconds",
+            "Model loads: how long each took (its _count is the number of loads).",
+            ["model"],
+            buckets=DURATION_BUCKETS,
+            registry=self.registry,
+        )
         self.registry.register(_StateCollector(store, state, devices))
         store.add_listener(self.observe)
 
@@ -95,8 +114,9 @@ class ServerMetrics:
 class _StateCollector(Collector):
     """Figures read when Prometheus scrapes: the queue, job counts, the worker and devices."""
 
-    def __init__(self, store: JobStore, state: Callable[[], dict[str, Any]],
-                 devices: Callable[[], list[dict[str, Any]]] | None) -> None:
+    def __init__(
+        self, store: JobStore, state: Callable[[], dict[str, Any]], devices: Callable[[], list[dict[str, Any]]] | None
+    ) -> None:
         self.store = store
         self.state = state
         self.devices = devices
@@ -113,21 +133,25 @@ class _StateCollector(Collector):
         yield jobs
 
         state = self.state()
-        yield GaugeMetricFamily("sdrest_worker_up", "1 while the generation worker process is alive.",
-                                value=1 if state["alive"] else 0)
-        yield CounterMetricFamily("sdrest_worker_starts", "Generation worker processes started.",
-                                  value=state["starts"])
-        yield CounterMetricFamily("sdrest_worker_crashes", "Generation worker processes that died mid-job.",
-                                  value=state["crashes"])
-        yield GaugeMetricFamily("sdrest_resident_models", "Models loaded in the worker.",
-                                value=state["resident_models"])
-        finished = CounterMetricFamily("sdrest_jobs_finished", "Jobs this server finished, by outcome.",
-                                       labels=["status"])
+        yield GaugeMetricFamily(
+            "sdrest_worker_up", "1 while the generation worker process is alive.", value=1 if state["alive"] else 0
+        )
+        yield CounterMetricFamily("sdrest_worker_starts", "Generation worker processes started.", value=state["starts"])
+        yield CounterMetricFamily(
+            "sdrest_worker_crashes", "Generation worker processes that died mid-job.", value=state["crashes"]
+        )
+        yield GaugeMetricFamily(
+            "sdrest_resident_models", "Models loaded in the worker.", value=state["resident_models"]
+        )
+        finished = CounterMetricFamily(
+            "sdrest_jobs_finished", "Jobs this server finished, by outcome.", labels=["status"]
+        )
         for status in (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED):
             finished.add_metric([status.value], state["counters"].get(status.value, 0))
         yield finished
-        yield CounterMetricFamily("sdrest_images_generated", "Images this server wrote.",
-                                  value=state["counters"].get("images", 0))
+        yield CounterMetricFamily(
+            "sdrest_images_generated", "Images this server wrote.", value=state["counters"].get("images", 0)
+        )
 
         devices = self.devices() if self.devices is not None else []
         if devices:

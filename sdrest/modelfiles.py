@@ -25,15 +25,22 @@ TENSOR_RULES = r"^[^=,]+=[A-Za-z0-9_]+(,[^=,]+=[A-Za-z0-9_]+)*$"
 def add_commands(commands: argparse._SubParsersAction) -> None:
     convert = commands.add_parser("convert", help="quantise a model file to GGUF (the library's converter)")
     convert.add_argument("input", type=Path, help="model file (.safetensors, .ckpt, .gguf, ...)")
-    convert.add_argument("-o", "--output", type=Path,
-                         help="GGUF file to write (default: INPUT's name + .TYPE.gguf beside it)")
-    convert.add_argument("--type", default="q8_0", metavar="TYPE",
-                         help="weight type: f32, f16, bf16, q8_0, q5_0, q5_1, q4_0, q4_1, q4_K, ... (default q8_0)")
-    convert.add_argument("--tensor-type-rules", metavar="RULES",
-                         help="per-tensor types, 'regex=type,...' (e.g. '^vae\\.=f16,attn=q8_0')")
+    convert.add_argument(
+        "-o", "--output", type=Path, help="GGUF file to write (default: INPUT's name + .TYPE.gguf beside it)"
+    )
+    convert.add_argument(
+        "--type",
+        default="q8_0",
+        metavar="TYPE",
+        help="weight type: f32, f16, bf16, q8_0, q5_0, q5_1, q4_0, q4_1, q4_K, ... (default q8_0)",
+    )
+    convert.add_argument(
+        "--tensor-type-rules", metavar="RULES", help="per-tensor types, 'regex=type,...' (e.g. '^vae\\.=f16,attn=q8_0')"
+    )
     convert.add_argument("--vae", type=Path, help="a VAE file to include")
-    convert.add_argument("--convert-name", action="store_true",
-                         help="rename tensors to the library's own names while converting")
+    convert.add_argument(
+        "--convert-name", action="store_true", help="rename tensors to the library's own names while converting"
+    )
     convert.add_argument("--force", action="store_true", help="overwrite OUTPUT if it exists")
     meta = commands.add_parser("metadata", help="print a model file's header (tensors, types, metadata) as JSON")
     meta.add_argument("file", type=Path)
@@ -65,8 +72,10 @@ def metadata(path: Path, *, tensors: bool = False) -> dict[str, Any]:
     if kind is not None:
         summary["kind"] = kind
     if tensors:
-        summary["tensor_list"] = [{"name": name, "shape": list(info.shape) if info.shape is not None else None,
-                                   "dtype": info.dtype} for name, info in header.tensors.items()]
+        summary["tensor_list"] = [
+            {"name": name, "shape": list(info.shape) if info.shape is not None else None, "dtype": info.dtype}
+            for name, info in header.tensors.items()
+        ]
     return summary
 
 
@@ -88,8 +97,14 @@ def _convert(args: argparse.Namespace) -> int:
         print(f"sdrest convert: {output} exists (--force overwrites it)", file=sys.stderr)
         return 1
     try:
-        convert(args.input, output, output_type=args.type, vae_path=args.vae, tensor_type_rules=rules,
-                convert_name=args.convert_name)
+        convert(
+            args.input,
+            output,
+            output_type=args.type,
+            vae_path=args.vae,
+            tensor_type_rules=rules,
+            convert_name=args.convert_name,
+        )
     except (SdrestError, ValueError, OSError) as exc:
         print(f"sdrest convert: {exc}", file=sys.stderr)
         return 1

@@ -89,12 +89,18 @@ def _check_quality(quality: int | None) -> None:
 
 
 def _check_stem(stem: str) -> None:
-    if (not isinstance(stem, str) or not stem or len(stem) > _STEM_MAX or stem.startswith(".")
-            or ".." in stem or any(c in stem for c in "/\\\0:")
-            or (os.sep in stem) or (os.altsep and os.altsep in stem)
-            or any(ord(c) < 32 for c in stem)):
-        raise ValueError(f"file name must be a plain name (no path separators, no '..', no leading '.'), "
-                         f"got {stem!r}")
+    if (
+        not isinstance(stem, str)
+        or not stem
+        or len(stem) > _STEM_MAX
+        or stem.startswith(".")
+        or ".." in stem
+        or any(c in stem for c in "/\\\0:")
+        or (os.sep in stem)
+        or (os.altsep and os.altsep in stem)
+        or any(ord(c) < 32 for c in stem)
+    ):
+        raise ValueError(f"file name must be a plain name (no path separators, no '..', no leading '.'), got {stem!r}")
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
@@ -140,9 +146,9 @@ def _decode_user_comment(raw: Any) -> str | None:
         return None
     raw = bytes(raw)
     if raw.startswith(_UNICODE_PREFIX):
-        return raw[len(_UNICODE_PREFIX):].decode("utf-16-be", errors="replace")
+        return raw[len(_UNICODE_PREFIX) :].decode("utf-16-be", errors="replace")
     if raw.startswith(_ASCII_PREFIX):
-        return raw[len(_ASCII_PREFIX):].decode("ascii", errors="replace")
+        return raw[len(_ASCII_PREFIX) :].decode("ascii", errors="replace")
     return raw[8:].decode("utf-8", errors="replace").rstrip("\0") if len(raw) >= 8 else None
 
 
@@ -161,7 +167,7 @@ def _metadata_from_xmp(xmp: Any) -> dict | None:
     if start < 0 or end < 0:
         return None
     try:
-        root = ElementTree.fromstring(data[start:end + len(b"</x:xmpmeta>")])
+        root = ElementTree.fromstring(data[start : end + len(b"</x:xmpmeta>")])
     except ElementTree.ParseError:
         return None
     node = root.find(f".//{{{_XMP_NS}}}metadata")
@@ -174,9 +180,17 @@ def _metadata_from_xmp(xmp: Any) -> dict | None:
     return value if isinstance(value, dict) else None
 
 
-def write_image(image: Image.Image, directory: Path | str, stem: str, *, fmt: str = "png",
-                quality: int | None = None, infotext: str, metadata: Mapping[str, Any],
-                embed: bool = True) -> Path:
+def write_image(
+    image: Image.Image,
+    directory: Path | str,
+    stem: str,
+    *,
+    fmt: str = "png",
+    quality: int | None = None,
+    infotext: str,
+    metadata: Mapping[str, Any],
+    embed: bool = True,
+) -> Path:
     """Write ``image`` as ``directory/stem.png|.jpg|.webp`` with its parameters; returns the path.
 
     ``fmt``: ``png``, ``jpeg`` (or ``jpg``; written as ``.jpg``) or ``webp``, else ``ValueError``
@@ -199,8 +213,9 @@ def write_image(image: Image.Image, directory: Path | str, stem: str, *, fmt: st
     metadata = dict(metadata)
     metadata_json = json.dumps(metadata, ensure_ascii=False, default=str)
     sidecar = {"infotext": infotext, "metadata": json.loads(metadata_json)}
-    _atomic_write(directory / f"{stem}.json",
-                  json.dumps(sidecar, ensure_ascii=False, indent=2, default=str).encode("utf-8"))
+    _atomic_write(
+        directory / f"{stem}.json", json.dumps(sidecar, ensure_ascii=False, indent=2, default=str).encode("utf-8")
+    )
 
     buffer = io.BytesIO()
     if not embed:

@@ -27,8 +27,7 @@ class Janitor:
     """A background thread that applies ``job_retention_hours`` every few minutes, and keeps the
     auth store's audit table and revocation list from growing without bound."""
 
-    def __init__(self, services: Services, interval: float = INTERVAL, *,
-                 auth_store: AuthStore | None = None) -> None:
+    def __init__(self, services: Services, interval: float = INTERVAL, *, auth_store: AuthStore | None = None) -> None:
         self.services = services
         self.auth_store = auth_store
         self.interval = interval

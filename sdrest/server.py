@@ -25,21 +25,27 @@ def serve(settings: Settings) -> int:
     # Ordinary requests get http_threads; long-lived ones (event streams, wait=true) get
     # their own bounded share on top, so they can never use up the ordinary ones.
     threads = settings.http_threads + settings.max_event_streams
-    server: Any = create_server(app, host=settings.host, port=settings.port, threads=threads,
-                                channel_timeout=120, connection_limit=max(100, threads * 2),
-                                ident="sdrest",
-                                # Refuse big bodies while reading them, before they are buffered
-                                # (Waitress' own default is 1 GiB, and auth runs only afterwards).
-                                # Slack up to twice the limit: a body somewhat over --max-body-mb
-                                # still reaches the app, which answers its JSON 413 naming the limit.
-                                max_request_body_size=int(2 * settings.max_body_mb * 2**20) + 2**20,
-                                # Waitress drops X-Forwarded-* by default; with --trusted-proxy the app
-                                # sees them and believes them only from those addresses (auth.web).
-                                clear_untrusted_proxy_headers=not settings.trusted_proxy,
-                                # Keep reading while a request runs, so a closed connection is
-                                # seen (environ["waitress.client_disconnected"]): A1111/OpenAI
-                                # calls cancel their job when their client goes (compat.jobs).
-                                channel_request_lookahead=1)
+    server: Any = create_server(
+        app,
+        host=settings.host,
+        port=settings.port,
+        threads=threads,
+        channel_timeout=120,
+        connection_limit=max(100, threads * 2),
+        ident="sdrest",
+        # Refuse big bodies while reading them, before they are buffered
+        # (Waitress' own default is 1 GiB, and auth runs only afterwards).
+        # Slack up to twice the limit: a body somewhat over --max-body-mb
+        # still reaches the app, which answers its JSON 413 naming the limit.
+        max_request_body_size=int(2 * settings.max_body_mb * 2**20) + 2**20,
+        # Waitress drops X-Forwarded-* by default; with --trusted-proxy the app
+        # sees them and believes them only from those addresses (auth.web).
+        clear_untrusted_proxy_headers=not settings.trusted_proxy,
+        # Keep reading while a request runs, so a closed connection is
+        # seen (environ["waitress.client_disconnected"]): A1111/OpenAI
+        # calls cancel their job when their client goes (compat.jobs).
+        channel_request_lookahead=1,
+    )
     stopping = threading.Event()
 
     def _stop(signum: int, _frame: Any) -> None:
@@ -53,8 +59,14 @@ def serve(settings: Settings) -> int:
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
-    log.info("sdrest listening on http://%s:%s (data %s, outputs %s, models %s)", settings.host,
-             server.effective_port, svc.settings.data_dir, svc.settings.outputs_dir, svc.settings.models_dir)
+    log.info(
+        "sdrest listening on http://%s:%s (data %s, outputs %s, models %s)",
+        settings.host,
+        server.effective_port,
+        svc.settings.data_dir,
+        svc.settings.outputs_dir,
+        svc.settings.models_dir,
+    )
     try:
         server.run()
     except (OSError, ValueError):

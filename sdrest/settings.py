@@ -32,11 +32,19 @@ _ORIGIN = re.compile(r"https?://[A-Za-z0-9.-]+(?::[0-9]{1,5})?|https?://\[[0-9A-
 
 #: Folder settings -> the model type (API name) whose folder they set.
 _FOLDER_TYPES = {
-    "checkpoints_dir": "checkpoint", "lora_dir": "lora", "vae_dir": "vae", "presets_dir": "presets",
+    "checkpoints_dir": "checkpoint",
+    "lora_dir": "lora",
+    "vae_dir": "vae",
+    "presets_dir": "presets",
     "prompts_dir": "prompts",
-    "neg_prompts_dir": "neg_prompts", "taesd_dir": "taesd", "esrgan_dir": "esrgan",
-    "controlnet_dir": "controlnet", "upscaler_dir": "upscaler", "embeddings_dir": "embedding",
-    "diffusion_models_dir": "diffusion_model", "text_encoders_dir": "text_encoder",
+    "neg_prompts_dir": "neg_prompts",
+    "taesd_dir": "taesd",
+    "esrgan_dir": "esrgan",
+    "controlnet_dir": "controlnet",
+    "upscaler_dir": "upscaler",
+    "embeddings_dir": "embedding",
+    "diffusion_models_dir": "diffusion_model",
+    "text_encoders_dir": "text_encoder",
 }
 
 
@@ -44,10 +52,19 @@ class SettingsError(SdrestError, ValueError):
     """A setting has a bad value or an unknown name; the message names it and its source."""
 
 
-def _setting(default: Any, help: str, *, choices: Sequence[str] | None = None, flag: bool = True,
-             metavar: str | None = None, aliases: Sequence[str] = ()) -> Any:
-    return field(default=default, metadata={"help": help, "choices": choices, "flag": flag, "metavar": metavar,
-                                            "aliases": tuple(aliases)})
+def _setting(
+    default: Any,
+    help: str,
+    *,
+    choices: Sequence[str] | None = None,
+    flag: bool = True,
+    metavar: str | None = None,
+    aliases: Sequence[str] = (),
+) -> Any:
+    return field(
+        default=default,
+        metadata={"help": help, "choices": choices, "flag": flag, "metavar": metavar, "aliases": tuple(aliases)},
+    )
 
 
 @dataclass
@@ -56,8 +73,9 @@ class Settings:
 
     host: str = _setting("127.0.0.1", "address to listen on (0.0.0.0: all interfaces)")
     port: int = _setting(8080, "TCP port to listen on")
-    models_dir: Path = _setting(Path("models"), "root folder of the model library",
-                                aliases=("--model-dir",))  # the spec's spelling in one example
+    models_dir: Path = _setting(
+        Path("models"), "root folder of the model library", aliases=("--model-dir",)
+    )  # the spec's spelling in one example
     # The model folders, relative to --models-dir. --checkpoints is the spec's spelling (its
     # examples say "--checkpoints checkpoints"); it names the same setting.
     checkpoints_dir: str = _setting("checkpoints", "folder of checkpoints", aliases=("--checkpoints",))
@@ -75,23 +93,38 @@ class Settings:
     text_encoders_dir: str = _setting("text_encoders", "folder of text encoders (clip_l, clip_g, t5xxl, llm)")
     allow_symlinks: bool = _setting(False, "follow symlinks that lead outside the model folders")
     idle_unload_minutes: float = _setting(0.0, "unload the model after this many idle minutes (0: never)")
-    max_loaded_models: int = _setting(1, "models the worker keeps loaded at once; the least recently used "
-                                         "one is unloaded to make room")
-    max_model_memory_mb: float = _setting(0.0, "weight memory (RAM + VRAM, in MiB) the worker's loaded models may "
-                                               "take together; the least recently used are unloaded to keep within "
-                                               "it (0: no budget, only --max-loaded-models counts)")
-    model_overtake_limit: int = _setting(4, "how many later jobs for an already loaded model may run before a "
-                                            "job of the same priority that needs another model (0: strict order)")
-    background_writes: bool = _setting(True, "write a job's images while the next job starts (its model load and "
-                                             "sampling overlap the writing; off: the next job waits for them)")
-    cancel_timeout: float = _setting(60.0, "seconds a cancelled job's library call may take to return before the "
-                                           "worker is killed instead (and restarted)")
+    max_loaded_models: int = _setting(
+        1, "models the worker keeps loaded at once; the least recently used one is unloaded to make room"
+    )
+    max_model_memory_mb: float = _setting(
+        0.0,
+        "weight memory (RAM + VRAM, in MiB) the worker's loaded models may "
+        "take together; the least recently used are unloaded to keep within "
+        "it (0: no budget, only --max-loaded-models counts)",
+    )
+    model_overtake_limit: int = _setting(
+        4,
+        "how many later jobs for an already loaded model may run before a "
+        "job of the same priority that needs another model (0: strict order)",
+    )
+    background_writes: bool = _setting(
+        True,
+        "write a job's images while the next job starts (its model load and "
+        "sampling overlap the writing; off: the next job waits for them)",
+    )
+    cancel_timeout: float = _setting(
+        60.0,
+        "seconds a cancelled job's library call may take to return before the worker is killed instead (and restarted)",
+    )
     ui_dir: Path | None = _setting(None, "folder of the web UI to serve at /ui/ (default: the bundled one)")
     config: Path | None = _setting(None, "JSON or YAML file with settings", flag=False)
     data_dir: Path = _setting(Path("data"), "folder for the job database and other state")
-    store: str | None = _setting(None, "job store: sqlite:///PATH or postgresql://USER@HOST[:PORT]/DB (default: "
-                                       "the data folder's jobs.sqlite3; keep a password in ~/.pgpass or PGPASSWORD)",
-                                 metavar="URL")
+    store: str | None = _setting(
+        None,
+        "job store: sqlite:///PATH or postgresql://USER@HOST[:PORT]/DB (default: "
+        "the data folder's jobs.sqlite3; keep a password in ~/.pgpass or PGPASSWORD)",
+        metavar="URL",
+    )
     output_dir: Path | None = _setting(None, "folder for generated images (default: <data-dir>/outputs)")
     threads: int = _setting(-1, "CPU threads for generation (-1: all physical cores)")
     model: str | None = _setting(None, "checkpoint (name under the checkpoints folder) to load at start-up")
@@ -103,8 +136,7 @@ class Settings:
     max_body_mb: float = _setting(50.0, "largest accepted request body, in MiB")
     max_image_mb: float = _setting(20.0, "largest accepted input image, in MiB")
     max_image_pixels: int = _setting(4096 * 4096, "largest accepted input image, in pixels")
-    url_fetch: str = _setting("public", "fetching input images from http(s) URLs",
-                              choices=("off", "public", "any"))
+    url_fetch: str = _setting("public", "fetching input images from http(s) URLs", choices=("off", "public", "any"))
     url_timeout: float = _setting(10.0, "seconds allowed for fetching one input image")
     preview: str = _setting("proj", "live preview images during sampling", choices=("none", "proj", "tae", "vae"))
     preview_interval: int = _setting(1, "send a preview every N sampling steps")
@@ -115,33 +147,39 @@ class Settings:
     max_queue: int = _setting(1000, "most queued jobs; more are refused with 503")
     max_queued_per_user: int = _setting(100, "most queued jobs of one user; more are refused with 429")
     max_streams_per_user: int = _setting(8, "most concurrent event streams of one user (or address)")
-    user_models: str | None = _setting(None, "checkpoints non-admins may switch to, comma-separated ('*': any, "
-                                             "with per-request model options); default: only the current one")
+    user_models: str | None = _setting(
+        None,
+        "checkpoints non-admins may switch to, comma-separated ('*': any, "
+        "with per-request model options); default: only the current one",
+    )
     wait_timeout: float = _setting(600.0, "longest a 'wait' request blocks before answering 202")
-    keep_on_disconnect: bool = _setting(False, "A1111/OpenAI calls: keep the job when its client disconnects "
-                                              "(default: cancel it)")
-    auth: str = _setting("none", "authentication method",
-                         choices=("none", "jwt", "api-key", "unix", "pam", "optional"))
+    keep_on_disconnect: bool = _setting(
+        False, "A1111/OpenAI calls: keep the job when its client disconnects (default: cancel it)"
+    )
+    auth: str = _setting("none", "authentication method", choices=("none", "jwt", "api-key", "unix", "pam", "optional"))
     enable_unix_auth: bool = _setting(False, "deprecated: use --auth unix")
     enable_pam_auth: bool = _setting(False, "deprecated: use --auth pam")
     auth_group: str | None = _setting(None, "unix/pam: only members of this group may log in")
     admin_group: str | None = _setting(None, "unix/pam: members of this group are admins")
     pam_service: str = _setting("sdrest", "PAM service used by --auth pam")
-    jwt_secret: str | None = _setting(None, "token signing secret (default: generated once, stored 0600)",
-                                      flag=False)
+    jwt_secret: str | None = _setting(None, "token signing secret (default: generated once, stored 0600)", flag=False)
     access_token_seconds: int = _setting(900, "lifetime of an access token")
     refresh_token_days: float = _setting(7.0, "lifetime of a refresh token")
     guest_can_generate: bool = _setting(False, "--auth optional: guests may submit jobs (else read-only)")
     public_images: bool = _setting(False, "image URLs need no credentials (they are unguessable)")
     trusted_proxy: str | None = _setting(None, "comma-separated proxy addresses whose X-Forwarded-For is believed")
-    allowed_hosts: str | None = _setting(None, "comma-separated host names the server answers to besides localhost "
-                                               "and --host ('*': any)")
+    allowed_hosts: str | None = _setting(
+        None, "comma-separated host names the server answers to besides localhost and --host ('*': any)"
+    )
     auth_max_failures: int = _setting(5, "failed logins per user or client before a lockout")
     auth_lockout_seconds: float = _setting(300.0, "how long a lockout lasts")
     secure_cookies: bool = _setting(False, "mark session cookies Secure (behind HTTPS)")
-    cors_origins: str | None = _setting(None, "origins whose web pages may call the API: a comma-separated list "
-                                        "(e.g. https://app.example.com; credentials allowed) or * (any origin, "
-                                        "without credentials); default: none")
+    cors_origins: str | None = _setting(
+        None,
+        "origins whose web pages may call the API: a comma-separated list "
+        "(e.g. https://app.example.com; credentials allowed) or * (any origin, "
+        "without credentials); default: none",
+    )
 
     # --- derived ---
 
@@ -194,8 +232,9 @@ class Settings:
         return dataclasses.replace(self, **changes)
 
     def to_dict(self, redact: bool = False) -> dict[str, Any]:
-        values = {f.name: (str(v) if isinstance(v := getattr(self, f.name), Path) else v)
-                  for f in dataclasses.fields(self)}
+        values = {
+            f.name: (str(v) if isinstance(v := getattr(self, f.name), Path) else v) for f in dataclasses.fields(self)
+        }
         if redact and values.get("jwt_secret"):
             values["jwt_secret"] = "***"
         if redact and values.get("store"):
@@ -258,8 +297,16 @@ class Settings:
     def validate(self) -> None:
         if not 0 < self.port < 65536:
             raise SettingsError(f"port: must be 1..65535, got {self.port}")
-        for name in ("http_threads", "max_event_streams", "preview_interval", "max_queue", "max_image_pixels",
-                     "max_queued_per_user", "max_streams_per_user", "max_loaded_models"):
+        for name in (
+            "http_threads",
+            "max_event_streams",
+            "preview_interval",
+            "max_queue",
+            "max_image_pixels",
+            "max_queued_per_user",
+            "max_streams_per_user",
+            "max_loaded_models",
+        ):
             if getattr(self, name) < 1:
                 raise SettingsError(f"{name}: must be at least 1")
         for name in ("max_body_mb", "max_image_mb", "url_timeout", "wait_timeout", "cancel_timeout"):
@@ -295,8 +342,12 @@ class Settings:
     @classmethod
     def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
         """One ``--flag`` per setting; unset flags stay absent so lower sources show through."""
-        parser.add_argument("--config", metavar="FILE", default=argparse.SUPPRESS,
-                            help="JSON or YAML file with settings (also SDREST_CONFIG)")
+        parser.add_argument(
+            "--config",
+            metavar="FILE",
+            default=argparse.SUPPRESS,
+            help="JSON or YAML file with settings (also SDREST_CONFIG)",
+        )
         for f in dataclasses.fields(cls):
             if not f.metadata.get("flag", True):
                 continue
@@ -304,12 +355,23 @@ class Settings:
             base = _base_type(f)
             help_text = f"{f.metadata['help']} (default: {f.default}; env {ENV_PREFIX}{f.name.upper()})"
             if base is bool:
-                parser.add_argument(*options, dest=f.name, action=argparse.BooleanOptionalAction,
-                                    default=argparse.SUPPRESS, help=help_text)
+                parser.add_argument(
+                    *options,
+                    dest=f.name,
+                    action=argparse.BooleanOptionalAction,
+                    default=argparse.SUPPRESS,
+                    help=help_text,
+                )
             else:
-                parser.add_argument(*options, dest=f.name, type=str, default=argparse.SUPPRESS,
-                                    choices=f.metadata.get("choices"),
-                                    metavar=f.metadata.get("metavar") or f.name.upper(), help=help_text)
+                parser.add_argument(
+                    *options,
+                    dest=f.name,
+                    type=str,
+                    default=argparse.SUPPRESS,
+                    choices=f.metadata.get("choices"),
+                    metavar=f.metadata.get("metavar") or f.name.upper(),
+                    help=help_text,
+                )
 
 
 def _check_store(url: str) -> None:
@@ -320,8 +382,9 @@ def _check_store(url: str) -> None:
 
     if sqlite_path(url) is not None:
         if url.endswith("/"):  # no file name (sqlite:/// alone, or a folder)
-            raise SettingsError("store: sqlite:/// needs a file path (sqlite:///relative/jobs.db, "
-                                "sqlite:////absolute/jobs.db)")
+            raise SettingsError(
+                "store: sqlite:/// needs a file path (sqlite:///relative/jobs.db, sqlite:////absolute/jobs.db)"
+            )
         return
     if not is_postgres_url(url):
         raise SettingsError(f"store: {redact_url(url)!r} is not sqlite:///PATH or postgresql://USER@HOST/DB")

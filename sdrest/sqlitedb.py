@@ -59,8 +59,9 @@ class VersionTable:
         self._clock = clock
 
     def read(self, cursor: sqlite3.Cursor) -> int:
-        cursor.execute("CREATE TABLE IF NOT EXISTS schema_version ("
-                       " version INTEGER PRIMARY KEY, applied_at REAL NOT NULL)")
+        cursor.execute(
+            "CREATE TABLE IF NOT EXISTS schema_version ( version INTEGER PRIMARY KEY, applied_at REAL NOT NULL)"
+        )
         return int(cursor.execute("SELECT MAX(version) FROM schema_version").fetchone()[0] or 0)
 
     def record(self, cursor: sqlite3.Cursor, version: int) -> None:
@@ -75,8 +76,15 @@ class Database:
     setting for commits (``FULL`` survives power loss, ``NORMAL`` only process crashes).
     """
 
-    def __init__(self, path: str | Path, *, closed_error: Callable[[], Exception], synchronous: str = "FULL",
-                 busy_timeout: float = 10.0, foreign_keys: bool = False) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        closed_error: Callable[[], Exception],
+        synchronous: str = "FULL",
+        busy_timeout: float = 10.0,
+        foreign_keys: bool = False,
+    ) -> None:
         synchronous = synchronous.upper()
         if synchronous not in ("OFF", "NORMAL", "FULL", "EXTRA"):
             raise ValueError(f"unknown synchronous mode {synchronous!r}")
@@ -87,7 +95,8 @@ class Database:
         self.lock = threading.Lock()
         self._closed_error = closed_error
         self._conn: sqlite3.Connection | None = sqlite3.connect(
-            str(self.path), timeout=busy_timeout, isolation_level=None, check_same_thread=False)
+            str(self.path), timeout=busy_timeout, isolation_level=None, check_same_thread=False
+        )
         try:
             mode = self._conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
             #: Whether the WAL journal is on (never for ":memory:", which keeps its own).
@@ -149,8 +158,14 @@ class Database:
         with self.lock:
             self.connection().executemany(sql, rows)
 
-    def migrate(self, migrations: Migrations, *, ledger: Ledger, too_new: Callable[[int, int], Exception],
-                every_open: Sequence[str] = ()) -> list[int]:
+    def migrate(
+        self,
+        migrations: Migrations,
+        *,
+        ledger: Ledger,
+        too_new: Callable[[int, int], Exception],
+        every_open: Sequence[str] = (),
+    ) -> list[int]:
         """Bring the schema to ``len(migrations)`` in one transaction; returns the versions
         applied. A database at a higher version (written by a newer sdrest) raises
         ``too_new(found, known)`` and is left untouched. ``every_open``: idempotent statements

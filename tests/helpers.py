@@ -20,7 +20,7 @@ def test_image(size: int = SIZE, seed: int = 0) -> Image.Image:
     rng = np.random.default_rng(seed)
     y, x = np.mgrid[0:size, 0:size]
     array = np.stack([x * 255 // size, y * 255 // size, (x + y) * 127 // size], axis=-1).astype(np.uint8)
-    array[size // 4: size // 2, size // 4: size // 2] = rng.integers(0, 255, 3, dtype=np.uint8)
+    array[size // 4 : size // 2, size // 4 : size // 2] = rng.integers(0, 255, 3, dtype=np.uint8)
     return Image.fromarray(array, "RGB")
 
 
@@ -62,19 +62,44 @@ def nvidia_driver() -> bool:
 
 
 #: Every VAE tiling option set, each to a value unlike its default (struct read-back tests).
-EVERY_VAE_TILING_OPTION: dict[str, Any] = {"tile_size": 24, "tile_size_x": 32, "tile_size_y": 40, "rel_size_x": 0.5,
-                                           "rel_size_y": 0.25, "overlap": 0.3}
+EVERY_VAE_TILING_OPTION: dict[str, Any] = {
+    "tile_size": 24,
+    "tile_size_x": 32,
+    "tile_size_y": 40,
+    "rel_size_x": 0.5,
+    "rel_size_y": 0.25,
+    "overlap": 0.3,
+}
 
 
 def every_cache_option(mode: str) -> dict[str, Any]:
     """Every step-cache option set, each to a value unlike its default (struct read-back tests)."""
-    return {"mode": mode, "reuse_threshold": 0.3, "start_percent": 0.2, "end_percent": 0.8,
-            "error_decay_rate": 0.5, "use_relative_threshold": False, "reset_error_on_compute": False,
-            "residual_diff_threshold": 0.2, "max_warmup_steps": 2, "max_cached_steps": 5,
-            "max_continuous_cached_steps": 2, "taylorseer_n_derivatives": 3, "taylorseer_skip_interval": 2,
-            "scm_mask": "1,0,1", "scm_policy_dynamic": False, "spectrum_w": 0.7, "spectrum_m": 5,
-            "spectrum_lam": 2.0, "spectrum_window_size": 3, "spectrum_flex_window": 0.25,
-            "spectrum_warmup_steps": 1, "spectrum_stop_percent": 0.5, "fn_compute_blocks": 4, "bn_compute_blocks": 2}
+    return {
+        "mode": mode,
+        "reuse_threshold": 0.3,
+        "start_percent": 0.2,
+        "end_percent": 0.8,
+        "error_decay_rate": 0.5,
+        "use_relative_threshold": False,
+        "reset_error_on_compute": False,
+        "residual_diff_threshold": 0.2,
+        "max_warmup_steps": 2,
+        "max_cached_steps": 5,
+        "max_continuous_cached_steps": 2,
+        "taylorseer_n_derivatives": 3,
+        "taylorseer_skip_interval": 2,
+        "scm_mask": "1,0,1",
+        "scm_policy_dynamic": False,
+        "spectrum_w": 0.7,
+        "spectrum_m": 5,
+        "spectrum_lam": 2.0,
+        "spectrum_window_size": 3,
+        "spectrum_flex_window": 0.25,
+        "spectrum_warmup_steps": 1,
+        "spectrum_stop_percent": 0.5,
+        "fn_compute_blocks": 4,
+        "bn_compute_blocks": 2,
+    }
 
 
 def field_at(struct: dict[str, Any], path: str) -> Any:

@@ -27,6 +27,7 @@ from sdrest.synthetic.headers import Shape
 
 # ------------------------------------------------------------------ PyTorch files
 
+
 class FakeTensor:
     """Pickles exactly like a torch tensor: _rebuild_tensor_v2(<persistent storage>, ...)."""
 
@@ -36,10 +37,11 @@ class FakeTensor:
 
     def __reduce__(self):
         torch_utils = sys.modules["torch._utils"]
-        stride = tuple(math.prod(self.shape[i + 1:]) for i in range(len(self.shape)))
-        return (torch_utils._rebuild_tensor_v2,
-                (_StorageRef(self.dtype, math.prod(self.shape)), 0, self.shape, stride, False,
-                 collections.OrderedDict()))
+        stride = tuple(math.prod(self.shape[i + 1 :]) for i in range(len(self.shape)))
+        return (
+            torch_utils._rebuild_tensor_v2,
+            (_StorageRef(self.dtype, math.prod(self.shape)), 0, self.shape, stride, False, collections.OrderedDict()),
+        )
 
 
 class _StorageRef:
@@ -92,8 +94,9 @@ def tensors_of(shapes: Mapping[str, Shape]) -> dict[str, FakeTensor]:
     return collections.OrderedDict((name, FakeTensor(shape)) for name, shape in shapes.items())
 
 
-def write_torch_zip(path: Path, obj: Any = None, *, data_pkl: bytes | None = None,
-                    member: str = "archive/data.pkl") -> Path:
+def write_torch_zip(
+    path: Path, obj: Any = None, *, data_pkl: bytes | None = None, member: str = "archive/data.pkl"
+) -> Path:
     """A torch >= 1.6 style checkpoint: ``archive/data.pkl`` + ``archive/version`` (+ a storage)."""
     data = data_pkl if data_pkl is not None else torch_pickle(obj)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -117,8 +120,16 @@ def write_torch_legacy(path: Path, obj: Any) -> Path:
 
 # ------------------------------------------------------------------ GGUF
 
-_GGUF_TYPES = {"u8": (0, "<B"), "u32": (4, "<I"), "i32": (5, "<i"), "f32": (6, "<f"), "bool": (7, "<?"),
-               "u64": (10, "<Q"), "i64": (11, "<q"), "f64": (12, "<d")}
+_GGUF_TYPES = {
+    "u8": (0, "<B"),
+    "u32": (4, "<I"),
+    "i32": (5, "<i"),
+    "f32": (6, "<f"),
+    "bool": (7, "<?"),
+    "u64": (10, "<Q"),
+    "i64": (11, "<q"),
+    "f64": (12, "<d"),
+}
 
 
 def _gguf_str(s: str) -> bytes:
@@ -142,8 +153,7 @@ def _gguf_value(kind: str, value: Any) -> bytes:
     return struct.pack("<I", vtype) + struct.pack(fmt, value)
 
 
-def gguf_bytes(kv: list[tuple[str, str, Any]], tensors: Mapping[str, tuple[Shape, int]],
-               version: int = 3) -> bytes:
+def gguf_bytes(kv: list[tuple[str, str, Any]], tensors: Mapping[str, tuple[Shape, int]], version: int = 3) -> bytes:
     """A GGUF header; ``kv`` as (key, kind, value), ``tensors`` as name -> (torch shape, ggml type)."""
     out = bytearray(b"GGUF" + struct.pack("<IQQ", version, len(tensors), len(kv)))
     for key, kind, value in kv:
@@ -158,8 +168,9 @@ def gguf_bytes(kv: list[tuple[str, str, Any]], tensors: Mapping[str, tuple[Shape
     return bytes(out)
 
 
-def write_gguf(path: Path, kv: list[tuple[str, str, Any]], tensors: Mapping[str, tuple[Shape, int]],
-               version: int = 3) -> Path:
+def write_gguf(
+    path: Path, kv: list[tuple[str, str, Any]], tensors: Mapping[str, tuple[Shape, int]], version: int = 3
+) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(gguf_bytes(kv, tensors, version))
     return path

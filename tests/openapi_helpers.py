@@ -30,8 +30,9 @@ class SchemaChecker:
         """``response`` (returned for chaining) matches the document for ``method path``."""
         responses = self.operation(path, method)["responses"]
         status = str(response.status_code)
-        assert status in responses, (f"{method.upper()} {path} answered {status}, documented: "
-                                     f"{sorted(responses)}; body: {response.text[:300]}")
+        assert status in responses, (
+            f"{method.upper()} {path} answered {status}, documented: {sorted(responses)}; body: {response.text[:300]}"
+        )
         self.checked.add((path, method, response.status_code))
         content = responses[status].get("content")
         if content is None:
@@ -49,4 +50,5 @@ class SchemaChecker:
         validator = Draft202012Validator({**schema, "components": self.document["components"]})
         errors = sorted(validator.iter_errors(value), key=lambda e: list(e.absolute_path))
         assert not errors, f"{where}: " + "; ".join(
-            f"{'/'.join(map(str, e.absolute_path)) or '(body)'}: {e.message[:300]}" for e in errors[:5])
+            f"{'/'.join(map(str, e.absolute_path)) or '(body)'}: {e.message[:300]}" for e in errors[:5]
+        )

@@ -44,8 +44,9 @@ def sd1_server(models: SyntheticModels, tmp_path_factory: Any, name: str, *args:
         server.stop()
 
 
-def users_server(models: SyntheticModels, tmp_path_factory: Any, name: str, users: Mapping[str, tuple[str, str]],
-                 *args: str) -> Iterator[Server]:
+def users_server(
+    models: SyntheticModels, tmp_path_factory: Any, name: str, users: Mapping[str, tuple[str, str]], *args: str
+) -> Iterator[Server]:
     """A started ``--auth jwt`` server with local ``users`` ({name: (password, role)}), for a
     module-scoped fixture: ``yield from users_server(models, tmp_path_factory, "name", USERS, ...)``."""
     root = tmp_path_factory.mktemp(name)

@@ -23,7 +23,7 @@ def spec_example(name: str) -> str:
     start, end = SECTIONS[name]
     text = SPEC.read_text(encoding="utf-8")
     begin = text.index(start) + len(start)
-    return text[begin:text.index(end, begin)].strip("\n") + "\n"
+    return text[begin : text.index(end, begin)].strip("\n") + "\n"
 
 
 def example(name: str, server: str) -> str:

@@ -17,8 +17,9 @@ from sdrest._native.buildinfo import build_info
 def _sdrest(*args: str, env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     exe = shutil.which("sdrest", path=str(Path(sys.executable).parent)) or shutil.which("sdrest")
     assert exe, "the sdrest console script is installed"
-    return subprocess.run([exe, *args], capture_output=True, text=True, timeout=timeout,
-                          env={**os.environ, **(env or {})})
+    return subprocess.run(
+        [exe, *args], capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})}
+    )
 
 
 def test_version_names_sdrest_and_the_native_library() -> None:
@@ -53,8 +54,7 @@ def test_unknown_command_and_bad_option_exit_2() -> None:
 def test_selftest_passes_and_times_each_stage() -> None:
     result = _sdrest("selftest", "--threads", "2", timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
-    for stage in ("open native library", "write synthetic SD1 model", "load model", "generate 64x64",
-                  "check image"):
+    for stage in ("open native library", "write synthetic SD1 model", "load model", "generate 64x64", "check image"):
         assert stage in result.stdout
     assert "selftest passed" in result.stdout
 

@@ -73,8 +73,14 @@ def test_image_settings_are_understood_by_sdrest_serve(tmp_path: Path) -> None:
     assert settings, "the image configures sdrest through SDREST_* variables"
     clean = {k: v for k, v in os.environ.items() if not k.startswith("SDREST_")}
     exe = shutil.which("sdrest", path=str(Path(sys.executable).parent))
-    result = subprocess.run([exe, "serve", "--print-config"], env={**clean, **settings}, cwd=tmp_path,
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [exe, "serve", "--print-config"],
+        env={**clean, **settings},
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 0, result.stderr
     config = json.loads(result.stdout)
     assert config["data_dir"] == "/data" and config["models_dir"] == "/models"

@@ -30,8 +30,9 @@ def _toolkit(root: Path, *, cublas: bool = True) -> Path:
     return root
 
 
-def _choose(tmp_path: Path, *defines: str, env: dict[str, str] | None = None,
-            search: list[Path] | None = None) -> subprocess.CompletedProcess[str]:
+def _choose(
+    tmp_path: Path, *defines: str, env: dict[str, str] | None = None, search: list[Path] | None = None
+) -> subprocess.CompletedProcess[str]:
     """The module's choice with a PATH and environment of the test's making (nothing of this
     machine's own CUDA, if it has one, is seen)."""
     empty_bin = tmp_path / "empty-bin"
@@ -40,8 +41,14 @@ def _choose(tmp_path: Path, *defines: str, env: dict[str, str] | None = None,
     clean["PATH"] = str(empty_bin)
     clean.update(env or {})
     roots = ";".join(str(p) for p in (search or [tmp_path / "no-such-cuda"]))
-    return subprocess.run([str(CMAKE), f"-DSDREST_CUDA_SEARCH_ROOTS={roots}", *defines, "-P", str(MODULE)],
-                          capture_output=True, text=True, env=clean, timeout=60, check=False)
+    return subprocess.run(
+        [str(CMAKE), f"-DSDREST_CUDA_SEARCH_ROOTS={roots}", *defines, "-P", str(MODULE)],
+        capture_output=True,
+        text=True,
+        env=clean,
+        timeout=60,
+        check=False,
+    )
 
 
 def test_a_complete_system_toolkit_is_used(tmp_path: Path) -> None:
@@ -118,8 +125,17 @@ def _shared(path: Path, *link: str, rpath: str | None = None) -> Path:
     """A tiny shared library named (soname) as its file, linked against ``link`` (gcc)."""
     source = path.with_suffix(".c")
     source.write_text("int sdrest_stand_in(void) { return 0; }\n")
-    command = ["gcc", "-shared", "-fPIC", "-o", str(path), str(source), f"-Wl,-soname,{path.name}",
-               "-Wl,--no-as-needed", *link]
+    command = [
+        "gcc",
+        "-shared",
+        "-fPIC",
+        "-o",
+        str(path),
+        str(source),
+        f"-Wl,-soname,{path.name}",
+        "-Wl,--no-as-needed",
+        *link,
+    ]
     if rpath:
         command.append(f"-Wl,-rpath,{rpath}")
     subprocess.run(command, check=True, capture_output=True, timeout=60)
@@ -141,15 +157,23 @@ def _stand_in_build(tmp_path: Path, rpath: str | None) -> Path:
 
 
 def _check(build: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["bash", str(ROOT / "native" / "check-cuda-build.sh"), "--check-only", "--build-dir",
-                           str(build)], capture_output=True, text=True, timeout=120, check=False)
+    return subprocess.run(
+        ["bash", str(ROOT / "native" / "check-cuda-build.sh"), "--check-only", "--build-dir", str(build)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
 
 
 def test_link_check_passes_a_library_that_finds_the_wheels_by_rpath(tmp_path: Path) -> None:
     result = _check(_stand_in_build(tmp_path, "$ORIGIN:$ORIGIN/../../../nvidia/cu13/lib"))
     assert result.returncode == 0, result.stdout + result.stderr
-    for line in ("ok: NEEDED libcudart.so.13", "ok: NEEDED libcublas.so.13",
-                 "ok: ldd finds libcublasLt.so.13 in the wheels' nvidia/cu13/lib"):
+    for line in (
+        "ok: NEEDED libcudart.so.13",
+        "ok: NEEDED libcublas.so.13",
+        "ok: ldd finds libcublasLt.so.13 in the wheels' nvidia/cu13/lib",
+    ):
         assert line in result.stdout
     assert result.stdout.rstrip().endswith("PASS")
 

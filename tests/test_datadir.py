@@ -29,9 +29,19 @@ def test_a_second_lock_on_one_folder_is_refused_until_the_first_is_released(tmp_
 def test_everything_the_server_writes_is_private_and_a_second_server_is_refused(models, tmp_path) -> None:
     server = Server(tmp_path, link_models(models, tmp_path / "models"), "--model", "sd1").start()
     try:
-        job = server.post("/api/v1/generate/img2img", json={
-            "prompt": "a red apple", "width": 64, "height": 64, "steps": 1, "seed": 1, "wait": True,
-            "init_image": png_base64(test_image()), "strength": 0.5}).json()
+        job = server.post(
+            "/api/v1/generate/img2img",
+            json={
+                "prompt": "a red apple",
+                "width": 64,
+                "height": 64,
+                "steps": 1,
+                "seed": 1,
+                "wait": True,
+                "init_image": png_base64(test_image()),
+                "strength": 0.5,
+            },
+        ).json()
         assert job["status"] == "completed", job["error"]
         assert server.get(job["images"][0]["url"] + "?size=32").status_code == 200  # a thumbnail
 
@@ -42,8 +52,9 @@ def test_everything_the_server_writes_is_private_and_a_second_server_is_refused(
         assert [p for p in folders if _mode(p) != 0o700] == []
         assert [(str(p), oct(_mode(p))) for p in files if _mode(p) & 0o077] == []
 
-        second = subprocess.run([*server.command(), "--port", "1"], env=server.env, capture_output=True,
-                                text=True, timeout=120)
+        second = subprocess.run(
+            [*server.command(), "--port", "1"], env=server.env, capture_output=True, text=True, timeout=120
+        )
         assert second.returncode == 1
         assert "another sdrest server" in second.stderr and str(data) in second.stderr
         assert server.status()["status"] == "ok"  # the first one is untouched

@@ -30,9 +30,14 @@ def test_every_exception_class_of_sdrest_derives_from_sdrest_error() -> None:
             if issubclass(value, BaseException) and value.__module__ == name:
                 found[f"{name}.{value.__qualname__}"] = value
     # The walk really sees the package's errors (not an empty list that passes by itself).
-    assert {"sdrest.settings.SettingsError", "sdrest.auth.store.AuthStoreError", "sdrest.api.errors.ApiError",
-            "sdrest.models.paths.ModelNotFoundError", "sdrest.models.headers.HeaderError",
-            "sdrest.auth.commands.UsageError"} <= set(found)
+    assert {
+        "sdrest.settings.SettingsError",
+        "sdrest.auth.store.AuthStoreError",
+        "sdrest.api.errors.ApiError",
+        "sdrest.models.paths.ModelNotFoundError",
+        "sdrest.models.headers.HeaderError",
+        "sdrest.auth.commands.UsageError",
+    } <= set(found)
     strays = sorted(name for name, cls in found.items() if not issubclass(cls, SdrestError))
     assert strays == []
 

@@ -66,8 +66,9 @@ def test_cuda_build_report_names_its_cuda_without_a_driver() -> None:
 
 def test_cpu_build_report_has_no_cuda_section() -> None:
     assert "cuda" not in gpu_report(["cpu"], cuda_from_build({"backends": ["cpu"]}, None))
-    assert gpu_lines(["cpu"]) == [("  gpu: no GPU: this is a CPU build of stable-diffusion.cpp "
-                                   "(see docs/deployment.md for GPU builds)")]
+    assert gpu_lines(["cpu"]) == [
+        ("  gpu: no GPU: this is a CPU build of stable-diffusion.cpp (see docs/deployment.md for GPU builds)")
+    ]
 
 
 # --- On a GPU, with a CUDA build (benchmarks/gpu_check.sh builds one and runs these) ---------------
@@ -131,8 +132,12 @@ def test_cuda_txt2img_matches_cpu_for_the_same_seed(sd1, tmp_path: Path) -> None
     size, steps, seed, prompt = 256, 4, 11, "a lighthouse at dusk"
     cuda_image = sd1.txt2img(prompt, width=size, height=size, steps=steps, sampler="euler", seed=seed).images[0]
     out = tmp_path / "cpu.png"
-    subprocess.run([sys.executable, "-c", CPU_CHILD, str(out), prompt, str(size), str(steps), str(seed)],
-                   env={**os.environ, "SDREST_LIB": cpu_lib}, check=True, timeout=600)
+    subprocess.run(
+        [sys.executable, "-c", CPU_CHILD, str(out), prompt, str(size), str(steps), str(seed)],
+        env={**os.environ, "SDREST_LIB": cpu_lib},
+        check=True,
+        timeout=600,
+    )
     cpu_image = Image.open(out).convert("RGB")
     assert_real_image(cuda_image, (size, size))
     a, b = pixels(cuda_image), pixels(cpu_image)
@@ -184,8 +189,10 @@ def test_vram_is_released_after_unload_and_after_a_cancel(cuda_server: Server, m
     unload = cuda_server.post("/api/v1/models/unload", json={"wait": True})
     assert unload.status_code == 200, unload.text
     after_unload = _gpu_used()
-    print(f"GPU memory used (MiB): empty {empty >> 20}, loaded {loaded >> 20}, sampling 1024^2 {sampling >> 20}, "
-          f"after cancel {after_cancel >> 20}, after unload {after_unload >> 20}")
+    print(
+        f"GPU memory used (MiB): empty {empty >> 20}, loaded {loaded >> 20}, sampling 1024^2 {sampling >> 20}, "
+        f"after cancel {after_cancel >> 20}, after unload {after_unload >> 20}"
+    )
     assert sampling > loaded and after_cancel <= loaded + (256 << 20)
     assert loaded - after_unload >= weights * 8 // 10  # the weights left the GPU
     assert after_unload - empty <= CONTEXT_ALLOWANCE
@@ -194,8 +201,9 @@ def test_vram_is_released_after_unload_and_after_a_cancel(cuda_server: Server, m
 @pytest.mark.gpu
 def test_an_oversized_request_fails_out_of_memory_and_the_next_job_succeeds(cuda_server: Server) -> None:
     # 4096x4096 with SD1's attention: its first attention alone asks for far more than any GPU has.
-    huge = cuda_server.wait_job(cuda_server.submit(**{**GPU_JOB, "width": 4096, "height": 4096, "steps": 1})["job_id"],
-                                timeout=600)
+    huge = cuda_server.wait_job(
+        cuda_server.submit(**{**GPU_JOB, "width": 4096, "height": 4096, "steps": 1})["job_id"], timeout=600
+    )
     assert huge["status"] == "failed", huge
     assert huge["error"]["code"] == "out_of_memory", huge["error"]
     assert "smaller size" in huge["error"]["message"]
@@ -213,9 +221,16 @@ def test_two_workers_on_two_devices(models, tmp_path: Path) -> None:
     try:
         for device in (0, 1):
             root = tmp_path / f"gpu{device}"
-            servers.append(Server(root, link_models(models, root / "models"), "--model", "sd1",
-                                  # NVML numbers GPUs in PCI order; make CUDA's numbering match.
-                                  env={"CUDA_DEVICE_ORDER": "PCI_BUS_ID", "CUDA_VISIBLE_DEVICES": str(device)}).start())
+            servers.append(
+                Server(
+                    root,
+                    link_models(models, root / "models"),
+                    "--model",
+                    "sd1",
+                    # NVML numbers GPUs in PCI order; make CUDA's numbering match.
+                    env={"CUDA_DEVICE_ORDER": "PCI_BUS_ID", "CUDA_VISIBLE_DEVICES": str(device)},
+                ).start()
+            )
         before = [_gpu_used(0), _gpu_used(1)]
         jobs = [server.submit(**GPU_JOB) for server in servers]
         done = [server.wait_job(job["job_id"]) for server, job in zip(servers, jobs, strict=True)]

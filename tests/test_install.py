@@ -20,8 +20,16 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 SYSTEM_PYTHON = "/usr/bin/python3"
-HARDENING = ("NoNewPrivileges=yes", "ProtectSystem=strict", "ProtectHome=yes", "PrivateTmp=yes",
-             "CapabilityBoundingSet=", "RestrictSUIDSGID=yes", "SystemCallFilter=@system-service", "UMask=0077")
+HARDENING = (
+    "NoNewPrivileges=yes",
+    "ProtectSystem=strict",
+    "ProtectHome=yes",
+    "PrivateTmp=yes",
+    "CapabilityBoundingSet=",
+    "RestrictSUIDSGID=yes",
+    "SystemCallFilter=@system-service",
+    "UMask=0077",
+)
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="installs a system user and a unit: needs root (CI is)")
 
@@ -47,8 +55,13 @@ def layout(tmp_path: Path) -> Iterator[dict[str, Path | str]]:
     (venv / "bin" / "sdrest").symlink_to(Path(sys.executable).parent / "sdrest")
     user = f"sdrest-t{os.getpid() % 100000}"
     paths: dict[str, Path | str] = {
-        "venv": venv, "units": tmp_path / "units", "data": tmp_path / "srv" / "data",
-        "models": tmp_path / "srv" / "models", "config": tmp_path / "etc" / "config.yaml", "user": user}
+        "venv": venv,
+        "units": tmp_path / "units",
+        "data": tmp_path / "srv" / "data",
+        "models": tmp_path / "srv" / "models",
+        "config": tmp_path / "etc" / "config.yaml",
+        "user": user,
+    }
     # The service user must be able to reach its folders (pytest's tmp folders are 0700).
     for folder in (tmp_path, tmp_path.parent, tmp_path.parent.parent):
         folder.chmod(folder.stat().st_mode | 0o011)
@@ -58,10 +71,23 @@ def layout(tmp_path: Path) -> Iterator[dict[str, Path | str]]:
 
 
 def _install(paths: dict[str, Path | str]) -> subprocess.CompletedProcess[str]:
-    return _run("install.sh", "--skip-build", "--service", "--venv", str(paths["venv"]),
-                "--service-user", str(paths["user"]), "--unit-dir", str(paths["units"]),
-                "--data-dir", str(paths["data"]), "--models-dir", str(paths["models"]),
-                "--config", str(paths["config"]))
+    return _run(
+        "install.sh",
+        "--skip-build",
+        "--service",
+        "--venv",
+        str(paths["venv"]),
+        "--service-user",
+        str(paths["user"]),
+        "--unit-dir",
+        str(paths["units"]),
+        "--data-dir",
+        str(paths["data"]),
+        "--models-dir",
+        str(paths["models"]),
+        "--config",
+        str(paths["config"]),
+    )
 
 
 def test_service_install_is_hardened_verified_and_uninstalls_keeping_data(layout) -> None:
@@ -87,9 +113,23 @@ def test_service_install_is_hardened_verified_and_uninstalls_keeping_data(layout
     assert stat.S_IMODE(config.stat().st_mode) == 0o640 and config.stat().st_gid == account.pw_gid
 
     # What the unit lets the service user do is enough for what the server does.
-    reach = subprocess.run(["runuser", "-u", str(layout["user"]), "--", "sh", "-c",
-                            'test -r "$1" && test -w "$2" && test -w "$3" && test -w "$4"', "sh", str(config),
-                            str(data), str(data / "outputs"), str(models / "checkpoints")], timeout=60)
+    reach = subprocess.run(
+        [
+            "runuser",
+            "-u",
+            str(layout["user"]),
+            "--",
+            "sh",
+            "-c",
+            'test -r "$1" && test -w "$2" && test -w "$3" && test -w "$4"',
+            "sh",
+            str(config),
+            str(data),
+            str(data / "outputs"),
+            str(models / "checkpoints"),
+        ],
+        timeout=60,
+    )
     assert reach.returncode == 0
     config.write_text(config.read_text().replace("port: 8080", "port: 8181"))
 
@@ -127,8 +167,18 @@ def test_uninstall_purge_removes_data_models_and_settings(layout) -> None:
 
 def test_uninstall_refuses_to_remove_system_folders(tmp_path: Path) -> None:
     (tmp_path / "venv").mkdir()
-    result = _run("uninstall.sh", "--venv", str(tmp_path / "venv"), "--data-dir", "/var", "--models-dir",
-                  str(tmp_path / "models"), "--unit-dir", str(tmp_path / "units"), "--purge")
+    result = _run(
+        "uninstall.sh",
+        "--venv",
+        str(tmp_path / "venv"),
+        "--data-dir",
+        "/var",
+        "--models-dir",
+        str(tmp_path / "models"),
+        "--unit-dir",
+        str(tmp_path / "units"),
+        "--purge",
+    )
     assert result.returncode != 0 and "refusing to remove /var" in result.stderr
     assert Path("/var").is_dir()
 
@@ -136,7 +186,7 @@ def test_uninstall_refuses_to_remove_system_folders(tmp_path: Path) -> None:
 def test_service_install_needs_root_and_usage_is_the_header() -> None:
     usage = _run("install.sh", "--help")
     lines = (ROOT / "install.sh").read_text().splitlines()[1:]
-    comment = lines[:next(i for i, line in enumerate(lines) if not line.startswith("#"))]
+    comment = lines[: next(i for i, line in enumerate(lines) if not line.startswith("#"))]
     header = [line[2:] if line.startswith("# ") else line[1:] for line in comment]
     assert usage.returncode == 0 and usage.stdout.splitlines() == header
     assert "--service" in usage.stdout and "--purge" in _run("uninstall.sh", "--help").stdout
@@ -155,9 +205,14 @@ def _fake_cuda(root: Path) -> Path:
 def test_cuda_dry_run_builds_with_a_complete_system_toolkit(tmp_path: Path) -> None:
     cuda = _fake_cuda(tmp_path / "cuda-12.8")
     venv = tmp_path / "venv"
-    result = subprocess.run(["bash", str(ROOT / "install.sh"), "--cuda", "--dry-run", "--venv", str(venv)],
-                            capture_output=True, text=True, timeout=120, env={**os.environ, "CUDA_PATH": str(cuda)},
-                            check=False)
+    result = subprocess.run(
+        ["bash", str(ROOT / "install.sh"), "--cuda", "--dry-run", "--venv", str(venv)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "CUDA_PATH": str(cuda)},
+        check=False,
+    )
     assert result.returncode == 0, result.stderr
     assert f"CUDA toolkit: the system's, at {cuda}" in result.stdout
     assert '-DSD_CUDA=ON -DSDREST_CUDA_TOOLKIT=auto"' in result.stdout
@@ -167,13 +222,27 @@ def test_cuda_dry_run_builds_with_a_complete_system_toolkit(tmp_path: Path) -> N
 
 def test_cuda_dry_run_can_ask_for_the_wheels(tmp_path: Path) -> None:
     env = {**os.environ, "CUDA_PATH": str(_fake_cuda(tmp_path / "cuda"))}
-    result = subprocess.run(["bash", str(ROOT / "install.sh"), "--cuda", "--cuda-toolkit", "wheels", "--dry-run",
-                             "--venv", str(tmp_path / "venv")], capture_output=True, text=True, timeout=120, env=env,
-                            check=False)
+    result = subprocess.run(
+        [
+            "bash",
+            str(ROOT / "install.sh"),
+            "--cuda",
+            "--cuda-toolkit",
+            "wheels",
+            "--dry-run",
+            "--venv",
+            str(tmp_path / "venv"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        check=False,
+    )
     assert result.returncode == 0, result.stderr
     assert "CUDA toolkit: NVIDIA's CUDA 13 wheels" in result.stdout
     assert "-DSDREST_CUDA_TOOLKIT=wheels" in result.stdout
-    assert "[gpu,cuda]\"" in result.stdout  # the runtime wheels (sdrest[cuda]) with them
+    assert '[gpu,cuda]"' in result.stdout  # the runtime wheels (sdrest[cuda]) with them
 
 
 def test_cuda_toolkit_option_is_checked() -> None:

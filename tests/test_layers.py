@@ -19,8 +19,9 @@ PACKAGE_ROOT = str(Path(sdrest.__file__).resolve().parents[1])
 
 def _loaded_after(statement: str, modules: list[str]) -> list[str]:
     probe = f"import sys, json; {statement}; print(json.dumps([m for m in {modules!r} if m in sys.modules]))"
-    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120,
-                            cwd=PACKAGE_ROOT, check=True)
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, cwd=PACKAGE_ROOT, check=True
+    )
     return json.loads(result.stdout)
 
 
@@ -30,8 +31,10 @@ def test_importing_the_app_loads_neither_cffi_nor_jwt() -> None:
 
 def test_the_worker_side_loads_no_flask() -> None:
     # What the worker process imports to run jobs: no web framework in its memory.
-    loaded = _loaded_after("import sdrest.worker.runner, sdrest.engine, sdrest.jobs, sdrest.models",
-                           ["flask", "werkzeug", "flask_jwt_extended", "sdrest.api"])
+    loaded = _loaded_after(
+        "import sdrest.worker.runner, sdrest.engine, sdrest.jobs, sdrest.models",
+        ["flask", "werkzeug", "flask_jwt_extended", "sdrest.api"],
+    )
     assert loaded == []
 
 

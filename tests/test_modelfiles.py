@@ -20,8 +20,7 @@ def test_convert_quantises_with_tensor_type_rules(models, tmp_path, capsys) -> N
     assert source["format"] == "safetensors" and "Q8_0" not in source["dtypes"] and source["kind"] == "lora"
     output = tmp_path / "lora.gguf"
     rule = r"attn1_to_q\.lora_down=f32"
-    assert main(["convert", str(models.lora), "-o", str(output), "--type", "q8_0",
-                 "--tensor-type-rules", rule]) == 0
+    assert main(["convert", str(models.lora), "-o", str(output), "--type", "q8_0", "--tensor-type-rules", rule]) == 0
     assert capsys.readouterr().out.strip() == str(output)
     converted = _metadata(capsys, str(output), "--tensors")
     assert converted["format"] == "gguf" and converted["tensors"] == source["tensors"]
@@ -44,10 +43,13 @@ def test_convert_default_output_refuses_to_overwrite(models, tmp_path, capsys) -
     assert "exists" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (["--type", "q9_9"], "output_type"),
-    (["--tensor-type-rules", "no rules here"], "--tensor-type-rules"),
-])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--type", "q9_9"], "output_type"),
+        (["--tensor-type-rules", "no rules here"], "--tensor-type-rules"),
+    ],
+)
 def test_convert_refuses_bad_options(models, tmp_path, capsys, args, message) -> None:
     output = tmp_path / "out.gguf"
     assert main(["convert", str(models.lora), "-o", str(output), *args]) in (1, 2)

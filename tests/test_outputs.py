@@ -54,10 +54,17 @@ def test_infotext_matches_a1111_layout() -> None:
 
 
 def test_infotext_img2img_hires_and_loras() -> None:
-    params = {"prompt": "castle", "steps": 30, "sampler": "euler_a", "cfg_scale": 7.5, "width": 512,
-              "height": 512, "clip_skip": 1,
-              "hires": {"enabled": True, "scale": 2.0, "steps": 10, "upscaler": "Latent", "denoising_strength": 0.55},
-              "loras": [{"name": "/models/lora/detail.safetensors", "weight": 0.8}, ("style", 1.0)]}
+    params = {
+        "prompt": "castle",
+        "steps": 30,
+        "sampler": "euler_a",
+        "cfg_scale": 7.5,
+        "width": 512,
+        "height": 512,
+        "clip_skip": 1,
+        "hires": {"enabled": True, "scale": 2.0, "steps": 10, "upscaler": "Latent", "denoising_strength": 0.55},
+        "loras": [{"name": "/models/lora/detail.safetensors", "weight": 0.8}, ("style", 1.0)],
+    }
     text = infotext(params, seed=42)
     assert text == (
         "castle <lora:detail:0.8> <lora:style:1>\n"
@@ -66,17 +73,36 @@ def test_infotext_img2img_hires_and_loras() -> None:
     )
     # img2img strength wins over the hires denoise; disabled hires leaves no trace; a LoRA the
     # prompt already names is not repeated
-    text = infotext({"prompt": "x <lora:style:0.5>", "strength": 0.3, "sampler": "somethingnew",
-                     "scheduler": "ays", "hires": {"enabled": False, "scale": 2}, "loras": {"style": 0.5}},
-                    seed=1)
-    assert text == f"x <lora:style:0.5>\nSampler: somethingnew, Schedule type: Align Your Steps, Seed: 1, " \
-                   f"Denoising strength: 0.3, Version: sdrest {VERSION}"
+    text = infotext(
+        {
+            "prompt": "x <lora:style:0.5>",
+            "strength": 0.3,
+            "sampler": "somethingnew",
+            "scheduler": "ays",
+            "hires": {"enabled": False, "scale": 2},
+            "loras": {"style": 0.5},
+        },
+        seed=1,
+    )
+    assert (
+        text == f"x <lora:style:0.5>\nSampler: somethingnew, Schedule type: Align Your Steps, Seed: 1, "
+        f"Denoising strength: 0.3, Version: sdrest {VERSION}"
+    )
 
 
-@pytest.mark.parametrize(("sampler", "label"), [
-    ("euler_a", "Euler a"), ("euler", "Euler"), ("dpm++2s_a", "DPM++ 2S a"), ("dpm++2mv2", "DPM++ 2M v2"),
-    ("ipndm_v", "iPNDM_v"), ("ddim_trailing", "DDIM"), ("res_2s", "Res 2s"), ("er_sde", "ER SDE"),
-])
+@pytest.mark.parametrize(
+    ("sampler", "label"),
+    [
+        ("euler_a", "Euler a"),
+        ("euler", "Euler"),
+        ("dpm++2s_a", "DPM++ 2S a"),
+        ("dpm++2mv2", "DPM++ 2M v2"),
+        ("ipndm_v", "iPNDM_v"),
+        ("ddim_trailing", "DDIM"),
+        ("res_2s", "Res 2s"),
+        ("er_sde", "ER SDE"),
+    ],
+)
 def test_sampler_labels(sampler: str, label: str) -> None:
     assert parse_infotext(infotext({"sampler": sampler, "steps": 1}, seed=0))["Sampler"] == label
 
@@ -113,9 +139,11 @@ def test_infotext_without_negative_or_prompt() -> None:
 
 
 def test_parse_reads_a1111_text() -> None:
-    a1111 = ('masterpiece, 1girl\nNegative prompt: lowres\nSteps: 28, Sampler: DPM++ 2M, Schedule type: Karras, '
-             'CFG scale: 7, Seed: 1, Size: 512x768, Model hash: 6ce0161689, Model: anything, '
-             'Lora hashes: "add_detail: 7c6bad76eb54", Version: v1.10.1')
+    a1111 = (
+        "masterpiece, 1girl\nNegative prompt: lowres\nSteps: 28, Sampler: DPM++ 2M, Schedule type: Karras, "
+        "CFG scale: 7, Seed: 1, Size: 512x768, Model hash: 6ce0161689, Model: anything, "
+        'Lora hashes: "add_detail: 7c6bad76eb54", Version: v1.10.1'
+    )
     parsed = parse_infotext(a1111)
     assert parsed["prompt"] == "masterpiece, 1girl"
     assert parsed["Lora hashes"] == "add_detail: 7c6bad76eb54"
@@ -142,10 +170,11 @@ def test_png_has_parameters_and_sdrest_chunks(tmp_path: Path) -> None:
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["img-0001.json", "img-0001.png"]
 
 
-@pytest.mark.parametrize(("fmt", "ext", "pil_format"), [("jpeg", ".jpg", "JPEG"), ("jpg", ".jpg", "JPEG"),
-                                                        ("webp", ".webp", "WEBP")])
+@pytest.mark.parametrize(
+    ("fmt", "ext", "pil_format"), [("jpeg", ".jpg", "JPEG"), ("jpg", ".jpg", "JPEG"), ("webp", ".webp", "WEBP")]
+)
 def test_jpeg_webp_exif_user_comment(tmp_path: Path, fmt: str, ext: str, pil_format: str) -> None:
-    text = infotext({**PARAMS, "prompt": "日本語, \"quotes\"\nline 2"}, seed=3)
+    text = infotext({**PARAMS, "prompt": '日本語, "quotes"\nline 2'}, seed=3)
     rgba = test_image().convert("RGBA")
     path = write_image(rgba, tmp_path, "pic", fmt=fmt, quality=80, infotext=text, metadata=META)
     assert path.name == f"pic{ext}"
@@ -163,8 +192,9 @@ def test_jpeg_webp_exif_user_comment(tmp_path: Path, fmt: str, ext: str, pil_for
 
 
 def test_read_parameters_falls_back_to_sidecar(tmp_path: Path) -> None:
-    path = write_image(test_image(), tmp_path, "a", fmt="jpeg", infotext="hello\nSteps: 1, Seed: 2, Size: 3x4",
-                       metadata={"k": 1})
+    path = write_image(
+        test_image(), tmp_path, "a", fmt="jpeg", infotext="hello\nSteps: 1, Seed: 2, Size: 3x4", metadata={"k": 1}
+    )
     with Image.open(path) as im:  # strip all metadata, as many tools do
         im.save(path, format="JPEG")
     assert read_parameters(path) == ("hello\nSteps: 1, Seed: 2, Size: 3x4", {"k": 1})
@@ -195,8 +225,15 @@ def test_bad_format(tmp_path: Path, fmt: object) -> None:
 @pytest.mark.parametrize("quality", [0, 101, -5, 50.5, True, "90"])
 def test_bad_quality(tmp_path: Path, quality: object) -> None:
     with pytest.raises(ValueError, match="output_quality"):
-        write_image(test_image(), tmp_path, "x", fmt="jpeg", quality=quality,  # type: ignore[arg-type]
-                    infotext="", metadata={})
+        write_image(
+            test_image(),
+            tmp_path,
+            "x",
+            fmt="jpeg",
+            quality=quality,  # type: ignore[arg-type]
+            infotext="",
+            metadata={},
+        )
 
 
 @pytest.mark.parametrize("stem", ["../evil", "a/b", "a\\b", "..", ".", ".hidden", "", "x\0y", "a..b", "/abs"])

@@ -21,8 +21,12 @@ pytestmark = pytest.mark.slow
 def wheel(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("wheel")
     # Reuses the persistent build directory of `pip install .`, so this only packages.
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
-                    "-w", str(out), str(REPO)], check=True, capture_output=True, timeout=1200)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-w", str(out), str(REPO)],
+        check=True,
+        capture_output=True,
+        timeout=1200,
+    )
     (found,) = out.glob("sdrest-*.whl")
     return found
 
@@ -39,8 +43,12 @@ def test_wheel_contains_library_header_and_build_info(wheel: Path) -> None:
 
 def test_library_finds_its_dependencies_relative_to_itself(wheel: Path, tmp_path: Path) -> None:
     zipfile.ZipFile(wheel).extract("sdrest/_native/lib/libstable-diffusion.so", tmp_path)
-    dynamic = subprocess.run(["readelf", "-d", str(tmp_path / "sdrest/_native/lib/libstable-diffusion.so")],
-                             check=True, capture_output=True, text=True).stdout
+    dynamic = subprocess.run(
+        ["readelf", "-d", str(tmp_path / "sdrest/_native/lib/libstable-diffusion.so")],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
     assert "$ORIGIN" in dynamic
     assert "libggml" not in dynamic  # ggml is linked in, not a separate file to find
 
@@ -53,16 +61,18 @@ def test_the_default_cpu_build_has_the_llamafile_kernels(wheel: Path, tmp_path: 
     assert json.loads(archive.read("sdrest/_native/build_info.json"))["cpu_llamafile"] is wanted
     archive.extract("sdrest/_native/lib/libstable-diffusion.so", tmp_path)
     library = tmp_path / "sdrest/_native/lib/libstable-diffusion.so"
-    symbols = subprocess.run(["readelf", "--dyn-syms", "-W", str(library)], check=True, capture_output=True,
-                             text=True).stdout
+    symbols = subprocess.run(
+        ["readelf", "--dyn-syms", "-W", str(library)], check=True, capture_output=True, text=True
+    ).stdout
     assert (" llamafile_sgemm" in symbols) is wanted
 
 
 def test_wheel_contains_the_web_ui(wheel: Path) -> None:
     names = set(zipfile.ZipFile(wheel).namelist())
     shipped = {n.removeprefix("sdrest/webui/") for n in names if n.startswith("sdrest/webui/")}
-    in_checkout = {str(p.relative_to(REPO / "webui")) for p in (REPO / "webui").rglob("*")
-                   if p.is_file() and p.name != "update.sh"}
+    in_checkout = {
+        str(p.relative_to(REPO / "webui")) for p in (REPO / "webui").rglob("*") if p.is_file() and p.name != "update.sh"
+    }
     assert shipped == in_checkout
 
 
@@ -83,8 +93,14 @@ def _away_from_checkout() -> dict[str, str]:
 def test_wheel_works_in_a_fresh_virtualenv_away_from_the_checkout(installed: Path, tmp_path: Path) -> None:
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    result = subprocess.run([str(installed / "bin" / "sdrest"), "selftest", "--threads", "2"], cwd=elsewhere,
-                            env=_away_from_checkout(), capture_output=True, text=True, timeout=600)
+    result = subprocess.run(
+        [str(installed / "bin" / "sdrest"), "selftest", "--threads", "2"],
+        cwd=elsewhere,
+        env=_away_from_checkout(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert str(installed) in result.stdout  # the library came from the new environment
     assert "selftest passed" in result.stdout
@@ -96,10 +112,24 @@ def test_installed_server_serves_the_web_ui(installed: Path, tmp_path: Path) -> 
     from server_helpers import free_port
 
     port = free_port()
-    server = subprocess.Popen([str(installed / "bin" / "sdrest"), "serve", "--host", "127.0.0.1", "--port", str(port),
-                               "--data-dir", str(tmp_path / "data"), "--models-dir", str(tmp_path / "models")],
-                              cwd=tmp_path, env=_away_from_checkout(), stdout=subprocess.DEVNULL,
-                              stderr=subprocess.STDOUT)
+    server = subprocess.Popen(
+        [
+            str(installed / "bin" / "sdrest"),
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--data-dir",
+            str(tmp_path / "data"),
+            "--models-dir",
+            str(tmp_path / "models"),
+        ],
+        cwd=tmp_path,
+        env=_away_from_checkout(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+    )
     try:
         base = f"http://127.0.0.1:{port}"
         for _ in range(600):
@@ -125,8 +155,13 @@ def test_installed_server_serves_the_web_ui(installed: Path, tmp_path: Path) -> 
 
 
 def _configure(build: Path, *defines: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(["cmake", "-S", str(REPO), "-B", str(build), *defines], capture_output=True, text=True,
-                            timeout=600, env={**os.environ, **(env or {})})
+    result = subprocess.run(
+        ["cmake", "-S", str(REPO), "-B", str(build), *defines],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, **(env or {})},
+    )
     result.stderr = " ".join(result.stderr.split())  # CMake wraps its messages
     return result
 

@@ -11,8 +11,9 @@ from sdrest.settings import Settings
 
 def test_sweep_deletes_old_finished_jobs_and_their_files(tmp_path) -> None:
     clock = [time.time() - 3 * 3600]
-    app = create_app(Settings(data_dir=tmp_path / "data", models_dir=tmp_path / "models",
-                              job_retention_hours=1), start_worker=False)
+    app = create_app(
+        Settings(data_dir=tmp_path / "data", models_dir=tmp_path / "models", job_retention_hours=1), start_worker=False
+    )
     svc = app.extensions["sdrest"]
     try:
         store = svc.store
@@ -39,8 +40,9 @@ def test_sweep_deletes_old_finished_jobs_and_their_files(tmp_path) -> None:
 
 
 def test_zero_retention_keeps_everything(tmp_path) -> None:
-    app = create_app(Settings(data_dir=tmp_path / "data", models_dir=tmp_path / "models",
-                              job_retention_hours=0), start_worker=False)
+    app = create_app(
+        Settings(data_dir=tmp_path / "data", models_dir=tmp_path / "models", job_retention_hours=0), start_worker=False
+    )
     try:
         svc = app.extensions["sdrest"]
         job = svc.store.create("txt2img", {"prompt": "x"})
@@ -51,8 +53,9 @@ def test_zero_retention_keeps_everything(tmp_path) -> None:
 
 
 def test_sweep_purges_old_audit_rows_and_expired_revocations(tmp_path) -> None:
-    app = create_app(Settings(data_dir=tmp_path / "data", models_dir=tmp_path / "models", auth="jwt"),
-                     start_worker=False)
+    app = create_app(
+        Settings(data_dir=tmp_path / "data", models_dir=tmp_path / "models", auth="jwt"), start_worker=False
+    )
     try:
         auth = app.extensions["sdrest.auth"].store
         now = time.time()

@@ -33,10 +33,10 @@ def test_each_source_overrides_the_one_before(tmp_path) -> None:
     config.write_text("port: 9000\nthreads: 3\nlog_level: debug\nmodels-dir: /srv/models\n")
     environ = {"SDREST_PORT": "9100", "SDREST_REQUEUE_INTERRUPTED": "true"}
     settings = Settings.load(_flags("--config", str(config), "--port", "9200"), environ=environ)
-    assert settings.port == 9200                      # flag beats env beats file
+    assert settings.port == 9200  # flag beats env beats file
     assert settings.threads == 3 and settings.log_level == "debug"  # from the file
     assert settings.models_dir == Path("/srv/models")
-    assert settings.requeue_interrupted is True       # from the environment
+    assert settings.requeue_interrupted is True  # from the environment
     assert Settings.load(_flags("--config", str(config)), environ=environ).port == 9100
     assert Settings.load(_flags("--config", str(config)), environ={}).port == 9000
 
@@ -105,17 +105,39 @@ def test_model_must_stay_inside_the_checkpoints_folder() -> None:
 
 
 def test_print_config_and_flag_errors_through_the_command(tmp_path) -> None:
-    result = subprocess.run([sys.executable, "-m", "sdrest.cli", "serve", "--print-config", "--port", "9400",
-                             "--output-dir", str(tmp_path / "out")], capture_output=True, text=True,
-                            env={"SDREST_THREADS": "5", "PATH": "/usr/bin:/bin"}, cwd=tmp_path)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "sdrest.cli",
+            "serve",
+            "--print-config",
+            "--port",
+            "9400",
+            "--output-dir",
+            str(tmp_path / "out"),
+        ],
+        capture_output=True,
+        text=True,
+        env={"SDREST_THREADS": "5", "PATH": "/usr/bin:/bin"},
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr
     printed = json.loads(result.stdout)
     assert printed["port"] == 9400 and printed["threads"] == 5 and printed["output_dir"] == str(tmp_path / "out")
-    bad = subprocess.run([sys.executable, "-m", "sdrest.cli", "serve", "--port", "x", "--print-config"],
-                         capture_output=True, text=True, cwd=tmp_path)
+    bad = subprocess.run(
+        [sys.executable, "-m", "sdrest.cli", "serve", "--port", "x", "--print-config"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
     assert bad.returncode == 2 and "port" in bad.stderr
-    choice = subprocess.run([sys.executable, "-m", "sdrest.cli", "serve", "--url-fetch", "sometimes"],
-                            capture_output=True, text=True, cwd=tmp_path)
+    choice = subprocess.run(
+        [sys.executable, "-m", "sdrest.cli", "serve", "--url-fetch", "sometimes"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
     assert choice.returncode == 2 and "url-fetch" in choice.stderr
 
 

@@ -41,8 +41,7 @@ def _assert_generated_png(data: bytes) -> None:
 def test_python_requests_example_saves_the_image(server: Server, tmp_path) -> None:
     script = tmp_path / "example.py"
     script.write_text(example("generate_requests.py", server.base))
-    result = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True,
-                            timeout=3600)
+    result = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True, timeout=3600)
     assert result.returncode == 0, result.stderr
     _assert_generated_png((tmp_path / "generated_image.png").read_bytes())
 
@@ -52,8 +51,9 @@ def test_curl_example_generates_checks_the_job_and_lists_models(server: Server, 
     generate, check, listing = example("generate_curl.sh", server.base).strip().split("\n\n")
 
     def run(command: str) -> dict:
-        result = subprocess.run(["bash", "-euo", "pipefail", "-c", command], cwd=tmp_path, capture_output=True,
-                                text=True, timeout=3600)
+        result = subprocess.run(
+            ["bash", "-euo", "pipefail", "-c", command], cwd=tmp_path, capture_output=True, text=True, timeout=3600
+        )
         assert result.returncode == 0, result.stderr
         return json.loads(result.stdout)
 
@@ -73,9 +73,27 @@ def test_progress_example_prints_live_steps_and_saves_the_image(server: Server, 
     # A job ahead in the queue: ours is still queued when its event stream opens, so every
     # sampling step of it is seen live.
     ahead = server.submit(steps=12, seed=8)
-    result = subprocess.run([sys.executable, str(EXAMPLES / "progress_sse.py"), "a red apple", "--server",
-                             server.base, "--width", "64", "--height", "64", "--steps", "4", "--seed", "5"],
-                            cwd=tmp_path, capture_output=True, text=True, timeout=3600)
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(EXAMPLES / "progress_sse.py"),
+            "a red apple",
+            "--server",
+            server.base,
+            "--width",
+            "64",
+            "--height",
+            "64",
+            "--steps",
+            "4",
+            "--seed",
+            "5",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=3600,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "sampling: step 4/4" in result.stdout and "\ncompleted\n" in result.stdout
     assert "saved progress-0.png (seed 5)" in result.stdout
@@ -85,6 +103,11 @@ def test_progress_example_prints_live_steps_and_saves_the_image(server: Server, 
 
 
 def test_progress_example_reports_a_refusal(server: Server, tmp_path) -> None:
-    result = subprocess.run([sys.executable, str(EXAMPLES / "progress_sse.py"), "x", "--server", server.base,
-                             "--width", "63"], cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    result = subprocess.run(
+        [sys.executable, str(EXAMPLES / "progress_sse.py"), "x", "--server", server.base, "--width", "63"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 1 and result.stderr.startswith("refused: width")

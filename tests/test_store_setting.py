@@ -16,8 +16,9 @@ from server_helpers import Server, free_port, link_models, sse_events
 
 @pytest.mark.slow
 def test_serve_runs_a_job_on_a_postgresql_store_and_replays_its_events(models, tmp_path, postgres_url) -> None:
-    server = Server(tmp_path, link_models(models, tmp_path / "models"), "--model", "sd1",
-                    "--store", postgres_url).start()
+    server = Server(
+        tmp_path, link_models(models, tmp_path / "models"), "--model", "sd1", "--store", postgres_url
+    ).start()
     try:
         job = server.submit(seed=1, wait=True)
         assert job["status"] == "completed"
@@ -33,8 +34,7 @@ def test_serve_runs_a_job_on_a_postgresql_store_and_replays_its_events(models, t
         mine = [e for e in replay if e["data"].get("job_id") == job["job_id"]]
         assert [e["event"] for e in mine] == ["queued", "started", "completed"]
         started = mine[1]["id"]
-        with server.get("/api/v1/events", headers={"Last-Event-ID": started}, stream=True,
-                        timeout=30) as response:
+        with server.get("/api/v1/events", headers={"Last-Event-ID": started}, stream=True, timeout=30) as response:
             after = next(iter(sse_events(response)))
         assert (after["event"], after["id"]) == ("completed", mine[2]["id"])
     finally:
@@ -47,11 +47,14 @@ def test_serve_runs_a_job_on_a_postgresql_store_and_replays_its_events(models, t
         assert [e.id for e in store.events_after(0, job_id=job["job_id"])] == [int(e["id"]) for e in mine]
 
 
-@pytest.mark.parametrize(("url", "message"), [
-    ("mysql://sdrest:pw-123@db/jobs", "store: 'mysql://sdrest:***@db/jobs' is not sqlite:///PATH or postgresql://"),
-    ("sqlite:///", "store: sqlite:/// needs a file path"),
-    ("postgresql://db/jobs?bogus=1", "store: 'postgresql://db/jobs?bogus=1' is not a valid PostgreSQL URL"),
-])
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("mysql://sdrest:pw-123@db/jobs", "store: 'mysql://sdrest:***@db/jobs' is not sqlite:///PATH or postgresql://"),
+        ("sqlite:///", "store: sqlite:/// needs a file path"),
+        ("postgresql://db/jobs?bogus=1", "store: 'postgresql://db/jobs?bogus=1' is not a valid PostgreSQL URL"),
+    ],
+)
 def test_bad_store_urls_are_refused_by_name(url, message, capsys) -> None:
     assert cli.main(["serve", "--store", url, "--print-config"]) == 2
     err = capsys.readouterr().err
@@ -66,8 +69,12 @@ def test_print_config_hides_the_store_password(capsys) -> None:
 
 def test_an_unreachable_store_stops_serve_with_a_clear_error(tmp_path, capsys) -> None:
     url = f"postgresql://sdrest:pw-123@127.0.0.1:{free_port()}/jobs"  # nothing listens there
-    assert cli.main(["serve", "--store", url, "--data-dir", str(tmp_path / "data"),
-                     "--models-dir", str(tmp_path / "models")]) == 1
+    assert (
+        cli.main(
+            ["serve", "--store", url, "--data-dir", str(tmp_path / "data"), "--models-dir", str(tmp_path / "models")]
+        )
+        == 1
+    )
     err = capsys.readouterr().err
     assert "sdrest serve: cannot connect to the job store at postgresql://sdrest:***@127.0.0.1" in err
     assert "pw-123" not in err

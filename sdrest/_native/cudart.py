@@ -22,8 +22,11 @@ from sdrest.errors import NativeLibraryError
 #: The CUDA major version of the runtime wheels in the ``sdrest[cuda]`` extra (pyproject.toml).
 WHEEL_CUDA_MAJOR = "13"
 #: (library, the PyPI wheel that ships it), in load order (cuBLAS needs cuBLASLt).
-RUNTIME_LIBRARIES = (("libcudart", "nvidia-cuda-runtime"), ("libcublasLt", "nvidia-cublas"),
-                     ("libcublas", "nvidia-cublas"))
+RUNTIME_LIBRARIES = (
+    ("libcudart", "nvidia-cuda-runtime"),
+    ("libcublasLt", "nvidia-cublas"),
+    ("libcublas", "nvidia-cublas"),
+)
 
 
 def cuda_major(info: dict[str, Any]) -> str | None:
@@ -40,8 +43,11 @@ def wheel_library_dirs(major: str) -> list[Path]:
     spec = importlib.util.find_spec("nvidia")
     if spec is None or not spec.submodule_search_locations:
         return []
-    return [Path(p) / f"cu{major}" / "lib" for p in spec.submodule_search_locations
-            if (Path(p) / f"cu{major}" / "lib").is_dir()]
+    return [
+        Path(p) / f"cu{major}" / "lib"
+        for p in spec.submodule_search_locations
+        if (Path(p) / f"cu{major}" / "lib").is_dir()
+    ]
 
 
 def preload_cuda_runtime(info: dict[str, Any]) -> list[str]:
@@ -67,11 +73,13 @@ def preload_cuda_runtime(info: dict[str, Any]) -> list[str]:
         else:
             looked = ", ".join(str(d) for d in dirs) or "no nvidia wheels installed"
             # The sdrest[cuda] extra carries CUDA 13's wheels; another major comes from its toolkit.
-            fix = (f"Install NVIDIA's {wheel} wheel: pip install 'sdrest[cuda]' (or `pip install {wheel}`), "
-                   f"or put a CUDA {major} toolkit's libraries on the library path."
-                   if major == WHEEL_CUDA_MAJOR else
-                   f"Put the CUDA {major} toolkit's libraries it was built with on the library path "
-                   f"(ldconfig or LD_LIBRARY_PATH).")
+            fix = (
+                f"Install NVIDIA's {wheel} wheel: pip install 'sdrest[cuda]' (or `pip install {wheel}`), "
+                f"or put a CUDA {major} toolkit's libraries on the library path."
+                if major == WHEEL_CUDA_MAJOR
+                else f"Put the CUDA {major} toolkit's libraries it was built with on the library path "
+                f"(ldconfig or LD_LIBRARY_PATH)."
+            )
             raise NativeLibraryError(
                 f"this sdrest was built with CUDA {info.get('cuda_version')} and needs {soname}, "
                 f"which was not found (wheels' folders: {looked}; the system's library path: "
@@ -87,8 +95,11 @@ def runtime_version() -> str | None:
         maps = Path("/proc/self/maps").read_text(encoding="utf-8", errors="replace")
     except OSError:
         return None
-    paths = {fields[-1] for fields in (line.split() for line in maps.splitlines())
-             if len(fields) >= 6 and "/libcudart.so." in fields[-1]}
+    paths = {
+        fields[-1]
+        for fields in (line.split() for line in maps.splitlines())
+        if len(fields) >= 6 and "/libcudart.so." in fields[-1]
+    }
     for path in sorted(paths):
         try:
             lib = ctypes.CDLL(path, mode=ctypes.RTLD_GLOBAL | os.RTLD_NOLOAD)

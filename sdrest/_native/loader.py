@@ -119,5 +119,3 @@ def _load(candidates: tuple[tuple[str, Path], ...]) -> NativeLibrary:
 def load_library() -> NativeLibrary:
     """Open (once per process and path) the library from the first search location."""
     return _load(tuple(library_candidates()))
-
-

@@ -50,17 +50,26 @@ def login() -> Any:
 
     data, from_form = read_body(request)
     if from_form:  # a form is what a cross-site page can post without a preflight
-        raise ApiError(415, "unsupported_media_type", "login takes a JSON body (application/json)",
-                       "Content-Type")
+        raise ApiError(415, "unsupported_media_type", "login takes a JSON body (application/json)", "Content-Type")
     body = parse(LoginRequest, data, from_form=from_form)
     username, password, ip = body.username, body.password, client_ip()
     method = "jwt" if settings.auth in ("jwt", "optional") else settings.auth
     wait = services.throttle.begin(username, ip)  # counts as a failure until it succeeds
     if wait is not None:
-        log_attempt(services.store, method=method, username=username, client_ip=ip, outcome="throttled",
-                    reason="too many failures")
-        raise ApiError(429, "too_many_attempts", "too many failed logins; try again later",
-                       headers={"Retry-After": str(max(1, int(wait + 0.999)))})
+        log_attempt(
+            services.store,
+            method=method,
+            username=username,
+            client_ip=ip,
+            outcome="throttled",
+            reason="too many failures",
+        )
+        raise ApiError(
+            429,
+            "too_many_attempts",
+            "too many failed logins; try again later",
+            headers={"Retry-After": str(max(1, int(wait + 0.999)))},
+        )
     role, reason = verify_login(services, method, username, password)
     if role is not None and method in ("unix", "pam"):
         # One account, one identity (and one owner of its jobs), however PAM let it be spelt.
@@ -70,8 +79,7 @@ def login() -> Any:
     if username.casefold() == GUEST_NAME:  # the shared identity of anonymous visitors
         role, reason = None, "the name guest is reserved"
     if role is None:
-        log_attempt(services.store, method=method, username=username, client_ip=ip, outcome="failure",
-                    reason=reason)
+        log_attempt(services.store, method=method, username=username, client_ip=ip, outcome="failure", reason=reason)
         raise ApiError(401, "invalid_credentials", "wrong user name or password")
     services.throttle.success(username, ip, begun=True)
     log_attempt(services.store, method=method, username=username, client_ip=ip, outcome="success", reason="")
@@ -85,8 +93,15 @@ def login() -> Any:
         set_access_cookies(response, access)
         set_refresh_cookies(response, refresh)
         return response
-    return jsonify({"access_token": access, "refresh_token": refresh, "token_type": "Bearer",
-                    "expires_in": settings.access_token_seconds, "user": user})
+    return jsonify(
+        {
+            "access_token": access,
+            "refresh_token": refresh,
+            "token_type": "Bearer",
+            "expires_in": settings.access_token_seconds,
+            "user": user,
+        }
+    )
 
 
 @bp.post("/refresh")
@@ -120,8 +135,14 @@ def refresh() -> Any:
         set_access_cookies(response, access)
         set_refresh_cookies(response, renewed)
         return response
-    return jsonify({"access_token": access, "refresh_token": renewed, "token_type": "Bearer",
-                    "expires_in": services.settings.access_token_seconds})
+    return jsonify(
+        {
+            "access_token": access,
+            "refresh_token": renewed,
+            "token_type": "Bearer",
+            "expires_in": services.settings.access_token_seconds,
+        }
+    )
 
 
 @bp.get("/profile")
@@ -130,8 +151,12 @@ def profile() -> Any:
     """Who the credentials belong to."""
     principal = current_principal()
     assert principal is not None
-    body: dict[str, Any] = {"username": principal.name, "role": principal.role, "method": principal.method,
-                            "can_generate": principal.at_least("user") or auth_services().settings.guest_can_generate}
+    body: dict[str, Any] = {
+        "username": principal.name,
+        "role": principal.role,
+        "method": principal.method,
+        "can_generate": principal.at_least("user") or auth_services().settings.guest_can_generate,
+    }
     if principal.method in ("jwt", "unix", "pam"):
         from flask_jwt_extended import get_jwt
 
@@ -154,8 +179,9 @@ def logout() -> Any:
         claims = get_jwt()
         services.store.revoke_token(claims["jti"], claims["exp"])
         data, from_form = read_body(request) if request.data or request.form else ({}, False)
-        refresh_token = parse(LogoutRequest, data, from_form=from_form).refresh_token or \
-            request.cookies.get("refresh_token_cookie")
+        refresh_token = parse(LogoutRequest, data, from_form=from_form).refresh_token or request.cookies.get(
+            "refresh_token_cookie"
+        )
         if isinstance(refresh_token, str):
             try:
                 decoded = decode_token(refresh_token, allow_expired=True)
@@ -163,9 +189,12 @@ def logout() -> Any:
                 decoded = {}
             if decoded.get("type") != "refresh" or decoded.get("sub") != principal.name:
                 # The access token is revoked; say that the refresh token was not.
-                raise ApiError(400, "invalid_refresh_token",
-                               "refresh_token: not a refresh token of this user; it was not revoked",
-                               "refresh_token")
+                raise ApiError(
+                    400,
+                    "invalid_refresh_token",
+                    "refresh_token: not a refresh token of this user; it was not revoked",
+                    "refresh_token",
+                )
             services.store.revoke_token(decoded["jti"], decoded["exp"])
     unset_jwt_cookies(response)
     return response
@@ -177,8 +206,9 @@ def attempts() -> Any:
     """Recent authentication attempts (admins)."""
     store = auth_services().store
     query = parse_query(AttemptsQuery, request.args)
-    return jsonify({"attempts": store.attempts(limit=query.limit, offset=query.offset,
-                                               username=query.username or None)})
+    return jsonify(
+        {"attempts": store.attempts(limit=query.limit, offset=query.offset, username=query.username or None)}
+    )
 
 
 def _current_role(principal: Principal) -> str:

@@ -37,8 +37,9 @@ DEFAULT_WEIGHT_TYPE = "q8_0"
 
 
 @bp.post("/models/convert")
-@api_doc(request=ConvertRequest, query=SubmitQuery, responses=SUBMITTED, errors=(400, 404, 409, 413, 415, 422,
-                                                                                 429, 503))
+@api_doc(
+    request=ConvertRequest, query=SubmitQuery, responses=SUBMITTED, errors=(400, 404, 409, 413, 415, 422, 429, 503)
+)
 def convert_model() -> Any:
     """Quantise a model to GGUF (weight type, tensor type rules); the output joins the same folder."""
     svc = services()
@@ -58,9 +59,16 @@ def convert_params(values: dict[str, Any], svc: Services) -> dict[str, Any]:
     source = find_model(svc.library, model_type, values["model"], "model")
     weight_type = values.get("weight_type") or DEFAULT_WEIGHT_TYPE
     output = output_path(svc.library.folders.path(model_type), Path(source.path), values.get("output"), weight_type)
-    params: dict[str, Any] = {"mode": "convert", "model": values["model"], "type": model_type.api_name,
-                              "model_path": None, "input_path": str(source.path), "output": output.name,
-                              "output_path": str(output), "weight_type": weight_type}
+    params: dict[str, Any] = {
+        "mode": "convert",
+        "model": values["model"],
+        "type": model_type.api_name,
+        "model_path": None,
+        "input_path": str(source.path),
+        "output": output.name,
+        "output_path": str(output),
+        "weight_type": weight_type,
+    }
     if values.get("vae") is not None:
         params["vae_path"] = str(find_model(svc.library, ModelType.VAE, values["vae"], "vae").path)
     for key in ("tensor_type_rules", "convert_name"):

@@ -70,8 +70,12 @@ def _stream(svc: Services, job_id: str | None) -> Response:
     counts: StreamCounts = current_app.extensions.setdefault("sdrest.streams", StreamCounts())
     user = _stream_owner()
     if not counts.acquire(user, svc.settings.max_streams_per_user):
-        raise ApiError(429, "too_many_streams", f"you have {svc.settings.max_streams_per_user} event streams open "
-                       "already", headers={"Retry-After": "5"})
+        raise ApiError(
+            429,
+            "too_many_streams",
+            f"you have {svc.settings.max_streams_per_user} event streams open already",
+            headers={"Retry-After": "5"},
+        )
     if not svc.long_requests.acquire(blocking=False):
         counts.release(user)
         raise ApiError(429, "too_many_streams", "too many open event streams", headers={"Retry-After": "5"})

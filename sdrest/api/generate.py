@@ -41,8 +41,10 @@ CAPABILITY_WAIT = 30.0
 
 
 #: What a submission answers: the finished job, or the queued one (with a Location header).
-SUBMITTED = {200: Content(schema=JobView, description="finished (waiting): the job with its images"),
-             202: Content(schema=JobView, description="queued: the job, with a Location header to poll")}
+SUBMITTED = {
+    200: Content(schema=JobView, description="finished (waiting): the job with its images"),
+    202: Content(schema=JobView, description="queued: the job, with a Location header to poll"),
+}
 #: Errors of every submission: bad fields (400/404/422), body too large (413), media type (415),
 #: too many waiting (429), queue full or no worker (503).
 SUBMIT_ERRORS = (400, 404, 413, 415, 422, 429, 503)
@@ -127,18 +129,20 @@ def _submit(mode: str | None, *, wait_default: bool = False) -> Any:
 # compatibility routes (sdrest.api.compat). Validation first, then (after the caller took its
 # waiting slot, if it waits) the job.
 
-def generation_values(svc: Services, data: dict[str, Any], mode: str | None, *,
-                      from_form: bool) -> tuple[str, dict[str, Any]]:
+
+def generation_values(
+    svc: Services, data: dict[str, Any], mode: str | None, *, from_form: bool
+) -> tuple[str, dict[str, Any]]:
     """The mode (None: from the fields) and validated values of a generation request, once the
     queue has room for it."""
     data = with_preset(data, svc.library)
     if mode is None:
         mode = "inpaint" if data.get("mask_image") else "img2img" if data.get("init_image") else "txt2img"
     if not svc.supervisor.wait_ready(CAPABILITY_WAIT):
-        raise ApiError(503, "worker_unavailable", "the generation worker has not started",
-                       headers={"Retry-After": "5"})
-    values = read_values(MODE_REQUESTS[mode], data, from_form=from_form, mode=mode,
-                         capabilities=svc.supervisor.capabilities)
+        raise ApiError(503, "worker_unavailable", "the generation worker has not started", headers={"Retry-After": "5"})
+    values = read_values(
+        MODE_REQUESTS[mode], data, from_form=from_form, mode=mode, capabilities=svc.supervisor.capabilities
+    )
     check_queue_room(svc, values.get("priority") or 0)
     return mode, values
 
@@ -209,8 +213,12 @@ def waiting_slot(svc: Services, wait: bool) -> Iterator[bool]:
         yield False
         return
     if not svc.long_requests.acquire(blocking=False):
-        raise ApiError(429, "too_many_waiting", "too many requests are waiting; nothing was queued: "
-                       "retry, or send \"wait\": false and poll the job", headers={"Retry-After": "5"})
+        raise ApiError(
+            429,
+            "too_many_waiting",
+            'too many requests are waiting; nothing was queued: retry, or send "wait": false and poll the job',
+            headers={"Retry-After": "5"},
+        )
     try:
         yield True
     finally:
@@ -264,8 +272,9 @@ def check_model_choice(svc: Services, params: dict[str, Any]) -> None:
         names = {option: name for name, (option, _) in MODEL_COMPONENTS.items()}
         names.update({target: name for name, targets in MODEL_OPTIONS.items() for target in option_targets(targets)})
         field = next((names[o] for o in options if o in names), "model")
-        raise ApiError(403, "forbidden", f"{field}: changes the model everyone shares: admins only "
-                       "(see --user-models)", field)
+        raise ApiError(
+            403, "forbidden", f"{field}: changes the model everyone shares: admins only (see --user-models)", field
+        )
 
 
 def check_queue_room(svc: Services, priority: int = 0) -> None:
@@ -275,12 +284,17 @@ def check_queue_room(svc: Services, priority: int = 0) -> None:
     if priority > 0 and principal is not None and not principal.sees_everything:
         raise ApiError(403, "forbidden", "priority: only admins may give a positive priority", "priority")
     if svc.store.counts().get("queued", 0) >= svc.settings.max_queue:
-        raise ApiError(503, "queue_full", f"the queue is full ({svc.settings.max_queue} jobs)",
-                       headers={"Retry-After": "30"})
+        raise ApiError(
+            503, "queue_full", f"the queue is full ({svc.settings.max_queue} jobs)", headers={"Retry-After": "30"}
+        )
     limit = svc.settings.max_queued_per_user
     if principal is not None and principal.name is not None and svc.store.queued_count(principal.name) >= limit:
-        raise ApiError(429, "too_many_queued", f"you already have {limit} jobs waiting; wait for some to finish",
-                       headers={"Retry-After": "30"})
+        raise ApiError(
+            429,
+            "too_many_queued",
+            f"you already have {limit} jobs waiting; wait for some to finish",
+            headers={"Retry-After": "30"},
+        )
 
 
 def _flag(name: str, default: bool) -> bool:

@@ -45,18 +45,37 @@ from sdrest.errors import SdrestError
 if TYPE_CHECKING:
     from werkzeug.datastructures import FileStorage
 
-__all__ = ["ALLOWED_FORMATS", "READ_CHUNK", "ImageInputError", "ImageLimits", "check_declared", "check_size",
-           "decode_image", "fit_to"]
+__all__ = [
+    "ALLOWED_FORMATS",
+    "READ_CHUNK",
+    "ImageInputError",
+    "ImageLimits",
+    "check_declared",
+    "check_size",
+    "decode_image",
+    "fit_to",
+]
 
 #: Pillow formats accepted. Pillow only tries these decoders (no EPS/Ghostscript, no exotic
 #: parsers on untrusted bytes). MPO is how Pillow reports some camera JPEGs.
 ALLOWED_FORMATS: tuple[str, ...] = ("PNG", "JPEG", "MPO", "WEBP", "BMP", "GIF")
 URL_POLICIES = ("off", "public", "any")
 
-_SUPPORTED_MEDIA_TYPES = frozenset({
-    "image/png", "image/apng", "image/x-png", "image/jpeg", "image/jpg", "image/pjpeg", "image/webp",
-    "image/bmp", "image/x-bmp", "image/x-ms-bmp", "image/gif",
-})
+_SUPPORTED_MEDIA_TYPES = frozenset(
+    {
+        "image/png",
+        "image/apng",
+        "image/x-png",
+        "image/jpeg",
+        "image/jpg",
+        "image/pjpeg",
+        "image/webp",
+        "image/bmp",
+        "image/x-bmp",
+        "image/x-ms-bmp",
+        "image/gif",
+    }
+)
 _GENERIC_MEDIA_TYPES = frozenset({"", "application/octet-stream", "binary/octet-stream", "application/binary"})
 _SCHEME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*:")
 #: Bytes read at a time from an upload or a fetched body.
@@ -134,16 +153,23 @@ def decode_image(value: Any, field: str, limits: ImageLimits | None = None) -> I
             data, declared = fetch_url(text, field, limits)
         elif _SCHEME_RE.match(text[:64]):
             scheme = text.split(":", 1)[0].lower()
-            raise ImageInputError(field, "url_not_allowed",
-                                  f"unsupported URL scheme {scheme!r}; only http and https URLs are fetched", 400)
+            raise ImageInputError(
+                field,
+                "url_not_allowed",
+                f"unsupported URL scheme {scheme!r}; only http and https URLs are fetched",
+                400,
+            )
         else:
             data = _decode_base64(text, field, limits)
     elif hasattr(value, "stream"):
         data, declared = _read_upload(value, field, limits)
     else:
-        raise ImageInputError(field, "invalid_image",
-                              f"expected a base64 string, data URL, http(s) URL or file upload, "
-                              f"got {type(value).__name__}", 400)
+        raise ImageInputError(
+            field,
+            "invalid_image",
+            f"expected a base64 string, data URL, http(s) URL or file upload, got {type(value).__name__}",
+            400,
+        )
     return _open_image(data, field, limits, declared)
 
 
@@ -154,8 +180,14 @@ def fit_to(image: Image.Image, width: int, height: int) -> Image.Image:
     library does with init, mask and control images. Returns ``image`` itself when it already
     has that size.
     """
-    if (isinstance(width, bool) or isinstance(height, bool) or not isinstance(width, int)
-            or not isinstance(height, int) or width < 1 or height < 1):
+    if (
+        isinstance(width, bool)
+        or isinstance(height, bool)
+        or not isinstance(width, int)
+        or not isinstance(height, int)
+        or width < 1
+        or height < 1
+    ):
         raise ValueError(f"width/height: must be positive integers, got {width!r}x{height!r}")
     if image.size == (width, height):
         return image
@@ -168,8 +200,9 @@ def fit_to(image: Image.Image, width: int, height: int) -> Image.Image:
 
 def check_size(size: int, field: str, limits: ImageLimits) -> None:
     if size > limits.max_bytes:
-        raise ImageInputError(field, "image_too_large",
-                              f"image is larger than the {_human(limits.max_bytes)} limit", 413)
+        raise ImageInputError(
+            field, "image_too_large", f"image is larger than the {_human(limits.max_bytes)} limit", 413
+        )
 
 
 def _human(size: int) -> str:
@@ -189,8 +222,9 @@ def check_declared(declared: str | None, field: str, what: str) -> None:
     media = _media_type(declared)
     if media in _GENERIC_MEDIA_TYPES or media.startswith("image/"):
         return
-    raise ImageInputError(field, "unsupported_media_type",
-                          f"{what} is {media!r}, not an image (PNG, JPEG, WebP, BMP or GIF)", 415)
+    raise ImageInputError(
+        field, "unsupported_media_type", f"{what} is {media!r}, not an image (PNG, JPEG, WebP, BMP or GIF)", 415
+    )
 
 
 def _decode_base64(text: str, field: str, limits: ImageLimits) -> bytes:
@@ -201,8 +235,9 @@ def _decode_base64(text: str, field: str, limits: ImageLimits) -> bytes:
         # altchars maps the URL-safe "-_" onto "+/": both alphabets decode
         data = base64.b64decode(padded, altchars=b"-_", validate=True)
     except (binascii.Error, ValueError):
-        raise ImageInputError(field, "invalid_base64",
-                              "is not valid base64 (nor a data: or http(s) URL)", 400) from None
+        raise ImageInputError(
+            field, "invalid_base64", "is not valid base64 (nor a data: or http(s) URL)", 400
+        ) from None
     if not data:
         raise ImageInputError(field, "invalid_image", "is empty", 400)
     check_size(len(data), field, limits)
@@ -213,7 +248,7 @@ def _decode_data_url(text: str, field: str, limits: ImageLimits) -> tuple[bytes,
     header, sep, payload = text.partition(",")
     if not sep:
         raise ImageInputError(field, "invalid_base64", "malformed data URL (no ',')", 400)
-    parts = [p.strip() for p in header[len("data:"):].split(";")]
+    parts = [p.strip() for p in header[len("data:") :].split(";")]
     media = parts[0].lower()
     check_declared(media, field, "the data URL's media type")
     if any(p.lower() == "base64" for p in parts[1:]):
@@ -257,10 +292,10 @@ def _open_image(data: bytes, field: str, limits: ImageLimits, declared: str | No
         raise ImageInputError(field, "image_too_large", f"image has too many pixels ({exc})", 413) from None
     except UnidentifiedImageError:
         if unsupported_type:
-            raise ImageInputError(field, "unsupported_media_type",
-                                  f"{media} is not supported; use PNG, JPEG, WebP, BMP or GIF", 415) from None
-        raise ImageInputError(field, "invalid_image",
-                              "is not a PNG, JPEG, WebP, BMP or GIF image", 422) from None
+            raise ImageInputError(
+                field, "unsupported_media_type", f"{media} is not supported; use PNG, JPEG, WebP, BMP or GIF", 415
+            ) from None
+        raise ImageInputError(field, "invalid_image", "is not a PNG, JPEG, WebP, BMP or GIF image", 422) from None
     except Exception as exc:  # noqa: BLE001 - malformed headers raise all sorts of things
         raise ImageInputError(field, "invalid_image", f"could not read the image: {exc}", 422) from None
     try:
@@ -268,16 +303,20 @@ def _open_image(data: bytes, field: str, limits: ImageLimits, declared: str | No
         if width < 1 or height < 1:
             raise ImageInputError(field, "invalid_image", f"image has no pixels ({width}x{height})", 422)
         if width * height > limits.max_pixels:
-            raise ImageInputError(field, "image_too_large",
-                                  f"image is {width}x{height} = {width * height} pixels, more than the "
-                                  f"{limits.max_pixels} allowed", 413)
+            raise ImageInputError(
+                field,
+                "image_too_large",
+                f"image is {width}x{height} = {width * height} pixels, more than the {limits.max_pixels} allowed",
+                413,
+            )
         try:
             image.load()
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
             raise ImageInputError(field, "image_too_large", f"image has too many pixels ({exc})", 413) from None
         except Exception as exc:  # noqa: BLE001 - truncated/corrupt data: OSError, SyntaxError, ...
-            raise ImageInputError(field, "invalid_image",
-                                  f"the {image.format} image is truncated or corrupt ({exc})", 422) from None
+            raise ImageInputError(
+                field, "invalid_image", f"the {image.format} image is truncated or corrupt ({exc})", 422
+            ) from None
         try:
             result = ImageOps.exif_transpose(image)  # a copy, detached from the stream
         except Exception:  # noqa: BLE001 - a broken EXIF block shouldn't reject the pixels

@@ -36,8 +36,12 @@ INPUTS = "inputs"
 
 
 def image_limits(settings: Settings) -> ImageLimits:
-    return ImageLimits(max_bytes=int(settings.max_image_mb * 2**20), max_pixels=settings.max_image_pixels,
-                       url_timeout=settings.url_timeout, url_policy=settings.url_fetch)
+    return ImageLimits(
+        max_bytes=int(settings.max_image_mb * 2**20),
+        max_pixels=settings.max_image_pixels,
+        url_timeout=settings.url_timeout,
+        url_policy=settings.url_fetch,
+    )
 
 
 class InputFiles:
@@ -67,8 +71,14 @@ def decode(value: Any, field: str, settings: Settings) -> Image.Image:
         raise ApiError(exc.status, exc.code, str(exc), exc.field) from None
 
 
-def read_values(model: type[RequestModel], data: Mapping[str, Any], *, from_form: bool, mode: str | None = None,
-                capabilities: Mapping[str, Sequence[str]] | None = None) -> dict[str, Any]:
+def read_values(
+    model: type[RequestModel],
+    data: Mapping[str, Any],
+    *,
+    from_form: bool,
+    mode: str | None = None,
+    capabilities: Mapping[str, Sequence[str]] | None = None,
+) -> dict[str, Any]:
     """A job request's fields, validated as ``model`` (names the worker reports checked against
     ``capabilities``; fields of another generation ``mode`` refused), as a dict of the given ones."""
     if mode is not None:
@@ -117,15 +127,26 @@ def option_targets(targets: str | tuple[str, ...]) -> tuple[str, ...]:
     return (targets,) if isinstance(targets, str) else targets
 
 
-def generation_params(values: dict[str, Any], mode: str, settings: Settings, inputs: InputFiles,
-                      default_model: str | None, library: ModelLibrary) -> dict[str, Any]:
+def generation_params(
+    values: dict[str, Any],
+    mode: str,
+    settings: Settings,
+    inputs: InputFiles,
+    default_model: str | None,
+    library: ModelLibrary,
+) -> dict[str, Any]:
     """The stored parameters of a txt2img/img2img/inpaint job."""
-    params = {k: v for k, v in values.items()
-              if k not in CONTROL_FIELDS and k not in MODEL_COMPONENTS and k not in MODEL_OPTIONS}
+    params = {
+        k: v
+        for k, v in values.items()
+        if k not in CONTROL_FIELDS and k not in MODEL_COMPONENTS and k not in MODEL_OPTIONS
+    }
     params["mode"] = mode
     params.update(model_params(values, library))
-    for field, folder, negative in (("prompt_template", ModelType.PROMPTS, False),
-                                    ("negative_prompt_template", ModelType.NEG_PROMPTS, True)):
+    for field, folder, negative in (
+        ("prompt_template", ModelType.PROMPTS, False),
+        ("negative_prompt_template", ModelType.NEG_PROMPTS, True),
+    ):
         if values.get(field) is not None:
             template = load_template(find_model(library, folder, values[field], field).path)
             target = "negative_prompt" if negative else "prompt"
@@ -133,11 +154,13 @@ def generation_params(values: dict[str, Any], mode: str, settings: Settings, inp
     if mode == "txt2img" and not params.get("prompt", "").strip():
         raise ApiError(422, "missing_field", "prompt: required", "prompt")
 
-    if params["model_path"] is None and "diffusion_model_path" not in params["model_options"] \
-            and default_model is None:
-        raise ApiError(409, "no_model_loaded",
-                       "no model is loaded: name one in 'model', load one, or start the server with --model",
-                       "model")
+    if params["model_path"] is None and "diffusion_model_path" not in params["model_options"] and default_model is None:
+        raise ApiError(
+            409,
+            "no_model_loaded",
+            "no model is loaded: name one in 'model', load one, or start the server with --model",
+            "model",
+        )
     seed = params.get("seed", -1)
     params["seed"] = secrets.randbelow(MAX_RANDOM_SEED + 1) if seed < 0 else seed
     params.setdefault("batch_count", 1)
@@ -149,9 +172,15 @@ def generation_params(values: dict[str, Any], mode: str, settings: Settings, inp
         raise ApiError(422, "invalid_field", f"prompt: {exc}", "prompt") from None
     requested += [{"name": name, "weight": weight, "_tag": True} for name, weight in tags]
     params["loras"] = [
-        {"name": lora["name"], "weight": lora.get("weight", 1.0),
-         "path": str(find_model(library, ModelType.LORA, lora["name"],
-                           "prompt" if lora.get("_tag") else f"loras[{index}].name").path)}
+        {
+            "name": lora["name"],
+            "weight": lora.get("weight", 1.0),
+            "path": str(
+                find_model(
+                    library, ModelType.LORA, lora["name"], "prompt" if lora.get("_tag") else f"loras[{index}].name"
+                ).path
+            ),
+        }
         for index, lora in enumerate(requested)
     ]
 
@@ -171,8 +200,10 @@ def generation_params(values: dict[str, Any], mode: str, settings: Settings, inp
         params.setdefault("auto_resize_ref_image", True)  # as sd-cli: resized unless asked not to
     for key in ("ref_images", "pm_id_images"):
         if key in params:
-            params[key] = [inputs.save(decode(item, f"{key}[{i}]", settings).convert("RGB"), f"{key}_{i}")
-                           for i, item in enumerate(params[key])]
+            params[key] = [
+                inputs.save(decode(item, f"{key}[{i}]", settings).convert("RGB"), f"{key}_{i}")
+                for i, item in enumerate(params[key])
+            ]
     resolve_generation_models(params, settings, library)
     if inputs.saved:
         params["_inputs"] = inputs.relative
@@ -192,29 +223,36 @@ def resolve_generation_models(params: dict[str, Any], settings: Settings, librar
             hires["model_path"] = str(_resolve_upscaler(library, hires["model"], "hires.model"))
             hires.setdefault("upscaler", "Model")
         elif str(hires.get("upscaler", "")).lower() == "model":
-            raise ApiError(422, "missing_field", "hires.model: upscaler 'Model' needs the ESRGAN model to use",
-                           "hires.model")
+            raise ApiError(
+                422, "missing_field", "hires.model: upscaler 'Model' needs the ESRGAN model to use", "hires.model"
+            )
     if params.get("upscale_model") is not None:
         params["upscale_model_path"] = str(_resolve_upscaler(library, params["upscale_model"], "upscale_model"))
         # Bounded like POST /upscale, for the usual x4 model: factor 4 per repeat.
         factor = 4 ** params.get("upscale_repeats", 1)
         width, height = params.get("width", 512) * factor, params.get("height", 512) * factor
         if width * height > UPSCALE_MAX_FACTOR * settings.max_image_pixels:
-            raise ApiError(422, "invalid_field", f"upscale_repeats: the result would be {width}x{height} pixels; "
-                           f"at most {UPSCALE_MAX_FACTOR * settings.max_image_pixels} (4 x --max-image-pixels)",
-                           "upscale_repeats")
+            raise ApiError(
+                422,
+                "invalid_field",
+                f"upscale_repeats: the result would be {width}x{height} pixels; "
+                f"at most {UPSCALE_MAX_FACTOR * settings.max_image_pixels} (4 x --max-image-pixels)",
+                "upscale_repeats",
+            )
     for field in ("pm_id_images", "pm_id_embed"):
         if field in params and "photo_maker_path" not in params["model_options"]:
             raise ApiError(422, "missing_field", f"photo_maker: {field} needs a photo_maker model", "photo_maker")
     if params.get("pm_id_embed") is not None:
-        params["pm_id_embed_path"] = str(find_model(library, ModelType.CONTROLNET, params["pm_id_embed"],
-                                                    "pm_id_embed").path)
+        params["pm_id_embed_path"] = str(
+            find_model(library, ModelType.CONTROLNET, params["pm_id_embed"], "pm_id_embed").path
+        )
     if params.get("canny") and "control_image" not in params:
         raise ApiError(422, "missing_field", "control_image: canny preprocesses the control image", "control_image")
 
 
-def upscale_params(values: dict[str, Any], settings: Settings, inputs: InputFiles,
-                   library: ModelLibrary) -> dict[str, Any]:
+def upscale_params(
+    values: dict[str, Any], settings: Settings, inputs: InputFiles, library: ModelLibrary
+) -> dict[str, Any]:
     """The stored parameters of an ESRGAN upscale job."""
     params = {k: v for k, v in values.items() if k not in CONTROL_FIELDS}
     params["mode"] = "upscale"
@@ -225,8 +263,13 @@ def upscale_params(values: dict[str, Any], settings: Settings, inputs: InputFile
     factor = params.get("factor") or 4
     width, height = round(image.width * factor), round(image.height * factor)
     if width * height > UPSCALE_MAX_FACTOR * settings.max_image_pixels:
-        raise ApiError(422, "invalid_field", f"factor: the result would be {width}x{height} pixels; at most "
-                       f"{UPSCALE_MAX_FACTOR * settings.max_image_pixels} (4 x --max-image-pixels)", "factor")
+        raise ApiError(
+            422,
+            "invalid_field",
+            f"factor: the result would be {width}x{height} pixels; at most "
+            f"{UPSCALE_MAX_FACTOR * settings.max_image_pixels} (4 x --max-image-pixels)",
+            "factor",
+        )
     params["image"] = inputs.save(image.convert("RGB"), "image")
     params["_inputs"] = inputs.relative
     return params

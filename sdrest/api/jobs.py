@@ -38,19 +38,33 @@ def queue() -> Any:
     owners = visible_owners()
     owner = None if owners is None else current_principal().name  # type: ignore[union-attr]
     if order == "run":  # the queue in the order it will run
-        queued = [j for j in (svc.store.get(i) for i in svc.store.queued_ids())
-                  if j is not None and (owner is None or j.owner == owner)]
-        jobs, total = queued[offset:offset + limit], len(queued)
+        queued = [
+            j
+            for j in (svc.store.get(i) for i in svc.store.queued_ids())
+            if j is not None and (owner is None or j.owner == owner)
+        ]
+        jobs, total = queued[offset : offset + limit], len(queued)
     else:
-        jobs, total = svc.store.list(statuses=statuses, owner=owner, kind=query.mode or None,
-                                     limit=limit, offset=offset, newest_first=order == "newest")
+        jobs, total = svc.store.list(
+            statuses=statuses,
+            owner=owner,
+            kind=query.mode or None,
+            limit=limit,
+            offset=offset,
+            newest_first=order == "newest",
+        )
     counts = svc.store.counts()
     worker = svc.supervisor.state()
-    return jsonify({
-        "jobs": [job_view(job, svc.store, svc.settings) for job in jobs],
-        "total": total, "limit": limit, "offset": offset,
-        "queued": counts.get("queued", 0), **running_view(worker.running_job, worker.running_owner),
-    })
+    return jsonify(
+        {
+            "jobs": [job_view(job, svc.store, svc.settings) for job in jobs],
+            "total": total,
+            "limit": limit,
+            "offset": offset,
+            "queued": counts.get("queued", 0),
+            **running_view(worker.running_job, worker.running_owner),
+        }
+    )
 
 
 @bp.delete("/jobs/<job_id>")
@@ -68,10 +82,18 @@ def delete_job(job_id: str) -> Any:
 
 
 @bp.get("/jobs/<job_id>/images/<int:index>")
-@api_doc(query=ImageQuery, errors=(400, 404),
-         responses={200: Content(("image/png", "image/jpeg", "image/webp"), {"type": "string", "format": "binary"},
-                                 "the image file (a PNG thumbnail with ?size=)"),
-                    304: None})
+@api_doc(
+    query=ImageQuery,
+    errors=(400, 404),
+    responses={
+        200: Content(
+            ("image/png", "image/jpeg", "image/webp"),
+            {"type": "string", "format": "binary"},
+            "the image file (a PNG thumbnail with ?size=)",
+        ),
+        304: None,
+    },
+)
 def job_image(job_id: str, index: int) -> Any:
     """The image file; ?size=N gives a thumbnail whose longest side is N pixels."""
     svc = services()
@@ -82,8 +104,9 @@ def job_image(job_id: str, index: int) -> Any:
     return send_output(path, f"{job_id}-{index}{path.suffix}", download=query.download)
 
 
-def job_output(svc: Services, job_id: str, listing: str, index: int,
-               token: str | None) -> tuple[Job, dict[str, Any], Path]:
+def job_output(
+    svc: Services, job_id: str, listing: str, index: int, token: str | None
+) -> tuple[Job, dict[str, Any], Path]:
     """``result[listing][index]`` of a job the caller may see, and its file (else 404).
 
     With --public-images and no credentials, only the image token opens a job's files (never
@@ -105,8 +128,8 @@ def job_output(svc: Services, job_id: str, listing: str, index: int,
 
 def send_output(path: Path, download_name: str, *, download: bool, mimetype: str | None = None) -> Response:
     """A job's file: it never changes, so caches keep it (privately: it is someone's)."""
-    response = send_file(path, mimetype=mimetype, conditional=True, max_age=31536000,
-                         download_name=download_name, as_attachment=download)
+    response = send_file(
+        path, mimetype=mimetype, conditional=True, max_age=31536000, download_name=download_name, as_attachment=download
+    )
     response.headers["Cache-Control"] = "private, max-age=31536000, immutable"
     return response
-

@@ -14,8 +14,9 @@ bp = Blueprint("metrics", __name__)
 
 
 @bp.get("/metrics")
-@api_doc(responses={200: Content((CONTENT_TYPE.split(";")[0],), {"type": "string"},
-                                 "the Prometheus text exposition format")})
+@api_doc(
+    responses={200: Content((CONTENT_TYPE.split(";")[0],), {"type": "string"}, "the Prometheus text exposition format")}
+)
 def metrics() -> Any:
     """Queue depth by priority, jobs by status, job, stage and model-load durations as histograms,
     the worker's health and GPU memory where known. No job ids, owners or prompts: like /status,

@@ -47,9 +47,11 @@ def list_models() -> Any:
 
 
 @bp.get("/models/<path:model_id>")
-@api_doc(query=ModelQuery, responses={200: Content(schema=(ModelList, ModelDetails),
-                                                   description="a type's models, or one model's details")},
-         errors=(400, 404, 429))
+@api_doc(
+    query=ModelQuery,
+    responses={200: Content(schema=(ModelList, ModelDetails), description="a type's models, or one model's details")},
+    errors=(400, 404, 429),
+)
 def model(model_id: str) -> Any:
     """A type's models (/models/lora) or one model's details (/models/checkpoint/sd15.safetensors).
 
@@ -81,8 +83,13 @@ def _hashes(svc: Services, entry: Any) -> dict[str, str]:
         raise ApiError(403, "forbidden", "hashes: computing hashes is for admins", "hashes")
     lock: threading.Lock = current_app.extensions.setdefault("sdrest.hashing", threading.Lock())
     if not lock.acquire(blocking=False):
-        raise ApiError(429, "busy_hashing", "hashes: another model is being hashed; try again shortly", "hashes",
-                       headers={"Retry-After": "5"})
+        raise ApiError(
+            429,
+            "busy_hashing",
+            "hashes: another model is being hashed; try again shortly",
+            "hashes",
+            headers={"Retry-After": "5"},
+        )
     try:
         hashes = svc.library.hashes(entry)
     finally:
@@ -96,16 +103,28 @@ def scan() -> Any:
     """Scan the model folders again (new, changed and removed files)."""
     svc = services()
     result = svc.library.scan()
-    return jsonify({"models": len(result.entries), "counts": result.counts(),
-                    "skipped": [{"path": s.path, "reason": s.reason} for s in result.skipped],
-                    "missing_folders": [str(p) for p in result.missing_folders],
-                    "seconds": round(result.seconds, 4)})
+    return jsonify(
+        {
+            "models": len(result.entries),
+            "counts": result.counts(),
+            "skipped": [{"path": s.path, "reason": s.reason} for s in result.skipped],
+            "missing_folders": [str(p) for p in result.missing_folders],
+            "seconds": round(result.seconds, 4),
+        }
+    )
 
 
 @bp.post("/models/load")
-@api_doc(request=LoadRequest, request_required=False, query=SubmitQuery, errors=(400, 404, 413, 415, 422, 429, 503),
-         responses={200: Content(schema=JobView, description="loaded (waiting): the finished job"),
-                    202: Content(schema=JobView, description="queued: the job, with a Location header")})
+@api_doc(
+    request=LoadRequest,
+    request_required=False,
+    query=SubmitQuery,
+    errors=(400, 404, 413, 415, 422, 429, 503),
+    responses={
+        200: Content(schema=JobView, description="loaded (waiting): the finished job"),
+        202: Content(schema=JobView, description="queued: the job, with a Location header"),
+    },
+)
 def load() -> Any:
     """Queue loading a model (with components and options); ordered with generation jobs."""
     from sdrest.api.generate import accepted, check_queue_room, waiting_slot, wants_wait
@@ -118,15 +137,23 @@ def load() -> Any:
         raise ApiError(422, "missing_field", "model: required (or diffusion_model)", "model")
     check_queue_room(svc)
     with waiting_slot(svc, wants_wait(values, default=False)) as wait:
-        job = svc.store.create("load_model", {"mode": "load", **spec}, owner=owner_for_new_jobs(),
-                               priority=values.get("priority", 0))
+        job = svc.store.create(
+            "load_model", {"mode": "load", **spec}, owner=owner_for_new_jobs(), priority=values.get("priority", 0)
+        )
         return accepted(svc, job, values, wait=wait)
 
 
 @bp.post("/models/unload")
-@api_doc(request=UnloadRequest, request_required=False, query=SubmitQuery, errors=(400, 413, 415, 422, 429, 503),
-         responses={200: Content(schema=JobView, description="unloaded (waiting): the finished job"),
-                    202: Content(schema=JobView, description="queued: the job, with a Location header")})
+@api_doc(
+    request=UnloadRequest,
+    request_required=False,
+    query=SubmitQuery,
+    errors=(400, 413, 415, 422, 429, 503),
+    responses={
+        200: Content(schema=JobView, description="unloaded (waiting): the finished job"),
+        202: Content(schema=JobView, description="queued: the job, with a Location header"),
+    },
+)
 def unload() -> Any:
     """Queue unloading the model (frees its memory once the jobs before it are done)."""
     from sdrest.api.generate import accepted, check_queue_room, waiting_slot, wants_wait
@@ -136,8 +163,9 @@ def unload() -> Any:
     values = read_values(UnloadRequest, data, from_form=from_form)
     check_queue_room(svc)
     with waiting_slot(svc, wants_wait(values, default=False)) as wait:
-        job = svc.store.create("unload_model", {"mode": "unload"}, owner=owner_for_new_jobs(),
-                               priority=values.get("priority", 0))
+        job = svc.store.create(
+            "unload_model", {"mode": "unload"}, owner=owner_for_new_jobs(), priority=values.get("priority", 0)
+        )
         return accepted(svc, job, values, wait=wait)
 
 
@@ -188,8 +216,14 @@ def _checkpoint_named(library: ModelLibrary, name: str) -> ModelEntry | None:
 def _listing(svc: Services, type_filter: ModelType | None, query: ModelListQuery) -> Any:
     entries = svc.library.entries(type_filter, query.search)
     limit, offset = query.limit, query.offset
-    return jsonify({"models": [_view(svc, e) for e in entries[offset:offset + limit]], "total": len(entries),
-                    "limit": limit, "offset": offset})
+    return jsonify(
+        {
+            "models": [_view(svc, e) for e in entries[offset : offset + limit]],
+            "total": len(entries),
+            "limit": limit,
+            "offset": offset,
+        }
+    )
 
 
 def _view(svc: Services, entry: ModelEntry) -> dict[str, Any]:
@@ -211,8 +245,13 @@ def _preset_view(entry: ModelEntry) -> dict[str, Any]:
 
 def _template_view(entry: ModelEntry) -> dict[str, Any]:
     template = load_template(entry.path)
-    return {"name": entry.name, "id": entry.id, "kind": entry.type.api_name, "template": template.template,
-            "description": template.description}
+    return {
+        "name": entry.name,
+        "id": entry.id,
+        "kind": entry.type.api_name,
+        "template": template.template,
+        "description": template.description,
+    }
 
 
 def _type_filter(raw: str | None) -> ModelType | None:
@@ -222,5 +261,3 @@ def _type_filter(raw: str | None) -> ModelType | None:
         return parse_type_filter(raw)
     except ValueError as exc:
         raise ApiError(400, "invalid_query", f"type: {exc}", "type") from None
-
-

@@ -33,18 +33,28 @@ NOT_API = frozenset({"static", "ui.home", "ui.ui"})
 _REF = "#/components/schemas/{model}"
 _FORMS = ("multipart/form-data", "application/x-www-form-urlencoded")
 _SECURITY_SCHEMES = {
-    "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT or sdrest API key",
-               "description": "An access token from POST /api/v1/auth/login, or an API key."},
+    "bearer": {
+        "type": "http",
+        "scheme": "bearer",
+        "bearerFormat": "JWT or sdrest API key",
+        "description": "An access token from POST /api/v1/auth/login, or an API key.",
+    },
     "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
-    "cookie": {"type": "apiKey", "in": "cookie", "name": "access_token_cookie",
-               "description": "Browser sessions (login with cookie=true); writes need X-CSRF-TOKEN."},
+    "cookie": {
+        "type": "apiKey",
+        "in": "cookie",
+        "name": "access_token_cookie",
+        "description": "Browser sessions (login with cookie=true); writes need X-CSRF-TOKEN.",
+    },
 }
 Mode = Literal["validation", "serialization"]
 #: Errors any route may answer, whatever it declares: the access checks run before every view
 #: (a public route too answers 401 to a bad token and 403 to a refused Host or Origin).
-_EVERY_ROUTE = {401: "credentials missing, invalid, expired or revoked",
-                403: "not allowed: the role, the Host or the Origin is refused",
-                500: "internal error (logged; no details are sent)"}
+_EVERY_ROUTE = {
+    401: "credentials missing, invalid, expired or revoked",
+    403: "not allowed: the role, the Host or the Origin is refused",
+    500: "internal error (logged; no details are sent)",
+}
 
 
 def openapi_path(rule: str) -> str:
@@ -106,8 +116,10 @@ def openapi_document(app: Flask) -> dict[str, Any]:
         description = " ".join(line for line in doc[1:] if line).strip()
         if description:
             entry["description"] = description
-        parameters = [{"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
-                      for name in re.findall(r"{([a-z_]+)}", path)]
+        parameters = [
+            {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+            for name in re.findall(r"{([a-z_]+)}", path)
+        ]
         if operation.query is not None:
             parameters += _query_parameters(operation.query)
         if parameters:
@@ -115,27 +127,39 @@ def openapi_document(app: Flask) -> dict[str, Any]:
         if operation.request is not None:
             schema = schema_of(operation.request, "validation")
             media = ("application/json", *(_FORMS if operation.form else ()))
-            entry["requestBody"] = {"required": operation.request_required,
-                                    "content": {m: {"schema": schema} for m in media}}
+            entry["requestBody"] = {
+                "required": operation.request_required,
+                "content": {m: {"schema": schema} for m in media},
+            }
         responses: dict[str, Any] = {}
         for status, spec in operation.responses.items():
             responses[str(status)] = _response(status, spec, operation, schema_of)
         if RULES.get(endpoint, PUBLIC) != PUBLIC:
             entry["security"] = [{"bearer": []}, {"apiKey": []}, {"cookie": []}, {}]
         for status in sorted(set(operation.errors) | set(_EVERY_ROUTE)):
-            responses.setdefault(str(status), {
-                "description": operation.descriptions.get(status) or _EVERY_ROUTE.get(status)
-                or HTTPStatus(status).phrase,
-                "content": {"application/json": {"schema": schema_of(operation.error_model, "serialization")}}})
+            responses.setdefault(
+                str(status),
+                {
+                    "description": operation.descriptions.get(status)
+                    or _EVERY_ROUTE.get(status)
+                    or HTTPStatus(status).phrase,
+                    "content": {"application/json": {"schema": schema_of(operation.error_model, "serialization")}},
+                },
+            )
         entry["responses"] = dict(sorted(responses.items()))
         paths.setdefault(path, {})[method.lower()] = entry
-    return _short_names({
-        "openapi": "3.1.0",
-        "info": {"title": "sdrest", "version": __version__,
-                 "description": "Self-hosted Stable Diffusion server around stable-diffusion.cpp."},
-        "paths": dict(sorted(paths.items())),
-        "components": {"schemas": definitions.get("$defs", {}), "securitySchemes": _SECURITY_SCHEMES},
-    })
+    return _short_names(
+        {
+            "openapi": "3.1.0",
+            "info": {
+                "title": "sdrest",
+                "version": __version__,
+                "description": "Self-hosted Stable Diffusion server around stable-diffusion.cpp.",
+            },
+            "paths": dict(sorted(paths.items())),
+            "components": {"schemas": definitions.get("$defs", {}), "securitySchemes": _SECURITY_SCHEMES},
+        }
+    )
 
 
 def _short_names(document: dict[str, Any]) -> dict[str, Any]:
@@ -151,8 +175,8 @@ def _short_names(document: dict[str, Any]) -> dict[str, Any]:
     def fix(node: Any) -> Any:
         if isinstance(node, dict):
             ref = node.get("$ref")
-            if isinstance(ref, str) and ref.startswith(prefix) and ref[len(prefix):] in renamed:
-                node = {**node, "$ref": prefix + renamed[ref[len(prefix):]]}
+            if isinstance(ref, str) and ref.startswith(prefix) and ref[len(prefix) :] in renamed:
+                node = {**node, "$ref": prefix + renamed[ref[len(prefix) :]]}
             return {k: fix(v) for k, v in node.items()}
         if isinstance(node, list):
             return [fix(v) for v in node]
@@ -176,7 +200,8 @@ def _models_of(operation: Operation) -> list[tuple[type[BaseModel], Mode]]:
 
 def _response(status: int, spec: ResponseSpec, operation: Operation, schema_of: Any) -> dict[str, Any]:
     description = operation.descriptions.get(status) or (
-        spec.description if isinstance(spec, Content) and spec.description else HTTPStatus(status).phrase)
+        spec.description if isinstance(spec, Content) and spec.description else HTTPStatus(status).phrase
+    )
     response: dict[str, Any] = {"description": description}
     if spec is None:
         return response
@@ -193,10 +218,13 @@ def _query_parameters(model: type[BaseModel]) -> list[dict[str, Any]]:
     required = set(schema.get("required", []))
     parameters = []
     for name, prop in schema.get("properties", {}).items():
-        parameter: dict[str, Any] = {"name": name, "in": "query", "required": name in required,
-                                     "schema": {k: v for k, v in prop.items() if k != "description"}}
+        parameter: dict[str, Any] = {
+            "name": name,
+            "in": "query",
+            "required": name in required,
+            "schema": {k: v for k, v in prop.items() if k != "description"},
+        }
         if prop.get("description"):
             parameter["description"] = prop["description"]
         parameters.append(parameter)
     return parameters
-

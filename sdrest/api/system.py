@@ -33,29 +33,37 @@ def status() -> Any:
     running = running_view(worker.running_job, worker.running_owner)
     counts = svc.store.counts()
     caps = svc.supervisor.capabilities
-    return jsonify({
-        "status": "ok",
-        "version": __version__,
-        "native_version": caps.get("version"),
-        "uptime": round(time.time() - svc.started_at, 3),
-        "queue": {"queued": counts.get("queued", 0), "running": counts.get("running", 0)},
-        # Another user's running job shows only as busy: its id would open --public-images
-        # and the job's events to anyone who can read /status.
-        "running_job": running["running"],
-        "running_hidden": running["running_hidden"],
-        "loaded_model": worker.loaded_model,
-        "loaded_model_options": worker.loaded_options,
-        "resident_models": worker.resident_models,
-        "model_memory": {"budget_bytes": int(svc.settings.max_model_memory_mb * MIB) or None,
-                         "resident_bytes": sum(weight_bytes(entry.get("memory")) or 0
-                                               for entry in worker.resident_models)},
-        "default_model": svc.supervisor.default_model,
-        "worker": {"pid": worker.pid, "alive": worker.alive, "starts": worker.starts, "crashes": worker.crashes,
-                   "last_crash": _crash_view(worker.last_crash)},
-        "jobs": counts,
-        "counters": dict(svc.supervisor.counters),
-        "capabilities": {k: caps.get(k, []) for k in ("samplers", "schedulers", "hires_upscalers")},
-    })
+    return jsonify(
+        {
+            "status": "ok",
+            "version": __version__,
+            "native_version": caps.get("version"),
+            "uptime": round(time.time() - svc.started_at, 3),
+            "queue": {"queued": counts.get("queued", 0), "running": counts.get("running", 0)},
+            # Another user's running job shows only as busy: its id would open --public-images
+            # and the job's events to anyone who can read /status.
+            "running_job": running["running"],
+            "running_hidden": running["running_hidden"],
+            "loaded_model": worker.loaded_model,
+            "loaded_model_options": worker.loaded_options,
+            "resident_models": worker.resident_models,
+            "model_memory": {
+                "budget_bytes": int(svc.settings.max_model_memory_mb * MIB) or None,
+                "resident_bytes": sum(weight_bytes(entry.get("memory")) or 0 for entry in worker.resident_models),
+            },
+            "default_model": svc.supervisor.default_model,
+            "worker": {
+                "pid": worker.pid,
+                "alive": worker.alive,
+                "starts": worker.starts,
+                "crashes": worker.crashes,
+                "last_crash": _crash_view(worker.last_crash),
+            },
+            "jobs": counts,
+            "counters": dict(svc.supervisor.counters),
+            "capabilities": {k: caps.get(k, []) for k in ("samplers", "schedulers", "hires_upscalers")},
+        }
+    )
 
 
 def _crash_view(crash: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -75,29 +83,41 @@ def system() -> Any:
     plainly none), disk, backends and native library version."""
     svc = services()
     caps = svc.supervisor.capabilities
-    disk = shutil.disk_usage(svc.settings.outputs_dir if svc.settings.outputs_dir.exists()
-                             else svc.settings.data_dir)
+    disk = shutil.disk_usage(svc.settings.outputs_dir if svc.settings.outputs_dir.exists() else svc.settings.data_dir)
     memory = meminfo()
-    return jsonify({
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "cpu": {"count": os.cpu_count(), "physical_cores": caps.get("physical_cores"),
+    return jsonify(
+        {
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+            "cpu": {
+                "count": os.cpu_count(),
+                "physical_cores": caps.get("physical_cores"),
                 "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
-                "features": caps.get("system_info")},
-        "memory": memory,
-        "gpu": gpu_report(caps.get("backends", build_info().get("backends", [])),
-                          cuda_from_build(build_info(), caps.get("cuda_runtime"))),
-        "backends": caps.get("backends", build_info().get("backends", [])),
-        "native": {"version": caps.get("version"), "commit": caps.get("commit"),
-                   "source": build_info().get("sd_cpp_origin")},
-        # Which folder, not where it is: no server path reaches a client.
-        "disk": {"folder": "output_dir", "total": disk.total, "used": disk.used, "free": disk.free},
-    })
+                "features": caps.get("system_info"),
+            },
+            "memory": memory,
+            "gpu": gpu_report(
+                caps.get("backends", build_info().get("backends", [])),
+                cuda_from_build(build_info(), caps.get("cuda_runtime")),
+            ),
+            "backends": caps.get("backends", build_info().get("backends", [])),
+            "native": {
+                "version": caps.get("version"),
+                "commit": caps.get("commit"),
+                "source": build_info().get("sd_cpp_origin"),
+            },
+            # Which folder, not where it is: no server path reaches a client.
+            "disk": {"folder": "output_dir", "total": disk.total, "used": disk.used, "free": disk.free},
+        }
+    )
 
 
 @bp.get("/openapi.json")
-@api_doc(responses={200: Content(schema={"type": "object", "required": ["openapi", "info", "paths"]},
-                                 description="this document")})
+@api_doc(
+    responses={
+        200: Content(schema={"type": "object", "required": ["openapi", "info", "paths"]}, description="this document")
+    }
+)
 def openapi() -> Any:
     """This OpenAPI 3.1 document."""
     return jsonify(served_document(current_app))

@@ -55,9 +55,14 @@ def _address_problem(address: str) -> str | None:
         if ip in ipaddress.IPv6Network("64:ff9b::/96"):  # NAT64 well-known prefix
             candidates.append(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF))
     for candidate in candidates:
-        for name, flag in (("loopback", candidate.is_loopback), ("private", candidate.is_private),
-                           ("link-local", candidate.is_link_local), ("multicast", candidate.is_multicast),
-                           ("reserved", candidate.is_reserved), ("unspecified", candidate.is_unspecified)):
+        for name, flag in (
+            ("loopback", candidate.is_loopback),
+            ("private", candidate.is_private),
+            ("link-local", candidate.is_link_local),
+            ("multicast", candidate.is_multicast),
+            ("reserved", candidate.is_reserved),
+            ("unspecified", candidate.is_unspecified),
+        ):
             if flag:
                 return f"a {name} address"
         if not candidate.is_global:
@@ -169,8 +174,9 @@ def fetch_url(url: str, field: str, limits: ImageLimits) -> tuple[bytes, str | N
         if isinstance(outcome, tuple):
             return outcome
         current = urllib.parse.urljoin(current, outcome)
-    raise ImageInputError(field, "url_fetch_failed",
-                          f"too many redirects (more than {MAX_REDIRECTS}) fetching {_display_url(url)}", 422)
+    raise ImageInputError(
+        field, "url_fetch_failed", f"too many redirects (more than {MAX_REDIRECTS}) fetching {_display_url(url)}", 422
+    )
 
 
 def _fetch_once(url: str, field: str, limits: ImageLimits, deadline: float) -> tuple[bytes, str | None] | str:
@@ -183,8 +189,9 @@ def _fetch_once(url: str, field: str, limits: ImageLimits, deadline: float) -> t
         raise ImageInputError(field, "invalid_url", f"malformed URL {shown}: {exc}", 400) from None
     scheme = parts.scheme.lower()
     if scheme not in ("http", "https"):
-        raise ImageInputError(field, "url_not_allowed",
-                              f"unsupported URL scheme {scheme!r} in {shown}; only http and https", 400)
+        raise ImageInputError(
+            field, "url_not_allowed", f"unsupported URL scheme {scheme!r} in {shown}; only http and https", 400
+        )
     host = parts.hostname
     if not host:
         raise ImageInputError(field, "invalid_url", f"URL has no host: {shown}", 400)
@@ -243,11 +250,15 @@ def _fetch_once(url: str, field: str, limits: ImageLimits, deadline: float) -> t
         target = parts.path or "/"
         if parts.query:
             target += "?" + parts.query
-        connection.request("GET", target, headers={
-            "User-Agent": f"sdrest/{sdrest.__version__}",
-            "Accept": "image/png,image/jpeg,image/webp,image/bmp,image/gif,image/*;q=0.8",
-            "Accept-Encoding": "identity",
-        })
+        connection.request(
+            "GET",
+            target,
+            headers={
+                "User-Agent": f"sdrest/{sdrest.__version__}",
+                "Accept": "image/png,image/jpeg,image/webp,image/bmp,image/gif,image/*;q=0.8",
+                "Accept-Encoding": "identity",
+            },
+        )
         response = connection.getresponse()
         if response.status in _REDIRECTS:
             location = response.getheader("Location")

@@ -59,8 +59,7 @@ def generate_video() -> Any:
     svc = services()
     data, from_form = read_body(request)
     if not svc.supervisor.wait_ready(CAPABILITY_WAIT):
-        raise ApiError(503, "worker_unavailable", "the generation worker has not started",
-                       headers={"Retry-After": "5"})
+        raise ApiError(503, "worker_unavailable", "the generation worker has not started", headers={"Retry-After": "5"})
     values = read_values(VideoRequest, data, from_form=from_form, capabilities=svc.supervisor.capabilities)
     check_queue_room(svc, values.get("priority") or 0)
     with waiting_slot(svc, wants_wait(values, default=False)) as wait:
@@ -68,17 +67,24 @@ def generate_video() -> Any:
 
 
 @bp.get("/jobs/<job_id>/videos/<int:index>")
-@api_doc(query=VideoQuery, errors=(400, 404),
-         responses={200: Content(tuple(VIDEO_TYPES.values()), {"type": "string", "format": "binary"},
-                                 "the clip (animated WebP or MP4)"),
-                    304: None})
+@api_doc(
+    query=VideoQuery,
+    errors=(400, 404),
+    responses={
+        200: Content(
+            tuple(VIDEO_TYPES.values()), {"type": "string", "format": "binary"}, "the clip (animated WebP or MP4)"
+        ),
+        304: None,
+    },
+)
 def job_video(job_id: str, index: int) -> Any:
     """A video job's clip: ``videos[index]`` of the job (0: animated WebP, 1: MP4 if made)."""
     svc = services()
     query = parse_query(VideoQuery, request.args)
     _job, entry, path = job_output(svc, job_id, "videos", index, query.token)
-    return send_output(path, f"{job_id}-video{path.suffix}", download=query.download,
-                       mimetype=VIDEO_TYPES.get(entry["format"]))
+    return send_output(
+        path, f"{job_id}-video{path.suffix}", download=query.download, mimetype=VIDEO_TYPES.get(entry["format"])
+    )
 
 
 def queue_video(svc: Services, values: dict[str, Any]) -> Job:
@@ -98,8 +104,7 @@ def video_params(values: dict[str, Any], svc: Services, inputs: InputFiles) -> d
     LoRAs, seed, init image), plus the high-noise model, the end image and the control frames."""
     components = {name: values.pop(name) for name in VIDEO_COMPONENTS if values.get(name) is not None}
     end_image, control = values.pop("end_image", None), values.pop("control_video", None)
-    params = generation_params(values, "txt2img", svc.settings, inputs, svc.supervisor.default_model,
-                               svc.library)
+    params = generation_params(values, "txt2img", svc.settings, inputs, svc.supervisor.default_model, svc.library)
     params["mode"] = "video"
     params.pop("batch_count", None)
     # The listed LoRAs come first in params["loras"] (prompt tags after them): carry their expert.
@@ -117,8 +122,10 @@ def video_params(values: dict[str, Any], svc: Services, inputs: InputFiles) -> d
         params["end_image"] = inputs.save(fit_to(image.convert("RGB"), width, height), "end_image")
     if control is not None:
         params["control_video"] = [
-            inputs.save(fit_to(decode(item, f"control_video[{i}]", svc.settings).convert("RGB"), width, height),
-                        f"control_frame_{i}")
+            inputs.save(
+                fit_to(decode(item, f"control_video[{i}]", svc.settings).convert("RGB"), width, height),
+                f"control_frame_{i}",
+            )
             for i, item in enumerate(control)
         ]
     if inputs.saved:

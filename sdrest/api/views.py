@@ -52,8 +52,13 @@ def job_view(job: Job, store: JobStore, settings: Settings, *, include_base64: b
     params = public_params(job.params)
     progress = dict(job.progress)
     steps = progress.get("steps") or 0
-    progress["percent"] = (100.0 if job.status is JobStatus.COMPLETED else
-                           round(100.0 * (progress.get("step") or 0) / steps, 1) if steps else 0.0)
+    progress["percent"] = (
+        100.0
+        if job.status is JobStatus.COMPLETED
+        else round(100.0 * (progress.get("step") or 0) / steps, 1)
+        if steps
+        else 0.0
+    )
     result = job.result or {}
     resolved = result.get("resolved") or {}
     images = []
@@ -77,16 +82,19 @@ def job_view(job: Job, store: JobStore, settings: Settings, *, include_base64: b
         "timings": job.timings,
         "parameters": params,
         "images": images,
-        "videos": [{**{key: video[key] for key in ("index", "format", "frames", "fps", "width", "height")},
-                    "url": image_url(job.id, video["index"], public=settings.public_images, kind="videos")}
-                   for video in result.get("videos", [])],
+        "videos": [
+            {
+                **{key: video[key] for key in ("index", "format", "frames", "fps", "width", "height")},
+                "url": image_url(job.id, video["index"], public=settings.public_images, kind="videos"),
+            }
+            for video in result.get("videos", [])
+        ],
         "seeds": result.get("seeds", []),
         "model": result.get("model") or params.get("model"),
         "resolved": result.get("resolved"),
         "warnings": result.get("warnings", []),
         "error": _public_error(job.error),
-        "generation_time": (round(job.finished_at - job.started_at, 3)
-                            if job.finished_at and job.started_at else None),
+        "generation_time": (round(job.finished_at - job.started_at, 3) if job.finished_at and job.started_at else None),
         "links": {"self": f"{API}/generate/{job.id}", "events": f"{API}/generate/{job.id}/events"},
     }
     return view

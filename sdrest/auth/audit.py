@@ -26,28 +26,49 @@ _errors = logging.getLogger("sdrest.auth")
 _LEVELS = {"success": logging.INFO, "failure": logging.WARNING, "throttled": logging.WARNING}
 
 
-def format_line(*, method: str, username: str | None, client_ip: str | None, outcome: str,
-                reason: str | None, when: float | None = None) -> str:
+def format_line(
+    *,
+    method: str,
+    username: str | None,
+    client_ip: str | None,
+    outcome: str,
+    reason: str | None,
+    when: float | None = None,
+) -> str:
     """The audit line: ``auth {"time": ..., "method": ..., "user": ..., "ip": ..., ...}``."""
     now = time.time() if when is None else when
     entry = {
         "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now % 1 * 1000):03d}Z",
-        "method": method, "user": username, "ip": client_ip, "outcome": outcome, "reason": reason,
+        "method": method,
+        "user": username,
+        "ip": client_ip,
+        "outcome": outcome,
+        "reason": reason,
     }
     return "auth " + json.dumps(entry, ensure_ascii=True)
 
 
-def log_attempt(store: AuthStore | None, *, method: str, username: str | None, client_ip: str | None,
-                outcome: str, reason: str | None = None) -> None:
+def log_attempt(
+    store: AuthStore | None,
+    *,
+    method: str,
+    username: str | None,
+    client_ip: str | None,
+    outcome: str,
+    reason: str | None = None,
+) -> None:
     """Record one attempt in *store* (when given) and log it. A failure to write the row is
     logged, not raised: an audit hiccup must not turn a login into a 500. An unknown *outcome*
     is a programming error and raises ValueError."""
     if outcome not in _LEVELS:
         raise ValueError(f"outcome must be one of {', '.join(_LEVELS)}")
     line = format_line(method=method, username=username, client_ip=client_ip, outcome=outcome, reason=reason)
-    log.log(_LEVELS[outcome], "%s", line,
-            extra={"audit": {"method": method, "user": username, "ip": client_ip, "outcome": outcome,
-                             "reason": reason}})
+    log.log(
+        _LEVELS[outcome],
+        "%s",
+        line,
+        extra={"audit": {"method": method, "user": username, "ip": client_ip, "outcome": outcome, "reason": reason}},
+    )
     if store is not None:
         try:
             store.record_attempt(method, username, client_ip, outcome, reason)
@@ -60,8 +81,9 @@ class AuditLimiter:
     same, just not recorded), for at most ``max_clients`` clients at once: a flood of bad tokens
     must not grow the audit table without bound."""
 
-    def __init__(self, per_minute: int = 20, max_clients: int = 10_000,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, per_minute: int = 20, max_clients: int = 10_000, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.per_minute = per_minute
         self.max_clients = max_clients
         self._clock = clock

@@ -67,8 +67,9 @@ class BasicCredentialCache:
                 self._entries.popitem(last=False)
 
 
-def basic_principal(encoded: str, services: AuthServices, auth_method: str, client_ip: str,
-                    cache: BasicCredentialCache) -> Principal:
+def basic_principal(
+    encoded: str, services: AuthServices, auth_method: str, client_ip: str, cache: BasicCredentialCache
+) -> Principal:
     """The principal of ``Authorization: Basic <encoded>``; else :class:`NotAuthenticated` (401)
     or :class:`TooManyAttempts` (429)."""
     store = services.store
@@ -87,10 +88,19 @@ def basic_principal(encoded: str, services: AuthServices, auth_method: str, clie
     method = "jwt" if auth_method in ("jwt", "optional") else auth_method
     wait = throttle.check(username, client_ip)
     if wait is not None:
-        log_attempt(store, method=method, username=username, client_ip=client_ip, outcome="throttled",
-                    reason="too many failures")
-        raise TooManyAttempts("too_many_attempts", "too many failed logins; try again later",
-                              headers={"Retry-After": str(max(1, int(wait + 0.999)))})
+        log_attempt(
+            store,
+            method=method,
+            username=username,
+            client_ip=client_ip,
+            outcome="throttled",
+            reason="too many failures",
+        )
+        raise TooManyAttempts(
+            "too_many_attempts",
+            "too many failed logins; try again later",
+            headers={"Retry-After": str(max(1, int(wait + 0.999)))},
+        )
     role, reason = verify_login(services, method, username, password)
     if role is None:
         throttle.failure(username, client_ip)

@@ -36,8 +36,14 @@ class UsageError(SdrestError):
     """A bad argument: exit 2."""
 
 
-def run(args: Mapping[str, Any], parser: argparse.ArgumentParser | None = None, *,
-        stdin: TextIO | None = None, stdout: TextIO | None = None, stderr: TextIO | None = None) -> int:
+def run(
+    args: Mapping[str, Any],
+    parser: argparse.ArgumentParser | None = None,
+    *,
+    stdin: TextIO | None = None,
+    stdout: TextIO | None = None,
+    stderr: TextIO | None = None,
+) -> int:
     """Run ``sdrest users|keys <action>`` from parsed arguments; the exit status."""
     stdin = stdin or sys.stdin
     stdout = stdout or sys.stdout
@@ -141,8 +147,7 @@ def _users_add(store: AuthStore, args: Mapping[str, Any], io: _Io) -> int:
 
 def _users_list(store: AuthStore, args: Mapping[str, Any], io: _Io) -> int:
     rows = [("NAME", "ROLE", "CREATED", "STATUS")]
-    rows += [(u.name, u.role, _when(u.created_at), "disabled" if u.disabled else "active")
-             for u in store.list_users()]
+    rows += [(u.name, u.role, _when(u.created_at), "disabled" if u.disabled else "active") for u in store.list_users()]
     _table(rows, io)
     return OK
 
@@ -158,6 +163,7 @@ def _users_change(change: Callable[[AuthStore, Mapping[str, Any], _Io], str]) ->
             raise UsageError(str(exc)) from None
         io.out(message)
         return OK
+
     return handler
 
 
@@ -196,9 +202,13 @@ def _revoke_sessions(store: AuthStore, args: Mapping[str, Any], io: _Io) -> str:
 
 
 _USER_ACTIONS: dict[str, Callable[[AuthStore, Mapping[str, Any], _Io], int]] = {
-    "add": _users_add, "list": _users_list, "passwd": _users_change(_passwd),
-    "remove": _users_change(_remove), "role": _users_change(_role),
-    "disable": _users_change(_disable), "enable": _users_change(_enable),
+    "add": _users_add,
+    "list": _users_list,
+    "passwd": _users_change(_passwd),
+    "remove": _users_change(_remove),
+    "role": _users_change(_role),
+    "disable": _users_change(_disable),
+    "enable": _users_change(_enable),
     "revoke-sessions": _users_change(_revoke_sessions),
 }
 
@@ -234,17 +244,18 @@ def parse_expiry(text: str, now: float) -> float:
 def _keys_create(store: AuthStore, args: Mapping[str, Any], io: _Io) -> int:
     try:
         expires_at = None if args.get("expires") is None else parse_expiry(args["expires"], time.time())
-        plaintext, key = store.create_key(args["name"], args["role"], owner=args.get("owner"),
-                                          expires_at=expires_at)
+        plaintext, key = store.create_key(args["name"], args["role"], owner=args.get("owner"), expires_at=expires_at)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     if key.owner is not None and store.get_user(key.owner) is None:
         io.err(f"note: {key.owner!r} is not a local user (fine when it is a Unix/PAM account)")
     io.out(plaintext)
-    io.stderr.write(f"created key {key.id} ({key.prefix}..., role {key.role}, "
-                    f"expires {_when(key.expires_at) if key.expires_at else 'never'})\n"
-                    "WARNING: this is the only time the key is shown; store it now. "
-                    "Only its hash is kept.\n")
+    io.stderr.write(
+        f"created key {key.id} ({key.prefix}..., role {key.role}, "
+        f"expires {_when(key.expires_at) if key.expires_at else 'never'})\n"
+        "WARNING: this is the only time the key is shown; store it now. "
+        "Only its hash is kept.\n"
+    )
     return OK
 
 
@@ -259,8 +270,19 @@ def _key_status(expires_at: float | None, revoked_at: float | None, now: float) 
 def _keys_list(store: AuthStore, args: Mapping[str, Any], io: _Io) -> int:
     now = time.time()
     rows = [("ID", "PREFIX", "NAME", "ROLE", "OWNER", "CREATED", "EXPIRES", "STATUS")]
-    rows += [(k.id, k.prefix + "...", k.name, k.role, k.owner or "-", _when(k.created_at),
-              _when(k.expires_at), _key_status(k.expires_at, k.revoked_at, now)) for k in store.list_keys()]
+    rows += [
+        (
+            k.id,
+            k.prefix + "...",
+            k.name,
+            k.role,
+            k.owner or "-",
+            _when(k.created_at),
+            _when(k.expires_at),
+            _key_status(k.expires_at, k.revoked_at, now),
+        )
+        for k in store.list_keys()
+    ]
     _table(rows, io)
     return OK
 
@@ -279,5 +301,7 @@ def _keys_revoke(store: AuthStore, args: Mapping[str, Any], io: _Io) -> int:
 
 
 _KEY_ACTIONS: dict[str, Callable[[AuthStore, Mapping[str, Any], _Io], int]] = {
-    "create": _keys_create, "list": _keys_list, "revoke": _keys_revoke,
+    "create": _keys_create,
+    "list": _keys_list,
+    "revoke": _keys_revoke,
 }

@@ -13,8 +13,9 @@ class AuthError(SdrestError):
     """A refused request: ``code`` and ``message`` for the client, ``field`` the header or field
     at fault, ``headers`` to send with the answer (``WWW-Authenticate``, ``Retry-After``)."""
 
-    def __init__(self, code: str, message: str, field: str | None = None,
-                 headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, code: str, message: str, field: str | None = None, headers: dict[str, str] | None = None
+    ) -> None:
         super().__init__(message)
         self.code = code
         self.message = message

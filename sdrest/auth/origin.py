@@ -54,7 +54,7 @@ def host_name(host: str) -> str:
     """``Host`` without its port, lower case, IPv6 brackets removed."""
     host = host.strip().lower()
     if host.startswith("["):
-        return host[1:host.find("]")] if "]" in host else host[1:]
+        return host[1 : host.find("]")] if "]" in host else host[1:]
     name, _, port = host.rpartition(":")
     return name if name and port.isdigit() else host
 
@@ -96,20 +96,27 @@ class OriginPolicy:
         """Raise :class:`NotPermitted` (a 403) for a request a foreign page may have made."""
         host = request.headers.get("Host", "")
         if self.check_host and not self.host_allowed(host):
-            raise NotPermitted("host_not_allowed",
-                           f"Host: {host_name(host)!r} is not a name of this server (see --allowed-hosts)", "Host")
+            raise NotPermitted(
+                "host_not_allowed",
+                f"Host: {host_name(host)!r} is not a name of this server (see --allowed-hosts)",
+                "Host",
+            )
         if request.method not in STATE_CHANGING:
             return
         if request.headers.get("Authorization") or request.headers.get("X-API-Key"):
             return  # credentials a page cannot add by itself: not ambient, not cross-site
         origin = request.headers.get("Origin")
         if origin is not None and not self.origin_allowed(origin, host):
-            raise NotPermitted("cross_origin_refused",
-                           f"Origin: {origin[:100]!r} may not change anything here (see --cors-origins)", "Origin")
+            raise NotPermitted(
+                "cross_origin_refused",
+                f"Origin: {origin[:100]!r} may not change anything here (see --cors-origins)",
+                "Origin",
+            )
         browser = origin is not None or "Cookie" in request.headers or "Sec-Fetch-Site" in request.headers
         if request.method == "POST" and browser and not _preflighted(request):
-            raise NotPermitted("csrf_refused",
-                           "a browser request needs a JSON body or an X-Requested-With header", "Content-Type")
+            raise NotPermitted(
+                "csrf_refused", "a browser request needs a JSON body or an X-Requested-With header", "Content-Type"
+            )
 
 
 def _preflighted(request: Request) -> bool:

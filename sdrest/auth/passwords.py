@@ -45,8 +45,7 @@ def _validate(password: str) -> bytes:
 def _scrypt(secret: bytes, salt: bytes, n: int, r: int, p: int, dklen: int) -> bytes:
     # maxmem: scrypt needs 128*r*n bytes (plus p*128*r); OpenSSL's default cap is 32 MiB,
     # which larger (still bounded) parameters would exceed.
-    return hashlib.scrypt(secret, salt=salt, n=n, r=r, p=p, dklen=dklen,
-                          maxmem=128 * r * (n + p + 2) + 1024 * 1024)
+    return hashlib.scrypt(secret, salt=salt, n=n, r=r, p=p, dklen=dklen, maxmem=128 * r * (n + p + 2) + 1024 * 1024)
 
 
 def hash_password(password: str) -> str:
@@ -54,8 +53,9 @@ def hash_password(password: str) -> str:
     secret = _validate(password)
     salt = os.urandom(SALT_BYTES)
     key = _scrypt(secret, salt, N, R, P, KEY_BYTES)
-    return "$".join((SCHEME, str(N), str(R), str(P),
-                     base64.b64encode(salt).decode("ascii"), base64.b64encode(key).decode("ascii")))
+    return "$".join(
+        (SCHEME, str(N), str(R), str(P), base64.b64encode(salt).decode("ascii"), base64.b64encode(key).decode("ascii"))
+    )
 
 
 def parse(encoded: str) -> tuple[int, int, int, bytes, bytes]:

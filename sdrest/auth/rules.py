@@ -17,9 +17,9 @@ PUBLIC = "public"
 class Principal:
     """Who is calling: a name (the owner of their jobs) and a role."""
 
-    name: str | None     # None only with --auth none (jobs then have no owner)
+    name: str | None  # None only with --auth none (jobs then have no owner)
     role: str
-    method: str          # "none", "jwt", "api-key", "unix", "pam", "guest"
+    method: str  # "none", "jwt", "api-key", "unix", "pam", "guest"
 
     def at_least(self, role: str) -> bool:
         return ROLES.index(self.role) >= ROLES.index(role)
@@ -33,7 +33,7 @@ class Principal:
 RULES: dict[str, str] = {
     # authentication itself
     "auth.login": PUBLIC,
-    "auth.refresh": PUBLIC,        # needs a refresh token, checked by the view
+    "auth.refresh": PUBLIC,  # needs a refresh token, checked by the view
     "auth.logout": "guest",
     "auth.profile": "guest",
     "auth.attempts": "admin",
@@ -44,8 +44,8 @@ RULES: dict[str, str] = {
     "static": PUBLIC,
     # read-only server information
     "system.status": "guest",
-    "system.system": "admin",      # paths, memory, versions: operators only
-    "metrics.metrics": "guest",    # what /status tells, as Prometheus text (no ids, owners, prompts)
+    "system.system": "admin",  # paths, memory, versions: operators only
+    "metrics.metrics": "guest",  # what /status tells, as Prometheus text (no ids, owners, prompts)
     "models.list_models": "guest",
     "models.model": "guest",
     "models.presets": "guest",
@@ -77,12 +77,12 @@ RULES: dict[str, str] = {
     "a1111.txt2img": "user",
     "a1111.img2img": "user",
     "a1111.extra_single_image": "user",
-    "a1111.progress": "guest",          # the caller's own jobs (admins: all)
-    "a1111.interrupt": "user",          # the caller's own running job (admins: any)
+    "a1111.progress": "guest",  # the caller's own jobs (admins: all)
+    "a1111.interrupt": "user",  # the caller's own running job (admins: any)
     "a1111.skip": "user",
     "a1111.get_options": "guest",
-    "a1111.set_options": "admin",       # switches the model for everyone, like models.load
-    "a1111.cmd_flags": "admin",         # server settings and paths, like system.system
+    "a1111.set_options": "admin",  # switches the model for everyone, like models.load
+    "a1111.cmd_flags": "admin",  # server settings and paths, like system.system
     "a1111.memory": "admin",
     "a1111.sd_models": "guest",
     "a1111.sd_vae": "guest",
@@ -94,9 +94,9 @@ RULES: dict[str, str] = {
     "a1111.embeddings": "guest",
     "a1111.prompt_styles": "guest",
     "a1111.png_info": "guest",
-    "a1111.refresh": "admin",              # like models.scan
-    "a1111.unload_checkpoint": "admin",    # like models.unload
-    "a1111.reload_checkpoint": "admin",    # like models.load
+    "a1111.refresh": "admin",  # like models.scan
+    "a1111.unload_checkpoint": "admin",  # like models.unload
+    "a1111.reload_checkpoint": "admin",  # like models.load
     # OpenAI images /v1
     "openai.generations": "user",
     "openai.edits": "user",
@@ -105,7 +105,19 @@ RULES: dict[str, str] = {
 }
 
 #: Endpoints guests may also use when --guest-can-generate is set.
-GUEST_GENERATION = ("generate.generate", "generate.text2img", "generate.img2img", "generate.inpainting",
-                    "generate.upscale", "generate.cancel_job", "video.generate_video", "a1111.txt2img",
-                    "a1111.img2img", "a1111.extra_single_image", "a1111.interrupt", "a1111.skip",
-                    "openai.generations", "openai.edits")
+GUEST_GENERATION = (
+    "generate.generate",
+    "generate.text2img",
+    "generate.img2img",
+    "generate.inpainting",
+    "generate.upscale",
+    "generate.cancel_job",
+    "video.generate_video",
+    "a1111.txt2img",
+    "a1111.img2img",
+    "a1111.extra_single_image",
+    "a1111.interrupt",
+    "a1111.skip",
+    "openai.generations",
+    "openai.edits",
+)

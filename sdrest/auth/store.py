@@ -205,15 +205,15 @@ def _clip(value: str | None) -> str | None:
 class AuthStore:
     """Users, API keys, JWT revocations and the audit log in one SQLite file (thread-safe)."""
 
-    def __init__(self, path: str | Path, *, clock: Callable[[], float] = time.time,
-                 busy_timeout: float = 10.0) -> None:
+    def __init__(self, path: str | Path, *, clock: Callable[[], float] = time.time, busy_timeout: float = 10.0) -> None:
         self.path = Path(path)
         self._clock = clock
         self._dummy_hash: str | None = None
         self.path.parent.mkdir(parents=True, exist_ok=True)
         _create_private(self.path)
-        self._db = Database(self.path, closed_error=lambda: AuthStoreError("the auth store is closed"),
-                            busy_timeout=busy_timeout)
+        self._db = Database(
+            self.path, closed_error=lambda: AuthStoreError("the auth store is closed"), busy_timeout=busy_timeout
+        )
         try:
             # Version 1 is applied again at every open: tables and indexes were added to it
             # (all IF NOT EXISTS) without a new version, and older files must get them too.
@@ -225,8 +225,9 @@ class AuthStore:
     # -- plumbing -----------------------------------------------------------------------------
 
     def _too_new(self, found: int, known: int) -> AuthStoreError:
-        return AuthStoreError(f"{self.path} has schema version {found}; this sdrest knows {known} "
-                              "(a newer sdrest wrote it)")
+        return AuthStoreError(
+            f"{self.path} has schema version {found}; this sdrest knows {known} (a newer sdrest wrote it)"
+        )
 
     def _write(self) -> contextlib.AbstractContextManager[sqlite3.Cursor]:
         """One write transaction, under the lock; committed on success, rolled back on error."""
@@ -255,8 +256,10 @@ class AuthStore:
         user = User(name=name, role=role, created_at=self._clock(), disabled=False)
         try:
             with self._write() as conn:
-                conn.execute("INSERT INTO users (name, password_hash, role, created_at, disabled)"
-                             " VALUES (?, ?, ?, ?, 0)", (name, encoded, role, user.created_at))
+                conn.execute(
+                    "INSERT INTO users (name, password_hash, role, created_at, disabled) VALUES (?, ?, ?, ?, 0)",
+                    (name, encoded, role, user.created_at),
+                )
         except sqlite3.IntegrityError:
             raise DuplicateUserError(f"user {name!r} already exists") from None
         return user
@@ -297,8 +300,9 @@ class AuthStore:
         with self._write() as conn:
             if conn.execute("DELETE FROM users WHERE name = ?", (name,)).rowcount == 0:
                 raise UserNotFoundError(f"no user {name!r}")
-            conn.execute("UPDATE api_keys SET revoked_at = ? WHERE owner = ? AND revoked_at IS NULL",
-                         (self._clock(), name))
+            conn.execute(
+                "UPDATE api_keys SET revoked_at = ? WHERE owner = ? AND revoked_at IS NULL", (self._clock(), name)
+            )
             _bump(conn, name)
 
     # -- sessions (token generations) ---------------------------------------------------------
@@ -316,10 +320,13 @@ class AuthStore:
     def rotate_refresh_token(self, jti: str, name: str, expires_at: float) -> None:
         """*jti* was exchanged for a new refresh token: revoke it and remember why."""
         with self._write() as conn:
-            conn.execute("INSERT OR IGNORE INTO revoked_tokens (jti, expires_at) VALUES (?, ?)",
-                         (jti, float(expires_at)))
-            conn.execute("INSERT OR IGNORE INTO rotated_tokens (jti, name, rotated_at, expires_at)"
-                         " VALUES (?, ?, ?, ?)", (jti, name, self._clock(), float(expires_at)))
+            conn.execute(
+                "INSERT OR IGNORE INTO revoked_tokens (jti, expires_at) VALUES (?, ?)", (jti, float(expires_at))
+            )
+            conn.execute(
+                "INSERT OR IGNORE INTO rotated_tokens (jti, name, rotated_at, expires_at) VALUES (?, ?, ?, ?)",
+                (jti, name, self._clock(), float(expires_at)),
+            )
 
     def rotated_at(self, jti: str) -> float | None:
         """When the refresh token *jti* was exchanged for a new one (None: never)."""
@@ -352,14 +359,16 @@ class AuthStore:
         if passwords.needs_rehash(encoded):
             fresh = passwords.hash_password(password)
             with self._write() as conn:
-                conn.execute("UPDATE users SET password_hash = ? WHERE name = ? AND password_hash = ?",
-                             (fresh, name, encoded))
+                conn.execute(
+                    "UPDATE users SET password_hash = ? WHERE name = ? AND password_hash = ?", (fresh, name, encoded)
+                )
         return user
 
     # -- API keys -----------------------------------------------------------------------------
 
-    def create_key(self, name: str, role: str, owner: str | None = None,
-                   expires_at: float | None = None) -> tuple[str, ApiKey]:
+    def create_key(
+        self, name: str, role: str, owner: str | None = None, expires_at: float | None = None
+    ) -> tuple[str, ApiKey]:
         """A new key: ``(plaintext, record)``. The plaintext (``sdr_`` + 43 urlsafe-base64
         characters) is returned only here; the store keeps its SHA-256 and display prefix.
 
@@ -375,14 +384,31 @@ class AuthStore:
         if expires_at is not None and expires_at <= now:
             raise ValueError("expiry must be in the future")
         plaintext = KEY_PREFIX + secrets.token_urlsafe(_KEY_RANDOM_BYTES)
-        key = ApiKey(id=secrets.token_hex(6), name=name.strip(), role=role, owner=owner,
-                     prefix=plaintext[:DISPLAY_PREFIX_CHARS], created_at=now, expires_at=expires_at,
-                     revoked_at=None)
+        key = ApiKey(
+            id=secrets.token_hex(6),
+            name=name.strip(),
+            role=role,
+            owner=owner,
+            prefix=plaintext[:DISPLAY_PREFIX_CHARS],
+            created_at=now,
+            expires_at=expires_at,
+            revoked_at=None,
+        )
         with self._write() as conn:
-            conn.execute("INSERT INTO api_keys (id, name, role, owner, key_hash, prefix, created_at,"
-                         " expires_at, revoked_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL)",
-                         (key.id, key.name, key.role, key.owner, hash_key(plaintext), key.prefix,
-                          key.created_at, key.expires_at))
+            conn.execute(
+                "INSERT INTO api_keys (id, name, role, owner, key_hash, prefix, created_at,"
+                " expires_at, revoked_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL)",
+                (
+                    key.id,
+                    key.name,
+                    key.role,
+                    key.owner,
+                    hash_key(plaintext),
+                    key.prefix,
+                    key.created_at,
+                    key.expires_at,
+                ),
+            )
         return plaintext, key
 
     def list_keys(self) -> list[ApiKey]:
@@ -398,11 +424,19 @@ class AuthStore:
         prefix. False if none matches (or it was already revoked);
         :class:`AmbiguousKeyError` if a prefix matches several active keys."""
         with self._write() as conn:
-            ids = [r[0] for r in conn.execute(
-                "SELECT id FROM api_keys WHERE id = ? AND revoked_at IS NULL", (key_id_or_prefix,))]
+            ids = [
+                r[0]
+                for r in conn.execute(
+                    "SELECT id FROM api_keys WHERE id = ? AND revoked_at IS NULL", (key_id_or_prefix,)
+                )
+            ]
             if not ids:
-                ids = [r[0] for r in conn.execute(
-                    "SELECT id FROM api_keys WHERE prefix = ? AND revoked_at IS NULL", (key_id_or_prefix,))]
+                ids = [
+                    r[0]
+                    for r in conn.execute(
+                        "SELECT id FROM api_keys WHERE prefix = ? AND revoked_at IS NULL", (key_id_or_prefix,)
+                    )
+                ]
             if len(ids) > 1:
                 raise AmbiguousKeyError(f"{len(ids)} keys start with {key_id_or_prefix!r}; give the key id")
             if not ids:
@@ -419,7 +453,9 @@ class AuthStore:
         rows = self._query(
             f"SELECT {_KEY_COLUMNS}, key_hash,"
             " (SELECT disabled FROM users WHERE users.name = api_keys.owner)"
-            " FROM api_keys WHERE key_hash = ?", (digest,))
+            " FROM api_keys WHERE key_hash = ?",
+            (digest,),
+        )
         if not rows:
             return None
         *columns, stored, owner_disabled = rows[0]
@@ -435,9 +471,11 @@ class AuthStore:
     def revoke_token(self, jti: str, expires_at: float) -> None:
         """Remember that the token *jti* is revoked until it would expire anyway."""
         with self._write() as conn:
-            conn.execute("INSERT INTO revoked_tokens (jti, expires_at) VALUES (?, ?)"
-                         " ON CONFLICT (jti) DO UPDATE SET expires_at = MAX(expires_at, excluded.expires_at)",
-                         (jti, float(expires_at)))
+            conn.execute(
+                "INSERT INTO revoked_tokens (jti, expires_at) VALUES (?, ?)"
+                " ON CONFLICT (jti) DO UPDATE SET expires_at = MAX(expires_at, excluded.expires_at)",
+                (jti, float(expires_at)),
+            )
 
     def is_token_revoked(self, jti: str) -> bool:
         return bool(self._query("SELECT 1 FROM revoked_tokens WHERE jti = ?", (jti,)))
@@ -451,16 +489,18 @@ class AuthStore:
 
     # -- audit --------------------------------------------------------------------------------
 
-    def record_attempt(self, method: str, username: str | None, client_ip: str | None,
-                       outcome: str, reason: str | None = None) -> None:
+    def record_attempt(
+        self, method: str, username: str | None, client_ip: str | None, outcome: str, reason: str | None = None
+    ) -> None:
         """Append one authentication attempt. Never pass secrets: the row is shown to admins."""
         if outcome not in OUTCOMES:
             raise ValueError(f"outcome must be one of {', '.join(OUTCOMES)}")
         with self._write() as conn:
-            conn.execute("INSERT INTO auth_attempts (time, method, username, client_ip, outcome, reason)"
-                         " VALUES (?, ?, ?, ?, ?, ?)",
-                         (self._clock(), _clip(method), _clip(username), _clip(client_ip), outcome,
-                          _clip(reason)))
+            conn.execute(
+                "INSERT INTO auth_attempts (time, method, username, client_ip, outcome, reason)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (self._clock(), _clip(method), _clip(username), _clip(client_ip), outcome, _clip(reason)),
+            )
 
     def attempts(self, limit: int = 100, offset: int = 0, username: str | None = None) -> list[dict[str, Any]]:
         """Recorded attempts, newest first, optionally only *username*'s."""
@@ -483,8 +523,11 @@ class AuthStore:
 
 def _bump(conn: sqlite3.Cursor, name: str) -> int:
     """Raise *name*'s token generation inside the caller's transaction; the new value."""
-    conn.execute("INSERT INTO token_generations (name, generation) VALUES (?, 1)"
-                 " ON CONFLICT (name) DO UPDATE SET generation = generation + 1", (name,))
+    conn.execute(
+        "INSERT INTO token_generations (name, generation) VALUES (?, 1)"
+        " ON CONFLICT (name) DO UPDATE SET generation = generation + 1",
+        (name,),
+    )
     return conn.execute("SELECT generation FROM token_generations WHERE name = ?", (name,)).fetchone()[0]
 
 

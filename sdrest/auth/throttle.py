@@ -48,8 +48,14 @@ class _Entry:
 class Throttle:
     """Thread-safe failure counter with lockout; see the module docstring."""
 
-    def __init__(self, max_failures: int = 5, window: float = 300.0, lockout: float = 300.0,
-                 clock: Callable[[], float] = time.monotonic, max_entries: int = 10_000) -> None:
+    def __init__(
+        self,
+        max_failures: int = 5,
+        window: float = 300.0,
+        lockout: float = 300.0,
+        clock: Callable[[], float] = time.monotonic,
+        max_entries: int = 10_000,
+    ) -> None:
         if max_failures < 1 or window <= 0 or lockout <= 0 or max_entries < 2:
             raise ValueError("max_failures >= 1, window > 0, lockout > 0 and max_entries >= 2 required")
         self.max_failures = max_failures

@@ -43,8 +43,11 @@ class AuthServices:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.store = AuthStore(settings.data_dir / "auth.sqlite3")
-        self.throttle = Throttle(max_failures=settings.auth_max_failures, window=settings.auth_lockout_seconds,
-                                 lockout=settings.auth_lockout_seconds)
+        self.throttle = Throttle(
+            max_failures=settings.auth_max_failures,
+            window=settings.auth_lockout_seconds,
+            lockout=settings.auth_lockout_seconds,
+        )
         self.trusted_proxies = _networks(settings.trusted_proxy)
         self.audit_limit = AuditLimiter()
         self.origins = OriginPolicy(settings)
@@ -83,9 +86,11 @@ def jwt_secret(settings: Settings) -> str:
             handle.write(secrets.token_urlsafe(48))
     info = path.lstat()
     if not stat.S_ISREG(info.st_mode) or info.st_uid != os.geteuid() or info.st_mode & 0o077:
-        raise SecretError(f"{path}: refusing a token secret that is not a regular file of this user with "
-                          f"mode 0600 (mode {stat.S_IMODE(info.st_mode):o}, owner uid {info.st_uid}); "
-                          "fix it or delete it to have a new one made (which logs everybody out)")
+        raise SecretError(
+            f"{path}: refusing a token secret that is not a regular file of this user with "
+            f"mode 0600 (mode {stat.S_IMODE(info.st_mode):o}, owner uid {info.st_uid}); "
+            "fix it or delete it to have a new one made (which logs everybody out)"
+        )
     secret = Path(path).read_text().strip()
     if len(secret.encode("utf-8")) < MIN_SECRET_BYTES:
         raise SecretError(f"{path}: the token secret must be at least {MIN_SECRET_BYTES} bytes")
@@ -104,8 +109,14 @@ def token_revoked(services: AuthServices, payload: dict[str, Any]) -> bool:
         # Within a few seconds of the rotation it is two tabs refreshing at once, not a thief.
         if rotated is not None and time.time() - rotated > ROTATION_GRACE:
             store.revoke_sessions(name)
-            log_attempt(store, method="token", username=name, client_ip=client_ip(), outcome="failure",
-                        reason="a replaced refresh token was used again: all sessions revoked")
+            log_attempt(
+                store,
+                method="token",
+                username=name,
+                client_ip=client_ip(),
+                outcome="failure",
+                reason="a replaced refresh token was used again: all sessions revoked",
+            )
         return True
     return int(payload.get("gen", 0)) < store.token_generation(name)
 
@@ -115,8 +126,11 @@ def setup_auth(app: Flask, settings: Settings) -> AuthServices:
     app.extensions["sdrest.auth"] = services
     app.before_request(_authorize)
     if settings.auth in ("unix", "pam") and not settings.auth_group:
-        log.warning("SECURITY: --auth %s without --auth-group lets EVERY account of this machine sign in, "
-                    "service accounts included; name the group of people who may use sdrest", settings.auth)
+        log.warning(
+            "SECURITY: --auth %s without --auth-group lets EVERY account of this machine sign in, "
+            "service accounts included; name the group of people who may use sdrest",
+            settings.auth,
+        )
     if settings.auth == "none":
         return services  # no tokens at all: skip loading the JWT machinery (start-up time)
     from flask_jwt_extended import JWTManager
@@ -197,6 +211,7 @@ def visible_owners() -> set[str | None] | None:
 
 # --- the request hook ---
 
+
 def _authorize() -> None:
     settings: Settings = auth_services().settings
     endpoint = request.endpoint
@@ -252,8 +267,11 @@ def _authenticate(settings: Settings, refresh: bool) -> Principal | None:
         if header:
             _reject("api-key", None, "not an API key")
         return None
-    if not header and not request.cookies.get("access_token_cookie") and not (
-            refresh and request.cookies.get("refresh_token_cookie")):
+    if (
+        not header
+        and not request.cookies.get("access_token_cookie")
+        and not (refresh and request.cookies.get("refresh_token_cookie"))
+    ):
         return None
     try:
         verify_jwt_in_request(refresh=refresh)
@@ -283,8 +301,7 @@ def _reject(method: str, username: str | None, reason: str) -> None:
     ip = client_ip()
     # A client replaying a bad token in a loop must not grow the audit log without bound.
     if services.audit_limit.allow(ip):
-        log_attempt(services.store, method=method, username=username, client_ip=ip, outcome="failure",
-                    reason=reason)
+        log_attempt(services.store, method=method, username=username, client_ip=ip, outcome="failure", reason=reason)
     raise NotAuthenticated("unauthorized", reason, headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
 
 

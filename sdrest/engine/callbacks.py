@@ -82,12 +82,22 @@ class NativeHooks:
         with self.lock:
             capture = CallCapture()
             self._capture, self._on_progress, self._on_preview, self._on_log = (
-                capture, on_progress, on_preview, on_log)
+                capture,
+                on_progress,
+                on_preview,
+                on_log,
+            )
             lib = self.native.lib
             if on_preview is not None:
                 mode = parse_enum(lib, "enum preview_t", preview_mode, "preview_mode")
-                lib.sd_set_preview_callback(self._preview_cb, mode, max(1, int(preview_interval)),
-                                            not preview_noisy, bool(preview_noisy), ffi.NULL)
+                lib.sd_set_preview_callback(
+                    self._preview_cb,
+                    mode,
+                    max(1, int(preview_interval)),
+                    not preview_noisy,
+                    bool(preview_noisy),
+                    ffi.NULL,
+                )
             try:
                 yield capture
             finally:

@@ -48,12 +48,12 @@ class Generation:
     """The result of one ``generate_image`` call."""
 
     images: list[Image.Image]
-    seeds: list[int]             # one per image: the library uses seed, seed+1, ...
-    params: ImageGenParams       # what was asked, with the real seed filled in
+    seeds: list[int]  # one per image: the library uses seed, seed+1, ...
+    params: ImageGenParams  # what was asked, with the real seed filled in
     seconds: float = 0.0
     log_tail: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)  # the library's WARN/ERROR lines
-    cancelled: bool = False      # a "new_latents" cancel cut the batch short: fewer images
+    cancelled: bool = False  # a "new_latents" cancel cut the batch short: fewer images
 
 
 def resolve_seed(seed: int | None) -> int:
@@ -66,8 +66,14 @@ def resolve_seed(seed: int | None) -> int:
 class Context:
     """A loaded model. ``Context(ContextParams(model_path=...))`` or ``Context(model_path=...)``."""
 
-    def __init__(self, params: ContextParams | None = None, *, native: NativeLibrary | None = None,
-                 on_log: Callable[[int, str], None] | None = None, **fields: Any) -> None:
+    def __init__(
+        self,
+        params: ContextParams | None = None,
+        *,
+        native: NativeLibrary | None = None,
+        on_log: Callable[[int, str], None] | None = None,
+        **fields: Any,
+    ) -> None:
         # Guards _ptr between close() and cancel() (another thread): never cancel a freed context.
         self._cancel_lock = threading.Lock()
         self._cancel_mode: int | None = None  # the request made during the running call, if any
@@ -129,8 +135,10 @@ class Context:
     def _claim_generation(self) -> Any:
         ptr = self._require_open()
         if self._single_use and self._used:
-            raise ValueError("this Context was created with free_params_immediately=True and has "
-                             "already generated once; create a new Context")
+            raise ValueError(
+                "this Context was created with free_params_immediately=True and has "
+                "already generated once; create a new Context"
+            )
         self._used = True
         return ptr
 
@@ -208,14 +216,22 @@ class Context:
             rearm()
             if handler is not None:
                 handler(*args)
+
         return checked
 
     # --- generation ---
 
-    def generate(self, params: ImageGenParams, *, on_progress: ProgressHandler | None = None,
-                 on_preview: PreviewHandler | None = None, preview_mode: str | int = "proj",
-                 preview_interval: int = 1, preview_noisy: bool = False,
-                 on_log: Callable[[int, str], None] | None = None) -> Generation:
+    def generate(
+        self,
+        params: ImageGenParams,
+        *,
+        on_progress: ProgressHandler | None = None,
+        on_preview: PreviewHandler | None = None,
+        preview_mode: str | int = "proj",
+        preview_interval: int = 1,
+        preview_noisy: bool = False,
+        on_log: Callable[[int, str], None] | None = None,
+    ) -> Generation:
         """Run one ``generate_image`` call; all parameter errors are raised before it starts.
         Previews show the denoised estimate, or with ``preview_noisy`` the noisy latent."""
         params = dataclasses.replace(params, seed=resolve_seed(params.seed))
@@ -226,9 +242,14 @@ class Context:
         lib = self._native.lib
         started = time.perf_counter()
         rearm = self._start_call(ptr)
-        with self._hooks.session(on_progress=self._cancel_checked(rearm, on_progress), on_preview=on_preview,
-                                 on_log=self._cancel_checked(rearm, on_log), preview_mode=preview_mode,
-                                 preview_interval=preview_interval, preview_noisy=preview_noisy) as capture:
+        with self._hooks.session(
+            on_progress=self._cancel_checked(rearm, on_progress),
+            on_preview=on_preview,
+            on_log=self._cancel_checked(rearm, on_log),
+            preview_mode=preview_mode,
+            preview_interval=preview_interval,
+            preview_noisy=preview_noisy,
+        ) as capture:
             arena = Arena()
             c_params = ffi.new("sd_img_gen_params_t *")
             lib.sd_img_gen_params_init(c_params)
@@ -243,9 +264,15 @@ class Context:
             raise GenerationError("generation produced no image", capture.problems() or capture.tail())
         seed = int(params.seed or 0)
         # A cut-short batch returns its first images: the seeds stay seed, seed+1, ...
-        return Generation(images=images, seeds=[seed + i for i in range(len(images))], params=params,
-                          seconds=time.perf_counter() - started, log_tail=capture.tail(),
-                          warnings=capture.problems(), cancelled=cancelled and len(images) < count)
+        return Generation(
+            images=images,
+            seeds=[seed + i for i in range(len(images))],
+            params=params,
+            seconds=time.perf_counter() - started,
+            log_tail=capture.tail(),
+            warnings=capture.problems(),
+            cancelled=cancelled and len(images) < count,
+        )
 
     def txt2img(self, prompt: str, **options: Any) -> Generation:
         """Text to image. Options: see :func:`image_params`."""
@@ -255,20 +282,27 @@ class Context:
         """Image to image: ``strength`` 0 keeps the image, 1 replaces it."""
         return self._generate_with(options, prompt=prompt, init_image=image, strength=strength)
 
-    def inpaint(self, image: Image.Image, mask: Image.Image, prompt: str, *, strength: float = 1.0,
-                **options: Any) -> Generation:
+    def inpaint(
+        self, image: Image.Image, mask: Image.Image, prompt: str, *, strength: float = 1.0, **options: Any
+    ) -> Generation:
         """Repaint the white area of ``mask`` (any mode; converted to greyscale)."""
-        return self._generate_with(options, prompt=prompt, init_image=image, mask_image=mask,
-                                   strength=strength)
+        return self._generate_with(options, prompt=prompt, init_image=image, mask_image=mask, strength=strength)
 
     def _generate_with(self, options: dict[str, Any], **fixed: Any) -> Generation:
-        callbacks = {key: options.pop(key) for key in
-                     ("on_progress", "on_preview", "preview_mode", "preview_interval", "preview_noisy", "on_log")
-                     if key in options}
+        callbacks = {
+            key: options.pop(key)
+            for key in ("on_progress", "on_preview", "preview_mode", "preview_interval", "preview_noisy", "on_log")
+            if key in options
+        }
         return self.generate(image_params(**options, **fixed), **callbacks)
 
-    def generate_video(self, params: VideoGenParams, *, on_progress: ProgressHandler | None = None,
-                       on_log: Callable[[int, str], None] | None = None) -> list[Image.Image]:
+    def generate_video(
+        self,
+        params: VideoGenParams,
+        *,
+        on_progress: ProgressHandler | None = None,
+        on_log: Callable[[int, str], None] | None = None,
+    ) -> list[Image.Image]:
         """Run ``generate_video`` (video models such as Wan); returns the frames."""
         params = dataclasses.replace(params, seed=resolve_seed(params.seed))
         params.validate()
@@ -279,8 +313,9 @@ class Context:
         ptr = self._claim_generation()
         lib = self._native.lib
         rearm = self._start_call(ptr)
-        with self._hooks.session(on_progress=self._cancel_checked(rearm, on_progress),
-                                 on_log=self._cancel_checked(rearm, on_log)) as capture:
+        with self._hooks.session(
+            on_progress=self._cancel_checked(rearm, on_progress), on_log=self._cancel_checked(rearm, on_log)
+        ) as capture:
             arena = Arena()
             c_params = ffi.new("sd_vid_gen_params_t *")
             lib.sd_vid_gen_params_init(c_params)
@@ -295,27 +330,50 @@ class Context:
         return frames
 
 
-def image_params(*, base: ImageGenParams | None = None, prompt: str | None = None,
-                 negative_prompt: str | None = None, width: int | None = None, height: int | None = None,
-                 steps: int | None = None, cfg_scale: float | None = None, sampler: str | int | None = None,
-                 scheduler: str | int | None = None, seed: int | None = None, batch_count: int | None = None,
-                 clip_skip: int | None = None, strength: float | None = None,
-                 loras: Sequence[Lora | tuple[str | os.PathLike[str], float]] | None = None,
-                 init_image: Image.Image | None = None, mask_image: Image.Image | None = None,
-                 **fields: Any) -> ImageGenParams:
+def image_params(
+    *,
+    base: ImageGenParams | None = None,
+    prompt: str | None = None,
+    negative_prompt: str | None = None,
+    width: int | None = None,
+    height: int | None = None,
+    steps: int | None = None,
+    cfg_scale: float | None = None,
+    sampler: str | int | None = None,
+    scheduler: str | int | None = None,
+    seed: int | None = None,
+    batch_count: int | None = None,
+    clip_skip: int | None = None,
+    strength: float | None = None,
+    loras: Sequence[Lora | tuple[str | os.PathLike[str], float]] | None = None,
+    init_image: Image.Image | None = None,
+    mask_image: Image.Image | None = None,
+    **fields: Any,
+) -> ImageGenParams:
     """Build :class:`ImageGenParams` from the everyday names (``steps``, ``cfg_scale``,
     ``sampler``); any other keyword is an :class:`ImageGenParams` field."""
     params = dataclasses.replace(base) if base is not None else ImageGenParams()
-    flat = {"prompt": prompt, "negative_prompt": negative_prompt, "width": width, "height": height,
-            "seed": seed, "batch_count": batch_count, "clip_skip": clip_skip, "strength": strength,
-            "init_image": init_image, "mask_image": mask_image, **fields}
+    flat = {
+        "prompt": prompt,
+        "negative_prompt": negative_prompt,
+        "width": width,
+        "height": height,
+        "seed": seed,
+        "batch_count": batch_count,
+        "clip_skip": clip_skip,
+        "strength": strength,
+        "init_image": init_image,
+        "mask_image": mask_image,
+        **fields,
+    }
     unknown = set(flat) - {f.name for f in dataclasses.fields(ImageGenParams)}
     if unknown:
         raise TypeError(f"unknown generation option(s): {', '.join(sorted(unknown))}")
     params = dataclasses.replace(params, **{k: v for k, v in flat.items() if v is not None})
     if loras is not None:
-        params.loras = [lora if isinstance(lora, Lora) else Lora(path=lora[0], multiplier=float(lora[1]))
-                        for lora in loras]
+        params.loras = [
+            lora if isinstance(lora, Lora) else Lora(path=lora[0], multiplier=float(lora[1])) for lora in loras
+        ]
     sample = dataclasses.replace(params.sample_params)
     guidance = dataclasses.replace(sample.guidance)
     if steps is not None:

@@ -18,10 +18,10 @@ from sdrest._native import ffi
 class EnumKind:
     """How one C enum converts: its parse/name functions and the size of its name range."""
 
-    ctype: str          # e.g. "enum sample_method_t"
-    parse_fn: str       # str -> value, returns the COUNT sentinel when unknown
-    name_fn: str        # value -> const char* (NULL or "" for holes)
-    count: int          # the *_COUNT sentinel
+    ctype: str  # e.g. "enum sample_method_t"
+    parse_fn: str  # str -> value, returns the COUNT sentinel when unknown
+    name_fn: str  # value -> const char* (NULL or "" for holes)
+    count: int  # the *_COUNT sentinel
 
 
 def _kind(ctype: str, parse_fn: str, name_fn: str, count_name: str) -> EnumKind:
@@ -34,15 +34,14 @@ ENUM_KINDS: dict[str, EnumKind] = {
     for kind in (
         _kind("enum sd_type_t", "str_to_sd_type", "sd_type_name", "SD_TYPE_COUNT"),
         _kind("enum rng_type_t", "str_to_rng_type", "sd_rng_type_name", "RNG_TYPE_COUNT"),
-        _kind("enum sample_method_t", "str_to_sample_method", "sd_sample_method_name",
-                 "SAMPLE_METHOD_COUNT"),
+        _kind("enum sample_method_t", "str_to_sample_method", "sd_sample_method_name", "SAMPLE_METHOD_COUNT"),
         _kind("enum scheduler_t", "str_to_scheduler", "sd_scheduler_name", "SCHEDULER_COUNT"),
         _kind("enum prediction_t", "str_to_prediction", "sd_prediction_name", "PREDICTION_COUNT"),
         _kind("enum preview_t", "str_to_preview", "sd_preview_name", "PREVIEW_COUNT"),
-        _kind("enum lora_apply_mode_t", "str_to_lora_apply_mode", "sd_lora_apply_mode_name",
-                 "LORA_APPLY_MODE_COUNT"),
-        _kind("enum sd_hires_upscaler_t", "str_to_sd_hires_upscaler", "sd_hires_upscaler_name",
-                 "SD_HIRES_UPSCALER_COUNT"),
+        _kind("enum lora_apply_mode_t", "str_to_lora_apply_mode", "sd_lora_apply_mode_name", "LORA_APPLY_MODE_COUNT"),
+        _kind(
+            "enum sd_hires_upscaler_t", "str_to_sd_hires_upscaler", "sd_hires_upscaler_name", "SD_HIRES_UPSCALER_COUNT"
+        ),
     )
 }
 
@@ -63,10 +62,7 @@ def enum_names(lib: Any, ctype: str) -> dict[str, int]:
     kind = ENUM_KINDS.get(ctype)
     if kind is None:
         prefix = _PLAIN_ENUM_PREFIX[ctype]
-        return {
-            name[len(prefix):].lower(): value
-            for value, name in sorted(ffi.typeof(ctype).elements.items())
-        }
+        return {name[len(prefix) :].lower(): value for value, name in sorted(ffi.typeof(ctype).elements.items())}
     name_fn = getattr(lib, kind.name_fn)
     names: dict[str, int] = {}
     for value in range(kind.count):

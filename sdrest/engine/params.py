@@ -171,9 +171,19 @@ class ContextParams(NativeStruct):
     c_type: ClassVar[str] = "sd_ctx_params_t"
     c_counts: ClassVar[dict[str, str]] = {"embeddings": "embedding_count"}
     PATH_FIELDS: ClassVar[tuple[str, ...]] = (
-        "model_path", "clip_l_path", "clip_g_path", "clip_vision_path", "t5xxl_path",
-        "llm_path", "llm_vision_path", "diffusion_model_path", "high_noise_diffusion_model_path",
-        "vae_path", "taesd_path", "control_net_path", "photo_maker_path",
+        "model_path",
+        "clip_l_path",
+        "clip_g_path",
+        "clip_vision_path",
+        "t5xxl_path",
+        "llm_path",
+        "llm_vision_path",
+        "diffusion_model_path",
+        "high_noise_diffusion_model_path",
+        "vae_path",
+        "taesd_path",
+        "control_net_path",
+        "photo_maker_path",
     )
 
     model_path: PathLike | None = None

@@ -63,13 +63,11 @@ class NativeStruct:
             except (TypeError, OverflowError) as exc:
                 raise ValueError(f"{name}: {exc}") from exc
 
-    def _fill_field(self, target: Any, cname: str, ctype: Any, value: Any, lib: Any,
-                    arena: Arena, name: str) -> None:
+    def _fill_field(self, target: Any, cname: str, ctype: Any, value: Any, lib: Any, arena: Arena, name: str) -> None:
         if ctype.kind == "enum":
             setattr(target, cname, parse_enum(lib, ctype.cname, value, name))
         elif ctype.kind == "struct" and ctype.cname == "sd_image_t":
-            fill_sd_image(getattr(target, cname), value, self.c_image_modes.get(cname, "RGB"),
-                          arena.buffers)
+            fill_sd_image(getattr(target, cname), value, self.c_image_modes.get(cname, "RGB"), arena.buffers)
         elif ctype.kind == "struct":
             if not isinstance(value, NativeStruct):
                 raise ValueError(f"{name}: expected {ctype.cname} parameters, got {type(value).__name__}")
@@ -85,8 +83,7 @@ class NativeStruct:
         else:  # pragma: no cover - the header has no other kinds today
             raise ValueError(f"{name}: unsupported C field kind {ctype.kind}")
 
-    def _fill_array(self, target: Any, cname: str, item: Any, values: Any, lib: Any,
-                    arena: Arena, name: str) -> None:
+    def _fill_array(self, target: Any, cname: str, item: Any, values: Any, lib: Any, arena: Arena, name: str) -> None:
         if cname not in self.c_counts:
             raise ValueError(f"{name}: no count field known for this pointer")
         if isinstance(values, (str, bytes)) or not isinstance(values, Sequence):
@@ -138,8 +135,7 @@ def struct_to_dict(cdata: Any, lib: Any | None = None) -> dict[str, Any]:
         value = getattr(cdata, cname)
         kind = field.type.kind
         if kind == "struct":
-            result[cname] = struct_to_dict(ffi.addressof(cdata, cname) if ctype.kind == "pointer"
-                                           else value, lib)
+            result[cname] = struct_to_dict(ffi.addressof(cdata, cname) if ctype.kind == "pointer" else value, lib)
         elif kind == "enum":
             result[cname] = enum_name(lib, field.type.cname, int(value)) if lib is not None else int(value)
         elif kind == "pointer":
@@ -152,4 +148,3 @@ def struct_to_dict(cdata: Any, lib: Any | None = None) -> dict[str, Any]:
         else:
             result[cname] = value
     return result
-

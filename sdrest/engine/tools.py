@@ -19,9 +19,16 @@ from sdrest.errors import GenerationError, ModelLoadError
 class Upscaler:
     """An ESRGAN upscaler (``upscaler_ctx_t``); ``close()`` or ``with`` frees it."""
 
-    def __init__(self, model_path: str | os.PathLike[str], *, n_threads: int = -1, tile_size: int = 128,
-                 offload_params_to_cpu: bool = False, direct: bool = False,
-                 native: NativeLibrary | None = None) -> None:
+    def __init__(
+        self,
+        model_path: str | os.PathLike[str],
+        *,
+        n_threads: int = -1,
+        tile_size: int = 128,
+        offload_params_to_cpu: bool = False,
+        direct: bool = False,
+        native: NativeLibrary | None = None,
+    ) -> None:
         if not Path(model_path).is_file():
             raise FileNotFoundError(f"model_path: no such file: {os.fspath(model_path)}")
         if not isinstance(tile_size, int) or tile_size < 1:
@@ -34,8 +41,9 @@ class Upscaler:
         with self._hooks.session() as capture:
             ptr = lib.new_upscaler_ctx(os.fsencode(model_path), offload_params_to_cpu, direct, threads, tile_size)
         if ptr == ffi.NULL:
-            raise ModelLoadError(f"could not load upscaler {os.fspath(model_path)}",
-                                 capture.problems() or capture.tail())
+            raise ModelLoadError(
+                f"could not load upscaler {os.fspath(model_path)}", capture.problems() or capture.tail()
+            )
         self._ptr: Any = ffi.gc(ptr, lib.free_upscaler_ctx)
 
     @property
@@ -81,10 +89,16 @@ class Upscaler:
         self.close()
 
 
-def convert(input_path: str | os.PathLike[str], output_path: str | os.PathLike[str], *,
-            output_type: str | int = "q8_0", vae_path: str | os.PathLike[str] | None = None,
-            tensor_type_rules: str | None = None, convert_name: bool = False,
-            native: NativeLibrary | None = None) -> Path:
+def convert(
+    input_path: str | os.PathLike[str],
+    output_path: str | os.PathLike[str],
+    *,
+    output_type: str | int = "q8_0",
+    vae_path: str | os.PathLike[str] | None = None,
+    tensor_type_rules: str | None = None,
+    convert_name: bool = False,
+    native: NativeLibrary | None = None,
+) -> Path:
     """Convert a checkpoint to GGUF with weights of ``output_type`` (e.g. ``"q8_0"``, ``"f16"``)."""
     if not Path(input_path).is_file():
         raise FileNotFoundError(f"input_path: no such file: {os.fspath(input_path)}")
@@ -97,21 +111,37 @@ def convert(input_path: str | os.PathLike[str], output_path: str | os.PathLike[s
     lib = native.lib
     wtype = parse_enum(lib, "enum sd_type_t", output_type, "output_type")
     with hooks_for(native).session() as capture:
-        ok = lib.convert(os.fsencode(input_path), os.fsencode(vae_path) if vae_path else ffi.NULL,
-                         os.fsencode(output), wtype,
-                         # The library builds a std::string from the rules: NULL would abort.
-                         (tensor_type_rules or "").encode(), bool(convert_name))
+        ok = lib.convert(
+            os.fsencode(input_path),
+            os.fsencode(vae_path) if vae_path else ffi.NULL,
+            os.fsencode(output),
+            wtype,
+            # The library builds a std::string from the rules: NULL would abort.
+            (tensor_type_rules or "").encode(),
+            bool(convert_name),
+        )
     if not ok or not output.is_file():
         raise GenerationError(f"could not convert {os.fspath(input_path)}", capture.problems() or capture.tail())
     return output
 
 
-def canny(image: Image.Image, *, high_threshold: float = 0.08, low_threshold: float = 0.08,
-          weak: float = 0.8, strong: float = 1.0, inverse: bool = False,
-          native: NativeLibrary | None = None) -> Image.Image:
+def canny(
+    image: Image.Image,
+    *,
+    high_threshold: float = 0.08,
+    low_threshold: float = 0.08,
+    weak: float = 0.8,
+    strong: float = 1.0,
+    inverse: bool = False,
+    native: NativeLibrary | None = None,
+) -> Image.Image:
     """Canny edge map of ``image`` (the library's ControlNet preprocessor; sd-cli's defaults)."""
-    for name, value in (("high_threshold", high_threshold), ("low_threshold", low_threshold),
-                        ("weak", weak), ("strong", strong)):
+    for name, value in (
+        ("high_threshold", high_threshold),
+        ("low_threshold", low_threshold),
+        ("weak", weak),
+        ("strong", strong),
+    ):
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ValueError(f"{name}: expected a number, got {value!r}")
     native = native or load_library()

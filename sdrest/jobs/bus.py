@@ -41,8 +41,9 @@ REPLAY_PAGE = 1000
 class EventBus:
     """Fans events out to subscribers; see the module docstring for the guarantees."""
 
-    def __init__(self, store: JobStore, *, max_pending: int = DEFAULT_MAX_PENDING,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, store: JobStore, *, max_pending: int = DEFAULT_MAX_PENDING, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         """``clock``: the monotonic seconds that ``next_batch`` timeouts are measured in."""
         if max_pending < 1:
             raise ValueError("max_pending must be at least 1")
@@ -69,8 +70,15 @@ class EventBus:
             for subscription in self._subscriptions:
                 subscription._offer(event)
 
-    def emit(self, type: str, *, job_id: str | None = None, owner: str | None = None,
-             data: dict[str, Any] | None = None, persist: bool = False) -> Event:
+    def emit(
+        self,
+        type: str,
+        *,
+        job_id: str | None = None,
+        owner: str | None = None,
+        data: dict[str, Any] | None = None,
+        persist: bool = False,
+    ) -> Event:
         """Create and publish an event; with ``persist`` it is appended to the store first.
 
         A persisted event reaches subscribers through the store's listener (after the commit),
@@ -78,8 +86,9 @@ class EventBus:
         """
         if persist:
             return self.store.append_event(type, job_id=job_id, owner=owner, data=data)
-        event = Event(id=None, type=type, job_id=job_id, owner=owner,
-                      data={} if data is None else data, created_at=time.time())
+        event = Event(
+            id=None, type=type, job_id=job_id, owner=owner, data={} if data is None else data, created_at=time.time()
+        )
         self.publish(event)
         return event
 
@@ -132,8 +141,9 @@ class EventBus:
 class Subscription:
     """One subscriber's view of the event stream. Use it from one thread at a time."""
 
-    def __init__(self, bus: EventBus, *, job_id: str | None,
-                 owners: frozenset[str | None] | None, max_pending: int) -> None:
+    def __init__(
+        self, bus: EventBus, *, job_id: str | None, owners: frozenset[str | None] | None, max_pending: int
+    ) -> None:
         if max_pending < 1:
             raise ValueError("max_pending must be at least 1")
         self._bus = bus
@@ -141,15 +151,15 @@ class Subscription:
         self.owners = owners
         self.max_pending = max_pending
         self._cond = threading.Condition(bus._lock)  # state below is guarded by the bus lock
-        self._consumer = threading.Lock()            # serialises next_batch calls
+        self._consumer = threading.Lock()  # serialises next_batch calls
         # Ephemeral events and persisted markers, in publish order.
         self._pending: collections.deque[Event] = collections.deque()
         self._ephemeral = 0
-        self._cursor = 0                   # last persisted id delivered (or passed over)
-        self._upper = 0                    # persisted ids up to here are known to be due
+        self._cursor = 0  # last persisted id delivered (or passed over)
+        self._upper = 0  # persisted ids up to here are known to be due
         self._replay_upto: int | None = None  # ids committed before subscribing come first
         self._closed = False
-        self.dropped = 0                   # ephemeral events lost to overflow
+        self.dropped = 0  # ephemeral events lost to overflow
 
     # -- called by the bus, with the bus lock held ------------------------------------------
 
@@ -244,8 +254,7 @@ class Subscription:
                 if batch or idle:
                     return batch
 
-    def _assemble(self, items: list[Event], cursor: int, upper: int | None,
-                  replay_upto: int | None) -> list[Event]:
+    def _assemble(self, items: list[Event], cursor: int, upper: int | None, replay_upto: int | None) -> list[Event]:
         """Merge the store's persisted events (cursor, upper] into the drained queue items.
 
         ``upper`` None reads whatever is there (the timeout check). If a page of the store does
@@ -253,8 +262,9 @@ class Subscription:
         """
         page: list[Event] = []
         if upper is None or upper > cursor:
-            page = self._bus.store.events_after(cursor, job_id=self.job_id, owners=self.owners,
-                                                limit=REPLAY_PAGE, up_to=upper)
+            page = self._bus.store.events_after(
+                cursor, job_id=self.job_id, owners=self.owners, limit=REPLAY_PAGE, up_to=upper
+            )
         if len(page) == REPLAY_PAGE or upper is None:
             through = _id(page[-1]) if page else cursor  # complete only up to what we got
         else:

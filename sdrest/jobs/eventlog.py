@@ -68,8 +68,7 @@ def check_keep_last(keep_last: int) -> None:
 
 def event_from_row(row: tuple) -> Event:
     event_id, type_, job_id, owner, data, created_at = row
-    return Event(id=event_id, type=type_, job_id=job_id, owner=owner, data=loads(data),
-                 created_at=created_at)
+    return Event(id=event_id, type=type_, job_id=job_id, owner=owner, data=loads(data), created_at=created_at)
 
 
 def owner_clause(owners: set[str | None] | frozenset[str | None]) -> tuple[str, list[Any]]:
@@ -161,8 +160,9 @@ class EventLog(Listeners, abc.ABC):
     def last_event_id(self) -> int:
         """The highest committed event id ever handed out (0 if none), even if purged."""
 
-    def append_event(self, type: str, *, job_id: str | None = None, owner: str | None = None,
-                     data: dict[str, Any] | None = None) -> Event:
+    def append_event(
+        self, type: str, *, job_id: str | None = None, owner: str | None = None, data: dict[str, Any] | None = None
+    ) -> Event:
         """Persist an event; its id is larger than every id handed out before.
 
         With ``job_id`` the event's owner is the job's owner (so subscribers filtered by owner

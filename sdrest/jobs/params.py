@@ -8,8 +8,15 @@ from typing import Any
 #: Image fields hold paths of saved input files: shown only as "given".
 IMAGE_FIELDS = ("init_image", "mask_image", "control_image", "image", "end_image")
 #: Resolved server paths kept for the worker; clients named these models by name.
-PATH_KEYS = ("model_path", "upscaler_path", "upscale_model_path", "pm_id_embed_path", "input_path", "output_path",
-             "vae_path")
+PATH_KEYS = (
+    "model_path",
+    "upscaler_path",
+    "upscale_model_path",
+    "pm_id_embed_path",
+    "input_path",
+    "output_path",
+    "vae_path",
+)
 
 
 def public_params(params: dict[str, Any]) -> dict[str, Any]:
@@ -24,9 +31,14 @@ def public_params(params: dict[str, Any]) -> dict[str, Any]:
         if key in public:
             public[key] = len(public[key])
     if "loras" in public:
-        public["loras"] = [{"name": lora["name"], "weight": lora["weight"],
-                            **({"high_noise": True} if lora.get("high_noise") else {})}  # a video job's expert
-                           for lora in public["loras"]]
+        public["loras"] = [
+            {
+                "name": lora["name"],
+                "weight": lora["weight"],
+                **({"high_noise": True} if lora.get("high_noise") else {}),
+            }  # a video job's expert
+            for lora in public["loras"]
+        ]
     if isinstance(public.get("hires"), dict):
         public["hires"] = {k: v for k, v in public["hires"].items() if k != "model_path"}
     return public

@@ -100,8 +100,9 @@ _MIGRATION_LOCK = 0x736472657374
 
 # The model file a queued job needs loaded (NULL: whatever is loaded, or none, e.g. an upscale).
 # json, not jsonb: it parses any text the SQLite store accepts (jsonb refuses \u0000).
-_JOB_MODEL_SQL = ("COALESCE(jobs.params::json ->> 'model_path',"
-                  " jobs.params::json #>> '{model_options,diffusion_model_path}')")
+_JOB_MODEL_SQL = (
+    "COALESCE(jobs.params::json ->> 'model_path', jobs.params::json #>> '{model_options,diffusion_model_path}')"
+)
 
 
 class _PgCursor:
@@ -138,8 +139,9 @@ class PostgresJobStore(SqlJobStore):
     _KEY_SHARE = " FOR KEY SHARE"
     _NO_LIMIT = None
 
-    def __init__(self, url: str, *, clock: Callable[[], float] = time.time, pool_size: int = 16,
-                 connect_timeout: float = 10.0) -> None:
+    def __init__(
+        self, url: str, *, clock: Callable[[], float] = time.time, pool_size: int = 16, connect_timeout: float = 10.0
+    ) -> None:
         self.url = redact_url(url)
         super().__init__(clock)
         self._closed = False
@@ -149,14 +151,20 @@ class PostgresJobStore(SqlJobStore):
             raise JobStoreError(f"cannot connect to the job store at {self.url}: {str(exc).strip()}") from None
         # check: a connection the server dropped (a restart, an idle timeout) is replaced before
         # it is lent, rather than failing the call that gets it (one empty query per borrow).
-        self._pool = ConnectionPool(url, min_size=1, max_size=pool_size, open=False, name="sdrest-jobs",
-                                    kwargs={"autocommit": True}, check=ConnectionPool.check_connection)
+        self._pool = ConnectionPool(
+            url,
+            min_size=1,
+            max_size=pool_size,
+            open=False,
+            name="sdrest-jobs",
+            kwargs={"autocommit": True},
+            check=ConnectionPool.check_connection,
+        )
         try:
             self._pool.open(wait=True, timeout=connect_timeout)
         except PoolTimeout:
             self._pool.close()
-            raise JobStoreError(f"cannot connect to the job store at {self.url} "
-                                f"within {connect_timeout:g} s") from None
+            raise JobStoreError(f"cannot connect to the job store at {self.url} within {connect_timeout:g} s") from None
         try:
             applied = self._migrate()
         except BaseException:
@@ -198,18 +206,23 @@ class PostgresJobStore(SqlJobStore):
         applied = []
         with self._connection() as conn, conn.transaction():
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
-            conn.execute("CREATE TABLE IF NOT EXISTS schema_version ("
-                         " version INTEGER PRIMARY KEY, applied_at DOUBLE PRECISION NOT NULL)")
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_version ("
+                " version INTEGER PRIMARY KEY, applied_at DOUBLE PRECISION NOT NULL)"
+            )
             row = conn.execute("SELECT COALESCE(MAX(version), 0) FROM schema_version").fetchone()
             current = int(row[0]) if row else 0
             if current > known:
-                raise SchemaVersionError(f"{self.url} has job schema version {current}; this sdrest knows only "
-                                         f"up to {known} (was it written by a newer version?)")
+                raise SchemaVersionError(
+                    f"{self.url} has job schema version {current}; this sdrest knows only "
+                    f"up to {known} (was it written by a newer version?)"
+                )
             for version in range(current + 1, known + 1):
                 for statement in _MIGRATIONS[version - 1]:
                     conn.execute(statement)
-                conn.execute("INSERT INTO schema_version (version, applied_at) VALUES (%s, %s)",
-                             (version, self._clock()))
+                conn.execute(
+                    "INSERT INTO schema_version (version, applied_at) VALUES (%s, %s)", (version, self._clock())
+                )
                 applied.append(version)
         return applied
 
@@ -217,8 +230,17 @@ class PostgresJobStore(SqlJobStore):
         row = tx.cursor.execute(
             "INSERT INTO jobs (id, kind, status, owner, priority, params, created_at, progress, timings, attempts)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, '{}', 0) RETURNING seq",
-            (job.id, job.kind, job.status.value, job.owner, job.priority, params_json, job.created_at,
-             dumps(job.progress))).fetchone()
+            (
+                job.id,
+                job.kind,
+                job.status.value,
+                job.owner,
+                job.priority,
+                params_json,
+                job.created_at,
+                dumps(job.progress),
+            ),
+        ).fetchone()
         return int(row[0])
 
     def _insert_event(self, tx: Transaction, type_: str, job: Job | JobRef, data: dict[str, Any]) -> Event:
@@ -227,8 +249,10 @@ class PostgresJobStore(SqlJobStore):
         now = self._clock()
         row = tx.cursor.execute("UPDATE event_ids SET last_id = last_id + 1 RETURNING last_id").fetchone()
         event = Event(id=int(row[0]), type=type_, job_id=job.id, owner=job.owner, data=data, created_at=now)
-        tx.cursor.execute("INSERT INTO events (id, type, job_id, owner, data, created_at) VALUES (?, ?, ?, ?, ?, ?)",
-                          (event.id, type_, job.id, job.owner, dumps(data), now))
+        tx.cursor.execute(
+            "INSERT INTO events (id, type, job_id, owner, data, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+            (event.id, type_, job.id, job.owner, dumps(data), now),
+        )
         tx.events.append(event)
         return event
 
@@ -259,28 +283,37 @@ class PostgresJobStore(SqlJobStore):
                     " WHERE queue.seq <> ALL(?))"
                     " SELECT seq, model, bypassed FROM candidates"
                     " WHERE priority = (SELECT MAX(priority) FROM candidates)"
-                    f" ORDER BY {RUN_ORDER}", (passed,)).fetchall()
+                    f" ORDER BY {RUN_ORDER}",
+                    (passed,),
+                ).fetchall()
                 if not rows:
                     return None
-                index = preferred_index([(model, bypassed) for _, model, bypassed in rows],
-                                        loaded_set, overtake_limit) if prefer else 0
+                index = (
+                    preferred_index([(model, bypassed) for _, model, bypassed in rows], loaded_set, overtake_limit)
+                    if prefer
+                    else 0
+                )
                 seq = rows[index][0]
                 row = cursor.execute(
-                    f"SELECT {JOB_COLUMNS} FROM jobs WHERE seq = ? AND status = 'queued'"
-                    " FOR NO KEY UPDATE SKIP LOCKED", (seq,)).fetchone()
+                    f"SELECT {JOB_COLUMNS} FROM jobs WHERE seq = ? AND status = 'queued' FOR NO KEY UPDATE SKIP LOCKED",
+                    (seq,),
+                ).fetchone()
                 if row is None:
                     passed.append(seq)
                     continue
                 ahead = [candidate[0] for candidate in rows[:index]]
                 if ahead:  # those still queued and free were overtaken once more
-                    cursor.execute("UPDATE jobs SET bypassed = bypassed + 1 WHERE seq IN (SELECT seq FROM jobs"
-                                   " WHERE seq = ANY(?) AND status = 'queued' FOR NO KEY UPDATE SKIP LOCKED)",
-                                   (ahead,))
+                    cursor.execute(
+                        "UPDATE jobs SET bypassed = bypassed + 1 WHERE seq IN (SELECT seq FROM jobs"
+                        " WHERE seq = ANY(?) AND status = 'queued' FOR NO KEY UPDATE SKIP LOCKED)",
+                        (ahead,),
+                    )
                 break
             return self._claim(tx, row)
 
-    def update_progress(self, job_id: str, *, step: int | None = None, steps: int | None = None,
-                        stage: str | None = None) -> bool:
+    def update_progress(
+        self, job_id: str, *, step: int | None = None, steps: int | None = None, stage: str | None = None
+    ) -> bool:
         """Record a running job's progress; returns False if the job is not running.
 
         One UPDATE, no event row, and no wait for the WAL flush (``synchronous_commit = off``
@@ -292,7 +325,8 @@ class PostgresJobStore(SqlJobStore):
             conn.execute("SET LOCAL synchronous_commit = off")
             cursor = conn.execute(
                 "UPDATE jobs SET progress = (progress::jsonb || %s::jsonb)::text WHERE id = %s AND status = 'running'",
-                (dumps(fields), job_id))
+                (dumps(fields), job_id),
+            )
             return cursor.rowcount > 0
 
     # -- lifetime -----------------------------------------------------------------------------

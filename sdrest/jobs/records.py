@@ -44,14 +44,14 @@ FINISHED_STATUSES: frozenset[JobStatus] = _FINISHED
 class EventType(str, enum.Enum):
     """The event types sdrest emits. ``Event.type`` is a plain ``str``: these are the known ones."""
 
-    QUEUED = "queued"          # persisted: a job was created or put back into the queue
-    STARTED = "started"        # persisted: the supervisor claimed the job
-    PROGRESS = "progress"      # ephemeral: step/stage changed (the row is updated, no event row)
-    PREVIEW = "preview"        # ephemeral: an intermediate image
-    COMPLETED = "completed"    # persisted
-    FAILED = "failed"          # persisted
-    CANCELLED = "cancelled"    # persisted
-    QUEUE = "queue"            # queue-wide notification (e.g. new length), not tied to one job
+    QUEUED = "queued"  # persisted: a job was created or put back into the queue
+    STARTED = "started"  # persisted: the supervisor claimed the job
+    PROGRESS = "progress"  # ephemeral: step/stage changed (the row is updated, no event row)
+    PREVIEW = "preview"  # ephemeral: an intermediate image
+    COMPLETED = "completed"  # persisted
+    FAILED = "failed"  # persisted
+    CANCELLED = "cancelled"  # persisted
+    QUEUE = "queue"  # queue-wide notification (e.g. new length), not tied to one job
 
 
 #: The stages a running job reports in ``progress["stage"]``, in the order they happen.

@@ -99,8 +99,10 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
 SCHEMA_VERSION = len(_MIGRATIONS)
 
 # The model file a queued job needs loaded (NULL: whatever is loaded, or none, e.g. an upscale).
-_JOB_MODEL_SQL = ("COALESCE(json_extract(jobs.params, '$.model_path'),"
-                  " json_extract(jobs.params, '$.model_options.diffusion_model_path'))")
+_JOB_MODEL_SQL = (
+    "COALESCE(json_extract(jobs.params, '$.model_path'),"
+    " json_extract(jobs.params, '$.model_options.diffusion_model_path'))"
+)
 
 
 class SqliteJobStore(SqlJobStore):
@@ -120,8 +122,13 @@ class SqliteJobStore(SqlJobStore):
         clock: Callable[[], float] = time.time,
     ) -> None:
         super().__init__(clock)
-        self._db = Database(path, closed_error=lambda: JobStoreError("the job store is closed"),
-                            synchronous=synchronous, busy_timeout=busy_timeout, foreign_keys=True)
+        self._db = Database(
+            path,
+            closed_error=lambda: JobStoreError("the job store is closed"),
+            synchronous=synchronous,
+            busy_timeout=busy_timeout,
+            foreign_keys=True,
+        )
         self.path = self._db.path
         self.wal = self._db.wal
         if not self.wal and self.path != MEMORY:
@@ -135,8 +142,10 @@ class SqliteJobStore(SqlJobStore):
             log.info("job store %s: schema migrated to version %d", self.path, version)
 
     def _too_new(self, found: int, known: int) -> SchemaVersionError:
-        return SchemaVersionError(f"{self.path} has job schema version {found}; this sdrest knows only up to "
-                                  f"{known} (was it written by a newer version?)")
+        return SchemaVersionError(
+            f"{self.path} has job schema version {found}; this sdrest knows only up to "
+            f"{known} (was it written by a newer version?)"
+        )
 
     # -- plumbing ---------------------------------------------------------------------------
 
@@ -159,17 +168,33 @@ class SqliteJobStore(SqlJobStore):
         cursor = tx.cursor.execute(
             "INSERT INTO jobs (id, kind, status, owner, priority, params, created_at, progress, timings, attempts)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, '{}', 0)",
-            (job.id, job.kind, job.status.value, job.owner, job.priority, params_json, job.created_at,
-             dumps(job.progress)))
+            (
+                job.id,
+                job.kind,
+                job.status.value,
+                job.owner,
+                job.priority,
+                params_json,
+                job.created_at,
+                dumps(job.progress),
+            ),
+        )
         return int(cursor.lastrowid)  # type: ignore[attr-defined]  # an sqlite3 cursor
 
     def _insert_event(self, tx: Transaction, type_: str, job: Job | JobRef, data: dict[str, Any]) -> Event:
         now = self._clock()
         cursor = tx.cursor.execute(
             "INSERT INTO events (type, job_id, owner, data, created_at) VALUES (?, ?, ?, ?, ?)",
-            (type_, job.id, job.owner, dumps(data), now))
-        event = Event(id=cursor.lastrowid, type=type_, job_id=job.id,  # type: ignore[attr-defined]
-                      owner=job.owner, data=data, created_at=now)
+            (type_, job.id, job.owner, dumps(data), now),
+        )
+        event = Event(
+            id=cursor.lastrowid,  # type: ignore[attr-defined]  # an sqlite3 cursor
+            type=type_,
+            job_id=job.id,
+            owner=job.owner,
+            data=data,
+            created_at=now,
+        )
         tx.events.append(event)
         return event
 
@@ -192,7 +217,8 @@ class SqliteJobStore(SqlJobStore):
         """
         with self._write() as tx:
             head = tx.cursor.execute(
-                f"{self._QUEUE_CTE} SELECT seq, priority FROM queue ORDER BY {RUN_ORDER} LIMIT 1").fetchone()
+                f"{self._QUEUE_CTE} SELECT seq, priority FROM queue ORDER BY {RUN_ORDER} LIMIT 1"
+            ).fetchone()
             if head is None:
                 return None
             seq = head[0]
@@ -207,16 +233,20 @@ class SqliteJobStore(SqlJobStore):
             f"{self._QUEUE_CTE} SELECT seq, model, bypassed FROM (SELECT queue.seq AS seq,"
             f" queue.priority AS priority, queue.turn AS turn, queue.last_served AS last_served,"
             f" {_JOB_MODEL_SQL} AS model, jobs.bypassed AS bypassed FROM queue JOIN jobs ON jobs.seq = queue.seq"
-            f" WHERE queue.priority = ?) ORDER BY {RUN_ORDER}", (priority,)).fetchall()
+            f" WHERE queue.priority = ?) ORDER BY {RUN_ORDER}",
+            (priority,),
+        ).fetchall()
         index = preferred_index([(model, bypassed) for _, model, bypassed in rows], loaded, limit)
         ahead = [row[0] for row in rows[:index]]
         if ahead:
             tx.cursor.execute(
-                f"UPDATE jobs SET bypassed = bypassed + 1 WHERE seq IN ({', '.join('?' * len(ahead))})", ahead)
+                f"UPDATE jobs SET bypassed = bypassed + 1 WHERE seq IN ({', '.join('?' * len(ahead))})", ahead
+            )
         return int(rows[index][0])
 
-    def update_progress(self, job_id: str, *, step: int | None = None, steps: int | None = None,
-                        stage: str | None = None) -> bool:
+    def update_progress(
+        self, job_id: str, *, step: int | None = None, steps: int | None = None, stage: str | None = None
+    ) -> bool:
         """Record a running job's progress; returns False if the job is not running.
 
         Called per sampling step, so it is one UPDATE and no event row (the caller sends
@@ -232,8 +262,10 @@ class SqliteJobStore(SqlJobStore):
             if relax:
                 conn.execute("PRAGMA synchronous=NORMAL")
             try:
-                cursor = conn.execute("UPDATE jobs SET progress = json_patch(progress, ?)"
-                                      " WHERE id = ? AND status = 'running'", (dumps(fields), job_id))
+                cursor = conn.execute(
+                    "UPDATE jobs SET progress = json_patch(progress, ?) WHERE id = ? AND status = 'running'",
+                    (dumps(fields), job_id),
+                )
             finally:
                 if relax:
                     conn.execute(f"PRAGMA synchronous={self._db.synchronous}")

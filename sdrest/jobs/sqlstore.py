@@ -51,17 +51,35 @@ def queue_cte(same_owner: str) -> str:
     """``WITH ... queue`` of the queued jobs with the columns :data:`RUN_ORDER` sorts by;
     ``same_owner``: the dialect's NULL-safe equality (SQLite ``IS``, PostgreSQL ``IS NOT
     DISTINCT FROM``)."""
-    return ("WITH served AS (SELECT owner, MAX(started_at) AS last FROM jobs"
-            " WHERE started_at IS NOT NULL GROUP BY owner),"
-            " queue AS (SELECT jobs.id, jobs.seq, jobs.priority,"
-            " ROW_NUMBER() OVER (PARTITION BY jobs.priority, jobs.owner ORDER BY jobs.seq) AS turn,"
-            " COALESCE(served.last, 0) AS last_served"
-            f" FROM jobs LEFT JOIN served ON served.owner {same_owner} jobs.owner WHERE jobs.status = 'queued')")
+    return (
+        "WITH served AS (SELECT owner, MAX(started_at) AS last FROM jobs"
+        " WHERE started_at IS NOT NULL GROUP BY owner),"
+        " queue AS (SELECT jobs.id, jobs.seq, jobs.priority,"
+        " ROW_NUMBER() OVER (PARTITION BY jobs.priority, jobs.owner ORDER BY jobs.seq) AS turn,"
+        " COALESCE(served.last, 0) AS last_served"
+        f" FROM jobs LEFT JOIN served ON served.owner {same_owner} jobs.owner WHERE jobs.status = 'queued')"
+    )
 
 
 def job_from_row(row: tuple) -> Job:
-    (job_id, seq, kind, status, owner, priority, params, created_at, started_at, finished_at,
-     progress, timings, error, result, attempts, interruptions) = row
+    (
+        job_id,
+        seq,
+        kind,
+        status,
+        owner,
+        priority,
+        params,
+        created_at,
+        started_at,
+        finished_at,
+        progress,
+        timings,
+        error,
+        result,
+        attempts,
+        interruptions,
+    ) = row
     return Job(
         id=job_id,
         seq=seq,
@@ -104,22 +122,31 @@ class SqlJobStore(EventLog):
         return int(self._query("SELECT COALESCE(MAX(version), 0) FROM schema_version")[0][0])
 
     def _select_job(self, cursor: Cursor, job_id: str, *, lock: bool = False) -> Job | None:
-        row = cursor.execute(f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?{self._LOCK_ROW if lock else ''}",
-                             (job_id,)).fetchone()
+        row = cursor.execute(
+            f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?{self._LOCK_ROW if lock else ''}", (job_id,)
+        ).fetchone()
         return None if row is None else job_from_row(row)
 
     # -- jobs -------------------------------------------------------------------------------
 
-    def create(self, kind: str, params: dict[str, Any], *, owner: str | None = None,
-               priority: int = 0) -> Job:
+    def create(self, kind: str, params: dict[str, Any], *, owner: str | None = None, priority: int = 0) -> Job:
         """Queue a new job and append its "queued" event, in one transaction."""
         params_json = check_new_job(kind, params, priority)
-        job = Job(id=str(uuid.uuid4()), seq=0, kind=kind, status=JobStatus.QUEUED, owner=owner,
-                  priority=priority, params=json.loads(params_json), created_at=self._clock())
+        job = Job(
+            id=str(uuid.uuid4()),
+            seq=0,
+            kind=kind,
+            status=JobStatus.QUEUED,
+            owner=owner,
+            priority=priority,
+            params=json.loads(params_json),
+            created_at=self._clock(),
+        )
         with self._write() as tx:
             job.seq = self._insert_job(tx, job, params_json)
-            self._insert_event(tx, EventType.QUEUED.value, job,
-                               {"status": "queued", "kind": kind, "priority": priority})
+            self._insert_event(
+                tx, EventType.QUEUED.value, job, {"status": "queued", "kind": kind, "priority": priority}
+            )
         return job
 
     def get(self, job_id: str) -> Job | None:
@@ -174,7 +201,9 @@ class SqlJobStore(EventLog):
         """How many queued jobs run before this one (0: next), or None if it is not queued."""
         rows = self._query(
             f"{self._QUEUE_CTE}, ordered AS (SELECT id, ROW_NUMBER() OVER (ORDER BY {RUN_ORDER}) - 1 AS position"
-            " FROM queue) SELECT position FROM ordered WHERE id = ?", (job_id,))
+            " FROM queue) SELECT position FROM ordered WHERE id = ?",
+            (job_id,),
+        )
         return int(rows[0][0]) if rows else None
 
     def queued_count(self, owner: str | None) -> int:
@@ -193,12 +222,19 @@ class SqlJobStore(EventLog):
             "UPDATE jobs SET status = 'running', started_at = ?, attempts = ?, progress = ? WHERE seq = ?",
             (job.started_at, job.attempts, dumps(job.progress), job.seq),
         )
-        self._insert_event(tx, EventType.STARTED.value, job,
-                           {"status": "running", "kind": job.kind, "attempt": job.attempts})
+        self._insert_event(
+            tx, EventType.STARTED.value, job, {"status": "running", "kind": job.kind, "attempt": job.attempts}
+        )
         return job
 
-    def _finish(self, job_id: str, status: JobStatus, assignments: dict[str, Any],
-                event_type: EventType, event_data: dict[str, Any]) -> Job | None:
+    def _finish(
+        self,
+        job_id: str,
+        status: JobStatus,
+        assignments: dict[str, Any],
+        event_type: EventType,
+        event_data: dict[str, Any],
+    ) -> Job | None:
         """running -> ``status`` with the given column values, plus the event; else None."""
         with self._write() as tx:
             job = self._select_job(tx.cursor, job_id, lock=True)
@@ -214,16 +250,18 @@ class SqlJobStore(EventLog):
             self._insert_event(tx, event_type.value, job, {"status": status.value, **event_data})
         return job
 
-    def complete(self, job_id: str, result: dict[str, Any],
-                 timings: dict[str, float]) -> Job | None:
+    def complete(self, job_id: str, result: dict[str, Any], timings: dict[str, float]) -> Job | None:
         """running -> completed; None if the job was not running (e.g. cancelled meanwhile)."""
         check_outcome(result, timings)
-        return self._finish(job_id, JobStatus.COMPLETED,
-                            {"result": dumps(result), "timings": dumps(timings)},
-                            EventType.COMPLETED, {"result": result, "timings": timings})
+        return self._finish(
+            job_id,
+            JobStatus.COMPLETED,
+            {"result": dumps(result), "timings": dumps(timings)},
+            EventType.COMPLETED,
+            {"result": result, "timings": timings},
+        )
 
-    def fail(self, job_id: str, error: dict[str, Any],
-             timings: dict[str, float] | None = None) -> Job | None:
+    def fail(self, job_id: str, error: dict[str, Any], timings: dict[str, float] | None = None) -> Job | None:
         """running -> failed; None if the job was not running. ``error`` needs code and message."""
         check_error(error)
         assignments = {"error": dumps(error)}
@@ -240,10 +278,12 @@ class SqlJobStore(EventLog):
             before = self._select_job(tx.cursor, job_id, lock=True)
             if before is None or before.finished:
                 return None
-            tx.cursor.execute("UPDATE jobs SET status = 'cancelled', finished_at = ? WHERE seq = ?",
-                              (self._clock(), before.seq))
-            self._insert_event(tx, EventType.CANCELLED.value, before,
-                               {"status": "cancelled", "previous_status": before.status.value})
+            tx.cursor.execute(
+                "UPDATE jobs SET status = 'cancelled', finished_at = ? WHERE seq = ?", (self._clock(), before.seq)
+            )
+            self._insert_event(
+                tx, EventType.CANCELLED.value, before, {"status": "cancelled", "previous_status": before.status.value}
+            )
         return before
 
     def requeue(self, job_id: str) -> bool:
@@ -259,12 +299,13 @@ class SqlJobStore(EventLog):
         return True
 
     def _put_back(self, tx: Transaction, job: Job, *, reason: str) -> None:
-        tx.cursor.execute("UPDATE jobs SET status = 'queued', started_at = NULL, progress = ? WHERE seq = ?",
-                          (dumps(empty_progress()), job.seq))
+        tx.cursor.execute(
+            "UPDATE jobs SET status = 'queued', started_at = NULL, progress = ? WHERE seq = ?",
+            (dumps(empty_progress()), job.seq),
+        )
         self._insert_event(tx, EventType.QUEUED.value, job, requeued_data(job, reason))
 
-    def recover_interrupted(self, *, requeue: bool = True,
-                            max_interruptions: int = DEFAULT_MAX_INTERRUPTIONS) -> _Jobs:
+    def recover_interrupted(self, *, requeue: bool = True, max_interruptions: int = DEFAULT_MAX_INTERRUPTIONS) -> _Jobs:
         """At start-up: every job still ``running`` was cut off by a server crash; settle each one.
 
         A server crash is not the job's fault, so with ``requeue`` (the default) the job goes
@@ -287,8 +328,10 @@ class SqlJobStore(EventLog):
                     self._put_back(tx, job, reason="interrupted")
                 else:
                     error = interrupted_error(job)
-                    tx.cursor.execute("UPDATE jobs SET status = 'failed', finished_at = ?, error = ? WHERE seq = ?",
-                                      (self._clock(), dumps(error), job.seq))
+                    tx.cursor.execute(
+                        "UPDATE jobs SET status = 'failed', finished_at = ?, error = ? WHERE seq = ?",
+                        (self._clock(), dumps(error), job.seq),
+                    )
                     self._insert_event(tx, EventType.FAILED.value, job, {"status": "failed", "error": error})
                 affected.append(job.id)
             jobs = [self._select_job(tx.cursor, job_id) for job_id in affected]
@@ -309,12 +352,14 @@ class SqlJobStore(EventLog):
         with self._write() as tx:
             rows = tx.cursor.execute(
                 f"SELECT {JOB_COLUMNS} FROM jobs WHERE status IN {FINISHED_SQL} AND finished_at < ?"
-                f" ORDER BY seq{self._LOCK_ROW}", (older_than,)).fetchall()
+                f" ORDER BY seq{self._LOCK_ROW}",
+                (older_than,),
+            ).fetchall()
             jobs = [job_from_row(row) for row in rows]
             # Exactly the rows read (a job finishing meanwhile is left for next time), in chunks
             # that stay below every SQLite's limit on parameters.
             for start in range(0, len(jobs), 500):
-                chunk = [job.seq for job in jobs[start:start + 500]]
+                chunk = [job.seq for job in jobs[start : start + 500]]
                 tx.cursor.execute(f"DELETE FROM jobs WHERE seq IN ({', '.join('?' * len(chunk))})", chunk)
         return jobs
 

@@ -52,16 +52,22 @@ class JobStore(Protocol):
 
     # -- jobs ---------------------------------------------------------------------------------
 
-    def create(self, kind: str, params: dict[str, Any], *, owner: str | None = None,
-               priority: int = 0) -> Job:
+    def create(self, kind: str, params: dict[str, Any], *, owner: str | None = None, priority: int = 0) -> Job:
         """Queue a new job and append its "queued" event, in one transaction."""
         ...
 
     def get(self, job_id: str) -> Job | None: ...
 
-    def list(self, *, statuses: Iterable[JobStatus | str] | None = None, owner: str | None = None,
-             kind: str | None = None, limit: int | None = 50, offset: int = 0,
-             newest_first: bool = True) -> tuple[_Jobs, int]:
+    def list(
+        self,
+        *,
+        statuses: Iterable[JobStatus | str] | None = None,
+        owner: str | None = None,
+        kind: str | None = None,
+        limit: int | None = 50,
+        offset: int = 0,
+        newest_first: bool = True,
+    ) -> tuple[_Jobs, int]:
         """One page of jobs (by creation order) and the total matching the filters."""
         ...
 
@@ -79,8 +85,9 @@ class JobStore(Protocol):
         """Atomically take the next queued job (see :func:`preferred_index`) and mark it running."""
         ...
 
-    def update_progress(self, job_id: str, *, step: int | None = None, steps: int | None = None,
-                        stage: str | None = None) -> bool: ...
+    def update_progress(
+        self, job_id: str, *, step: int | None = None, steps: int | None = None, stage: str | None = None
+    ) -> bool: ...
 
     def complete(self, job_id: str, result: dict[str, Any], timings: dict[str, float]) -> Job | None: ...
 
@@ -92,8 +99,9 @@ class JobStore(Protocol):
 
     def requeue(self, job_id: str) -> bool: ...
 
-    def recover_interrupted(self, *, requeue: bool = True,
-                            max_interruptions: int = DEFAULT_MAX_INTERRUPTIONS) -> _Jobs: ...
+    def recover_interrupted(
+        self, *, requeue: bool = True, max_interruptions: int = DEFAULT_MAX_INTERRUPTIONS
+    ) -> _Jobs: ...
 
     def delete(self, job_id: str) -> Job | None: ...
 
@@ -111,12 +119,19 @@ class JobStore(Protocol):
 
     def remove_listener(self, listener: EventListener) -> None: ...
 
-    def append_event(self, type: str, *, job_id: str | None = None, owner: str | None = None,
-                     data: dict[str, Any] | None = None) -> Event: ...
+    def append_event(
+        self, type: str, *, job_id: str | None = None, owner: str | None = None, data: dict[str, Any] | None = None
+    ) -> Event: ...
 
-    def events_after(self, last_id: int, *, job_id: str | None = None,
-                     owners: set[str | None] | frozenset[str | None] | None = None,
-                     limit: int = 1000, up_to: int | None = None) -> _Events: ...
+    def events_after(
+        self,
+        last_id: int,
+        *,
+        job_id: str | None = None,
+        owners: set[str | None] | frozenset[str | None] | None = None,
+        limit: int = 1000,
+        up_to: int | None = None,
+    ) -> _Events: ...
 
     def last_event_id(self) -> int:
         """The highest committed event id ever handed out (0 if none), even if purged."""
@@ -133,6 +148,7 @@ class JobStore(Protocol):
 
 
 # -- rules both backends share ------------------------------------------------------------------
+
 
 def check_new_job(kind: str, params: dict[str, Any], priority: int) -> str:
     """Validate :meth:`JobStore.create`'s arguments; returns the params as JSON text."""
@@ -187,8 +203,10 @@ def interrupted_error(job: Job) -> dict[str, Any]:
     """The error of a job that the server stopped under once too often."""
     return {
         "code": "interrupted",
-        "message": (f"the server stopped while this job was running "
-                    f"({job.interruptions} time{'s' if job.interruptions > 1 else ''})"),
+        "message": (
+            f"the server stopped while this job was running "
+            f"({job.interruptions} time{'s' if job.interruptions > 1 else ''})"
+        ),
         "attempts": job.attempts,
         "interruptions": job.interruptions,
     }
@@ -196,8 +214,14 @@ def interrupted_error(job: Job) -> dict[str, Any]:
 
 def requeued_data(job: Job, reason: str) -> dict[str, Any]:
     """The "queued" event of a job put back into the queue."""
-    return {"status": "queued", "kind": job.kind, "priority": job.priority,
-            "requeued": True, "reason": reason, "attempts": job.attempts}
+    return {
+        "status": "queued",
+        "kind": job.kind,
+        "priority": job.priority,
+        "requeued": True,
+        "reason": reason,
+        "attempts": job.attempts,
+    }
 
 
 def preferred_index(candidates: Sequence[tuple[str | None, int]], loaded: set[str], limit: int) -> int:
@@ -225,7 +249,7 @@ def sqlite_path(url: str) -> Path | None:
     fourth slash makes it absolute), or None for another scheme."""
     if not url.startswith(SQLITE_SCHEME):
         return None
-    return Path(url[len(SQLITE_SCHEME):])
+    return Path(url[len(SQLITE_SCHEME) :])
 
 
 def is_postgres_url(url: str) -> bool:
@@ -244,8 +268,9 @@ def redact_url(url: str) -> str:
     if password is not None:
         credentials, host = netloc.rsplit("@", 1)
         netloc = f"{credentials.split(':', 1)[0]}:***@{host}"
-    query = [(key, "***" if key == "password" else value)
-             for key, value in parse_qsl(parts.query, keep_blank_values=True)]
+    query = [
+        (key, "***" if key == "password" else value) for key, value in parse_qsl(parts.query, keep_blank_values=True)
+    ]
     if netloc == parts.netloc and all(key != "password" for key, _ in query):
         return url
     return urlunsplit(parts._replace(netloc=netloc, query=urlencode(query, safe="*")))
@@ -263,7 +288,8 @@ def open_store(url: str, *, clock: Callable[[], float] | None = None) -> JobStor
         try:
             from sdrest.jobs.pgstore import PostgresJobStore
         except ImportError as exc:
-            raise JobStoreError(f"a postgresql:// store needs the postgres extra (pip install 'sdrest[postgres]'): "
-                                f"{exc}") from exc
+            raise JobStoreError(
+                f"a postgresql:// store needs the postgres extra (pip install 'sdrest[postgres]'): {exc}"
+            ) from exc
         return PostgresJobStore(url, **kwargs)
     raise JobStoreError("the job store URL must start with sqlite:/// or postgresql://")

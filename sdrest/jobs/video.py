@@ -20,8 +20,11 @@ MAX_FRAMES = 257
 
 def _rows(prefix: str) -> dict[str, str | tuple[str, ...]]:
     """The image table's rows that write into the nested struct ``prefix`` (``sample_params.``)."""
-    return {key: targets for key, targets in IMAGE_FIELDS.items()
-            if all(t.startswith(prefix) for t in ((targets,) if isinstance(targets, str) else targets))}
+    return {
+        key: targets
+        for key, targets in IMAGE_FIELDS.items()
+        if all(t.startswith(prefix) for t in ((targets,) if isinstance(targets, str) else targets))
+    }
 
 
 _SAMPLE = _rows("sample_params.")

@@ -20,13 +20,26 @@ if TYPE_CHECKING:  # the same names, eagerly, for type checkers and editors
     from sdrest.models.types import ModelFolders, ModelType, parse_type_filter
 
 _EXPORTS = {
-    "ModelType": "types", "ModelFolders": "types", "parse_type_filter": "types",
+    "ModelType": "types",
+    "ModelFolders": "types",
+    "parse_type_filter": "types",
     "Detection": "detect",  # not detect() itself: the submodule of that name shadows it
-    "HashCache": "hashing", "sha256_file": "hashing", "short_hash": "hashing", "legacy_model_hash": "hashing",
-    "ModelLibrary": "scanner", "ModelEntry": "scanner", "ScanResult": "scanner", "FileHashes": "scanner",
-    "load_preset": "presets", "load_template": "presets", "apply_template": "presets",
-    "parse_lora_tags": "presets", "PromptTemplate": "presets",
-    "ModelNotFoundError": "paths", "resolve_model": "paths", "WEIGHT_EXTENSIONS": "paths",
+    "HashCache": "hashing",
+    "sha256_file": "hashing",
+    "short_hash": "hashing",
+    "legacy_model_hash": "hashing",
+    "ModelLibrary": "scanner",
+    "ModelEntry": "scanner",
+    "ScanResult": "scanner",
+    "FileHashes": "scanner",
+    "load_preset": "presets",
+    "load_template": "presets",
+    "apply_template": "presets",
+    "parse_lora_tags": "presets",
+    "PromptTemplate": "presets",
+    "ModelNotFoundError": "paths",
+    "resolve_model": "paths",
+    "WEIGHT_EXTENSIONS": "paths",
 }
 
 __all__ = [  # a literal, so that linters and type checkers see the re-exports

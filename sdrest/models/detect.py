@@ -54,8 +54,12 @@ class Detection:
     error: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"architecture": self.architecture, "variant": self.variant,
-                "details": self.details, "error": self.error}
+        return {
+            "architecture": self.architecture,
+            "variant": self.variant,
+            "details": self.details,
+            "error": self.error,
+        }
 
 
 def guess_kind(tensors: Tensors) -> str | None:
@@ -63,15 +67,18 @@ def guess_kind(tensors: Tensors) -> str | None:
     names = list(tensors)
     if not names:
         return None
-    if any(n.startswith(("lora_unet_", "lora_te")) or n.endswith((*LORA_MARKERS, ".lora_up.weight")) or ".lora_B." in n
-           for n in names):
+    if any(
+        n.startswith(("lora_unet_", "lora_te")) or n.endswith((*LORA_MARKERS, ".lora_up.weight")) or ".lora_B." in n
+        for n in names
+    ):
         return "lora"
     if "emb_params" in tensors or "clip_g" in tensors or any(n.startswith("string_to_param.") for n in names):
         return "embedding"
     if any(n.startswith(("control_model.", "controlnet_", "input_hint_block.")) for n in names):
         return "controlnet"
     if ("model.0.weight" in tensors and any(n.startswith("model.1.sub.") for n in names)) or (
-            "conv_first.weight" in tensors and any(n.startswith("body.") for n in names)):
+        "conv_first.weight" in tensors and any(n.startswith("body.") for n in names)
+    ):
         return "esrgan"
     _prefix, dm = strip_dm(names)
     if has_denoiser(dm):
@@ -82,8 +89,9 @@ def guess_kind(tensors: Tensors) -> str | None:
         return "taesd"
     if any(n.endswith(("decoder.conv_in.weight", "decoder.conv1.weight")) for n in names):
         return "vae"
-    if any(n.endswith("token_embedding.weight") or n.startswith(("encoder.block.", "model.layers.", "blk."))
-           for n in names):
+    if any(
+        n.endswith("token_embedding.weight") or n.startswith(("encoder.block.", "model.layers.", "blk.")) for n in names
+    ):
         return "text_encoder"
     return None
 
@@ -116,8 +124,11 @@ def header_summary(header: Header) -> dict[str, Any]:
         "format": header.format,
         "tensors": len(header.tensors),
         # Unknown (None) when a names-only pickle gave no shapes, rather than a wrong 0.
-        "parameters": (None if any(info.shape is None for info in header.tensors.values())
-                       else sum(info.numel for info in header.tensors.values())),
+        "parameters": (
+            None
+            if any(info.shape is None for info in header.tensors.values())
+            else sum(info.numel for info in header.tensors.values())
+        ),
         "dtypes": dict(dtypes.most_common()),
     }
     details.update(header.details)
@@ -149,8 +160,11 @@ def _detect_text(path: Path, model_type: ModelType) -> Detection:
             preset = presets.load_preset(path)
             return Detection("preset", None, {"fields": sorted(preset)})
         template = presets.load_template(path)
-        return Detection("template", None, {"has_placeholder": presets.PLACEHOLDER in template.template,
-                                            "description": template.description})
+        return Detection(
+            "template",
+            None,
+            {"has_placeholder": presets.PLACEHOLDER in template.template, "description": template.description},
+        )
     except (ValueError, OSError) as exc:
         return Detection(UNKNOWN, None, {}, str(exc))
 

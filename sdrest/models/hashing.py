@@ -65,14 +65,16 @@ def _key(path: Path, stat: os.stat_result | None = None) -> tuple[str, int, int]
 
 #: The cache's schema versions (``PRAGMA user_version``). Version 1 is idempotent: caches written
 #: before versions were recorded (at version 0) already have its table.
-_MIGRATIONS = ((
-    """CREATE TABLE IF NOT EXISTS hashes (
+_MIGRATIONS = (
+    (
+        """CREATE TABLE IF NOT EXISTS hashes (
            path TEXT PRIMARY KEY,
            size INTEGER NOT NULL,
            mtime_ns INTEGER NOT NULL,
            sha256 TEXT NOT NULL,
            hashed_at REAL NOT NULL)""",
-),)
+    ),
+)
 
 
 def _too_new(found: int, known: int) -> SdrestError:
@@ -127,8 +129,9 @@ class HashCache:
         # it under a (size, mtime) that no longer describes the bytes we read.
         after = _key(path)
         if after == (key, size, mtime_ns):
-            self._db.execute("INSERT OR REPLACE INTO hashes VALUES (?, ?, ?, ?, ?)",
-                             (key, size, mtime_ns, digest, time.time()))
+            self._db.execute(
+                "INSERT OR REPLACE INTO hashes VALUES (?, ?, ?, ?, ?)", (key, size, mtime_ns, digest, time.time())
+            )
         return digest
 
     def forget_missing(self) -> int:

@@ -59,11 +59,38 @@ TORCH_EXTENSIONS = (".ckpt", ".pt", ".pth", ".bin")
 
 #: ggml tensor type ids (ggml.h ``enum ggml_type``) -> names, for dtype statistics.
 GGML_TYPES: dict[int, str] = {
-    0: "F32", 1: "F16", 2: "Q4_0", 3: "Q4_1", 6: "Q5_0", 7: "Q5_1", 8: "Q8_0", 9: "Q8_1",
-    10: "Q2_K", 11: "Q3_K", 12: "Q4_K", 13: "Q5_K", 14: "Q6_K", 15: "Q8_K", 16: "IQ2_XXS",
-    17: "IQ2_XS", 18: "IQ3_XXS", 19: "IQ1_S", 20: "IQ4_NL", 21: "IQ3_S", 22: "IQ2_S",
-    23: "IQ4_XS", 24: "I8", 25: "I16", 26: "I32", 27: "I64", 28: "F64", 29: "IQ1_M",
-    30: "BF16", 34: "TQ1_0", 35: "TQ2_0", 39: "MXFP4",
+    0: "F32",
+    1: "F16",
+    2: "Q4_0",
+    3: "Q4_1",
+    6: "Q5_0",
+    7: "Q5_1",
+    8: "Q8_0",
+    9: "Q8_1",
+    10: "Q2_K",
+    11: "Q3_K",
+    12: "Q4_K",
+    13: "Q5_K",
+    14: "Q6_K",
+    15: "Q8_K",
+    16: "IQ2_XXS",
+    17: "IQ2_XS",
+    18: "IQ3_XXS",
+    19: "IQ1_S",
+    20: "IQ4_NL",
+    21: "IQ3_S",
+    22: "IQ2_S",
+    23: "IQ4_XS",
+    24: "I8",
+    25: "I16",
+    26: "I32",
+    27: "I64",
+    28: "F64",
+    29: "IQ1_M",
+    30: "BF16",
+    34: "TQ1_0",
+    35: "TQ2_0",
+    39: "MXFP4",
 }
 
 
@@ -113,10 +140,11 @@ def _summarise_metadata(items: dict[str, Any]) -> dict[str, Any]:
 
 # --------------------------------------------------------------------------- safetensors
 
+
 def read_safetensors(path: Path, file: BinaryIO | None = None) -> Header:
     """Parse a safetensors header; raises :class:`HeaderError` for corrupt files."""
     size = path.stat().st_size
-    with (open(path, "rb") if file is None else contextlib.nullcontext(file)) as f:
+    with open(path, "rb") if file is None else contextlib.nullcontext(file) as f:
         f.seek(0)
         prefix = f.read(8)
         if len(prefix) < 8:
@@ -158,13 +186,15 @@ def read_safetensors(path: Path, file: BinaryIO | None = None) -> Header:
         data_end = max(data_end, end)
     available = size - 8 - length
     if data_end > available:
-        raise HeaderError(f"truncated safetensors data (header describes {data_end} bytes of tensor data, "
-                          f"file has {available}); incomplete download?")
-    return Header("safetensors", tensors, _summarise_metadata(metadata),
-                  {"header_bytes": length})
+        raise HeaderError(
+            f"truncated safetensors data (header describes {data_end} bytes of tensor data, "
+            f"file has {available}); incomplete download?"
+        )
+    return Header("safetensors", tensors, _summarise_metadata(metadata), {"header_bytes": length})
 
 
 # --------------------------------------------------------------------------- GGUF
+
 
 class _Reader:
     """Exact-size reads that turn a short read into 'truncated GGUF'."""
@@ -196,8 +226,7 @@ class _Reader:
 
 
 # GGUF value type -> struct format for fixed-size scalars.
-_GGUF_SCALARS = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?",
-                 10: "<Q", 11: "<q", 12: "<d"}
+_GGUF_SCALARS = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?", 10: "<Q", 11: "<q", 12: "<d"}
 _GGUF_STRING, _GGUF_ARRAY = 8, 9
 #: Arrays longer than this are kept as their length only (tokenizer vocabularies).
 _GGUF_KEEP_ARRAY = 16
@@ -237,7 +266,7 @@ class _Summary:
 def read_gguf(path: Path, file: BinaryIO | None = None) -> Header:
     """Parse a GGUF v2/v3 header (metadata and tensor infos); raises :class:`HeaderError`."""
     size = path.stat().st_size
-    with (open(path, "rb", buffering=1 << 16) if file is None else contextlib.nullcontext(file)) as f:
+    with open(path, "rb", buffering=1 << 16) if file is None else contextlib.nullcontext(file) as f:
         f.seek(0)
         r = _Reader(f)
         if f.read(4) != b"GGUF":
@@ -275,6 +304,7 @@ def read_gguf(path: Path, file: BinaryIO | None = None) -> Header:
 
 
 # --------------------------------------------------------------------------- dispatch
+
 
 def sniff(prefix: bytes) -> str | None:
     """The format the first bytes announce, or ``None`` if they say nothing certain."""

@@ -27,8 +27,9 @@ class InvalidModelName(ModelNotFoundError):
     """The name itself is not acceptable (absolute, ``..``, empty, or leads outside the folder)."""
 
 
-def resolve_model(root: Path, name: str, field: str, extensions: tuple[str, ...] = WEIGHT_EXTENSIONS,
-                  allow_symlinks: bool = False) -> Path:
+def resolve_model(
+    root: Path, name: str, field: str, extensions: tuple[str, ...] = WEIGHT_EXTENSIONS, allow_symlinks: bool = False
+) -> Path:
     """The file ``name`` names inside ``root``, or raise :class:`ModelNotFoundError`."""
     if not isinstance(name, str) or not name.strip() or "\x00" in name:
         raise InvalidModelName(field, str(name), f"{field}: must be a model name")
@@ -36,8 +37,11 @@ def resolve_model(root: Path, name: str, field: str, extensions: tuple[str, ...]
     if relative.is_absolute() or ".." in relative.parts:
         raise InvalidModelName(field, name, f"{field}: {name!r} is not a name inside the model folder")
     root = root.resolve()
-    candidates = [relative] if relative.suffix.lower() in extensions else [
-        relative.with_name(relative.name + ext) for ext in extensions] + [relative]
+    candidates = (
+        [relative]
+        if relative.suffix.lower() in extensions
+        else [relative.with_name(relative.name + ext) for ext in extensions] + [relative]
+    )
     for candidate in candidates:
         path = root / candidate
         if not path.is_file():

@@ -101,10 +101,10 @@ def load_template(path: Path) -> PromptTemplate:
     except json.JSONDecodeError as exc:
         raise ValueError(f"{path.name}: invalid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from None
     if not isinstance(data, dict) or not isinstance(data.get("template"), str):
-        raise ValueError(f"{path.name}: expected an object with a string \"template\" field")
+        raise ValueError(f'{path.name}: expected an object with a string "template" field')
     description = data.get("description")
     if description is not None and not isinstance(description, str):
-        raise ValueError(f"{path.name}: \"description\" must be a string")
+        raise ValueError(f'{path.name}: "description" must be a string')
     return PromptTemplate(data["template"], description)
 
 

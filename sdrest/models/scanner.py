@@ -40,15 +40,15 @@ MAX_DEPTH = 32
 class ModelEntry:
     """One model file as the library lists it."""
 
-    id: str                  # "checkpoint/sd15/v1-5.safetensors": stable while the file stays put
+    id: str  # "checkpoint/sd15/v1-5.safetensors": stable while the file stays put
     type: ModelType
-    name: str                # "sd15/v1-5": what users type (resolves with or without extension)
-    path: Path               # absolute path on the server (not exposed by to_dict by default)
-    relative_path: str       # "sd15/v1-5.safetensors", POSIX separators
-    category: str            # first sub-folder ("sd15"), "" at the top level
+    name: str  # "sd15/v1-5": what users type (resolves with or without extension)
+    path: Path  # absolute path on the server (not exposed by to_dict by default)
+    relative_path: str  # "sd15/v1-5.safetensors", POSIX separators
+    category: str  # first sub-folder ("sd15"), "" at the top level
     size: int
     mtime: float
-    extension: str           # lower-case, with the dot
+    extension: str  # lower-case, with the dot
     detection: Detection | None = None
     sha256: str | None = None
     short_hash: str | None = None
@@ -71,7 +71,7 @@ class ScanResult:
     skipped: tuple[SkippedFile, ...] = ()
     missing_folders: tuple[ModelType, ...] = ()
     seconds: float = 0.0
-    detected: int = 0        # files whose header was read in this scan (cache misses)
+    detected: int = 0  # files whose header was read in this scan (cache misses)
     finished_at: float = field(default_factory=time.time)
 
     def counts(self) -> dict[str, int]:
@@ -100,14 +100,20 @@ def _sort_key(entry: ModelEntry) -> tuple[int, str, str]:
 class ModelLibrary:
     """The listing of every model file under a :class:`ModelFolders`, kept up to date by :meth:`scan`."""
 
-    def __init__(self, folders: ModelFolders, hash_cache: HashCache | None = None, *,
-                 allow_symlinks: bool = False, detect_files: bool = True) -> None:
+    def __init__(
+        self,
+        folders: ModelFolders,
+        hash_cache: HashCache | None = None,
+        *,
+        allow_symlinks: bool = False,
+        detect_files: bool = True,
+    ) -> None:
         self.folders = folders
         self.hash_cache = hash_cache
         self.allow_symlinks = allow_symlinks
         self.detect_files = detect_files
-        self._lock = threading.RLock()        # guards the snapshot and the detection cache
-        self._scan_lock = threading.Lock()    # one scan at a time
+        self._lock = threading.RLock()  # guards the snapshot and the detection cache
+        self._scan_lock = threading.Lock()  # one scan at a time
         self._entries: dict[str, ModelEntry] = {}
         self._ordered: tuple[ModelEntry, ...] = ()
         self._detections: dict[_DetectionKey, Detection] = {}
@@ -141,8 +147,7 @@ class ModelLibrary:
                         detections[key] = detection
                     entries.append(self._entry(model_type, path, relative, stat, detection, real))
             entries.sort(key=_sort_key)
-            result = ScanResult(tuple(entries), tuple(skipped), tuple(missing),
-                                time.perf_counter() - started, detected)
+            result = ScanResult(tuple(entries), tuple(skipped), tuple(missing), time.perf_counter() - started, detected)
             with self._lock:
                 self._entries = {e.id: e for e in entries}
                 self._ordered = result.entries
@@ -150,8 +155,9 @@ class ModelLibrary:
                 self.last_scan = result
             return result
 
-    def _walk(self, model_type: ModelType, folder: Path,
-              skipped: list[SkippedFile]) -> Iterator[tuple[Path, str, str, os.stat_result]]:
+    def _walk(
+        self, model_type: ModelType, folder: Path, skipped: list[SkippedFile]
+    ) -> Iterator[tuple[Path, str, str, os.stat_result]]:
         """Yield ``(path, resolved path, relative posix path, stat)`` of the type's files.
 
         The resolved path is built from the folder's (resolved once per folder) unless the
@@ -205,14 +211,24 @@ class ModelLibrary:
                 real = os.path.realpath(item.path) if is_link else os.path.join(real_dir, item.name)
                 yield Path(item.path), real, relative, stat
 
-    def _entry(self, model_type: ModelType, path: Path, relative: str, stat: os.stat_result,
-               detection: Detection | None, real: str | None = None) -> ModelEntry:
+    def _entry(
+        self,
+        model_type: ModelType,
+        path: Path,
+        relative: str,
+        stat: os.stat_result,
+        detection: Detection | None,
+        real: str | None = None,
+    ) -> ModelEntry:
         pure = PurePosixPath(relative)
         name = str(pure.with_suffix("")) if pure.suffix else relative
         sha = None
         if self.hash_cache is not None:
-            sha = (self.hash_cache.lookup(real, stat.st_size, stat.st_mtime_ns) if real is not None
-                   else self.hash_cache.get(path, stat))
+            sha = (
+                self.hash_cache.lookup(real, stat.st_size, stat.st_mtime_ns)
+                if real is not None
+                else self.hash_cache.get(path, stat)
+            )
         return ModelEntry(
             id=f"{model_type.api_name}/{relative}",
             type=model_type,
@@ -235,8 +251,11 @@ class ModelLibrary:
         with self._lock:
             entries = self._ordered
         needle = search.strip().lower() if search else ""
-        return [e for e in entries
-                if (type_filter is None or e.type & type_filter) and (not needle or needle in e.name.lower())]
+        return [
+            e
+            for e in entries
+            if (type_filter is None or e.type & type_filter) and (not needle or needle in e.name.lower())
+        ]
 
     def get(self, model_id: str) -> ModelEntry | None:
         """The entry with this id (``"checkpoint/sd15/v1-5.safetensors"``), if listed."""

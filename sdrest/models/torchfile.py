@@ -35,22 +35,40 @@ MAX_PICKLE_BYTES = 64 << 20
 _LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
 
 _STORAGE_DTYPES = {
-    "FloatStorage": "F32", "HalfStorage": "F16", "BFloat16Storage": "BF16", "DoubleStorage": "F64",
-    "LongStorage": "I64", "IntStorage": "I32", "ShortStorage": "I16", "CharStorage": "I8",
-    "ByteStorage": "U8", "BoolStorage": "BOOL",
+    "FloatStorage": "F32",
+    "HalfStorage": "F16",
+    "BFloat16Storage": "BF16",
+    "DoubleStorage": "F64",
+    "LongStorage": "I64",
+    "IntStorage": "I32",
+    "ShortStorage": "I16",
+    "CharStorage": "I8",
+    "ByteStorage": "U8",
+    "BoolStorage": "BOOL",
 }
 
 #: Globals a normal checkpoint references. Anything else is reported in
 #: ``details["unsafe_globals"]``: harmless here (nothing is executed) but a sign the file
 #: would run foreign code in any tool that does ``torch.load(weights_only=False)``.
 _SAFE_GLOBALS = {
-    ("collections", "OrderedDict"), ("collections", "defaultdict"),
-    ("torch._tensor", "_rebuild_from_type_v2"), ("torch.nn.parameter", "Parameter"),
-    ("torch", "Size"), ("torch", "device"), ("torch", "dtype"),
-    ("numpy.core.multiarray", "scalar"), ("numpy.core.multiarray", "_reconstruct"),
-    ("numpy._core.multiarray", "scalar"), ("numpy._core.multiarray", "_reconstruct"),
-    ("numpy", "dtype"), ("numpy", "ndarray"), ("_codecs", "encode"),
-    ("builtins", "set"), ("builtins", "frozenset"), ("builtins", "bytearray"), ("builtins", "slice"),
+    ("collections", "OrderedDict"),
+    ("collections", "defaultdict"),
+    ("torch._tensor", "_rebuild_from_type_v2"),
+    ("torch.nn.parameter", "Parameter"),
+    ("torch", "Size"),
+    ("torch", "device"),
+    ("torch", "dtype"),
+    ("numpy.core.multiarray", "scalar"),
+    ("numpy.core.multiarray", "_reconstruct"),
+    ("numpy._core.multiarray", "scalar"),
+    ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy", "dtype"),
+    ("numpy", "ndarray"),
+    ("_codecs", "encode"),
+    ("builtins", "set"),
+    ("builtins", "frozenset"),
+    ("builtins", "bytearray"),
+    ("builtins", "slice"),
     ("__builtin__", "set"),
     ("pytorch_lightning.callbacks.model_checkpoint", "ModelCheckpoint"),
 }
@@ -69,8 +87,10 @@ def _is_safe(g: _Global) -> bool:
         return True
     if g.module == "torch._utils" and g.name.startswith("_rebuild_"):
         return True
-    return g.module == "torch" and (g.name.endswith("Storage") or g.name in {
-        "float16", "float32", "float64", "bfloat16", "int8", "int16", "int32", "int64", "uint8", "bool"})
+    return g.module == "torch" and (
+        g.name.endswith("Storage")
+        or g.name in {"float16", "float32", "float64", "bfloat16", "int8", "int16", "int32", "int64", "uint8", "bool"}
+    )
 
 
 @dataclass
@@ -134,19 +154,24 @@ def _reduce(func: Any, args: Any) -> Any:
     if not isinstance(args, tuple):
         args = ()
     if isinstance(func, _Global):
-        if func.module == "torch._utils" and func.name in ("_rebuild_tensor_v2", "_rebuild_tensor",
-                                                           "_rebuild_tensor_v3"):
+        if func.module == "torch._utils" and func.name in (
+            "_rebuild_tensor_v2",
+            "_rebuild_tensor",
+            "_rebuild_tensor_v3",
+        ):
             storage = args[0] if args else None
             shape = args[2] if len(args) > 2 else None
-            shape = tuple(int(d) for d in shape) if isinstance(shape, tuple) and all(
-                isinstance(d, int) for d in shape) else None
+            shape = (
+                tuple(int(d) for d in shape)
+                if isinstance(shape, tuple) and all(isinstance(d, int) for d in shape)
+                else None
+            )
             return _Tensor(shape, storage.dtype if isinstance(storage, _Storage) else None)
         if func.module == "torch._utils" and func.name.startswith("_rebuild_parameter"):
             return args[0] if args else None
         if (func.module, func.name) == ("torch._tensor", "_rebuild_from_type_v2") and len(args) >= 3:
             return _reduce(args[0], args[2])
-        if (func.module, func.name) in {("collections", "OrderedDict"), ("builtins", "dict"),
-                                        ("__builtin__", "dict")}:
+        if (func.module, func.name) in {("collections", "OrderedDict"), ("builtins", "dict"), ("__builtin__", "dict")}:
             return {}
     return _Call(func, args)
 
@@ -154,7 +179,7 @@ def _reduce(func: Any, args: Any) -> Any:
 def _pop_mark(stack: list[Any]) -> list[Any]:
     for i in range(len(stack) - 1, -1, -1):
         if stack[i] is _MARK:
-            items = stack[i + 1:]
+            items = stack[i + 1 :]
             del stack[i:]
             return items
     raise _Unsupported("MARK missing")
@@ -170,9 +195,28 @@ def _evaluate(ops: Any, stack: list[Any], memo: dict[Any, Any], globals_seen: se
             return stack.pop()
         if name == "MARK":
             stack.append(_MARK)
-        elif name in ("INT", "BININT", "BININT1", "BININT2", "LONG", "LONG1", "LONG4", "FLOAT", "BINFLOAT",
-                      "STRING", "BINSTRING", "SHORT_BINSTRING", "UNICODE", "BINUNICODE", "SHORT_BINUNICODE",
-                      "BINUNICODE8", "BINBYTES", "SHORT_BINBYTES", "BINBYTES8", "BYTEARRAY8"):
+        elif name in (
+            "INT",
+            "BININT",
+            "BININT1",
+            "BININT2",
+            "LONG",
+            "LONG1",
+            "LONG4",
+            "FLOAT",
+            "BINFLOAT",
+            "STRING",
+            "BINSTRING",
+            "SHORT_BINSTRING",
+            "UNICODE",
+            "BINUNICODE",
+            "SHORT_BINUNICODE",
+            "BINUNICODE8",
+            "BINBYTES",
+            "SHORT_BINBYTES",
+            "BINBYTES8",
+            "BYTEARRAY8",
+        ):
             stack.append(arg)
         elif name == "NONE":
             stack.append(None)
@@ -291,8 +335,7 @@ def scan_pickle(data: bytes | BinaryIO) -> PickleScan:
     globals_seen: set[_Global] = set()
     try:
         root = _evaluate(pickletools.genops(source), [], {}, globals_seen)
-        return PickleScan(root, {str(g) for g in globals_seen},
-                          {str(g) for g in globals_seen if not _is_safe(g)})
+        return PickleScan(root, {str(g) for g in globals_seen}, {str(g) for g in globals_seen if not _is_safe(g)})
     except (_Unsupported, IndexError, TypeError, AttributeError):
         pass
     except ValueError as exc:  # genops: unknown opcode, truncated argument
@@ -311,8 +354,13 @@ def scan_pickle(data: bytes | BinaryIO) -> PickleScan:
                 break
     except ValueError as exc:
         raise HeaderError(f"corrupt pickle ({exc})") from None
-    return PickleScan(None, {str(g) for g in globals_seen},
-                      {str(g) for g in globals_seen if not _is_safe(g)}, fallback=True, strings=strings)
+    return PickleScan(
+        None,
+        {str(g) for g in globals_seen},
+        {str(g) for g in globals_seen if not _is_safe(g)},
+        fallback=True,
+        strings=strings,
+    )
 
 
 #: Wrappers around the real state dict in common training outputs (Lightning, BasicSR).
@@ -357,8 +405,9 @@ def _tensors_of(scan: PickleScan) -> tuple[dict[str, TensorInfo], str | None]:
     return tensors, wrapper
 
 
-def _flatten_names(obj: dict[Any, Any], prefix: str, out: dict[str, TensorInfo], budget: list[int],
-                   depth: int = 0) -> None:
+def _flatten_names(
+    obj: dict[Any, Any], prefix: str, out: dict[str, TensorInfo], budget: list[int], depth: int = 0
+) -> None:
     for key, value in obj.items():
         budget[0] -= 1
         if budget[0] < 0:
@@ -386,8 +435,7 @@ def read_torch_zip(path: Path) -> Header:
     """Read ``data.pkl`` from a torch zip checkpoint; :class:`HeaderError` if it is not one."""
     try:
         with zipfile.ZipFile(path) as archive:
-            members = [i for i in archive.infolist()
-                       if i.filename == "data.pkl" or i.filename.endswith("/data.pkl")]
+            members = [i for i in archive.infolist() if i.filename == "data.pkl" or i.filename.endswith("/data.pkl")]
             if not members:
                 raise HeaderError("zip archive has no data.pkl (not a PyTorch checkpoint)")
             info = min(members, key=lambda i: i.filename.count("/"))

@@ -149,8 +149,10 @@ def parse_type_filter(value: str) -> ModelType:
         if part.isdigit():
             mask = int(part)
             if mask == 0 or mask & ~_ALL_BITS:
-                raise ValueError(f"invalid model type mask {part!r}: must be a combination of "
-                                 f"{', '.join(f'{t.api_name}={int(t)}' for t in _INFO)}")
+                raise ValueError(
+                    f"invalid model type mask {part!r}: must be a combination of "
+                    f"{', '.join(f'{t.api_name}={int(t)}' for t in _INFO)}"
+                )
             result |= ModelType(mask)
         else:
             result |= ModelType.from_name(part)
@@ -178,8 +180,9 @@ class ModelFolders:
     paths: Mapping[ModelType, Path] = field(default_factory=dict)
 
     @classmethod
-    def build(cls, models_dir: Path | str,
-              overrides: Mapping[ModelType | str, Path | str] | None = None) -> ModelFolders:
+    def build(
+        cls, models_dir: Path | str, overrides: Mapping[ModelType | str, Path | str] | None = None
+    ) -> ModelFolders:
         """Folders under ``models_dir``; ``overrides`` maps a type (or its name) to a folder,
         relative ones under ``models_dir``, absolute (or ``~``) ones as given."""
         root = Path(models_dir).expanduser()

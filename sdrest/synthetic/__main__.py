@@ -22,8 +22,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--video", action="store_true", help="also write the Wan video model and its TAEHV")
     args = ap.parse_args(argv)
     t0 = time.perf_counter()
-    models = ensure_synthetic_models(args.cache_dir, with_no_vae_checkpoint=args.no_vae_checkpoint,
-                                     with_video=args.video)
+    models = ensure_synthetic_models(
+        args.cache_dir, with_no_vae_checkpoint=args.no_vae_checkpoint, with_video=args.video
+    )
     out: dict[str, object] = {k: (str(v) if v is not None else None) for k, v in dataclasses.asdict(models).items()}
     out["lora_name"] = models.lora_name
     out["seconds"] = round(time.perf_counter() - t0, 2)

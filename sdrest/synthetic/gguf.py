@@ -67,8 +67,12 @@ def _string(text: str) -> bytes:
     return struct.pack("<Q", len(raw)) + raw
 
 
-def write_gguf(path: str | os.PathLike[str], tensors: Sequence[GgufTensor],
-               make: Callable[[GgufTensor], np.ndarray], metadata: Mapping[str, str] | None = None) -> int:
+def write_gguf(
+    path: str | os.PathLike[str],
+    tensors: Sequence[GgufTensor],
+    make: Callable[[GgufTensor], np.ndarray],
+    metadata: Mapping[str, str] | None = None,
+) -> int:
     """Write ``tensors`` to ``path``, calling ``make(tensor)`` for each one's data (an array of
     its dtype for F32/F16, raw uint8 blocks for quantised types). Returns bytes written."""
     metadata = dict(metadata or {})

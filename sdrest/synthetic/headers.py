@@ -39,8 +39,9 @@ Shape = tuple[int, ...]
 _ITEMSIZE = {"F16": 2, "BF16": 2, "F32": 4, "I64": 8}
 
 
-def write_sparse_safetensors(path: Path, tensors: Mapping[str, Shape | tuple[Shape, str]],
-                      metadata: Mapping[str, str] | None = None) -> Path:
+def write_sparse_safetensors(
+    path: Path, tensors: Mapping[str, Shape | tuple[Shape, str]], metadata: Mapping[str, str] | None = None
+) -> Path:
     """A valid safetensors file: consistent offsets, data region as a sparse hole."""
     header: dict[str, Any] = {}
     offset = 0
@@ -62,8 +63,15 @@ def write_sparse_safetensors(path: Path, tensors: Mapping[str, Shape | tuple[Sha
 
 # ------------------------------------------------------------------ architectures
 
-def sd_unet(context: int, *, in_channels: int = 4, middle: bool = True, out_71: bool = True,
-            prefix: str = "model.diffusion_model.") -> dict[str, Shape]:
+
+def sd_unet(
+    context: int,
+    *,
+    in_channels: int = 4,
+    middle: bool = True,
+    out_71: bool = True,
+    prefix: str = "model.diffusion_model.",
+) -> dict[str, Shape]:
     t = {
         f"{prefix}input_blocks.0.0.weight": (320, in_channels, 3, 3),
         f"{prefix}input_blocks.1.1.transformer_blocks.0.attn2.to_k.weight": (320, context),
@@ -79,15 +87,19 @@ def sd_unet(context: int, *, in_channels: int = 4, middle: bool = True, out_71: 
 
 
 def sd_vae(latent: int = 4, prefix: str = "first_stage_model.") -> dict[str, Shape]:
-    return {f"{prefix}decoder.conv_in.weight": (512, latent, 3, 3),
-            f"{prefix}encoder.conv_in.weight": (128, 3, 3, 3),
-            f"{prefix}encoder.conv_out.weight": (2 * latent, 512, 3, 3)}
+    return {
+        f"{prefix}decoder.conv_in.weight": (512, latent, 3, 3),
+        f"{prefix}encoder.conv_in.weight": (128, 3, 3, 3),
+        f"{prefix}encoder.conv_out.weight": (2 * latent, 512, 3, 3),
+    }
 
 
 def sd1_checkpoint(**unet: Any) -> dict[str, Shape]:
-    return {**sd_unet(768, **unet),
-            "cond_stage_model.transformer.text_model.embeddings.token_embedding.weight": (49408, 768),
-            **sd_vae()}
+    return {
+        **sd_unet(768, **unet),
+        "cond_stage_model.transformer.text_model.embeddings.token_embedding.weight": (49408, 768),
+        **sd_vae(),
+    }
 
 
 def sd2_checkpoint() -> dict[str, Shape]:
@@ -110,16 +122,20 @@ def sdxl_checkpoint(in_channels: int = 4) -> dict[str, Shape]:
 
 def sd3_checkpoint() -> dict[str, Shape]:
     p = "model.diffusion_model."
-    return {f"{p}joint_blocks.0.context_block.attn.qkv.weight": (4608, 1536),
-            f"{p}x_embedder.proj.weight": (1536, 16, 2, 2),
-            "text_encoders.clip_l.transformer.text_model.embeddings.token_embedding.weight": (49408, 768),
-            **sd_vae(16)}
+    return {
+        f"{p}joint_blocks.0.context_block.attn.qkv.weight": (4608, 1536),
+        f"{p}x_embedder.proj.weight": (1536, 16, 2, 2),
+        "text_encoders.clip_l.transformer.text_model.embeddings.token_embedding.weight": (49408, 768),
+        **sd_vae(16),
+    }
 
 
 def flux_model(prefix: str = "model.diffusion_model.", in_features: int = 64) -> dict[str, Shape]:
-    return {f"{prefix}img_in.weight": (3072, in_features),
-            f"{prefix}double_blocks.0.img_attn.qkv.weight": (9216, 3072),
-            f"{prefix}single_blocks.0.linear1.weight": (21504, 3072)}
+    return {
+        f"{prefix}img_in.weight": (3072, in_features),
+        f"{prefix}double_blocks.0.img_attn.qkv.weight": (9216, 3072),
+        f"{prefix}single_blocks.0.linear1.weight": (21504, 3072),
+    }
 
 
 def kohya_lora(pairs: Mapping[str, tuple[int, int]], rank: int = 4) -> dict[str, Any]:
@@ -134,8 +150,12 @@ def kohya_lora(pairs: Mapping[str, tuple[int, int]], rank: int = 4) -> dict[str,
 
 def taesd(latent: int = 4) -> dict[str, Shape]:
     # madebyollin's numbering: decoder.layers.0 is a Clamp (no weights), 1 the first conv.
-    return {"encoder.layers.0.weight": (64, 3, 3, 3), "encoder.layers.14.weight": (latent, 64, 3, 3),
-            "decoder.layers.1.weight": (64, latent, 3, 3), "decoder.layers.3.conv.0.weight": (64, 64, 3, 3)}
+    return {
+        "encoder.layers.0.weight": (64, 3, 3, 3),
+        "encoder.layers.14.weight": (latent, 64, 3, 3),
+        "decoder.layers.1.weight": (64, latent, 3, 3),
+        "decoder.layers.3.conv.0.weight": (64, 64, 3, 3),
+    }
 
 
 def esrgan_basicsr(blocks: int = 23, scale: int = 4) -> dict[str, Shape]:
@@ -161,6 +181,5 @@ def esrgan_old_names(blocks: int = 23) -> list[str]:
         for r in (1, 2, 3):
             for c in range(1, 6):
                 names.append(f"model.1.sub.{i}.RDB{r}.conv{c}.0.weight")
-    names += [f"model.1.sub.{blocks}.weight", "model.3.weight", "model.6.weight", "model.8.weight",
-              "model.10.weight"]
+    names += [f"model.1.sub.{blocks}.weight", "model.3.weight", "model.6.weight", "model.8.weight", "model.10.weight"]
     return names

@@ -87,8 +87,12 @@ def _make_wan(tensor: GgufTensor, seed: int) -> np.ndarray:
 def write_wan(path: str | os.PathLike[str], seed: int = 5) -> Path:
     """Write the synthetic Wan2.1 T2V 1.3B diffusion model (GGUF, ~0.47 GB) to ``path``."""
     path = Path(path)
-    write_gguf(path, wan_tensors(), lambda tensor: _make_wan(tensor, seed),
-               metadata={"sdrest.synthetic": "wan2.1-t2v-1.3b", "sdrest.seed": str(seed)})
+    write_gguf(
+        path,
+        wan_tensors(),
+        lambda tensor: _make_wan(tensor, seed),
+        metadata={"sdrest.synthetic": "wan2.1-t2v-1.3b", "sdrest.seed": str(seed)},
+    )
     return path
 
 
@@ -117,7 +121,7 @@ def taehv_specs(include_encoder: bool = True) -> list:
         for layer in range(3):
             stride = 1 if layer == 2 else 2
             s.conv(f"{p}.{index}.conv", _HIDDEN * stride, _HIDDEN, 1, bias=False)  # TPool
-            s.conv(f"{p}.{index + 1}", _HIDDEN, _HIDDEN, 3, bias=False)            # stride-2 conv
+            s.conv(f"{p}.{index + 1}", _HIDDEN, _HIDDEN, 3, bias=False)  # stride-2 conv
             index += 2
             for _ in range(_BLOCKS):
                 _mem_block(s, f"{p}.{index}", _HIDDEN)
@@ -147,6 +151,10 @@ def taehv_specs(include_encoder: bool = True) -> list:
 def write_taehv(path: str | os.PathLike[str], seed: int = 6) -> Path:
     """Write a synthetic Wan2.1 TAEHV (encoder + decoder, f16) to ``path``."""
     path = Path(path)
-    write_safetensors(path, taehv_specs(), lambda spec: materialize(spec, seed),
-                      metadata={"sdrest.synthetic": "taehv-wan2.1", "sdrest.seed": str(seed)})
+    write_safetensors(
+        path,
+        taehv_specs(),
+        lambda spec: materialize(spec, seed),
+        metadata={"sdrest.synthetic": "taehv-wan2.1", "sdrest.seed": str(seed)},
+    )
     return path

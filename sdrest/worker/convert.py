@@ -24,13 +24,21 @@ def convert(params: dict[str, Any], clock: StageClock) -> dict[str, Any]:
     temporary = output.with_name(f".{output.name}.tmp-{secrets.token_hex(4)}")
     clock.enter("converting")
     try:
-        convert_file(params["input_path"], temporary, output_type=params["weight_type"],
-                     vae_path=params.get("vae_path"), tensor_type_rules=params.get("tensor_type_rules"),
-                     convert_name=bool(params.get("convert_name")))
+        convert_file(
+            params["input_path"],
+            temporary,
+            output_type=params["weight_type"],
+            vae_path=params.get("vae_path"),
+            tensor_type_rules=params.get("tensor_type_rules"),
+            convert_name=bool(params.get("convert_name")),
+        )
         clock.enter("writing")
         os.link(temporary, output)  # fails if the name was taken meanwhile: nothing is overwritten
     finally:
         with contextlib.suppress(FileNotFoundError):
             temporary.unlink()
-    return {"images": [], "model": params["model"],
-            "output": {"name": output.name, "type": params["type"], "bytes": output.stat().st_size}}
+    return {
+        "images": [],
+        "model": params["model"],
+        "output": {"name": output.name, "type": params["type"], "bytes": output.stat().st_size},
+    }

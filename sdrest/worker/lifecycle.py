@@ -49,8 +49,12 @@ class WorkerHandle:
 
         self.close()
         parent, child = self._mp.Pipe()
-        proc = self._mp.Process(target=worker_process.main, args=(child, self.settings.to_dict(redact=True)),
-                                name="sdrest-worker", daemon=True)
+        proc = self._mp.Process(
+            target=worker_process.main,
+            args=(child, self.settings.to_dict(redact=True)),
+            name="sdrest-worker",
+            daemon=True,
+        )
         proc.start()
         child.close()
         deadline = time.monotonic() + START_TIMEOUT
@@ -104,8 +108,12 @@ class WorkerHandle:
 def crash_error(code: int | None, lines: list[str]) -> dict[str, Any]:
     """The error of a job whose worker died with exit ``code``, with the worker's last ``lines``."""
     cause = describe_exit(code)
-    error: dict[str, Any] = {"code": "worker_crashed", "message": f"the generation worker died: {cause}",
-                             "exit_code": code, "log": lines}
+    error: dict[str, Any] = {
+        "code": "worker_crashed",
+        "message": f"the generation worker died: {cause}",
+        "exit_code": code,
+        "log": lines,
+    }
     if code is not None and code < 0:
         error["signal"] = signal.Signals(-code).name if -code in signal.valid_signals() else -code
     return error

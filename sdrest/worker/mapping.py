@@ -26,8 +26,9 @@ def flatten(params: dict[str, Any]) -> Iterator[tuple[str, Any]]:
                 yield f"{key}.{inner}", item
 
 
-def image_gen_params(params: dict[str, Any], open_image: Callable[[str], Image.Image],
-                     control_image: Image.Image | None = None) -> Any:
+def image_gen_params(
+    params: dict[str, Any], open_image: Callable[[str], Image.Image], control_image: Image.Image | None = None
+) -> Any:
     """The :class:`~sdrest.engine.ImageGenParams` of a generation job. ``open_image`` opens a
     saved input by its stored path; ``control_image`` replaces the stored one (preprocessed)."""
     from sdrest.engine import ImageGenParams
@@ -42,8 +43,9 @@ def image_gen_params(params: dict[str, Any], open_image: Callable[[str], Image.I
     return fill(ImageGenParams(), IMAGE_FIELDS, params, value_of)
 
 
-def fill(built: Any, table: Mapping[str, str | tuple[str, ...]], params: dict[str, Any],
-         value_of: Callable[[str, Any], Any]) -> Any:
+def fill(
+    built: Any, table: Mapping[str, str | tuple[str, ...]], params: dict[str, Any], value_of: Callable[[str, Any], Any]
+) -> Any:
     """Write every job parameter that ``table`` names into ``built`` at its dotted path(s) and
     return ``built``. ``value_of(key, value)`` turns a stored value into the engine's (a saved
     image's path into the image); an object given switches its feature on (hires, vae_tiling)."""
@@ -61,8 +63,10 @@ def loras(entries: list[dict[str, Any]]) -> list[Any]:
     """A job's stored LoRAs (``{"path", "weight", "high_noise"?}``) as the engine's."""
     from sdrest.engine import Lora
 
-    return [Lora(path=entry["path"], multiplier=float(entry["weight"]), is_high_noise=bool(entry.get("high_noise")))
-            for entry in entries]
+    return [
+        Lora(path=entry["path"], multiplier=float(entry["weight"]), is_high_noise=bool(entry.get("high_noise")))
+        for entry in entries
+    ]
 
 
 def set_path(root: Any, dotted: str, value: Any) -> None:
@@ -84,5 +88,6 @@ def context_params(model: dict[str, Any], threads: int) -> Any:
     options = dict(model.get("options") or {})
     embeddings = [Embedding(name=e["name"], path=e["path"]) for e in options.pop("embeddings", [])]
     # img2img and inpainting need the VAE encoder, so it is always loaded.
-    return ContextParams(model_path=model.get("path"), n_threads=threads, vae_decode_only=False,
-                         embeddings=embeddings or None, **options)
+    return ContextParams(
+        model_path=model.get("path"), n_threads=threads, vae_decode_only=False, embeddings=embeddings or None, **options
+    )

@@ -40,8 +40,11 @@ class ModelChoice:
     def loaded(self, message: dict[str, Any]) -> None:
         """The worker says what it has loaded now (after a failed load: the previous model)."""
         with self._lock:
-            self._current_spec = ({"name": message["name"], "path": message.get("path"),
-                                   "options": message.get("options") or {}} if message["name"] is not None else None)
+            self._current_spec = (
+                {"name": message["name"], "path": message.get("path"), "options": message.get("options") or {}}
+                if message["name"] is not None
+                else None
+            )
             # After an unload, requests without "model" fall back to --model (or get 409).
             self._current_model = message["name"] if message["name"] is not None else self._fallback
 
@@ -86,22 +89,30 @@ class ModelChoice:
         """What the worker loads: the model, its components and options, and every embedding."""
         from sdrest.models.types import ModelType
 
-        embeddings = [{"name": PurePath(e.name).name, "path": str(e.path)}
-                      for e in self.library.entries(ModelType.EMBEDDING)]
+        embeddings = [
+            {"name": PurePath(e.name).name, "path": str(e.path)} for e in self.library.entries(ModelType.EMBEDDING)
+        ]
         extra = {"embeddings": embeddings} if embeddings else {}
         return {"name": name, "path": path, "options": {**options, **extra}}
 
 
 def public_resident(entry: dict[str, Any]) -> dict[str, Any]:
     """A resident model as the status shows it: name, options, load time and weight memory."""
-    return {"name": entry.get("name"), "options": public_model_options(entry.get("options") or {}),
-            "load_seconds": entry.get("load_seconds"), "memory": entry.get("memory")}
+    return {
+        "name": entry.get("name"),
+        "options": public_model_options(entry.get("options") or {}),
+        "load_seconds": entry.get("load_seconds"),
+        "memory": entry.get("memory"),
+    }
 
 
 def resident_files(entries: Iterable[dict[str, Any]]) -> frozenset[str]:
     """The model files of the worker's resident models (a job for one of them may go first)."""
-    return frozenset(filter(None, (entry.get("path") or (entry.get("options") or {}).get("diffusion_model_path")
-                                   for entry in entries)))
+    return frozenset(
+        filter(
+            None, (entry.get("path") or (entry.get("options") or {}).get("diffusion_model_path") for entry in entries)
+        )
+    )
 
 
 def _checkpoint_type() -> Any:

@@ -21,8 +21,7 @@ log = logging.getLogger("sdrest.supervisor")
 class JobOutcomes:
     """Progress, previews and the end of each job the worker runs."""
 
-    def __init__(self, store: JobStore, bus: EventBus, outputs_dir: Path,
-                 counters: collections.Counter[str]) -> None:
+    def __init__(self, store: JobStore, bus: EventBus, outputs_dir: Path, counters: collections.Counter[str]) -> None:
         self.store = store
         self.bus = bus
         self.outputs_dir = outputs_dir

@@ -55,7 +55,8 @@ class _PipeLogHandler(logging.Handler):
 # host memory: its buffer, graph and parameter allocators' error lines.
 _OUT_OF_MEMORY = re.compile(
     r"out of memory|failed to allocate (the compute buffer|(\S+ )?buffer of size|\s*[\d.]+ MB)"
-    r"|alloc (compute buffer|(partial )?(runtime )?params backend buffer) failed|buffer allocation failed")
+    r"|alloc (compute buffer|(partial )?(runtime )?params backend buffer) failed|buffer allocation failed"
+)
 
 
 def out_of_memory(exc: BaseException) -> bool:
@@ -71,10 +72,12 @@ def error_payload(exc: BaseException) -> dict[str, Any]:
     if isinstance(exc, GenerationCancelled):
         return {"code": "cancelled", "message": "the job was cancelled"}
     if isinstance(exc, NativeCallError) and out_of_memory(exc):
-        return {"code": "out_of_memory",
-                "message": "not enough memory for this request (the library could not allocate its buffers): "
-                           "use a smaller size or batch, or a smaller model",
-                "log": list(exc.log_lines)[-20:]}
+        return {
+            "code": "out_of_memory",
+            "message": "not enough memory for this request (the library could not allocate its buffers): "
+            "use a smaller size or batch, or a smaller model",
+            "log": list(exc.log_lines)[-20:],
+        }
     if isinstance(exc, ModelLoadError):
         code = "model_load_failed"
     elif isinstance(exc, GenerationError):
@@ -181,8 +184,9 @@ def main(conn: Connection, settings_values: dict[str, Any]) -> None:
         raise SystemExit(2) from None
     send({"type": "ready", "pid": os.getpid(), "capabilities": caps})
     inbox: queue.Queue[dict[str, Any] | None] = queue.Queue()
-    threading.Thread(target=_read_pipe, args=(conn, runner, send, inbox), name="sdrest-worker-pipe",
-                     daemon=True).start()
+    threading.Thread(
+        target=_read_pipe, args=(conn, runner, send, inbox), name="sdrest-worker-pipe", daemon=True
+    ).start()
     writer = _Writer(send) if settings.background_writes else None
     try:
         _serve(inbox, runner, send, writer)

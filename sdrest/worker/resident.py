@@ -51,9 +51,9 @@ class Resident:
     """One loaded model: its engine context and what it took."""
 
     key: str
-    spec: dict[str, Any]          # {"name", "path", "options"} as the supervisor sent it
-    context: Any                  # sdrest.engine.Context
-    seconds: float                # how long the load took
+    spec: dict[str, Any]  # {"name", "path", "options"} as the supervisor sent it
+    context: Any  # sdrest.engine.Context
+    seconds: float  # how long the load took
     memory: dict[str, int] | None  # the library's count of weight bytes (ram_bytes, vram_bytes)
 
     @property
@@ -63,8 +63,13 @@ class Resident:
         return measured if measured is not None else file_bytes(self.spec)
 
     def describe(self) -> dict[str, Any]:
-        return {"name": self.spec["name"], "path": self.spec.get("path"), "options": self.spec.get("options") or {},
-                "load_seconds": round(self.seconds, 3), "memory": self.memory}
+        return {
+            "name": self.spec["name"],
+            "path": self.spec.get("path"),
+            "options": self.spec.get("options") or {},
+            "load_seconds": round(self.seconds, 3),
+            "memory": self.memory,
+        }
 
 
 class ResidentModels:
@@ -110,8 +115,7 @@ class ResidentModels:
         (with a budget) the estimate of ``spec`` within what is left. Returns the ones closed."""
         need = self.estimate(spec) if spec is not None and self.budget else 0
         evicted = []
-        while self._entries and (len(self._entries) >= self.limit
-                                 or (self.budget and self.used + need > self.budget)):
+        while self._entries and (len(self._entries) >= self.limit or (self.budget and self.used + need > self.budget)):
             evicted.append(self.evict_oldest())
         return evicted
 

@@ -37,8 +37,9 @@ class ModelFacts:
         return self._facts[path]
 
 
-def resolve(params: dict[str, Any], context: Any, model: dict[str, Any], facts: ModelFacts,
-            default_cfg: float) -> dict[str, Any]:
+def resolve(
+    params: dict[str, Any], context: Any, model: dict[str, Any], facts: ModelFacts, default_cfg: float
+) -> dict[str, Any]:
     """The values that applied: ``model`` (never null), ``model_hash``, ``sampler``,
     ``scheduler``, ``cfg_scale`` and ``clip_skip`` (null for models without a CLIP skip)."""
     path = model.get("path") or (model.get("options") or {}).get("diffusion_model_path")
@@ -49,5 +50,11 @@ def resolve(params: dict[str, Any], context: Any, model: dict[str, Any], facts: 
     if clip_skip is None or clip_skip <= 0:
         clip_skip = 2 if architecture in CLIP_SKIP_2 else 1 if architecture in CLIP_SKIP_1 else None
     cfg_scale = params.get("cfg_scale")
-    return {"model": model.get("name"), "model_hash": model_hash, "sampler": sampler, "scheduler": scheduler,
-            "cfg_scale": default_cfg if cfg_scale is None else cfg_scale, "clip_skip": clip_skip}
+    return {
+        "model": model.get("name"),
+        "model_hash": model_hash,
+        "sampler": sampler,
+        "scheduler": scheduler,
+        "cfg_scale": default_cfg if cfg_scale is None else cfg_scale,
+        "clip_skip": clip_skip,
+    }

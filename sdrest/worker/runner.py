@@ -107,8 +107,9 @@ class Finish:
     result with the stage timings. ``deferred``: images are left to write, which the worker's
     writer thread may do while the next job starts (see :mod:`sdrest.worker.process`)."""
 
-    def __init__(self, clock: StageClock, result: dict[str, Any],
-                 write: Callable[[], list[dict[str, Any]]] | None = None) -> None:
+    def __init__(
+        self, clock: StageClock, result: dict[str, Any], write: Callable[[], list[dict[str, Any]]] | None = None
+    ) -> None:
         self.clock = clock
         self.result = result
         self.write = write
@@ -131,7 +132,7 @@ class Runner:
     def __init__(self, settings: Settings, send: Send) -> None:
         self.settings = settings
         self.send = send
-        self.context: Any = None          # the model in use: the most recently used resident one
+        self.context: Any = None  # the model in use: the most recently used resident one
         self.context_key: str | None = None
         self.model_name: str | None = None
         self.loaded_spec: dict[str, Any] | None = None
@@ -196,8 +197,9 @@ class Runner:
                 if not len(self.models) or not out_of_memory(exc):
                     raise
                 entry = self.models.evict_oldest()
-                log.warning("not enough memory to load %s: unloading %s and trying again", model["name"],
-                            entry.spec["name"])
+                log.warning(
+                    "not enough memory to load %s: unloading %s and trying again", model["name"], entry.spec["name"]
+                )
                 self._dropped([entry])
 
     def _dropped(self, evicted: list[Resident]) -> None:
@@ -212,8 +214,9 @@ class Runner:
 
         started = time.perf_counter()
         context = Context(context_params(model, self.settings.threads))
-        entry = Resident(key=key, spec=model, context=context, seconds=time.perf_counter() - started,
-                         memory=context.memory)
+        entry = Resident(
+            key=key, spec=model, context=context, seconds=time.perf_counter() - started, memory=context.memory
+        )
         self.models.add(entry)
         self._use(entry)
         self._announce()
@@ -228,9 +231,15 @@ class Runner:
     def _announce(self) -> None:
         """Tell the supervisor which model is in use and which ones are resident."""
         spec = self.loaded_spec or {}
-        self.send({"type": "model", "name": self.model_name, "path": spec.get("path"),
-                   "options": spec.get("options") or {},
-                   "resident": [entry.describe() for entry in self.models.entries()]})
+        self.send(
+            {
+                "type": "model",
+                "name": self.model_name,
+                "path": spec.get("path"),
+                "options": spec.get("options") or {},
+                "resident": [entry.describe() for entry in self.models.entries()],
+            }
+        )
 
     def unload(self) -> None:
         self._use(None)
@@ -309,8 +318,9 @@ class Runner:
             result = video.generate(self, job, params, clock)
         return Finish(clock, result)
 
-    def stage_callbacks(self, job: dict[str, Any], params: dict[str, Any],
-                        clock: StageClock) -> tuple[Callable[[int, str], None], Callable[[int, int, float], None]]:
+    def stage_callbacks(
+        self, job: dict[str, Any], params: dict[str, Any], clock: StageClock
+    ) -> tuple[Callable[[int, str], None], Callable[[int, int, float], None]]:
         """The library's log and progress callbacks of a generation (image or video): they re-arm a
         cancel, move ``clock`` through the stages and report each sampling step."""
 
@@ -325,8 +335,7 @@ class Runner:
         def on_progress(step: int, steps: int, _seconds: float) -> None:
             self._rearm_cancel()
             if step > 0:
-                self.send({"type": "progress", "job_id": job["id"], "stage": clock.stage, "step": step,
-                           "steps": steps})
+                self.send({"type": "progress", "job_id": job["id"], "stage": clock.stage, "step": step, "steps": steps})
 
         return on_log, on_progress
 
@@ -367,9 +376,17 @@ class Runner:
         clock.enter("writing")
         resolved = self._resolve(params)  # needs the model: before the next job may change it
         seeds = generation.seeds
-        return Finish(clock, {"images": [], "seeds": seeds, "model": self.model_name, "resolved": resolved,
-                              "warnings": generation.warnings},
-                      lambda: self._write(job, params, outputs, seeds, resolved))
+        return Finish(
+            clock,
+            {
+                "images": [],
+                "seeds": seeds,
+                "model": self.model_name,
+                "resolved": resolved,
+                "warnings": generation.warnings,
+            },
+            lambda: self._write(job, params, outputs, seeds, resolved),
+        )
 
     def _resolve(self, params: dict[str, Any]) -> dict[str, Any]:
         """What applied: the model (with its short hash), sampler, scheduler, CFG, clip skip."""
@@ -399,13 +416,22 @@ class Runner:
         if upscaler is None:
             if clock is not None:
                 clock.enter("loading")
-            upscaler = (Upscaler(path, n_threads=self.settings.threads, tile_size=tile_size) if tile_size
-                        else Upscaler(path, n_threads=self.settings.threads))
+            upscaler = (
+                Upscaler(path, n_threads=self.settings.threads, tile_size=tile_size)
+                if tile_size
+                else Upscaler(path, n_threads=self.settings.threads)
+            )
             self.upscalers = {key: upscaler}  # keep one: upscalers are small, memory is not
         return upscaler
 
-    def _write(self, job: dict[str, Any], params: dict[str, Any], images: list[Image.Image],
-               seeds: list[int], resolved: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    def _write(
+        self,
+        job: dict[str, Any],
+        params: dict[str, Any],
+        images: list[Image.Image],
+        seeds: list[int],
+        resolved: dict[str, Any] | None = None,
+    ) -> list[dict[str, Any]]:
         directory = self.settings.outputs_dir / job["id"]
         directory.mkdir(parents=True, exist_ok=True)
         fmt = params.get("output_format") or self.settings.output_format
@@ -416,23 +442,53 @@ class Runner:
             discard_job_outputs(self.settings.outputs_dir, job["id"])
             raise
 
-    def _write_all(self, job: dict[str, Any], params: dict[str, Any], images: list[Image.Image],
-                   seeds: list[int], directory: Path, fmt: str,
-                   resolved: dict[str, Any] | None) -> list[dict[str, Any]]:
+    def _write_all(
+        self,
+        job: dict[str, Any],
+        params: dict[str, Any],
+        images: list[Image.Image],
+        seeds: list[int],
+        directory: Path,
+        fmt: str,
+        resolved: dict[str, Any] | None,
+    ) -> list[dict[str, Any]]:
         written = []
         public = public_params(params)
         for index, (image, seed) in enumerate(zip(images, seeds or [0] * len(images), strict=True)):
             text = ""
             if resolved is not None:  # generations; an upscale has no prompt to tell
-                text = infotext({**public, **resolved}, seed=seed, model_name=resolved["model"],
-                                model_hash=resolved["model_hash"])
-            metadata = {"job_id": job["id"], "index": index, "seed": seed,
-                        "model": resolved["model"] if resolved else params.get("upscaler"),
-                        "params": public, "resolved": resolved, "sdrest_version": __version__}
-            path = write_image(image, directory, str(index), fmt=fmt, quality=params.get("output_quality"),
-                               infotext=text, metadata=metadata, embed=params.get("image_metadata", True))
-            written.append({"index": index, "file": f"{job['id']}/{path.name}", "seed": seed,
-                            "width": image.width, "height": image.height, "format": fmt})
+                text = infotext(
+                    {**public, **resolved}, seed=seed, model_name=resolved["model"], model_hash=resolved["model_hash"]
+                )
+            metadata = {
+                "job_id": job["id"],
+                "index": index,
+                "seed": seed,
+                "model": resolved["model"] if resolved else params.get("upscaler"),
+                "params": public,
+                "resolved": resolved,
+                "sdrest_version": __version__,
+            }
+            path = write_image(
+                image,
+                directory,
+                str(index),
+                fmt=fmt,
+                quality=params.get("output_quality"),
+                infotext=text,
+                metadata=metadata,
+                embed=params.get("image_metadata", True),
+            )
+            written.append(
+                {
+                    "index": index,
+                    "file": f"{job['id']}/{path.name}",
+                    "seed": seed,
+                    "width": image.width,
+                    "height": image.height,
+                    "format": fmt,
+                }
+            )
         return written
 
     def _input_path(self, relative: str) -> Path:

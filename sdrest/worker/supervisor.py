@@ -112,8 +112,9 @@ class Supervisor:
             running = self._state.running_job
             owner = self._state.running_owner
         # "running_owner" is for the event stream to decide who may see the id; never sent.
-        self.bus.emit("queue", data={"queued": counts.get("queued", 0), "running": running,
-                                     "running_owner": owner}, persist=False)
+        self.bus.emit(
+            "queue", data={"queued": counts.get("queued", 0), "running": running, "running_owner": owner}, persist=False
+        )
 
     def cancel_running(self, job_id: str, mode: str = "all") -> bool:
         """Stop ``job_id`` if the worker runs it; False if it does not (any more).
@@ -167,8 +168,9 @@ class Supervisor:
                     self._preload()
                     continue  # the worker may have died while loading: look again before claiming
                 # Model-aware: a job for a loaded model may go first, a bounded number of times.
-                job = self.store.claim_next(loaded=self._resident_files or None,
-                                            overtake_limit=self.settings.model_overtake_limit)
+                job = self.store.claim_next(
+                    loaded=self._resident_files or None, overtake_limit=self.settings.model_overtake_limit
+                )
                 if job is None and self._writing:
                     self._drain()  # nothing to run yet: take the written jobs' reports meanwhile
                     self._wake.clear()
@@ -182,8 +184,9 @@ class Supervisor:
                     self._run_job(job)
                 except Exception:
                     # Never leave a claimed job "running" behind a supervisor bug.
-                    self._outcomes.failed(job, {"code": "internal_error",
-                                                "message": "the server failed to run this job"})
+                    self._outcomes.failed(
+                        job, {"code": "internal_error", "message": "the server failed to run this job"}
+                    )
                     raise
                 self._last_activity = time.monotonic()
             except Exception:
@@ -315,9 +318,11 @@ class Supervisor:
                     pass  # the worker is gone: the crash check below reports it
                 cancel_deadline = cancel_deadline or time.monotonic() + self.settings.cancel_timeout
             if cancel_deadline is not None and (self._cancel_refused == job.id or time.monotonic() > cancel_deadline):
-                log.warning("job %s did not stop in place%s: restarting the worker", job.id,
-                            "" if self._cancel_refused == job.id else
-                            f" within {self.settings.cancel_timeout:g} s")
+                log.warning(
+                    "job %s did not stop in place%s: restarting the worker",
+                    job.id,
+                    "" if self._cancel_refused == job.id else f" within {self.settings.cancel_timeout:g} s",
+                )
                 self._stop_worker(kill=True)
                 self._outcomes.cancelled(job)  # a "new_latents" stop is still running in the store
                 self.counters["cancel_kills"] += 1
@@ -375,8 +380,9 @@ class Supervisor:
         """A message about a job whose images are being written (its "done", mostly)."""
         job = self._writing.get(message.get("job_id") or "")
         if job is None:
-            log.warning("worker message %r for job %s, which it does not run", message.get("type"),
-                        message.get("job_id"))
+            log.warning(
+                "worker message %r for job %s, which it does not run", message.get("type"), message.get("job_id")
+            )
         elif self._outcomes.apply(job, message):
             del self._writing[job.id]
 
@@ -385,14 +391,22 @@ class Supervisor:
         code = self._worker.exit_code()
         cut_off = [*([job] if job is not None else []), *self._writing.values()]
         self._writing.clear()
-        log.error("worker crashed (%s) while running job%s %s", describe_exit(code), "s" if len(cut_off) > 1 else "",
-                  ", ".join(j.id for j in cut_off))
+        log.error(
+            "worker crashed (%s) while running job%s %s",
+            describe_exit(code),
+            "s" if len(cut_off) > 1 else "",
+            ", ".join(j.id for j in cut_off),
+        )
         error = crash_error(code, list(self._worker.log_tail)[-20:])
         with self._lock:
             self._state.crashes += 1
             first = cut_off[0] if cut_off else None
-            self._state.last_crash = {"job_id": first.id if first else None, "owner": first.owner if first else None,
-                                      "time": time.time(), **error}
+            self._state.last_crash = {
+                "job_id": first.id if first else None,
+                "owner": first.owner if first else None,
+                "time": time.time(),
+                **error,
+            }
             self._state.alive = False
             self._state.loaded_model = None
             self._state.resident_models = []

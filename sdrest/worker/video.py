@@ -57,8 +57,14 @@ def generate(runner: Runner, job: dict[str, Any], params: dict[str, Any], clock:
 
         discard_job_outputs(runner.settings.outputs_dir, job["id"])
         raise
-    return {"images": images, "videos": videos, "seeds": [seed], "model": runner.model_name,
-            "resolved": resolved, "warnings": []}
+    return {
+        "images": images,
+        "videos": videos,
+        "seeds": [seed],
+        "model": runner.model_name,
+        "resolved": resolved,
+        "warnings": [],
+    }
 
 
 def write_clips(frames: list[Image.Image], directory: Path, job_id: str, fps: int) -> list[dict[str, Any]]:
@@ -66,8 +72,9 @@ def write_clips(frames: list[Image.Image], directory: Path, job_id: str, fps: in
     width, height = frames[0].size
     common = {"frames": len(frames), "fps": fps, "width": width, "height": height}
     webp = directory / "video.webp"
-    frames[0].save(webp, format="WEBP", save_all=True, append_images=frames[1:], duration=round(1000 / fps),
-                   loop=0, lossless=True)
+    frames[0].save(
+        webp, format="WEBP", save_all=True, append_images=frames[1:], duration=round(1000 / fps), loop=0, lossless=True
+    )
     videos = [{"index": 0, "file": f"{job_id}/{webp.name}", "format": "webp", **common}]
     if write_mp4(frames, directory / "video.mp4", fps):
         videos.append({"index": 1, "file": f"{job_id}/video.mp4", "format": "mp4", **common})

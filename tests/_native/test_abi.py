@@ -81,14 +81,34 @@ def test_committed_declarations_are_exactly_the_pinned_header(header: Path) -> N
 def test_binding_declares_the_whole_api() -> None:
     functions = set(declared_functions())
     # Spot-check each family the issue names, so an empty or truncated cdef cannot pass.
-    for name in ("new_sd_ctx", "free_sd_ctx", "generate_image", "generate_video", "new_upscaler_ctx",
-                 "upscale", "convert", "preprocess_canny", "sd_set_log_callback",
-                 "sd_set_progress_callback", "sd_set_preview_callback", "str_to_sample_method",
-                 "sd_scheduler_name", "sd_img_gen_params_init", "sd_version", "sd_cancel_generation"):
+    for name in (
+        "new_sd_ctx",
+        "free_sd_ctx",
+        "generate_image",
+        "generate_video",
+        "new_upscaler_ctx",
+        "upscale",
+        "convert",
+        "preprocess_canny",
+        "sd_set_log_callback",
+        "sd_set_progress_callback",
+        "sd_set_preview_callback",
+        "str_to_sample_method",
+        "sd_scheduler_name",
+        "sd_img_gen_params_init",
+        "sd_version",
+        "sd_cancel_generation",
+    ):
         assert name in functions
     assert len(functions) == 47
-    assert {"sd_ctx_params_t", "sd_img_gen_params_t", "sd_vid_gen_params_t", "sd_cache_params_t",
-            "sd_hires_params_t", "sd_image_t"} <= set(declared_structs())
+    assert {
+        "sd_ctx_params_t",
+        "sd_img_gen_params_t",
+        "sd_vid_gen_params_t",
+        "sd_cache_params_t",
+        "sd_hires_params_t",
+        "sd_image_t",
+    } <= set(declared_structs())
 
 
 def test_header_to_cdef_strips_what_cffi_cannot_parse() -> None:
@@ -104,9 +124,13 @@ def test_cancel_patch_has_upstreams_signature_and_values() -> None:
     # native/patches/0001 adds upstream's call (leejet/stable-diffusion.cpp pull request 1124):
     # the same names, values and signature, so that a pin bump past it can drop the patch.
     assert dict(ffi.typeof("enum sd_cancel_mode_t").relements) == {
-        "SD_CANCEL_ALL": 0, "SD_CANCEL_NEW_LATENTS": 1, "SD_CANCEL_RESET": 2}
+        "SD_CANCEL_ALL": 0,
+        "SD_CANCEL_NEW_LATENTS": 1,
+        "SD_CANCEL_RESET": 2,
+    }
     assert ffi.typeof(load_library().lib.sd_cancel_generation) is ffi.typeof(
-        "void(*)(sd_ctx_t *, enum sd_cancel_mode_t)")
+        "void(*)(sd_ctx_t *, enum sd_cancel_mode_t)"
+    )
 
 
 def test_every_patch_is_listed_in_the_docs() -> None:

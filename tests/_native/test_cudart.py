@@ -27,8 +27,12 @@ PROBE = "from sdrest._native import load_library; print(load_library().path)"
 def _copy_with_build_info(tmp_path: Path, **record: object) -> Path:
     """A copy of the sdrest package (the library itself stays a link) with its own build record."""
     root = tmp_path / "site"
-    shutil.copytree(Path(sdrest.__file__).resolve().parent, root / "sdrest", symlinks=True,
-                    ignore=shutil.ignore_patterns("__pycache__", "webui"))
+    shutil.copytree(
+        Path(sdrest.__file__).resolve().parent,
+        root / "sdrest",
+        symlinks=True,
+        ignore=shutil.ignore_patterns("__pycache__", "webui"),
+    )
     info_path = root / "sdrest" / "_native" / "build_info.json"
     info_path.unlink(missing_ok=True)  # may be a link to the real build's record: never write through it
     info_path.write_text(json.dumps({**build_info(), **record}))
@@ -38,8 +42,15 @@ def _copy_with_build_info(tmp_path: Path, **record: object) -> Path:
 def _load(site: Path) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k not in ("SDREST_LIB", "LD_LIBRARY_PATH")}
     env["PYTHONPATH"] = str(site)
-    return subprocess.run([sys.executable, "-c", PROBE], env=env, capture_output=True, text=True, timeout=60,
-                          cwd=tempfile.gettempdir(), check=False)
+    return subprocess.run(
+        [sys.executable, "-c", PROBE],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tempfile.gettempdir(),
+        check=False,
+    )
 
 
 def test_missing_cuda_runtime_wheel_is_named(tmp_path: Path) -> None:
@@ -79,10 +90,19 @@ def test_cuda_major_reads_the_build_record() -> None:
 
 def test_runtime_version_never_loads_the_cuda_runtime_to_ask() -> None:
     # A fresh interpreter that has not opened the native library has no CUDA runtime mapped.
-    probe = ("from pathlib import Path; from sdrest._native.cudart import runtime_version; "
-             "print(runtime_version(), 'libcudart' in Path('/proc/self/maps').read_text())")
+    probe = (
+        "from pathlib import Path; from sdrest._native.cudart import runtime_version; "
+        "print(runtime_version(), 'libcudart' in Path('/proc/self/maps').read_text())"
+    )
     env = {**os.environ, "PYTHONPATH": str(Path(sdrest.__file__).resolve().parents[1])}
-    result = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=60,
-                            cwd=tempfile.gettempdir(), check=False)
+    result = subprocess.run(
+        [sys.executable, "-c", probe],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tempfile.gettempdir(),
+        check=False,
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["None", "False"]

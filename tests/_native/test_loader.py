@@ -25,8 +25,9 @@ def _run(env_lib: str | None) -> subprocess.CompletedProcess[str]:
     if env_lib is not None:
         env["SDREST_LIB"] = env_lib
     # cwd: `python -c` puts it first on sys.path, which must not shadow PACKAGE_ROOT.
-    return subprocess.run([sys.executable, "-c", PROBE], env=env, capture_output=True, text=True, timeout=60,
-                          cwd=tempfile.gettempdir())
+    return subprocess.run(
+        [sys.executable, "-c", PROBE], env=env, capture_output=True, text=True, timeout=60, cwd=tempfile.gettempdir()
+    )
 
 
 def test_search_order_is_env_then_package() -> None:

@@ -27,8 +27,9 @@ def sdrest_cli(*args: str, stdin: str | None = None) -> subprocess.CompletedProc
 
 
 def add_user(data_dir: Path, name: str, password: str, role: str = "user") -> None:
-    result = sdrest_cli("users", "add", name, "--password-stdin", "--role", role, "--data-dir", str(data_dir),
-                        stdin=password + "\n")
+    result = sdrest_cli(
+        "users", "add", name, "--password-stdin", "--role", role, "--data-dir", str(data_dir), stdin=password + "\n"
+    )
     assert result.returncode == 0, result.stderr
 
 
@@ -60,9 +61,10 @@ def jwt_server(models_dir, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def tokens(jwt_server: Server) -> dict[str, str]:
-    return {name: login(jwt_server, name, password).json()["access_token"]
-            for name, password in (("alice", "alice-secret-1"), ("bob", "bob-secret-1"),
-                                   ("root-admin", "admin-secret-1"))}
+    return {
+        name: login(jwt_server, name, password).json()["access_token"]
+        for name, password in (("alice", "alice-secret-1"), ("bob", "bob-secret-1"), ("root-admin", "admin-secret-1"))
+    }
 
 
 def test_login_profile_refresh_logout_and_revocation_survives_restart(jwt_server: Server) -> None:
@@ -76,8 +78,10 @@ def test_login_profile_refresh_logout_and_revocation_survives_restart(jwt_server
     renewed = jwt_server.post("/api/v1/auth/refresh", headers=bearer(refresh))
     assert renewed.status_code == 200 and renewed.json()["access_token"] != access
     assert jwt_server.post("/api/v1/auth/refresh", headers=bearer(access)).status_code == 401  # not a refresh token
-    assert jwt_server.post("/api/v1/auth/logout", headers=bearer(access),
-                           json={"refresh_token": refresh}).status_code == 200
+    assert (
+        jwt_server.post("/api/v1/auth/logout", headers=bearer(access), json={"refresh_token": refresh}).status_code
+        == 200
+    )
     revoked = jwt_server.get("/api/v1/auth/profile", headers=bearer(access))
     assert revoked.status_code == 401 and revoked.json()["error"]["message"] == "revoked token"
     assert jwt_server.post("/api/v1/auth/refresh", headers=bearer(refresh)).status_code == 401
@@ -100,16 +104,29 @@ def test_bad_tokens(jwt_server: Server, tokens) -> None:
     secret = (jwt_server.data_dir / "jwt_secret").read_text().strip()
     assert oct((jwt_server.data_dir / "jwt_secret").stat().st_mode & 0o777) == "0o600"
     now = int(time.time())
-    claims = {"sub": "alice", "role": "admin", "type": "access", "jti": secrets.token_hex(8), "fresh": False,
-              "iat": now, "nbf": now}
+    claims = {
+        "sub": "alice",
+        "role": "admin",
+        "type": "access",
+        "jti": secrets.token_hex(8),
+        "fresh": False,
+        "iat": now,
+        "nbf": now,
+    }
     expired = pyjwt.encode({**claims, "exp": now - 10}, secret, algorithm="HS256")
     other_alg = pyjwt.encode({**claims, "exp": now + 600}, secret, algorithm="HS512")
     unsigned = pyjwt.encode({**claims, "exp": now + 600}, None, algorithm="none")
     forged = pyjwt.encode({**claims, "exp": now + 600}, "not-the-secret", algorithm="HS256")
     good = tokens["alice"]
     tampered = good[:-4] + ("AAAA" if not good.endswith("AAAA") else "BBBB")
-    for token, message in ((expired, "expired token"), (other_alg, None), (unsigned, None), (forged, None),
-                           (tampered, None), ("garbage", None)):
+    for token, message in (
+        (expired, "expired token"),
+        (other_alg, None),
+        (unsigned, None),
+        (forged, None),
+        (tampered, None),
+        ("garbage", None),
+    ):
         response = jwt_server.get("/api/v1/auth/profile", headers=bearer(token))
         assert response.status_code == 401, token
         if message:
@@ -120,8 +137,9 @@ def test_bad_tokens(jwt_server: Server, tokens) -> None:
 
 
 def test_wrong_passwords_are_audited_and_throttled(models_dir, tmp_path) -> None:
-    jwt_server = Server(tmp_path, models_dir, "--auth", "jwt", "--auth-max-failures", "3",
-                        "--auth-lockout-seconds", "60")
+    jwt_server = Server(
+        tmp_path, models_dir, "--auth", "jwt", "--auth-max-failures", "3", "--auth-lockout-seconds", "60"
+    )
     jwt_server.data_dir.mkdir(parents=True)
     add_user(jwt_server.data_dir, "bob", "bob-secret-1")
     add_user(jwt_server.data_dir, "root-admin", "admin-secret-1", role="admin")
@@ -159,9 +177,14 @@ def test_users_only_see_their_own_jobs_and_images(jwt_server: Server, tokens) ->
     job = jwt_server.post("/api/v1/generate", json={**FAST, "wait": True}, headers=alice).json()
     assert job["status"] == "completed"
     job_id, image = job["job_id"], job["images"][0]["url"]
-    for method, path in (("get", f"/api/v1/generate/{job_id}"), ("get", f"/api/v1/jobs/{job_id}"),
-                         ("delete", f"/api/v1/generate/{job_id}"), ("delete", f"/api/v1/jobs/{job_id}"),
-                         ("get", image), ("get", f"/api/v1/generate/{job_id}/events")):
+    for method, path in (
+        ("get", f"/api/v1/generate/{job_id}"),
+        ("get", f"/api/v1/jobs/{job_id}"),
+        ("delete", f"/api/v1/generate/{job_id}"),
+        ("delete", f"/api/v1/jobs/{job_id}"),
+        ("get", image),
+        ("get", f"/api/v1/generate/{job_id}/events"),
+    ):
         response = getattr(requests, method)(jwt_server.url(path), headers=bob, timeout=30)
         assert response.status_code == 404, (method, path, response.status_code)
         assert getattr(requests, method)(jwt_server.url(path), timeout=30).status_code == 401
@@ -170,8 +193,7 @@ def test_users_only_see_their_own_jobs_and_images(jwt_server: Server, tokens) ->
     bobs_queue = jwt_server.get("/api/v1/queue", headers=bob).json()
     assert job_id not in {j["job_id"] for j in bobs_queue["jobs"]}
     assert job_id in {j["job_id"] for j in jwt_server.get("/api/v1/queue", headers=admin).json()["jobs"]}
-    with jwt_server.get("/api/v1/events", params={"last_event_id": 0}, headers=bob, stream=True,
-                        timeout=5) as stream:
+    with jwt_server.get("/api/v1/events", params={"last_event_id": 0}, headers=bob, stream=True, timeout=5) as stream:
         seen = []
         try:
             for event in sse_events(stream):
@@ -185,8 +207,11 @@ def test_users_only_see_their_own_jobs_and_images(jwt_server: Server, tokens) ->
 
 def test_browser_cookies_are_httponly_strict_and_csrf_protected(jwt_server: Server) -> None:
     session = requests.Session()
-    response = session.post(jwt_server.url("/api/v1/auth/login"),
-                            json={"username": "alice", "password": "alice-secret-1", "cookie": True}, timeout=30)
+    response = session.post(
+        jwt_server.url("/api/v1/auth/login"),
+        json={"username": "alice", "password": "alice-secret-1", "cookie": True},
+        timeout=30,
+    )
     assert response.status_code == 200
     cookies = response.headers.get("Set-Cookie", "")
     assert "access_token_cookie=" in cookies and "HttpOnly" in cookies and "SameSite=Strict" in cookies
@@ -194,12 +219,13 @@ def test_browser_cookies_are_httponly_strict_and_csrf_protected(jwt_server: Serv
     refused = session.post(jwt_server.url("/api/v1/generate"), json=FAST, timeout=30)
     assert refused.status_code == 401 and refused.json()["error"]["code"] == "csrf_failed"
     csrf = session.cookies.get("csrf_access_token")
-    accepted = session.post(jwt_server.url("/api/v1/generate"), json={**FAST, "wait": False},
-                            headers={"X-CSRF-TOKEN": csrf},
-                            timeout=30)
+    accepted = session.post(
+        jwt_server.url("/api/v1/generate"), json={**FAST, "wait": False}, headers={"X-CSRF-TOKEN": csrf}, timeout=30
+    )
     assert accepted.status_code == 202
-    jwt_server.delete(f"/api/v1/generate/{accepted.json()['job_id']}",
-                      headers={"X-CSRF-TOKEN": csrf}, cookies=session.cookies)
+    jwt_server.delete(
+        f"/api/v1/generate/{accepted.json()['job_id']}", headers={"X-CSRF-TOKEN": csrf}, cookies=session.cookies
+    )
 
 
 def test_api_keys(models_dir, tmp_path) -> None:
@@ -280,9 +306,9 @@ def test_optional_auth_guests_and_users(models_dir, tmp_path) -> None:
     add_user(server.data_dir, "carol", "carol-secret-1")
     server.start()
     try:
-        assert server.get("/api/v1/status").status_code == 200          # guests may read
+        assert server.get("/api/v1/status").status_code == 200  # guests may read
         guest = server.post("/api/v1/generate", json=FAST)
-        assert guest.status_code == 403                                   # but not generate
+        assert guest.status_code == 403  # but not generate
         assert server.get("/api/v1/auth/profile").json()["role"] == "guest"
         token = login(server, "carol", "carol-secret-1").json()["access_token"]
         submitted = server.post("/api/v1/generate", json={**FAST, "wait": False}, headers=bearer(token))
@@ -300,8 +326,9 @@ def test_trusted_proxy_decides_the_client_address(models_dir, tmp_path) -> None:
     add_user(server.data_dir, "admin", "admin-secret-1", role="admin")
     server.start()
     try:
-        server.post("/api/v1/auth/login", json={"username": "x", "password": "y"},
-                    headers={"X-Forwarded-For": "203.0.113.9"})
+        server.post(
+            "/api/v1/auth/login", json={"username": "x", "password": "y"}, headers={"X-Forwarded-For": "203.0.113.9"}
+        )
         token = login(server, "admin", "admin-secret-1").json()["access_token"]
         attempts = server.get("/api/v1/auth/attempts", headers=bearer(token)).json()["attempts"]
         assert any(a["username"] == "x" and a["client_ip"] == "203.0.113.9" for a in attempts)

@@ -18,8 +18,18 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def server(models, tmp_path_factory):
     root = tmp_path_factory.mktemp("bad")
-    server = Server(root, link_models(models, root / "models"), "--model", "sd1", "--max-body-mb", "1",
-                    "--url-fetch", "any", "--url-timeout", "2").start()
+    server = Server(
+        root,
+        link_models(models, root / "models"),
+        "--model",
+        "sd1",
+        "--max-body-mb",
+        "1",
+        "--url-fetch",
+        "any",
+        "--url-timeout",
+        "2",
+    ).start()
     yield server
     assert server.status()["status"] == "ok"  # still serving after all of it
     server.stop()
@@ -91,8 +101,7 @@ def test_bad_generation_fields(server: Server, fields, status, code, field) -> N
     ("fields", "status", "code", "field"),
     [
         ({"init_image": "!!!not base64!!!"}, 400, "invalid_base64", "init_image"),
-        ({"init_image": base64.b64encode(b"plain text, not an image").decode()}, 422, "invalid_image",
-         "init_image"),
+        ({"init_image": base64.b64encode(b"plain text, not an image").decode()}, 422, "invalid_image", "init_image"),
         ({"init_image": png_base64(test_image())[:200]}, 422, "invalid_image", "init_image"),
         ({"init_image": "data:text/plain;base64,aGVsbG8="}, 415, "unsupported_media_type", "init_image"),
         ({"init_image": 42}, 422, "invalid_field", "init_image"),
@@ -131,8 +140,9 @@ def test_bad_form_fields(server: Server, form, status, code, field) -> None:
 
 
 def test_a_file_part_where_text_is_expected(server: Server) -> None:
-    response = server.post("/api/v1/generate/text2img", data={"steps": "1"},
-                           files={"prompt": ("prompt.txt", b"a red apple", "text/plain")})
+    response = server.post(
+        "/api/v1/generate/text2img", data={"steps": "1"}, files={"prompt": ("prompt.txt", b"a red apple", "text/plain")}
+    )
     _error(response, 422, "invalid_field", "prompt")
 
 
@@ -174,17 +184,29 @@ def test_url_served_image_is_fetched_with_limits(server: Server) -> None:
 
 
 def test_malformed_bodies(server: Server) -> None:
-    _error(server.post("/api/v1/generate", data="{not json", headers={"Content-Type": "application/json"}),
-           400, "invalid_json")
+    _error(
+        server.post("/api/v1/generate", data="{not json", headers={"Content-Type": "application/json"}),
+        400,
+        "invalid_json",
+    )
     _error(server.post("/api/v1/generate", json=[1, 2]), 400, "invalid_json")
-    _error(server.post("/api/v1/generate", data="prompt=x", headers={"Content-Type": "text/plain"}),
-           415, "unsupported_media_type")
-    _error(server.post("/api/v1/generate", data=b"x" * (2 << 20), headers={"Content-Type": "application/json"}),
-           413, "body_too_large")
+    _error(
+        server.post("/api/v1/generate", data="prompt=x", headers={"Content-Type": "text/plain"}),
+        415,
+        "unsupported_media_type",
+    )
+    _error(
+        server.post("/api/v1/generate", data=b"x" * (2 << 20), headers={"Content-Type": "application/json"}),
+        413,
+        "body_too_large",
+    )
     form = server.post("/api/v1/generate/text2img", data={"prompt": "x", "steps": "many"})
     _error(form, 422, "invalid_field", "steps")
-    infinite = server.post("/api/v1/generate/text2img", data='{"prompt": "x", "cfg_scale": Infinity}',
-                           headers={"Content-Type": "application/json"})  # Python's JSON reader takes it
+    infinite = server.post(
+        "/api/v1/generate/text2img",
+        data='{"prompt": "x", "cfg_scale": Infinity}',
+        headers={"Content-Type": "application/json"},
+    )  # Python's JSON reader takes it
     _error(infinite, 422, "invalid_field", "cfg_scale")
 
 
@@ -209,9 +231,16 @@ def test_bad_paths_and_queries(server: Server) -> None:
 
 def test_bad_upscale_requests(server: Server) -> None:
     _error(server.post("/api/v1/upscale", json={"upscaler": "x4"}), 422, "missing_field", "image")
-    _error(server.post("/api/v1/upscale", json={"image": png_base64(test_image(32))}), 422, "missing_field",
-           "upscaler")
-    _error(server.post("/api/v1/upscale", json={"image": png_base64(test_image(32)), "upscaler": "nope"}),
-           404, "model_not_found", "upscaler")
-    _error(server.post("/api/v1/upscale", json={"image": png_base64(test_image(32)), "upscaler": "x4",
-                                                "factor": 0}), 422, "invalid_field", "factor")
+    _error(server.post("/api/v1/upscale", json={"image": png_base64(test_image(32))}), 422, "missing_field", "upscaler")
+    _error(
+        server.post("/api/v1/upscale", json={"image": png_base64(test_image(32)), "upscaler": "nope"}),
+        404,
+        "model_not_found",
+        "upscaler",
+    )
+    _error(
+        server.post("/api/v1/upscale", json={"image": png_base64(test_image(32)), "upscaler": "x4", "factor": 0}),
+        422,
+        "invalid_field",
+        "factor",
+    )

@@ -31,9 +31,15 @@ def _files(server: Server) -> set[str]:
 def test_admin_converts_the_checkpoint_to_q8_0_and_loads_it(server: Server, headers) -> None:
     rules = r"^first_stage_model\.=f16"
     checker = SchemaChecker(server.get("/api/v1/openapi.json").json())
-    response = checker.check(server.post("/api/v1/models/convert", headers=headers["boss"], json={
-        "model": "sd1", "weight_type": "q8_0", "tensor_type_rules": rules, "wait": True}),
-        "/api/v1/models/convert", "post")
+    response = checker.check(
+        server.post(
+            "/api/v1/models/convert",
+            headers=headers["boss"],
+            json={"model": "sd1", "weight_type": "q8_0", "tensor_type_rules": rules, "wait": True},
+        ),
+        "/api/v1/models/convert",
+        "post",
+    )
     assert response.status_code == 200, response.text
     job = response.json()
     assert job["status"] == "completed" and job["mode"] == "convert", job["error"]
@@ -54,32 +60,35 @@ def test_admin_converts_the_checkpoint_to_q8_0_and_loads_it(server: Server, head
 
 def test_users_may_not_convert(server: Server, headers) -> None:
     before = _files(server)
-    response = server.post("/api/v1/models/convert", headers=headers["alice"],
-                           json={"model": "sd1", "output": "mine"})
+    response = server.post("/api/v1/models/convert", headers=headers["alice"], json={"model": "sd1", "output": "mine"})
     assert response.status_code == 403
     assert _files(server) == before
 
 
-@pytest.mark.parametrize(("body", "status", "field"), [
-    ({"output": "../escaped"}, 422, "output"),
-    ({"output": "/tmp/escaped"}, 422, "output"),
-    ({"output": "sub/../../escaped"}, 422, "output"),
-    ({"output": ".hidden"}, 422, "output"),
-    ({"output": "..gguf"}, 422, "output"),
-    ({"model": "../../../etc/passwd"}, 400, "model"),
-    ({"model": "/etc/passwd"}, 400, "model"),
-    ({"model": "missing"}, 404, "model"),
-    ({"type": "presets"}, 422, "type"),
-    ({"weight_type": "q9_9"}, 422, "weight_type"),
-    ({"tensor_type_rules": "not rules"}, 422, "tensor_type_rules"),
-    ({"vae": "../vae"}, 400, "vae"),
-    ({"vae": "missing"}, 404, "vae"),
-    ({"overwrite": True}, 400, "overwrite"),
-])
+@pytest.mark.parametrize(
+    ("body", "status", "field"),
+    [
+        ({"output": "../escaped"}, 422, "output"),
+        ({"output": "/tmp/escaped"}, 422, "output"),
+        ({"output": "sub/../../escaped"}, 422, "output"),
+        ({"output": ".hidden"}, 422, "output"),
+        ({"output": "..gguf"}, 422, "output"),
+        ({"model": "../../../etc/passwd"}, 400, "model"),
+        ({"model": "/etc/passwd"}, 400, "model"),
+        ({"model": "missing"}, 404, "model"),
+        ({"type": "presets"}, 422, "type"),
+        ({"weight_type": "q9_9"}, 422, "weight_type"),
+        ({"tensor_type_rules": "not rules"}, 422, "tensor_type_rules"),
+        ({"vae": "../vae"}, 400, "vae"),
+        ({"vae": "missing"}, 404, "vae"),
+        ({"overwrite": True}, 400, "overwrite"),
+    ],
+)
 def test_bad_conversions_name_the_field_and_write_nothing(server: Server, headers, body, status, field) -> None:
     before = _files(server)
-    response = server.post("/api/v1/models/convert", headers=headers["boss"],
-                           json={"model": "sd1", "output": "fine", **body})
+    response = server.post(
+        "/api/v1/models/convert", headers=headers["boss"], json={"model": "sd1", "output": "fine", **body}
+    )
     assert response.status_code == status, response.text
     assert response.json()["error"]["field"] == field
     assert _files(server) == before

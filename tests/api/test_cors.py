@@ -14,9 +14,15 @@ OTHER = "http://evil.example"
 
 
 def _preflight(server: Server, origin: str, path: str = "/api/v1/generate") -> requests.Response:
-    return requests.options(server.url(path), timeout=30, headers={
-        "Origin": origin, "Access-Control-Request-Method": "POST",
-        "Access-Control-Request-Headers": "content-type, authorization"})
+    return requests.options(
+        server.url(path),
+        timeout=30,
+        headers={
+            "Origin": origin,
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "content-type, authorization",
+        },
+    )
 
 
 @pytest.fixture()
@@ -78,12 +84,15 @@ def test_preflight_needs_no_credentials_but_the_request_does(start) -> None:
     assert refused.headers["Access-Control-Allow-Origin"] == PAGE
 
 
-@pytest.mark.parametrize(("value", "message"), [
-    ("*, http://a.example", "cannot be combined"),
-    ("http://a.example/path", "is not an origin"),
-    ("a.example", "is not an origin"),
-    ("ftp://a.example", "is not an origin"),
-])
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("*, http://a.example", "cannot be combined"),
+        ("http://a.example/path", "is not an origin"),
+        ("a.example", "is not an origin"),
+        ("ftp://a.example", "is not an origin"),
+    ],
+)
 def test_bad_origins_are_refused_naming_the_setting(value: str, message: str) -> None:
     with pytest.raises(SettingsError, match=f"cors_origins: .*{message}"):
         Settings.load({"cors_origins": value}, environ={})

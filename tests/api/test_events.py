@@ -19,8 +19,9 @@ STREAMS = 64
 @pytest.fixture(scope="module")
 def server(models, tmp_path_factory):
     root = tmp_path_factory.mktemp("events")
-    server = Server(root, link_models(models, root / "models"), "--model", "sd1",
-                    "--max-event-streams", str(STREAMS)).start()
+    server = Server(
+        root, link_models(models, root / "models"), "--model", "sd1", "--max-event-streams", str(STREAMS)
+    ).start()
     yield server
     server.stop()
 
@@ -144,5 +145,9 @@ def test_concurrent_listeners_all_see_the_completion(server: Server) -> None:
     for thread in threads:
         thread.join(180)
     assert len(seen) == 8
-    assert all(event["event"] == "completed" and event["data"]["job"]["status"] == "completed"
-               and event["data"]["job_id"] == job["job_id"] for event in seen)
+    assert all(
+        event["event"] == "completed"
+        and event["data"]["job"]["status"] == "completed"
+        and event["data"]["job_id"] == job["job_id"]
+        for event in seen
+    )

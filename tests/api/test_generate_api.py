@@ -43,7 +43,7 @@ def test_wait_returns_the_finished_job_with_images(server: Server) -> None:
 
 
 def test_async_job_image_url_metadata_and_thumbnail(server: Server) -> None:
-    response = server.post("/api/v1/generate/text2img", json={**FAST, "prompt": "a, \"quoted\" prompt", "seed": 9})
+    response = server.post("/api/v1/generate/text2img", json={**FAST, "prompt": 'a, "quoted" prompt', "seed": 9})
     assert response.status_code == 202
     job = response.json()
     assert job["status"] in ("queued", "running") and "data" not in str(job["images"])
@@ -80,8 +80,16 @@ def test_random_seed_is_resolved_and_batch_gets_one_seed_per_image(server: Serve
 
 
 def test_img2img_with_base64_and_jpeg_output(server: Server) -> None:
-    job = server.submit(init_image="data:image/png;base64," + png_base64(test_image(96)), strength=0.5,
-                        steps=4, output_format="jpeg", output_quality=80, wait=True, width=None, height=None)
+    job = server.submit(
+        init_image="data:image/png;base64," + png_base64(test_image(96)),
+        strength=0.5,
+        steps=4,
+        output_format="jpeg",
+        output_quality=80,
+        wait=True,
+        width=None,
+        height=None,
+    )
     assert job["status"] == "completed" and job["mode"] == "img2img"
     # The 96x96 input defines the size (aligned to 8), as documented.
     assert job["parameters"]["width"] == 96 and job["parameters"]["init_image"] == "given"
@@ -92,8 +100,10 @@ def test_img2img_with_base64_and_jpeg_output(server: Server) -> None:
 def test_inpainting_with_multipart_upload(server: Server) -> None:
     mask = Image.new("L", (64, 64), 0)
     mask.paste(255, (0, 0, 32, 64))
-    files = {"init_image": ("init.png", _png(test_image()), "image/png"),
-             "mask_image": ("mask.png", _png(mask), "image/png")}
+    files = {
+        "init_image": ("init.png", _png(test_image()), "image/png"),
+        "mask_image": ("mask.png", _png(mask), "image/png"),
+    }
     data = {"prompt": "a door", "width": "64", "height": "64", "steps": "1", "wait": "true", "seed": "4"}
     response = server.post("/api/v1/generate/inpainting", files=files, data=data)
     assert response.status_code == 200, response.text
@@ -102,8 +112,10 @@ def test_inpainting_with_multipart_upload(server: Server) -> None:
 
 
 def test_generate_infers_the_mode(server: Server) -> None:
-    response = server.post("/api/v1/generate", json={
-        **FAST, "init_image": png_base64(test_image()), "mask_image": png_base64(Image.new("L", (64, 64), 255))})
+    response = server.post(
+        "/api/v1/generate",
+        json={**FAST, "init_image": png_base64(test_image()), "mask_image": png_base64(Image.new("L", (64, 64), 255))},
+    )
     assert response.status_code == 200  # POST /generate answers with the finished job by default
     assert response.json()["mode"] == "inpaint" and response.json()["status"] == "completed"
 
@@ -118,8 +130,9 @@ def test_lora_by_name_is_applied(server: Server) -> None:
 
 
 def test_upscale_job(server: Server) -> None:
-    response = server.post("/api/v1/upscale", json={"image": png_base64(test_image(32)), "upscaler": "x4",
-                                                    "wait": True})
+    response = server.post(
+        "/api/v1/upscale", json={"image": png_base64(test_image(32)), "upscaler": "x4", "wait": True}
+    )
     assert response.status_code == 200, response.text
     job = response.json()
     assert job["mode"] == "upscale" and job["status"] == "completed"
@@ -162,8 +175,9 @@ def test_priority_runs_first(server: Server) -> None:
 
 def test_fifty_concurrent_submissions_are_all_accounted_for(server: Server) -> None:
     def submit(i: int) -> str:
-        response = requests.post(server.url("/api/v1/generate"),
-                                 json={**FAST, "seed": 1000 + i, "steps": 1, "wait": False}, timeout=60)
+        response = requests.post(
+            server.url("/api/v1/generate"), json={**FAST, "seed": 1000 + i, "steps": 1, "wait": False}, timeout=60
+        )
         assert response.status_code == 202, response.text
         return response.json()["job_id"]
 

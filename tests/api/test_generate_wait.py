@@ -53,8 +53,9 @@ def test_asking_for_async_queues_the_job_with_202_and_location(server: Server, h
 
 
 def test_an_explicit_wait_beats_prefer_respond_async(server: Server) -> None:
-    response = server.post("/api/v1/generate", json={**FAST, "seed": 43, "wait": True},
-                           headers={"Prefer": "respond-async"})
+    response = server.post(
+        "/api/v1/generate", json={**FAST, "seed": 43, "wait": True}, headers={"Prefer": "respond-async"}
+    )
     assert response.status_code == 200 and response.json()["status"] == "completed"
     assert "Preference-Applied" not in response.headers
 

@@ -29,8 +29,9 @@ PNG = encoded(test_image())
 PNG_B64 = base64.b64encode(PNG).decode()
 
 
-def expect_error(value: object, code: str, status: int, field: str = "init_image",
-                 limits: ImageLimits | None = None) -> ImageInputError:
+def expect_error(
+    value: object, code: str, status: int, field: str = "init_image", limits: ImageLimits | None = None
+) -> ImageInputError:
     with pytest.raises(ImageInputError) as info:
         decode_image(value, field, limits or ImageLimits())
     error = info.value
@@ -55,7 +56,7 @@ def test_plain_base64() -> None:
 
 def test_data_url_and_whitespace_and_urlsafe() -> None:
     assert same_pixels(decode_image(f"data:image/png;base64,{PNG_B64}", "f", ImageLimits()), test_image())
-    wrapped = "\n".join(PNG_B64[i:i + 76] for i in range(0, len(PNG_B64), 76))
+    wrapped = "\n".join(PNG_B64[i : i + 76] for i in range(0, len(PNG_B64), 76))
     assert same_pixels(decode_image(f"  {wrapped}\n", "f", ImageLimits()), test_image())
     urlsafe = base64.urlsafe_b64encode(PNG).decode().rstrip("=")
     assert same_pixels(decode_image(urlsafe, "f", ImageLimits()), test_image())
@@ -153,18 +154,27 @@ def test_multipart_upload() -> None:
     upload = FileStorage(io.BytesIO(PNG), filename="x.png", content_type="image/png")
     assert same_pixels(decode_image(upload, "mask_image", ImageLimits()), test_image())
     # curl's default type for unknown extensions is fine too
-    upload = FileStorage(io.BytesIO(encoded(test_image(), "JPEG")), filename="x",
-                         content_type="application/octet-stream")
+    upload = FileStorage(
+        io.BytesIO(encoded(test_image(), "JPEG")), filename="x", content_type="application/octet-stream"
+    )
     assert decode_image(upload, "mask_image", ImageLimits()).size == (64, 64)
 
 
 def test_upload_errors() -> None:
-    expect_error(FileStorage(io.BytesIO(PNG), filename="x.png", content_type="image/png"), "image_too_large", 413,
-                 limits=ImageLimits(max_bytes=100))
-    expect_error(FileStorage(io.BytesIO(b""), filename="", content_type="application/octet-stream"),
-                 "invalid_image", 400)
-    expect_error(FileStorage(io.BytesIO(b"<html></html>"), filename="x.html", content_type="text/html"),
-                 "unsupported_media_type", 415)
+    expect_error(
+        FileStorage(io.BytesIO(PNG), filename="x.png", content_type="image/png"),
+        "image_too_large",
+        413,
+        limits=ImageLimits(max_bytes=100),
+    )
+    expect_error(
+        FileStorage(io.BytesIO(b""), filename="", content_type="application/octet-stream"), "invalid_image", 400
+    )
+    expect_error(
+        FileStorage(io.BytesIO(b"<html></html>"), filename="x.html", content_type="text/html"),
+        "unsupported_media_type",
+        415,
+    )
     expect_error(FileStorage(io.BytesIO(PNG[:200]), filename="x.png", content_type="image/png"), "invalid_image", 422)
 
 
@@ -188,8 +198,14 @@ class Handler(BaseHTTPRequestHandler):
     def log_message(self, *args: object) -> None:
         pass
 
-    def _send(self, status: int, body: bytes, content_type: str = "image/png", length: bool = True,
-              headers: dict[str, str] | None = None) -> None:
+    def _send(
+        self,
+        status: int,
+        body: bytes,
+        content_type: str = "image/png",
+        length: bool = True,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         if length:
@@ -236,7 +252,7 @@ class Handler(BaseHTTPRequestHandler):
             elif path == "/to-loopback":
                 self._send(302, b"", headers={"Location": f"http://127.0.0.1:{port}/img.png"})
             elif path.startswith("/loop"):
-                n = int(path[len("/loop"):] or 0)
+                n = int(path[len("/loop") :] or 0)
                 self._send(307, b"", headers={"Location": f"/loop{n + 1}"})
             else:
                 self._send(500, b"?", "text/plain")
@@ -350,8 +366,7 @@ def test_redirect_to_loopback_refused(fake_public_dns: list) -> None:
 
 
 def test_every_resolved_address_checked(fake_public_dns: list) -> None:
-    expect_error("http://rebind.example.test/img.png", "url_not_allowed", 400,
-                 limits=ImageLimits(url_policy="public"))
+    expect_error("http://rebind.example.test/img.png", "url_not_allowed", 400, limits=ImageLimits(url_policy="public"))
     assert fake_public_dns == []
 
 
@@ -366,10 +381,31 @@ def tls_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, 
         pytest.skip("needs the openssl command to make a certificate")
     directory = tmp_path_factory.mktemp("tls")
     cert, key = directory / "cert.pem", directory / "key.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-                    "-nodes", "-days", "1", "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost",
-                    "-keyout", str(key), "-out", str(cert)],
-                   check=True, capture_output=True, timeout=30)
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=DNS:localhost",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=30,
+    )
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert, key)
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)

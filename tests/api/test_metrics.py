@@ -15,8 +15,11 @@ USERS = {"ops": ("ops-password-1", "guest"), "ann": ("ann-password-1", "user")}
 
 def samples(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
     """Every sample of a scrape, keyed by its name and labels."""
-    return {(sample.name, frozenset(sample.labels.items())): sample.value
-            for family in text_string_to_metric_families(text) for sample in family.samples}
+    return {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
 
 
 def value(found: dict, name: str, **labels: str) -> float:
@@ -32,9 +35,11 @@ def test_finished_jobs_show_in_the_histograms_and_counts(server: Server) -> None
     headers = bearer_headers(server, USERS)
     before = samples(server.get("/metrics", headers=headers["ops"]).text)
     for seed in (1, 2):
-        response = server.post("/api/v1/generate", headers=headers["ann"],
-                               json={"prompt": "a lighthouse", "width": 64, "height": 64, "steps": 1,
-                                     "seed": seed})
+        response = server.post(
+            "/api/v1/generate",
+            headers=headers["ann"],
+            json={"prompt": "a lighthouse", "width": 64, "height": 64, "steps": 1, "seed": seed},
+        )
         assert response.status_code == 200 and response.json()["status"] == "completed", response.text
 
     response = server.get("/metrics", headers=headers["ops"])
@@ -49,8 +54,9 @@ def test_finished_jobs_show_in_the_histograms_and_counts(server: Server) -> None
     assert grew("sdrest_job_queue_wait_seconds_count", mode="txt2img") == 2
     assert grew("sdrest_job_stage_duration_seconds_count", stage="sampling", mode="txt2img", model="sd1") == 2
     # A run's duration covers its sampling: the sums cannot disagree that way.
-    assert (value(after, "sdrest_job_duration_seconds_sum", mode="txt2img", model="sd1", status="completed")
-            >= value(after, "sdrest_job_stage_duration_seconds_sum", stage="sampling", mode="txt2img", model="sd1"))
+    assert value(after, "sdrest_job_duration_seconds_sum", mode="txt2img", model="sd1", status="completed") >= value(
+        after, "sdrest_job_stage_duration_seconds_sum", stage="sampling", mode="txt2img", model="sd1"
+    )
     assert grew("sdrest_jobs", status="completed") == 2
     assert grew("sdrest_jobs_finished_total", status="completed") == 2
     assert grew("sdrest_images_generated_total") == 2
@@ -86,8 +92,9 @@ def test_queue_depth_is_counted_by_priority(tmp_path) -> None:
         assert value(found, "sdrest_jobs", status="cancelled") == 1
         assert value(found, "sdrest_worker_up") == 0
         # A job cancelled before it ran never ran: no duration is recorded for it.
-        assert ("sdrest_job_duration_seconds_count",
-                frozenset({"mode": "txt2img", "model": "default", "status": "cancelled"}.items())) not in found
+        assert (
+            "sdrest_job_duration_seconds_count",
+            frozenset({"mode": "txt2img", "model": "default", "status": "cancelled"}.items()),
+        ) not in found
     finally:
         close_app(app)
-

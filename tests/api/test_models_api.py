@@ -35,8 +35,9 @@ def server(models, tmp_path_factory):
     (models_dir / "neg_prompts" / "clean.txt").write_text("blurry, {prompt}")
     server = Server(root, models_dir, "--model", "sd1").start()
     deadline = time.monotonic() + 30
-    while (server.get("/api/v1/models").json()["total"] == 0 or server.status()["loaded_model"] != "sd1") \
-            and time.monotonic() < deadline:
+    while (
+        server.get("/api/v1/models").json()["total"] == 0 or server.status()["loaded_model"] != "sd1"
+    ) and time.monotonic() < deadline:
         time.sleep(0.1)
     yield server
     server.stop()
@@ -45,8 +46,14 @@ def server(models, tmp_path_factory):
 def test_listing_filters_and_types(server: Server) -> None:
     everything = server.get("/api/v1/models").json()
     ids = {m["id"] for m in everything["models"]}
-    assert {"checkpoint/sd1.safetensors", "checkpoint/xl/header-only-sdxl.safetensors", "lora/style.safetensors",
-            "esrgan/x4.safetensors", "taesd/taesd.safetensors", "presets/fast.yaml"} <= ids
+    assert {
+        "checkpoint/sd1.safetensors",
+        "checkpoint/xl/header-only-sdxl.safetensors",
+        "lora/style.safetensors",
+        "esrgan/x4.safetensors",
+        "taesd/taesd.safetensors",
+        "presets/fast.yaml",
+    } <= ids
     loras = server.get("/api/v1/models", params={"type": "lora"}).json()["models"]
     assert [m["id"] for m in loras] == ["lora/style.safetensors"] and loras[0]["type_flag"] == 1
     masked = server.get("/api/v1/models", params={"type": "3"}).json()["models"]
@@ -145,10 +152,17 @@ def test_presets_and_templates(server: Server) -> None:
     fast = next(p for p in listed if p["name"] == "fast")
     assert fast["fields"]["steps"] == 1
     assert next(p for p in listed if p["name"] == "bad")["error"]
-    job = server.post("/api/v1/generate", json={"prompt": "cat", "preset": "fast", "steps": 2,
-                                                "prompt_template": "photo",
-                                                "negative_prompt_template": "clean",
-                                                "negative_prompt": "text"}).json()
+    job = server.post(
+        "/api/v1/generate",
+        json={
+            "prompt": "cat",
+            "preset": "fast",
+            "steps": 2,
+            "prompt_template": "photo",
+            "negative_prompt_template": "clean",
+            "negative_prompt": "text",
+        },
+    ).json()
     params = job["parameters"]
     assert params["steps"] == 2 and params["sampler"] == "euler" and params["width"] == 64
     assert params["prompt"] == "a photo of cat, detailed"
@@ -180,8 +194,9 @@ def _write_embedding(path, vectors: int = 2, seed: int = 5) -> None:
     import struct
 
     data = (np.random.default_rng(seed).standard_normal((vectors, 768)) * 0.5).astype(np.float16).tobytes()
-    header = json.dumps({"emb_params": {"dtype": "F16", "shape": [vectors, 768],
-                                        "data_offsets": [0, len(data)]}}).encode()
+    header = json.dumps(
+        {"emb_params": {"dtype": "F16", "shape": [vectors, 768], "data_offsets": [0, len(data)]}}
+    ).encode()
     header += b" " * (-len(header) % 8)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(struct.pack("<Q", len(header)) + header + data)

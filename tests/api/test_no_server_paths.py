@@ -23,8 +23,14 @@ from server_helpers import FAST, Server, link_models, png_base64
 pytestmark = pytest.mark.slow
 
 #: Values for the path parameters of GET routes (anything else fails the test: add it here).
-PATH_VALUES = {"model_id": "checkpoint/sd1.safetensors", "name": "fast", "kind": "prompts", "index": "0",
-               "path": "index.html", "filename": "x"}
+PATH_VALUES = {
+    "model_id": "checkpoint/sd1.safetensors",
+    "name": "fast",
+    "kind": "prompts",
+    "index": "0",
+    "path": "index.html",
+    "filename": "x",
+}
 
 
 @pytest.fixture(scope="module")
@@ -64,8 +70,9 @@ def _forbidden(root: Path, models) -> list[str]:
 
 
 def _leaks(text: str, folders: list[str]) -> list[str]:
-    return [text[max(0, m.start() - 80):m.end() + 80] for folder in folders
-            for m in re.finditer(re.escape(folder), text)]
+    return [
+        text[max(0, m.start() - 80) : m.end() + 80] for folder in folders for m in re.finditer(re.escape(folder), text)
+    ]
 
 
 def test_no_route_answers_with_a_server_path(served, models, tmp_path) -> None:

@@ -50,8 +50,14 @@ def test_a_blueprint_registers_its_routes_models(tmp_path) -> None:
     extra = Blueprint("extra", __name__, url_prefix="/extra/v1")
 
     @extra.post("/echo")
-    @api_doc(request=_EchoRequest, responses={200: _EchoResponse}, errors=(422,), error_model=_OtherError,
-             form=False, tags=("extra",))
+    @api_doc(
+        request=_EchoRequest,
+        responses={200: _EchoResponse},
+        errors=(422,),
+        error_model=_OtherError,
+        form=False,
+        tags=("extra",),
+    )
     def echo() -> Any:
         """Echo the text.
 
@@ -60,8 +66,7 @@ def test_a_blueprint_registers_its_routes_models(tmp_path) -> None:
         return jsonify({"echoed": []})
 
     @extra.get("/picture")
-    @api_doc(responses={200: Content(("image/png",), {"type": "string", "contentMediaType": "image/png"}),
-                        304: None})
+    @api_doc(responses={200: Content(("image/png",), {"type": "string", "contentMediaType": "image/png"}), 304: None})
     def picture() -> Any:
         """A picture."""
         return ""
@@ -151,9 +156,12 @@ def test_the_api_v1_operations_and_their_statuses(tmp_path) -> None:
         document = openapi_document(app)
     finally:
         close_app(app)
-    found = {(path, method): {int(s) for s in operation["responses"]}
-             for path, item in document["paths"].items() if path.startswith("/api/v1/")
-             for method, operation in item.items()}
+    found = {
+        (path, method): {int(s) for s in operation["responses"]}
+        for path, item in document["paths"].items()
+        if path.startswith("/api/v1/")
+        for method, operation in item.items()
+    }
     assert found == {key: statuses | {401, 403, 500} for key, statuses in EXPECTED.items()}
     for (path, method), component in BODIES.items():
         content = document["paths"][path][method]["requestBody"]["content"]
@@ -164,8 +172,10 @@ def test_the_api_v1_operations_and_their_statuses(tmp_path) -> None:
     with_body = {key for key in found if "requestBody" in document["paths"][key[0]][key[1]]}
     assert with_body == set(BODIES)
     login = document["paths"]["/api/v1/auth/login"]["post"]
-    assert _component(document, login["responses"]["200"]["content"]["application/json"]["schema"]["$ref"])[
-        "title"] == "LoginView"
+    assert (
+        _component(document, login["responses"]["200"]["content"]["application/json"]["schema"]["$ref"])["title"]
+        == "LoginView"
+    )
     assert "security" not in login and "security" in document["paths"]["/api/v1/queue"]["get"]
     image = document["paths"]["/api/v1/jobs/{job_id}/images/{index}"]["get"]["responses"]["200"]["content"]
     assert set(image) == {"image/png", "image/jpeg", "image/webp"}
@@ -180,7 +190,7 @@ def test_the_api_v1_operations_and_their_statuses(tmp_path) -> None:
 def _component(document: dict[str, Any], ref: str) -> dict[str, Any]:
     prefix = "#/components/schemas/"
     assert ref.startswith(prefix)
-    return document["components"]["schemas"][ref[len(prefix):]]
+    return document["components"]["schemas"][ref[len(prefix) :]]
 
 
 def test_request_schemas_carry_limits_and_aliases(tmp_path) -> None:
@@ -190,10 +200,11 @@ def test_request_schemas_carry_limits_and_aliases(tmp_path) -> None:
     finally:
         close_app(app)
     paths = document["paths"]
-    schemas = {name: _component(document, paths[path][method]["requestBody"]["content"]["application/json"][
-        "schema"]["$ref"]) for (path, method), name in BODIES.items()}
-    schemas["HiresRequest"] = _component(document, schemas["Txt2ImgRequest"]["properties"]["hires"]["anyOf"][0][
-        "$ref"])
+    schemas = {
+        name: _component(document, paths[path][method]["requestBody"]["content"]["application/json"]["schema"]["$ref"])
+        for (path, method), name in BODIES.items()
+    }
+    schemas["HiresRequest"] = _component(document, schemas["Txt2ImgRequest"]["properties"]["hires"]["anyOf"][0]["$ref"])
     txt2img = schemas["Txt2ImgRequest"]
     assert txt2img["additionalProperties"] is False
     assert {"init_image", "mask_image", "strength", "denoising_strength"}.isdisjoint(txt2img["properties"])

@@ -34,9 +34,13 @@ def server(models, tmp_path_factory):
     server = Server(root, models_dir, "--model", "sd1", "--auth", "jwt")
     server.data_dir.mkdir(parents=True)
     exe = shutil.which("sdrest", path=str(Path(sys.executable).parent)) or "sdrest"
-    result = subprocess.run([exe, "users", "add", ADMIN[0], "--password-stdin", "--role", "admin",
-                             "--data-dir", str(server.data_dir)], input=ADMIN[1] + "\n", capture_output=True,
-                            text=True, timeout=60)
+    result = subprocess.run(
+        [exe, "users", "add", ADMIN[0], "--password-stdin", "--role", "admin", "--data-dir", str(server.data_dir)],
+        input=ADMIN[1] + "\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 0, result.stderr
     server.start()
     yield server
@@ -62,18 +66,27 @@ def test_every_api_v1_route_answers_as_documented(server: Server, checker: Schem
     auth = {"Authorization": f"Bearer {tokens['access_token']}"}
 
     def call(method: str, path: str, documented: str, **kwargs: Any) -> requests.Response:
-        response = requests.request(method, server.url(path), headers={**auth, **kwargs.pop("headers", {})},
-                                    timeout=300, **kwargs)
+        response = requests.request(
+            method, server.url(path), headers={**auth, **kwargs.pop("headers", {})}, timeout=300, **kwargs
+        )
         return checker.check(response, documented, method.lower())
 
     # authentication
-    login = checker.check(server.post("/api/v1/auth/login", json={"username": ADMIN[0], "password": ADMIN[1]}),
-                          "/api/v1/auth/login", "post")
+    login = checker.check(
+        server.post("/api/v1/auth/login", json={"username": ADMIN[0], "password": ADMIN[1]}),
+        "/api/v1/auth/login",
+        "post",
+    )
     assert login.status_code == 200 and login.json()["user"]["role"] == "admin"
-    for body, status in (({"username": ADMIN[0], "password": "wrong"}, 401), ({"username": ADMIN[0]}, 422),
-                         ({"username": ADMIN[0], "password": "x", "colour": 1}, 400)):
-        assert checker.check(server.post("/api/v1/auth/login", json=body), "/api/v1/auth/login",
-                             "post").status_code == status
+    for body, status in (
+        ({"username": ADMIN[0], "password": "wrong"}, 401),
+        ({"username": ADMIN[0]}, 422),
+        ({"username": ADMIN[0], "password": "x", "colour": 1}, 400),
+    ):
+        assert (
+            checker.check(server.post("/api/v1/auth/login", json=body), "/api/v1/auth/login", "post").status_code
+            == status
+        )
     refresh = {"Authorization": f"Bearer {tokens['refresh_token']}"}
     assert call("POST", "/api/v1/auth/refresh", "/api/v1/auth/refresh", headers=refresh).status_code == 200
     assert call("POST", "/api/v1/auth/refresh", "/api/v1/auth/refresh").status_code == 401  # an access token
@@ -92,23 +105,36 @@ def test_every_api_v1_route_answers_as_documented(server: Server, checker: Schem
     queued = call("POST", "/api/v1/generate/text2img", "/api/v1/generate/text2img", json=FAST)
     assert queued.status_code == 202
     init = png_base64(test_image(64))
-    img2img = call("POST", "/api/v1/generate/img2img", "/api/v1/generate/img2img",
-                   json={**FAST, "init_image": init, "denoising_strength": 0.5, "wait": True})
+    img2img = call(
+        "POST",
+        "/api/v1/generate/img2img",
+        "/api/v1/generate/img2img",
+        json={**FAST, "init_image": init, "denoising_strength": 0.5, "wait": True},
+    )
     assert img2img.json()["status"] == "completed"
-    inpaint = call("POST", "/api/v1/generate/inpainting", "/api/v1/generate/inpainting",
-                   files={"init_image": ("i.png", _png(init)), "mask_image": ("m.png", _png(init))},
-                   data={"prompt": "x", "steps": "1", "sampler": "euler", "wait": "true",
-                         "hires": '{"scale": 1.5, "steps": 1}'})
+    inpaint = call(
+        "POST",
+        "/api/v1/generate/inpainting",
+        "/api/v1/generate/inpainting",
+        files={"init_image": ("i.png", _png(init)), "mask_image": ("m.png", _png(init))},
+        data={"prompt": "x", "steps": "1", "sampler": "euler", "wait": "true", "hires": '{"scale": 1.5, "steps": 1}'},
+    )
     assert inpaint.json()["parameters"]["hires"] == {"scale": 1.5, "steps": 1}
-    upscale = call("POST", "/api/v1/upscale", "/api/v1/upscale",
-                   json={"image": png_base64(test_image(32)), "upscaler": "x4", "wait": True})
+    upscale = call(
+        "POST",
+        "/api/v1/upscale",
+        "/api/v1/upscale",
+        json={"image": png_base64(test_image(32)), "upscaler": "x4", "wait": True},
+    )
     assert upscale.json()["status"] == "completed"
-    for path, body, status in (("/api/v1/generate", {**FAST, "steps": 0}, 422),
-                               ("/api/v1/generate/text2img", {**FAST, "colour": "red"}, 400),
-                               ("/api/v1/generate/img2img", {**FAST}, 422),
-                               ("/api/v1/generate/inpainting", {**FAST, "init_image": init}, 422),
-                               ("/api/v1/upscale", {"image": init, "upscaler": "nope"}, 404),
-                               ("/api/v1/generate/video", {"prompt": "x", "video_frames": 0}, 422)):
+    for path, body, status in (
+        ("/api/v1/generate", {**FAST, "steps": 0}, 422),
+        ("/api/v1/generate/text2img", {**FAST, "colour": "red"}, 400),
+        ("/api/v1/generate/img2img", {**FAST}, 422),
+        ("/api/v1/generate/inpainting", {**FAST, "init_image": init}, 422),
+        ("/api/v1/upscale", {"image": init, "upscaler": "nope"}, 404),
+        ("/api/v1/generate/video", {"prompt": "x", "video_frames": 0}, 422),
+    ):
         assert call("POST", path, path, json=body).status_code == status
 
     # jobs
@@ -121,8 +147,10 @@ def test_every_api_v1_route_answers_as_documented(server: Server, checker: Schem
     image_path = "/api/v1/jobs/{job_id}/images/{index}"
     image = call("GET", done["images"][0]["url"], image_path)
     assert image.headers["Content-Type"] == "image/png"
-    assert call("GET", done["images"][0]["url"], image_path,
-                headers={"If-None-Match": image.headers["ETag"]}).status_code == 304
+    assert (
+        call("GET", done["images"][0]["url"], image_path, headers={"If-None-Match": image.headers["ETag"]}).status_code
+        == 304
+    )
     assert call("GET", done["images"][0]["url"] + "?size=32", image_path).status_code == 200
     assert call("GET", done["images"][0]["url"] + "?size=5", image_path).status_code == 400
     assert call("GET", f"/api/v1/jobs/{job_id}/images/9", image_path).status_code == 404
@@ -130,19 +158,20 @@ def test_every_api_v1_route_answers_as_documented(server: Server, checker: Schem
     assert call("GET", f"/api/v1/jobs/{job_id}/videos/0", "/api/v1/jobs/{job_id}/videos/{index}").status_code == 404
     assert call("GET", "/api/v1/queue?status=queued,running,completed", "/api/v1/queue").json()["jobs"]
     assert call("GET", "/api/v1/queue?order=sideways", "/api/v1/queue").status_code == 400
-    with requests.get(server.url(f"/api/v1/generate/{job_id}/events"), headers=auth, stream=True,
-                      timeout=60) as stream:
+    with requests.get(server.url(f"/api/v1/generate/{job_id}/events"), headers=auth, stream=True, timeout=60) as stream:
         checker.check(stream, "/api/v1/generate/{job_id}/events", "get")
         state = next(sse_events(stream))
     job_schema = checker.operation("/api/v1/generate/{job_id}", "get")["responses"]["200"]["content"][
-        "application/json"]["schema"]
+        "application/json"
+    ]["schema"]
     checker.validate(state["data"], job_schema, "the state event of a job stream")
     with requests.get(server.url("/api/v1/events"), headers=auth, stream=True, timeout=60) as stream:
         checker.check(stream, "/api/v1/events", "get")
     assert call("GET", "/api/v1/events?last_event_id=x", "/api/v1/events").status_code == 400
     assert call("GET", "/api/v1/generate/nope/events", "/api/v1/generate/{job_id}/events").status_code == 404
-    running = call("POST", "/api/v1/generate/text2img", "/api/v1/generate/text2img",
-                   json={**FAST, "steps": 30}).json()["job_id"]
+    running = call("POST", "/api/v1/generate/text2img", "/api/v1/generate/text2img", json={**FAST, "steps": 30}).json()[
+        "job_id"
+    ]
     assert call("DELETE", f"/api/v1/jobs/{running}", "/api/v1/jobs/{job_id}").status_code in (204, 409)
     assert call("DELETE", f"/api/v1/generate/{running}", "/api/v1/generate/{job_id}").status_code in (200, 409)
     assert call("DELETE", f"/api/v1/generate/{job_id}", "/api/v1/generate/{job_id}").status_code == 409
@@ -168,22 +197,28 @@ def test_every_api_v1_route_answers_as_documented(server: Server, checker: Schem
     assert loaded.json()["status"] == "completed"
     assert call("POST", "/api/v1/models/load", "/api/v1/models/load", json={"model": "nope"}).status_code == 404
     # a real conversion's answer: tests/api/test_convert_api.py, checked against the same document
-    assert call("POST", "/api/v1/models/convert", "/api/v1/models/convert",
-                json={"model": "nope"}).status_code == 404
+    assert call("POST", "/api/v1/models/convert", "/api/v1/models/convert", json={"model": "nope"}).status_code == 404
     assert call("POST", "/api/v1/models/load", "/api/v1/models/load", json={"flash_attn": 1}).status_code == 422
     unloaded = call("POST", "/api/v1/models/unload", "/api/v1/models/unload", json={})
     assert unloaded.status_code == 202
     while call("GET", f"/api/v1/jobs/{unloaded.json()['job_id']}", "/api/v1/jobs/{job_id}").json()["status"] in (
-            "queued", "running"):
+        "queued",
+        "running",
+    ):
         time.sleep(0.1)
     assert call("POST", "/api/v1/models/unload", "/api/v1/models/unload", json={"wait": 1}).status_code == 422
 
-    assert call("POST", "/api/v1/auth/logout", "/api/v1/auth/logout",
-                json={"refresh_token": tokens["refresh_token"]}).json() == {"logged_out": True}
+    assert call(
+        "POST", "/api/v1/auth/logout", "/api/v1/auth/logout", json={"refresh_token": tokens["refresh_token"]}
+    ).json() == {"logged_out": True}
 
     # Every /api/v1 operation was called and its answers checked.
-    operations = {(path, method) for path, item in checker.document["paths"].items()
-                  if path.startswith("/api/v1/") for method in item}
+    operations = {
+        (path, method)
+        for path, item in checker.document["paths"].items()
+        if path.startswith("/api/v1/")
+        for method in item
+    }
     assert {(path, method) for path, method, _ in checker.checked} == operations
 
 

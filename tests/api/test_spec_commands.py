@@ -58,8 +58,15 @@ def test_the_spec_server_command_line_as_written(models, tmp_path: Path) -> None
     (tmp_path / "build").mkdir()
     (tmp_path / "webui").mkdir()
     (tmp_path / "webui" / "index.html").write_text("<title>spec ui</title>")
-    command = ["stable-diffusion-rest-server", "--models-dir", str(tmp_path / "models"),
-               "--checkpoints", "checkpoints", "--ui-dir", "../webui"]
+    command = [
+        "stable-diffusion-rest-server",
+        "--models-dir",
+        str(tmp_path / "models"),
+        "--checkpoints",
+        "checkpoints",
+        "--ui-dir",
+        "../webui",
+    ]
     with _running(command, tmp_path / "build", tmp_path / "data") as base:
         ui = requests.get(base + "/ui/", timeout=30)
         assert ui.status_code == 200 and "spec ui" in ui.text

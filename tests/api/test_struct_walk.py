@@ -26,8 +26,11 @@ DERIVED = {"hires.model_path": "hires.model", "pm_id_embed_path": "pm_id_embed"}
 
 
 #: Struct -> its pointer-length fields (from the engine's dataclasses, which set them).
-COUNTS = {cls.c_type: tuple(cls.c_counts.values()) for cls in vars(engine_params).values()
-          if isinstance(cls, type) and issubclass(cls, NativeStruct) and cls is not NativeStruct}
+COUNTS = {
+    cls.c_type: tuple(cls.c_counts.values())
+    for cls in vars(engine_params).values()
+    if isinstance(cls, type) and issubclass(cls, NativeStruct) and cls is not NativeStruct
+}
 
 
 def _targets(table: dict[str, Any]) -> set[str]:

@@ -20,8 +20,19 @@ from server_helpers import Server, link_models, png_base64
 pytestmark = pytest.mark.slow
 
 #: The cheapest real video: 5 frames (2 latent frames: Wan makes 4k+1) of 64x64, one step, no CFG.
-VIDEO = {"prompt": "a boat", "diffusion_model": "wan", "taesd": "taehv", "width": 64, "height": 64,
-         "video_frames": 5, "fps": 8, "steps": 1, "cfg_scale": 1.0, "sampler": "euler", "seed": 7}
+VIDEO = {
+    "prompt": "a boat",
+    "diffusion_model": "wan",
+    "taesd": "taehv",
+    "width": 64,
+    "height": 64,
+    "video_frames": 5,
+    "fps": 8,
+    "steps": 1,
+    "cfg_scale": 1.0,
+    "sampler": "euler",
+    "seed": 7,
+}
 
 
 def _link(source: Path, target: Path) -> None:
@@ -51,8 +62,9 @@ def server(video_models: SyntheticModels, tmp_path_factory: pytest.TempPathFacto
 
 def test_video_job_makes_frames_an_animated_webp_and_an_mp4(server: Server) -> None:
     checker = SchemaChecker(server.get("/api/v1/openapi.json").json())
-    response = checker.check(server.post("/api/v1/generate/video", json={**VIDEO, "wait": True}),
-                             "/api/v1/generate/video", "post")
+    response = checker.check(
+        server.post("/api/v1/generate/video", json={**VIDEO, "wait": True}), "/api/v1/generate/video", "post"
+    )
     assert response.status_code == 200, response.text
     job = response.json()
     assert job["status"] == "completed", job["error"]
@@ -92,22 +104,25 @@ def test_video_job_makes_frames_an_animated_webp_and_an_mp4(server: Server) -> N
     assert server.get(f"/api/v1/jobs/{job['job_id']}/videos/2").status_code == 404
 
 
-@pytest.mark.parametrize(("body", "status", "field"), [
-    ({"video_frames": 0}, 422, "video_frames"),
-    ({"video_frames": 10_000}, 422, "video_frames"),
-    ({"fps": 0}, 422, "fps"),
-    ({"width": 60}, 422, "width"),
-    ({"moe_boundary": 1.5}, 422, "moe_boundary"),
-    ({"vace_strength": -1}, 422, "vace_strength"),
-    ({"high_noise_steps": 0}, 422, "high_noise_steps"),
-    ({"high_noise_sampler": "no-such-sampler"}, 422, "high_noise_sampler"),
-    ({"prompt": None}, 422, "prompt"),
-    ({"high_noise_diffusion_model": "missing"}, 404, "high_noise_diffusion_model"),
-    ({"high_noise_diffusion_model": "../../etc/passwd"}, 400, "high_noise_diffusion_model"),
-    ({"end_image": "not base64 at all!"}, 400, "end_image"),
-    ({"control_video": ["not an image"]}, 422, "control_video[0]"),
-    ({"frames_per_second": 8}, 400, "frames_per_second"),
-])
+@pytest.mark.parametrize(
+    ("body", "status", "field"),
+    [
+        ({"video_frames": 0}, 422, "video_frames"),
+        ({"video_frames": 10_000}, 422, "video_frames"),
+        ({"fps": 0}, 422, "fps"),
+        ({"width": 60}, 422, "width"),
+        ({"moe_boundary": 1.5}, 422, "moe_boundary"),
+        ({"vace_strength": -1}, 422, "vace_strength"),
+        ({"high_noise_steps": 0}, 422, "high_noise_steps"),
+        ({"high_noise_sampler": "no-such-sampler"}, 422, "high_noise_sampler"),
+        ({"prompt": None}, 422, "prompt"),
+        ({"high_noise_diffusion_model": "missing"}, 404, "high_noise_diffusion_model"),
+        ({"high_noise_diffusion_model": "../../etc/passwd"}, 400, "high_noise_diffusion_model"),
+        ({"end_image": "not base64 at all!"}, 400, "end_image"),
+        ({"control_video": ["not an image"]}, 422, "control_video[0]"),
+        ({"frames_per_second": 8}, 400, "frames_per_second"),
+    ],
+)
 def test_bad_video_input_names_the_field(server: Server, body: dict, status: int, field: str) -> None:
     response = server.post("/api/v1/generate/video", json={**VIDEO, **body})
     assert response.status_code == status, response.text
@@ -120,20 +135,32 @@ def test_video_inputs_are_saved_at_the_frame_size(server: Server) -> None:
     a listed LoRA keeps the expert it is for."""
     big = png_base64(test_image(96, 80))
     with server.held_worker():
-        response = server.post("/api/v1/generate/video", json={
-            **VIDEO, "init_image": big, "end_image": big, "control_video": [big, big], "wait": False,
-            "prompt": "a boat <lora:style:0.5>", "loras": [{"name": "style", "weight": 0.25, "high_noise": True}]})
+        response = server.post(
+            "/api/v1/generate/video",
+            json={
+                **VIDEO,
+                "init_image": big,
+                "end_image": big,
+                "control_video": [big, big],
+                "wait": False,
+                "prompt": "a boat <lora:style:0.5>",
+                "loras": [{"name": "style", "weight": 0.25, "high_noise": True}],
+            },
+        )
         assert response.status_code == 202, response.text
         job = response.json()
         assert job["status"] == "queued" and job["parameters"]["mode"] == "video"
         shown = job["parameters"]
         assert (shown["init_image"], shown["end_image"], shown["control_video"]) == ("given", "given", 2)
-        assert shown["loras"] == [{"name": "style", "weight": 0.25, "high_noise": True},
-                                  {"name": "style", "weight": 0.5}]  # the listed one, then the prompt's tag
+        assert shown["loras"] == [
+            {"name": "style", "weight": 0.25, "high_noise": True},
+            {"name": "style", "weight": 0.5},
+        ]  # the listed one, then the prompt's tag
         saved = {path.stem: Image.open(path).size for path in (server.data_dir / "inputs").rglob("*.png")}
         assert server.delete(f"/api/v1/generate/{job['job_id']}").status_code == 200
-    assert {name: saved.get(name) for name in ("init_image", "end_image", "control_frame_0", "control_frame_1")} \
-        == dict.fromkeys(("init_image", "end_image", "control_frame_0", "control_frame_1"), (64, 64))
+    assert {
+        name: saved.get(name) for name in ("init_image", "end_image", "control_frame_0", "control_frame_1")
+    } == dict.fromkeys(("init_image", "end_image", "control_frame_0", "control_frame_1"), (64, 64))
 
 
 def test_an_image_model_refuses_a_video_job(server: Server) -> None:

@@ -22,8 +22,15 @@ def sdrest(*args: str, data_dir: Path | None = None, stdin: str | None = None) -
     env.pop("SDREST_CONFIG", None)
     env.pop("SDREST_DATA_DIR", None)
     extra = ["--data-dir", str(data_dir)] if data_dir is not None else []
-    return subprocess.run([sys.executable, "-m", "sdrest.cli", *args, *extra], input=stdin if stdin is not None else "",
-                          capture_output=True, text=True, timeout=120, env=env, cwd=str(REPO))
+    return subprocess.run(
+        [sys.executable, "-m", "sdrest.cli", *args, *extra],
+        input=stdin if stdin is not None else "",
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        cwd=str(REPO),
+    )
 
 
 def no_secret(result: subprocess.CompletedProcess[str], secret: str = PASSWORD) -> None:
@@ -31,8 +38,9 @@ def no_secret(result: subprocess.CompletedProcess[str], secret: str = PASSWORD) 
 
 
 def test_users_lifecycle(tmp_path: Path) -> None:
-    added = sdrest("users", "add", "alice", "--password-stdin", "--role", "admin", data_dir=tmp_path,
-                   stdin=PASSWORD + "\n")
+    added = sdrest(
+        "users", "add", "alice", "--password-stdin", "--role", "admin", data_dir=tmp_path, stdin=PASSWORD + "\n"
+    )
     assert added.returncode == 0, added.stderr
     no_secret(added)
     with AuthStore(tmp_path / "auth.sqlite3") as store:
@@ -96,8 +104,9 @@ def test_data_dir_from_a_config_file(tmp_path: Path) -> None:
 
 
 def test_keys_lifecycle(tmp_path: Path) -> None:
-    created = sdrest("keys", "create", "--name", "ci", "--role", "user", "--owner", "ci-bot", "--expires", "12h",
-                     data_dir=tmp_path)
+    created = sdrest(
+        "keys", "create", "--name", "ci", "--role", "user", "--owner", "ci-bot", "--expires", "12h", data_dir=tmp_path
+    )
     assert created.returncode == 0, created.stderr
     (plaintext,) = created.stdout.split()  # the key, alone on stdout
     assert "only time" in created.stderr and plaintext not in created.stderr
@@ -123,10 +132,16 @@ def test_keys_lifecycle(tmp_path: Path) -> None:
 def test_keys_usage_errors(tmp_path: Path) -> None:
     assert sdrest("keys", "create", "--name", "x", "--role", "root", data_dir=tmp_path).returncode == 2
     assert sdrest("keys", "create", "--role", "user", data_dir=tmp_path).returncode == 2
-    assert sdrest("keys", "create", "--name", "x", "--role", "user", "--expires", "soon",
-                  data_dir=tmp_path).returncode == 2
-    assert sdrest("keys", "create", "--name", "x", "--role", "user", "--expires", "2001-01-01",
-                  data_dir=tmp_path).returncode == 2
+    assert (
+        sdrest("keys", "create", "--name", "x", "--role", "user", "--expires", "soon", data_dir=tmp_path).returncode
+        == 2
+    )
+    assert (
+        sdrest(
+            "keys", "create", "--name", "x", "--role", "user", "--expires", "2001-01-01", data_dir=tmp_path
+        ).returncode
+        == 2
+    )
     assert sdrest("keys", data_dir=tmp_path).returncode == 2
     assert sdrest("keys", "list", data_dir=tmp_path).stdout.splitlines()[1:] == []
 
@@ -164,8 +179,9 @@ def test_the_server_alias_passes_users_and_keys_through(tmp_path: Path, capsys: 
     assert server_main(["keys", "list", "--data-dir", str(tmp_path)]) == 0
 
 
-def test_terminal_prompt_asks_twice_and_never_echoes(tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+def test_terminal_prompt_asks_twice_and_never_echoes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     import io
 
     from sdrest.auth import commands

@@ -45,17 +45,20 @@ def test_parameters_are_read_from_the_string() -> None:
     assert not passwords.needs_rehash(passwords.hash_password("pw"))
 
 
-@pytest.mark.parametrize("mutate", [
-    lambda parts: parts.__setitem__(5, base64.b64encode(b"\0" * 32).decode()),  # other key
-    lambda parts: parts.__setitem__(4, base64.b64encode(b"x" * 16).decode()),  # other salt
-    lambda parts: parts.__setitem__(1, str(2**13)),  # other n
-    lambda parts: parts.__setitem__(2, "7"),  # other r
-    lambda parts: parts.__setitem__(0, "bcrypt"),  # other scheme
-    lambda parts: parts.__setitem__(1, "1000"),  # n not a power of two
-    lambda parts: parts.__setitem__(1, str(2**30)),  # n beyond the bound (would need 128 GiB)
-    lambda parts: parts.__setitem__(5, "not*base64"),
-    lambda parts: parts.pop(),  # a field missing
-])
+@pytest.mark.parametrize(
+    "mutate",
+    [
+        lambda parts: parts.__setitem__(5, base64.b64encode(b"\0" * 32).decode()),  # other key
+        lambda parts: parts.__setitem__(4, base64.b64encode(b"x" * 16).decode()),  # other salt
+        lambda parts: parts.__setitem__(1, str(2**13)),  # other n
+        lambda parts: parts.__setitem__(2, "7"),  # other r
+        lambda parts: parts.__setitem__(0, "bcrypt"),  # other scheme
+        lambda parts: parts.__setitem__(1, "1000"),  # n not a power of two
+        lambda parts: parts.__setitem__(1, str(2**30)),  # n beyond the bound (would need 128 GiB)
+        lambda parts: parts.__setitem__(5, "not*base64"),
+        lambda parts: parts.pop(),  # a field missing
+    ],
+)
 def test_tampered_encoding_is_false_not_an_error(mutate) -> None:
     parts = passwords.hash_password("pw").split("$")
     mutate(parts)

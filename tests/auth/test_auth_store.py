@@ -60,8 +60,12 @@ def test_users_crud(store: AuthStore, clock: FakeClock) -> None:
 
 
 def test_unknown_users_raise_lookup_errors(store: AuthStore) -> None:
-    for call in (lambda: store.set_password("ghost", "pw"), lambda: store.set_role("ghost", "user"),
-                 lambda: store.remove_user("ghost"), lambda: store.set_disabled("ghost", True)):
+    for call in (
+        lambda: store.set_password("ghost", "pw"),
+        lambda: store.set_role("ghost", "user"),
+        lambda: store.remove_user("ghost"),
+        lambda: store.set_disabled("ghost", True),
+    ):
         with pytest.raises(UserNotFoundError):
             call()
 
@@ -112,8 +116,9 @@ def test_disabled_users_cannot_log_in(store: AuthStore) -> None:
 
 
 @pytest.mark.parametrize("name", ["nobody", "x" * 500, "bad name", ""])
-def test_unknown_user_still_costs_one_kdf_verification(store: AuthStore, monkeypatch: pytest.MonkeyPatch,
-                                                       name: str) -> None:
+def test_unknown_user_still_costs_one_kdf_verification(
+    store: AuthStore, monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
     store.add_user("alice", "pw")
     store.check_password("nobody-warmup", "x")  # the dummy hash is made once, up front
     calls: list[str] = []
@@ -131,8 +136,9 @@ def test_unknown_user_still_costs_one_kdf_verification(store: AuthStore, monkeyp
     assert len(calls) == 3
 
 
-def test_outdated_hashes_are_upgraded_on_login(tmp_path: Path, store: AuthStore,
-                                               monkeypatch: pytest.MonkeyPatch) -> None:
+def test_outdated_hashes_are_upgraded_on_login(
+    tmp_path: Path, store: AuthStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(passwords, "N", 2**10)
     store.add_user("alice", "pw")
     monkeypatch.undo()
@@ -192,8 +198,14 @@ def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
 def test_keys_round_trip(store: AuthStore, clock: FakeClock) -> None:
     plaintext, key = store.create_key("ci", "user", owner="alice")
     assert plaintext.startswith("sdr_") and len(plaintext) == 4 + 43
-    assert (key.name, key.role, key.owner, key.created_at, key.expires_at, key.revoked_at) == \
-        ("ci", "user", "alice", clock.now, None, None)
+    assert (key.name, key.role, key.owner, key.created_at, key.expires_at, key.revoked_at) == (
+        "ci",
+        "user",
+        "alice",
+        clock.now,
+        None,
+        None,
+    )
     assert key.prefix == plaintext[:8]
     checked = store.check_key(plaintext)
     assert checked == key
@@ -205,8 +217,17 @@ def test_keys_round_trip(store: AuthStore, clock: FakeClock) -> None:
 def test_wrong_keys_are_rejected(store: AuthStore) -> None:
     plaintext, _ = store.create_key("ci", "user")
     flipped = plaintext[:-1] + ("A" if plaintext[-1] != "A" else "B")
-    for candidate in (flipped, plaintext[:-1], plaintext + "x", plaintext[4:], "sdr_" + "A" * 43, "",
-                      plaintext.upper(), hash_key(plaintext), "sdr_" + "x" * 5000):
+    for candidate in (
+        flipped,
+        plaintext[:-1],
+        plaintext + "x",
+        plaintext[4:],
+        "sdr_" + "A" * 43,
+        "",
+        plaintext.upper(),
+        hash_key(plaintext),
+        "sdr_" + "x" * 5000,
+    ):
         assert store.check_key(candidate) is None, candidate
     assert store.check_key(plaintext) is not None
 
@@ -333,8 +354,15 @@ def test_attempts_are_recorded_newest_first_and_filtered(store: AuthStore, clock
     store.record_attempt("password", "bob", "10.0.0.3", "throttled", "locked out")
     rows = store.attempts()
     assert [r["outcome"] for r in rows] == ["throttled", "failure", "success", "failure"]
-    assert rows[0] == {"id": rows[0]["id"], "time": clock.now, "method": "password", "username": "bob",
-                       "client_ip": "10.0.0.3", "outcome": "throttled", "reason": "locked out"}
+    assert rows[0] == {
+        "id": rows[0]["id"],
+        "time": clock.now,
+        "method": "password",
+        "username": "bob",
+        "client_ip": "10.0.0.3",
+        "outcome": "throttled",
+        "reason": "locked out",
+    }
     assert [r["outcome"] for r in store.attempts(username="alice")] == ["success", "failure"]
     assert [r["username"] for r in store.attempts(limit=2, offset=1)] == [None, "alice"]
     assert store.attempts(username="nobody") == []

@@ -29,11 +29,16 @@ def _run(*cmd: str, input: str | None = None) -> None:
 
 @pytest.fixture(scope="module")
 def tools() -> None:
-    missing = [tool for tool in ("useradd", "userdel", "chpasswd", "groupadd", "groupdel", "gpasswd")
-               if shutil.which(tool) is None and not Path("/usr/sbin", tool).exists()]
+    missing = [
+        tool
+        for tool in ("useradd", "userdel", "chpasswd", "groupadd", "groupdel", "gpasswd")
+        if shutil.which(tool) is None and not Path("/usr/sbin", tool).exists()
+    ]
     if missing:
-        pytest.fail(f"the system auth tests need the shadow tools ({', '.join(missing)} missing); "
-                    "install the 'passwd' package in the test image")
+        pytest.fail(
+            f"the system auth tests need the shadow tools ({', '.join(missing)} missing); "
+            "install the 'passwd' package in the test image"
+        )
     if os.geteuid() != 0:
         pytest.fail("the system auth tests create system users and PAM services: run them as root")
 

@@ -15,8 +15,9 @@ JSON = {"Content-Type": "application/json"}
 
 @pytest.fixture()
 def client(tmp_path):
-    app = create_app(Settings(data_dir=tmp_path / "data", models_dir=tmp_path / "models",
-                              allowed_hosts="sd.lan"), start_worker=False)
+    app = create_app(
+        Settings(data_dir=tmp_path / "data", models_dir=tmp_path / "models", allowed_hosts="sd.lan"), start_worker=False
+    )
     try:
         yield app.test_client()
     finally:
@@ -28,8 +29,9 @@ def _code(response) -> str | None:
     return (body.get("error") or {}).get("code")
 
 
-@pytest.mark.parametrize("host", ["localhost:8080", "127.0.0.1", "[::1]:8080", "127.0.0.2:1", "ui.localhost",
-                                  "sd.lan:8080", "SD.LAN"])
+@pytest.mark.parametrize(
+    "host", ["localhost:8080", "127.0.0.1", "[::1]:8080", "127.0.0.2:1", "ui.localhost", "sd.lan:8080", "SD.LAN"]
+)
 def test_loopback_names_host_and_allowed_hosts_are_served(client, host) -> None:
     assert client.get("/api/v1/status", headers={"Host": host}).status_code == 200
 
@@ -41,11 +43,14 @@ def test_other_host_names_are_refused(client, host) -> None:
     assert response.get_json()["error"]["field"] == "Host"
 
 
-@pytest.mark.parametrize("headers", [
-    {"Origin": "http://evil.example", **JSON},
-    {"Origin": "null", **JSON},
-    {"Origin": "http://localhost:9999", **JSON},   # another local port is another origin
-])
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Origin": "http://evil.example", **JSON},
+        {"Origin": "null", **JSON},
+        {"Origin": "http://localhost:9999", **JSON},  # another local port is another origin
+    ],
+)
 def test_foreign_origins_cannot_change_anything(client, headers) -> None:
     response = client.post("/api/v1/models/scan", headers={"Host": "localhost:8080", **headers}, data="{}")
     assert response.status_code == 403 and _code(response) == "cross_origin_refused"
@@ -58,8 +63,9 @@ def test_browser_posts_need_json_or_a_custom_header(client) -> None:
     form = client.post("/api/v1/models/scan", headers=own, data={"a": "b"})
     assert form.status_code == 403 and _code(form) == "csrf_refused"
     client.set_cookie("x", "1", domain="localhost")
-    cookie_only = client.post("/api/v1/models/scan", headers={"Host": "localhost"}, data="a=b",
-                              content_type="text/plain")
+    cookie_only = client.post(
+        "/api/v1/models/scan", headers={"Host": "localhost"}, data="a=b", content_type="text/plain"
+    )
     assert cookie_only.status_code == 403 and _code(cookie_only) == "csrf_refused"
     for extra in (JSON, {"X-Requested-With": "sdrest"}, {"Content-Type": "application/merge-patch+json"}):
         response = client.post("/api/v1/models/scan", headers={**own, **extra}, data="{}")
@@ -70,8 +76,11 @@ def test_programs_without_origin_or_cookies_are_served(client) -> None:
     # e.g. the openai SDK's multipart images.edit, curl -F: not something a page can make a browser send
     response = client.post("/api/v1/models/scan", headers={"Host": "127.0.0.1:8080"}, data={"file": "x"})
     assert response.status_code != 403, response.get_json()
-    bearer = client.post("/api/v1/models/scan", headers={"Host": "127.0.0.1:8080", "Authorization": "Bearer k",
-                                                         "Origin": "http://evil.example"}, data={"a": "b"})
+    bearer = client.post(
+        "/api/v1/models/scan",
+        headers={"Host": "127.0.0.1:8080", "Authorization": "Bearer k", "Origin": "http://evil.example"},
+        data={"a": "b"},
+    )
     assert bearer.status_code != 403  # a credential no page can attach by itself
 
 
@@ -79,8 +88,10 @@ def test_cors_origins_pass_the_origin_check(tmp_path) -> None:
     settings = Settings(data_dir=tmp_path / "data", models_dir=tmp_path / "models")
     if not hasattr(settings, "cors_origin_list"):
         pytest.skip("--cors-origins is not in this tree yet")
-    app = create_app(Settings(data_dir=tmp_path / "data", models_dir=tmp_path / "models",
-                              cors_origins="https://app.example"), start_worker=False)
+    app = create_app(
+        Settings(data_dir=tmp_path / "data", models_dir=tmp_path / "models", cors_origins="https://app.example"),
+        start_worker=False,
+    )
     try:
         client = app.test_client()
         headers = {"Host": "localhost:8080", **JSON}
@@ -96,14 +107,20 @@ def test_cors_origins_pass_the_origin_check(tmp_path) -> None:
 def test_a_real_server_refuses_rebinding_and_cross_site_posts(models, tmp_path) -> None:
     server = Server(tmp_path, link_models(models, tmp_path / "models")).start(wait_for_worker=False)
     try:
-        rebound = requests.get(server.url("/api/v1/status"), headers={"Host": f"evil.example:{server.port}"},
-                               timeout=30)
+        rebound = requests.get(
+            server.url("/api/v1/status"), headers={"Host": f"evil.example:{server.port}"}, timeout=30
+        )
         assert rebound.status_code == 403
-        cross = requests.post(server.url("/api/v1/generate"), data={"prompt": "x"}, timeout=30,
-                              headers={"Origin": "http://evil.example"})
+        cross = requests.post(
+            server.url("/api/v1/generate"), data={"prompt": "x"}, timeout=30, headers={"Origin": "http://evil.example"}
+        )
         assert cross.status_code == 403
-        ours = requests.post(server.url("/api/v1/generate"), json={"prompt": "x", "steps": "many"}, timeout=30,
-                             headers={"Origin": server.base})
+        ours = requests.post(
+            server.url("/api/v1/generate"),
+            json={"prompt": "x", "steps": "many"},
+            timeout=30,
+            headers={"Origin": server.base},
+        )
         # past the origin check, refused for its bad field
         assert ours.status_code in (400, 422) and ours.json()["error"]["field"] == "steps"
     finally:

@@ -28,8 +28,9 @@ def test_state_changing_model_operations_are_admin_only() -> None:
 
 
 def test_an_endpoint_without_a_rule_is_refused(tmp_path) -> None:
-    app = create_app(Settings(data_dir=tmp_path / "data", models_dir=tmp_path / "models", auth="jwt"),
-                     start_worker=False)
+    app = create_app(
+        Settings(data_dir=tmp_path / "data", models_dir=tmp_path / "models", auth="jwt"), start_worker=False
+    )
     try:
         app.add_url_rule("/api/v1/forgotten", "forgotten", lambda: "secret")
         response = app.test_client().get("/api/v1/forgotten")

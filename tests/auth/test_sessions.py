@@ -28,6 +28,7 @@ def _cli(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[st
 
 # -- the store and the pieces, without a server ----------------------------------------------
 
+
 def test_every_change_of_rights_bumps_the_token_generation(tmp_path) -> None:
     with AuthStore(tmp_path / "auth.sqlite3") as store:
         store.add_user("alice", "alice-pw-1")
@@ -71,8 +72,8 @@ def test_throttle_keys_fold_case_and_bucket_ipv6_by_64() -> None:
     throttle = Throttle(max_failures=2, window=300, lockout=300, clock=FakeClock())
     throttle.begin("Alice", "2001:db8:1:2::10")
     throttle.begin(" alice", "2001:db8:1:2:ffff::1")
-    assert throttle.begin("ALICE", "192.0.2.1") is not None          # one account, however spelt
-    assert throttle.begin("bob", "2001:db8:1:2:abcd::9") is not None   # one /64, however many hosts
+    assert throttle.begin("ALICE", "192.0.2.1") is not None  # one account, however spelt
+    assert throttle.begin("bob", "2001:db8:1:2:abcd::9") is not None  # one /64, however many hosts
     assert throttle.begin("bob", "2001:db8:1:3::1") is None
     assert client_bucket("::ffff:192.0.2.7") == "192.0.2.7"
 
@@ -108,6 +109,7 @@ def test_loose_or_short_token_secrets_are_refused(tmp_path) -> None:
 
 # -- through a real server --------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def server(models, tmp_path_factory):
     root = tmp_path_factory.mktemp("sessions")
@@ -136,11 +138,14 @@ def _profile(server: Server, token: str) -> int:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("name", "change"), [
-    ("alice", ("role", "alice", "admin")),
-    ("bob", ("passwd", "bob", "--password-stdin")),
-    ("carol", ("revoke-sessions", "carol")),
-])
+@pytest.mark.parametrize(
+    ("name", "change"),
+    [
+        ("alice", ("role", "alice", "admin")),
+        ("bob", ("passwd", "bob", "--password-stdin")),
+        ("carol", ("revoke-sessions", "carol")),
+    ],
+)
 def test_a_change_of_rights_revokes_every_token_at_once(server, name, change) -> None:
     tokens = _login(server, name)
     assert _profile(server, tokens["access_token"]) == 200
@@ -176,8 +181,9 @@ def test_cookie_logins_keep_tokens_out_of_the_body_and_forms_are_refused(server)
 @pytest.mark.slow
 def test_logout_says_when_the_refresh_token_was_not_revoked(server) -> None:
     alice, bob = _login(server, "alice"), _login(server, "bob")
-    response = server.post("/api/v1/auth/logout", headers=_bearer(alice["access_token"]),
-                           json={"refresh_token": bob["refresh_token"]})
+    response = server.post(
+        "/api/v1/auth/logout", headers=_bearer(alice["access_token"]), json={"refresh_token": bob["refresh_token"]}
+    )
     assert response.status_code == 400 and response.json()["error"]["field"] == "refresh_token"
     assert server.post("/api/v1/auth/refresh", headers=_bearer(bob["refresh_token"])).status_code == 200
     assert _profile(server, alice["access_token"]) == 401  # the caller's own token is gone anyway
@@ -196,8 +202,13 @@ def test_unix_or_pam_without_a_group_warns_loudly(tmp_path, caplog) -> None:
 
     for auth, group, warned in (("unix", None, True), ("pam", None, True), ("unix", "staff", False)):
         caplog.clear()
-        app = create_app(Settings(data_dir=tmp_path / auth / str(group), models_dir=tmp_path / "models", auth=auth,
-                                  auth_group=group), start_worker=False)
+        app = create_app(
+            Settings(
+                data_dir=tmp_path / auth / str(group), models_dir=tmp_path / "models", auth=auth, auth_group=group
+            ),
+            start_worker=False,
+        )
         close_app(app)
-        assert any("without --auth-group" in r.getMessage() and r.levelname == "WARNING"
-                   for r in caplog.records) is warned
+        assert (
+            any("without --auth-group" in r.getMessage() and r.levelname == "WARNING" for r in caplog.records) is warned
+        )

@@ -18,8 +18,17 @@ USERS = {"alice": ("alice-pw-1", "user"), "bob": ("bob-pw-1", "user"), "boss": (
 @pytest.fixture(scope="module")
 def server(models, tmp_path_factory):
     root = tmp_path_factory.mktemp("visibility")
-    server = Server(root, link_models(models, root / "models"), "--model", "sd1", "--auth", "optional",
-                    "--public-images", "--max-body-mb", "1")
+    server = Server(
+        root,
+        link_models(models, root / "models"),
+        "--model",
+        "sd1",
+        "--auth",
+        "optional",
+        "--public-images",
+        "--max-body-mb",
+        "1",
+    )
     add_users(server, USERS)
     server.start()
     yield server
@@ -94,16 +103,17 @@ def test_public_images_open_with_their_token_not_with_the_job_id(server, auth) -
     url = job["images"][0]["url"]
     assert "?token=" in url
     bare = url.split("?")[0]
-    assert requests.get(server.url(url), timeout=30).status_code == 200           # anyone with the URL
-    assert requests.get(server.url(bare), timeout=30).status_code == 404          # not with the id alone
+    assert requests.get(server.url(url), timeout=30).status_code == 200  # anyone with the URL
+    assert requests.get(server.url(bare), timeout=30).status_code == 404  # not with the id alone
     assert requests.get(server.url(bare + "?token=" + "0" * 32), timeout=30).status_code == 404
     assert requests.get(server.url(url + "&size=32"), timeout=30).status_code == 200
-    assert server.get(bare, headers=auth["alice"]).status_code == 200            # the owner needs no token
+    assert server.get(bare, headers=auth["alice"]).status_code == 200  # the owner needs no token
     assert server.get(bare, headers=auth["bob"]).status_code == 404
 
 
 def test_a_body_over_the_limit_is_refused_before_authentication(server) -> None:
-    response = requests.post(server.url("/api/v1/generate"), data=b"x" * (4 << 20), timeout=60,
-                             headers={"Content-Type": "application/json"})
+    response = requests.post(
+        server.url("/api/v1/generate"), data=b"x" * (4 << 20), timeout=60, headers={"Content-Type": "application/json"}
+    )
     assert response.status_code == 413  # Waitress stops reading; without the limit: buffered, then 401
     assert server.status()["status"] == "ok"

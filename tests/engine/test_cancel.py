@@ -47,8 +47,9 @@ def test_cancel_from_another_thread_stops_at_the_next_step_and_the_model_stays(s
 
 def test_new_latents_finishes_the_image_being_sampled_and_skips_the_rest(sd1) -> None:
     seen: list[int] = []
-    result = sd1.txt2img("a red apple", **FAST, steps=1, batch_count=3,
-                         on_progress=_cancel_at(sd1, 1, "new_latents", seen))
+    result = sd1.txt2img(
+        "a red apple", **FAST, steps=1, batch_count=3, on_progress=_cancel_at(sd1, 1, "new_latents", seen)
+    )
     assert len(result.images) == 1 and result.seeds == [5]
     assert result.cancelled
     assert seen == [1]
@@ -88,8 +89,13 @@ def test_repeated_cancels_leave_the_context_working(sd1) -> None:
     for attempt in range(10):
         seen: list[int] = []
         with pytest.raises(GenerationCancelled):
-            sd1.txt2img("a red apple", **{**FAST, "seed": attempt}, steps=20, on_log=on_log,
-                        on_progress=lambda step, _steps, _s: seen.append(step) if step > 0 else None)  # noqa: B023
+            sd1.txt2img(
+                "a red apple",
+                **{**FAST, "seed": attempt},
+                steps=20,
+                on_log=on_log,
+                on_progress=lambda step, _steps, _s: seen.append(step) if step > 0 else None,  # noqa: B023
+            )
         assert seen == []
     assert_real_image(sd1.txt2img("a red apple", **FAST, steps=1).images[0], (SIZE, SIZE))
 

@@ -58,10 +58,14 @@ def test_batch_gives_one_seed_per_image(sd1) -> None:
 def test_progress_and_preview_callbacks_reach_python(sd1) -> None:
     progress: list[tuple[int, int]] = []
     previews: list[tuple[int, list[Image.Image]]] = []
-    sd1.txt2img("a red apple", **{**FAST, "steps": 2}, seed=3,
-                on_progress=lambda step, steps, _t: progress.append((step, steps)),
-                on_preview=lambda step, frames, _noisy: previews.append((step, frames)),
-                preview_mode="proj")
+    sd1.txt2img(
+        "a red apple",
+        **{**FAST, "steps": 2},
+        seed=3,
+        on_progress=lambda step, steps, _t: progress.append((step, steps)),
+        on_preview=lambda step, frames, _noisy: previews.append((step, frames)),
+        preview_mode="proj",
+    )
     assert (2, 2) in progress
     assert previews and all(isinstance(f, Image.Image) for _, frames in previews for f in frames)
     assert previews[0][1][0].size == (SIZE // 8, SIZE // 8)  # latent-space projection

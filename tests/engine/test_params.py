@@ -27,8 +27,20 @@ from sdrest.engine import (
 from sdrest.engine.enums import enum_names, parse_enum
 from sdrest.engine.structs import Arena, struct_to_dict
 
-ALL_PARAMS = [CacheParams, ContextParams, Embedding, GuidanceParams, HiresParams, ImageGenParams, Lora,
-              PhotoMakerParams, SampleParams, SlgParams, TilingParams, VideoGenParams]
+ALL_PARAMS = [
+    CacheParams,
+    ContextParams,
+    Embedding,
+    GuidanceParams,
+    HiresParams,
+    ImageGenParams,
+    Lora,
+    PhotoMakerParams,
+    SampleParams,
+    SlgParams,
+    TilingParams,
+    VideoGenParams,
+]
 
 
 @pytest.mark.parametrize("cls", ALL_PARAMS, ids=lambda c: c.__name__)
@@ -50,9 +62,17 @@ def test_library_defaults_come_from_the_init_functions(native) -> None:
 
 
 def test_fill_writes_only_set_fields_over_the_defaults(native) -> None:
-    params = image_params(prompt="a cat", width=64, height=96, steps=3, cfg_scale=5.5,
-                          sampler="euler_a", scheduler="karras", seed=9,
-                          loras=[("/x/a.safetensors", 0.5)])
+    params = image_params(
+        prompt="a cat",
+        width=64,
+        height=96,
+        steps=3,
+        cfg_scale=5.5,
+        sampler="euler_a",
+        scheduler="karras",
+        seed=9,
+        loras=[("/x/a.safetensors", 0.5)],
+    )
     c_params = ffi.new("sd_img_gen_params_t *")
     native.lib.sd_img_gen_params_init(c_params)
     arena = Arena()

@@ -6,8 +6,17 @@ from __future__ import annotations
 
 def _noisy_flags(sd1, **options) -> set[bool]:
     flags: set[bool] = set()
-    sd1.txt2img("a red apple", width=64, height=64, steps=2, sampler="euler", seed=4,
-                on_preview=lambda _step, _frames, noisy: flags.add(noisy), preview_mode="proj", **options)
+    sd1.txt2img(
+        "a red apple",
+        width=64,
+        height=64,
+        steps=2,
+        sampler="euler",
+        seed=4,
+        on_preview=lambda _step, _frames, noisy: flags.add(noisy),
+        preview_mode="proj",
+        **options,
+    )
     return flags
 
 

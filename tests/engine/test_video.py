@@ -18,8 +18,9 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def wan(native) -> Iterator[Context]:
     models = ensure_synthetic_models(with_video=True)
-    with Context(diffusion_model_path=models.wan, taesd_path=models.wan_taehv, vae_decode_only=False,
-                 n_threads=2) as context:
+    with Context(
+        diffusion_model_path=models.wan, taesd_path=models.wan_taehv, vae_decode_only=False, n_threads=2
+    ) as context:
         yield context
 
 

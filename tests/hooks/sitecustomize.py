@@ -65,7 +65,7 @@ def _patch(module: Any) -> None:
     def run(self: Any, job: dict[str, Any], model: Any) -> Any:
         prompt = job.get("params", {}).get("prompt") or ""
         if prompt.startswith(HOLD_PREFIX):
-            _hold(prompt[len(HOLD_PREFIX):])
+            _hold(prompt[len(HOLD_PREFIX) :])
             return original(self, job, model)
         if prompt.startswith(HOLD_WRITTEN_PREFIX):
             finish = original(self, job, model)  # a Finish: what is left once the library is done
@@ -73,17 +73,17 @@ def _patch(module: Any) -> None:
 
             def write_then_hold() -> Any:
                 written = write()
-                _hold(prompt[len(HOLD_WRITTEN_PREFIX):])
+                _hold(prompt[len(HOLD_WRITTEN_PREFIX) :])
                 return written
 
             finish.write = write_then_hold
             return finish
         if not prompt.startswith(CRASH_PREFIX):
             return original(self, job, model)
-        how = prompt[len(CRASH_PREFIX):]
+        how = prompt[len(CRASH_PREFIX) :]
         if how.startswith(AFTER_WRITE):
             original(self, job, model)()  # the library's part, then the images written
-            how = how[len(AFTER_WRITE):]
+            how = how[len(AFTER_WRITE) :]
         _crash(how)
 
     module.Runner.run = run

@@ -73,8 +73,7 @@ def test_last_event_id_from_the_future_is_clamped(store: JobStore, bus: EventBus
 def test_ephemeral_events_are_live_only(store: JobStore, bus: EventBus) -> None:
     job = store.create("txt2img", {}, owner="alice")
     live = bus.subscribe(last_event_id=None)
-    preview = bus.emit("preview", job_id=job.id, owner="alice", data={"image": "b64"},
-                       persist=False)
+    preview = bus.emit("preview", job_id=job.id, owner="alice", data={"image": "b64"}, persist=False)
     assert preview.id is None
     assert live.next_batch(1.0) == [preview]
 
@@ -107,7 +106,11 @@ def test_filters_by_job_and_owner(store: JobStore, bus: EventBus) -> None:
     store.claim_next()  # alice's job starts
 
     assert [(e.type, e.job_id) for e in drain(by_owner)] == [
-        ("queued", alice.id), ("progress", alice.id), ("queue", None), ("started", alice.id)]
+        ("queued", alice.id),
+        ("progress", alice.id),
+        ("queue", None),
+        ("started", alice.id),
+    ]
     assert [(e.type, e.owner) for e in drain(by_job)] == [("queued", "bob"), ("progress", "bob")]
     assert len(drain(everyone)) == 6
     nobody = bus.subscribe(last_event_id=0, owners=set())
@@ -130,8 +133,9 @@ def test_publisher_order_is_kept(store: JobStore, bus: EventBus) -> None:
     assert [e.data.get("step") for e in events[1:3]] == [1, 2]
 
 
-def test_replay_longer_than_a_page_stays_ordered(store: JobStore, bus: EventBus,
-                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_replay_longer_than_a_page_stays_ordered(
+    store: JobStore, bus: EventBus, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(bus_module, "REPLAY_PAGE", 4)
     jobs = [store.create("txt2img", {"n": n}) for n in range(11)]
     subscription = bus.subscribe(last_event_id=0)
@@ -217,8 +221,7 @@ def test_64_subscribers_each_receive_the_event(store: JobStore, bus: EventBus) -
     assert bus.subscriber_count == 0
 
 
-def test_bounded_queue_drops_oldest_ephemeral_never_persisted(store: JobStore,
-                                                               bus: EventBus) -> None:
+def test_bounded_queue_drops_oldest_ephemeral_never_persisted(store: JobStore, bus: EventBus) -> None:
     subscription = bus.subscribe(last_event_id=None, max_pending=5)
     job = store.create("txt2img", {})
     for step in range(20):
@@ -228,9 +231,9 @@ def test_bounded_queue_drops_oldest_ephemeral_never_persisted(store: JobStore,
     store.cancel(job.id)
 
     events = drain(subscription)
-    assert [(e.type, e.data.get("step")) for e in events] == [
-        ("queued", None), ("started", None)] + [("progress", n) for n in range(15, 20)] + [
-        ("cancelled", None)]
+    assert [(e.type, e.data.get("step")) for e in events] == [("queued", None), ("started", None)] + [
+        ("progress", n) for n in range(15, 20)
+    ] + [("cancelled", None)]
     assert subscription.dropped == 15
 
 
@@ -266,8 +269,7 @@ def test_close_wakes_waiters(store: JobStore) -> None:
         bus.subscribe(last_event_id=None)
 
 
-def test_events_from_another_connection_are_seen_on_timeout(store: JobStore, bus: EventBus,
-                                                            backend: Backend) -> None:
+def test_events_from_another_connection_are_seen_on_timeout(store: JobStore, bus: EventBus, backend: Backend) -> None:
     subscription = bus.subscribe(last_event_id=None)
     other_process = backend.open()  # its appends do not reach this bus (another node's would not)
     try:

@@ -15,8 +15,18 @@ USERS = {"alice": ("alice-pw-1", "user"), "bob": ("bob-pw-1", "user"), "boss": (
 @pytest.fixture(scope="module")
 def server(models, tmp_path_factory):
     root = tmp_path_factory.mktemp("fairness")
-    server = Server(root, link_models(models, root / "models"), "--model", "sd1", "--auth", "jwt",
-                    "--max-queued-per-user", "3", "--max-streams-per-user", "2")
+    server = Server(
+        root,
+        link_models(models, root / "models"),
+        "--model",
+        "sd1",
+        "--auth",
+        "jwt",
+        "--max-queued-per-user",
+        "3",
+        "--max-streams-per-user",
+        "2",
+    )
     add_users(server, USERS)
     server.start()
     yield server
@@ -44,8 +54,10 @@ def test_queue_caps_turns_and_priorities(server, auth) -> None:
         assert bob.status_code == 202
         jobs.append(bob.json()["job_id"])
         # bob waits behind one of alice's jobs, not behind all three
-        positions = {job_id: server.get(f"/api/v1/generate/{job_id}", headers=auth["boss"]).json()["queue_position"]
-                     for job_id in jobs}
+        positions = {
+            job_id: server.get(f"/api/v1/generate/{job_id}", headers=auth["boss"]).json()["queue_position"]
+            for job_id in jobs
+        }
         assert positions[bob.json()["job_id"]] <= positions[jobs[1]]
         pushy = _post(server, auth["bob"], seed=21, priority=5)
         assert pushy.status_code == 403 and pushy.json()["error"]["field"] == "priority"

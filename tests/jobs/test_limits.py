@@ -30,7 +30,7 @@ def test_an_upscale_result_is_bounded(server) -> None:
     body = {"image": png_base64(test_image(64)), "upscaler": "x4", "wait": False}
     too_big = server.post("/api/v1/upscale", json={**body, "factor": 4}, headers=headers)  # 256x256 > 4 x 64x64
     assert too_big.status_code == 422 and too_big.json()["error"]["field"] == "factor"
-    fits = server.post("/api/v1/upscale", json={**body, "factor": 2}, headers=headers)     # 128x128: exactly 4x
+    fits = server.post("/api/v1/upscale", json={**body, "factor": 2}, headers=headers)  # 128x128: exactly 4x
     assert fits.status_code == 202, fits.text
     server.delete(f"/api/v1/generate/{fits.json()['job_id']}", headers=headers)
 

@@ -9,8 +9,10 @@ A, B = "/models/a.safetensors", "/models/b.safetensors"
 
 
 def _queue(store: JobStore, *models: str | None, priority: int = 0, owner: str | None = None) -> list[str]:
-    return [store.create("generate", {"model_path": model, "prompt": str(i)}, owner=owner, priority=priority).id
-            for i, model in enumerate(models)]
+    return [
+        store.create("generate", {"model_path": model, "prompt": str(i)}, owner=owner, priority=priority).id
+        for i, model in enumerate(models)
+    ]
 
 
 def _drain(store: JobStore, loaded: set[str] | None, limit: int) -> list[str]:

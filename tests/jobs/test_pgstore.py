@@ -72,7 +72,8 @@ def test_an_unreachable_server_is_a_clear_error_without_the_password(postgres: P
     assert redact_url(url) == url.replace("s3cret-pw", "***")
     assert redact_url(postgres.url("jobs")) == postgres.url("jobs")
     assert redact_url("postgresql://db.example/jobs?sslmode=require&password=pw%26x") == (
-        "postgresql://db.example/jobs?sslmode=require&password=***")
+        "postgresql://db.example/jobs?sslmode=require&password=***"
+    )
 
 
 def test_unknown_store_schemes_are_refused() -> None:
@@ -86,8 +87,10 @@ def test_connections_the_server_dropped_are_replaced(postgres_url: str) -> None:
     with PostgresJobStore(postgres_url, pool_size=2) as store:
         job = store.create("txt2img", {})
         with psycopg.connect(postgres_url, autocommit=True) as admin:
-            dropped = admin.execute("SELECT COUNT(pg_terminate_backend(pid)) FROM pg_stat_activity"
-                                    " WHERE datname = current_database() AND pid <> pg_backend_pid()").fetchone()[0]
+            dropped = admin.execute(
+                "SELECT COUNT(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            ).fetchone()[0]
         assert dropped >= 1
         assert store.get(job.id).status is JobStatus.QUEUED
         assert store.claim_next().id == job.id

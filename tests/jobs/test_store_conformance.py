@@ -61,8 +61,7 @@ def test_create_and_get_round_trip(store: JobStore) -> None:
     assert second.seq > job.seq
 
     events = store.events_after(0)
-    assert [(e.type, e.job_id, e.owner) for e in events] == [
-        ("queued", job.id, "alice"), ("queued", second.id, None)]
+    assert [(e.type, e.job_id, e.owner) for e in events] == [("queued", job.id, "alice"), ("queued", second.id, None)]
 
 
 def test_create_rejects_bad_input_and_stores_nothing(store: JobStore) -> None:
@@ -80,8 +79,7 @@ def test_create_rejects_bad_input_and_stores_nothing(store: JobStore) -> None:
 
 def test_list_filters_pagination_and_totals(store: JobStore) -> None:
     jobs = [
-        store.create("txt2img" if i % 2 == 0 else "upscale", {"i": i},
-                     owner="alice" if i < 6 else "bob")
+        store.create("txt2img" if i % 2 == 0 else "upscale", {"i": i}, owner="alice" if i < 6 else "bob")
         for i in range(10)
     ]
     run_job(store, jobs[0].id)
@@ -160,8 +158,9 @@ def _claim_all(stores: list[JobStore], threads_per_store: int, loaded: set[str] 
         with lock:
             claimed.extend(mine)
 
-    threads = [threading.Thread(target=worker, args=(job_store,))
-               for job_store in stores for _ in range(threads_per_store)]
+    threads = [
+        threading.Thread(target=worker, args=(job_store,)) for job_store in stores for _ in range(threads_per_store)
+    ]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -242,7 +241,9 @@ def test_cancel_queued_running_finished_and_unknown(store: JobStore) -> None:
     assert store.queued_ids() == [] and store.claim_next() is None
     cancelled = [e for e in store.events_after(0) if e.type == "cancelled"]
     assert [(e.job_id, e.data["previous_status"]) for e in cancelled] == [
-        (queued.id, "queued"), (running.id, "running")]
+        (queued.id, "queued"),
+        (running.id, "running"),
+    ]
 
 
 def test_complete_and_fail_after_cancel_return_none(store: JobStore) -> None:
@@ -267,8 +268,7 @@ def test_complete_and_fail_record_results(store: JobStore) -> None:
     run_job(store, clock_job.id)
     run_job(store, failing.id)
 
-    done = store.complete(clock_job.id, {"images": ["a.png"], "seeds": [42]},
-                          {"sampling": 2.5, "decoding": 0.5})
+    done = store.complete(clock_job.id, {"images": ["a.png"], "seeds": [42]}, {"sampling": 2.5, "decoding": 0.5})
     assert done.status is JobStatus.COMPLETED
     assert done.result == {"images": ["a.png"], "seeds": [42]}
     assert done.timings == {"sampling": 2.5, "decoding": 0.5}
@@ -443,8 +443,9 @@ KILL_CHILD = textwrap.dedent(
 def test_kill_9_loses_nothing_committed(backend: Backend) -> None:
     repo_root = Path(sdrest.jobs.__file__).resolve().parents[2]
     env = {**os.environ, "PYTHONPATH": str(repo_root)}  # the code under test, not an install
-    child = subprocess.run([sys.executable, "-c", KILL_CHILD, backend.url], env=env,
-                           capture_output=True, text=True, timeout=120)
+    child = subprocess.run(
+        [sys.executable, "-c", KILL_CHILD, backend.url], env=env, capture_output=True, text=True, timeout=120
+    )
     assert child.returncode == -signal.SIGKILL, child.stderr
     assert "still alive" not in child.stdout
     report = json.loads(child.stdout)
@@ -459,8 +460,7 @@ def test_kill_9_loses_nothing_committed(backend: Backend) -> None:
         assert claimed.progress == {"step": 3, "steps": 20, "stage": "sampling"}
         queued = [job_id for job_id in report["ids"] if job_id != report["claimed"]]
         assert store.queued_ids() == queued
-        assert store.counts() == {"queued": 4, "running": 1, "completed": 0, "failed": 0,
-                                  "cancelled": 0}
+        assert store.counts() == {"queued": 4, "running": 1, "completed": 0, "failed": 0, "cancelled": 0}
         assert [e.type for e in store.events_after(0)] == ["queued"] * 5 + ["started"]
 
         (recovered,) = store.recover_interrupted(requeue=False)
@@ -497,7 +497,7 @@ def test_purge_finished_by_age(backend: Backend) -> None:
         old = store.create("txt2img", {})
         new = store.create("txt2img", {})
         unfinished = store.create("txt2img", {})
-        store.cancel(old.id)                      # finished at t0
+        store.cancel(old.id)  # finished at t0
         clock.now += 100
         run_job(store, new.id)
         store.fail(new.id, {"code": "x", "message": "y"})  # finished at t0 + 100
@@ -521,8 +521,7 @@ def test_counts_cover_every_status(store: JobStore) -> None:
     run_job(store, jobs[1].id)
     store.complete(jobs[1].id, {}, {})
     store.cancel(jobs[2].id)
-    assert store.counts() == {"queued": 1, "running": 1, "completed": 1, "failed": 0,
-                              "cancelled": 1}
+    assert store.counts() == {"queued": 1, "running": 1, "completed": 1, "failed": 0, "cancelled": 1}
 
 
 # -- events -------------------------------------------------------------------------------

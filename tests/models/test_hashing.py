@@ -144,6 +144,7 @@ def test_cache_is_usable_from_many_threads(tmp_path: Path) -> None:
     expected = {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in files}
     errors: list[BaseException] = []
     with HashCache(tmp_path / "h.sqlite") as cache:
+
         def work() -> None:
             try:
                 for _ in range(20):

@@ -68,12 +68,19 @@ def _ids(entries) -> list[str]:
 
 def test_scan_lists_ids_names_and_categories(library: ModelLibrary) -> None:
     checkpoints = library.entries(ModelType.CHECKPOINT)
-    assert _ids(checkpoints) == ["checkpoint/old.ckpt", "checkpoint/sd15/v1-5.safetensors",
-                                 "checkpoint/XL Base.fp16.safetensors"]
+    assert _ids(checkpoints) == [
+        "checkpoint/old.ckpt",
+        "checkpoint/sd15/v1-5.safetensors",
+        "checkpoint/XL Base.fp16.safetensors",
+    ]
     sd15 = library.get("checkpoint/sd15/v1-5.safetensors")
     assert sd15 is not None
     assert (sd15.name, sd15.category, sd15.relative_path, sd15.extension) == (
-        "sd15/v1-5", "sd15", "sd15/v1-5.safetensors", ".safetensors")
+        "sd15/v1-5",
+        "sd15",
+        "sd15/v1-5.safetensors",
+        ".safetensors",
+    )
     assert sd15.size == sd15.path.stat().st_size
     assert library.get("checkpoint/XL Base.fp16.safetensors").name == "XL Base.fp16"
     assert library.get("checkpoint/old.ckpt").category == ""
@@ -122,11 +129,14 @@ def test_missing_folders_are_reported_not_fatal(library: ModelLibrary) -> None:
     assert ModelType.CHECKPOINT not in library.last_scan.missing_folders
 
 
-@pytest.mark.parametrize(("filter_text", "types"), [
-    ("lora", {"lora"}),
-    ("3", {"lora", "checkpoint"}),
-    ("presets,prompts", {"presets", "prompts"}),
-])
+@pytest.mark.parametrize(
+    ("filter_text", "types"),
+    [
+        ("lora", {"lora"}),
+        ("3", {"lora", "checkpoint"}),
+        ("presets,prompts", {"presets", "prompts"}),
+    ],
+)
 def test_type_filter_by_name_and_mask(library: ModelLibrary, filter_text: str, types: set[str]) -> None:
     entries = library.entries(parse_type_filter(filter_text))
     assert entries and {e.type.api_name for e in entries} == types
@@ -136,22 +146,28 @@ def test_search_is_a_case_insensitive_name_substring(library: ModelLibrary) -> N
     found = _ids(library.entries(search="INK"))
     assert set(found) == {"lora/styles/ink.v2.safetensors", "prompts/ink.txt"}
     assert _ids(library.entries(ModelType.LORA, search="styles/")) == [
-        "lora/styles/deep/nested.safetensors", "lora/styles/ink.v2.safetensors"]
+        "lora/styles/deep/nested.safetensors",
+        "lora/styles/ink.v2.safetensors",
+    ]
     assert library.entries(search="safetensors") == []  # the name has no extension
 
 
-@pytest.mark.parametrize(("name", "expected"), [
-    ("sd15/v1-5", "checkpoint/sd15/v1-5.safetensors"),
-    ("sd15/v1-5.safetensors", "checkpoint/sd15/v1-5.safetensors"),
-    ("old", "checkpoint/old.ckpt"),
-    ("XL Base.fp16", "checkpoint/XL Base.fp16.safetensors"),
-])
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("sd15/v1-5", "checkpoint/sd15/v1-5.safetensors"),
+        ("sd15/v1-5.safetensors", "checkpoint/sd15/v1-5.safetensors"),
+        ("old", "checkpoint/old.ckpt"),
+        ("XL Base.fp16", "checkpoint/XL Base.fp16.safetensors"),
+    ],
+)
 def test_find_with_and_without_extension(library: ModelLibrary, name: str, expected: str) -> None:
     assert library.find(ModelType.CHECKPOINT, name).id == expected
 
 
-@pytest.mark.parametrize("name", ["missing", "../lora/styles/ink.v2", "/etc/passwd", "sd15/../../lora/alias",
-                                  "", "v1-5"])
+@pytest.mark.parametrize(
+    "name", ["missing", "../lora/styles/ink.v2", "/etc/passwd", "sd15/../../lora/alias", "", "v1-5"]
+)
 def test_find_refuses_unknown_and_escaping_names(library: ModelLibrary, name: str) -> None:
     with pytest.raises(ModelNotFoundError) as info:
         library.find(ModelType.CHECKPOINT, name, field="model")
@@ -172,8 +188,9 @@ def test_find_sees_a_file_added_after_the_scan(library: ModelLibrary, tree: Path
     assert entry.id == "lora/new.safetensors" and entry.detection.architecture == "sd1"
 
 
-def test_rescan_of_unchanged_files_does_no_detection(library: ModelLibrary, tree: Path,
-                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_rescan_of_unchanged_files_does_no_detection(
+    library: ModelLibrary, tree: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     calls: list[Path] = []
     real = scanner.detect
     monkeypatch.setattr(scanner, "detect", lambda path, t: calls.append(path) or real(path, t))

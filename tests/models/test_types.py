@@ -34,8 +34,10 @@ def test_bit_values_names_and_folders_match_the_spec() -> None:
         assert model_type.folder == folder
 
 
-@pytest.mark.parametrize("model_type", [ModelType.LORA, ModelType.CHECKPOINT, ModelType.VAE, ModelType.TAESD,
-                                        ModelType.CONTROLNET, ModelType.EMBEDDING])
+@pytest.mark.parametrize(
+    "model_type",
+    [ModelType.LORA, ModelType.CHECKPOINT, ModelType.VAE, ModelType.TAESD, ModelType.CONTROLNET, ModelType.EMBEDDING],
+)
 def test_weight_types_take_spec_extensions_plus_library_formats(model_type: ModelType) -> None:
     assert set(model_type.extensions) == {".safetensors", ".pt", ".ckpt", ".gguf", ".sft"}
     assert model_type.is_weights
@@ -58,16 +60,19 @@ def test_combined_flags_have_no_single_type_properties() -> None:
         _ = both.api_name
 
 
-@pytest.mark.parametrize(("value", "expected"), [
-    ("lora", ModelType.LORA),
-    (" LoRA ", ModelType.LORA),
-    ("lora,vae", ModelType.LORA | ModelType.VAE),
-    ("3", ModelType.LORA | ModelType.CHECKPOINT),
-    ("6144", ModelType.DIFFUSION_MODEL | ModelType.TEXT_ENCODER),
-    ("checkpoints", ModelType.CHECKPOINT),       # folder name accepted as an alias
-    ("neg_prompts,1", ModelType.NEG_PROMPTS | ModelType.LORA),
-    ("diffusion_model", ModelType.DIFFUSION_MODEL),
-])
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("lora", ModelType.LORA),
+        (" LoRA ", ModelType.LORA),
+        ("lora,vae", ModelType.LORA | ModelType.VAE),
+        ("3", ModelType.LORA | ModelType.CHECKPOINT),
+        ("6144", ModelType.DIFFUSION_MODEL | ModelType.TEXT_ENCODER),
+        ("checkpoints", ModelType.CHECKPOINT),  # folder name accepted as an alias
+        ("neg_prompts,1", ModelType.NEG_PROMPTS | ModelType.LORA),
+        ("diffusion_model", ModelType.DIFFUSION_MODEL),
+    ],
+)
 def test_parse_type_filter_accepts_names_lists_and_masks(value: str, expected: ModelType) -> None:
     assert parse_type_filter(value) == expected
 
@@ -94,8 +99,7 @@ def test_folders_default_under_models_dir(tmp_path: Path) -> None:
 
 def test_folder_overrides_relative_and_absolute(tmp_path: Path) -> None:
     elsewhere = tmp_path / "shared" / "loras"
-    folders = ModelFolders.build(tmp_path / "models", {"checkpoint": "ckpts", ModelType.LORA: elsewhere,
-                                                         "VAE": "a/b"})
+    folders = ModelFolders.build(tmp_path / "models", {"checkpoint": "ckpts", ModelType.LORA: elsewhere, "VAE": "a/b"})
     assert folders.path(ModelType.CHECKPOINT) == tmp_path / "models" / "ckpts"
     assert folders.path(ModelType.LORA) == elsewhere
     assert folders.path(ModelType.VAE) == tmp_path / "models" / "a" / "b"

@@ -29,8 +29,9 @@ def _wait(server: Server, job_id: str, headers: dict[str, str]) -> dict:
 
 
 def test_fifty_concurrent_submits_from_five_users(models, tmp_path) -> None:
-    server = Server(tmp_path, link_models(models, tmp_path / "models"), "--model", "sd1", "--auth", "jwt",
-                    "--http-threads", "16")
+    server = Server(
+        tmp_path, link_models(models, tmp_path / "models"), "--model", "sd1", "--auth", "jwt", "--http-threads", "16"
+    )
     accounts = {name: (f"{name}-pw-1", "user") for name in USERS}
     add_users(server, accounts)
     server.start()
@@ -39,8 +40,12 @@ def test_fifty_concurrent_submits_from_five_users(models, tmp_path) -> None:
         rng = random.Random(11)
 
         def submit(name: str, seed: int) -> tuple[str, str]:
-            response = requests.post(server.url("/api/v1/generate"), headers=headers[name], timeout=120,
-                                     json={**FAST, "seed": seed, "wait": False})
+            response = requests.post(
+                server.url("/api/v1/generate"),
+                headers=headers[name],
+                timeout=120,
+                json={**FAST, "seed": seed, "wait": False},
+            )
             assert response.status_code == 202, response.text
             return name, response.json()["job_id"]
 
@@ -56,8 +61,11 @@ def test_fifty_concurrent_submits_from_five_users(models, tmp_path) -> None:
                 cancelled.add(job_id)
 
         with ThreadPoolExecutor(max_workers=15) as pool:
-            list(pool.map(lambda pair: cancel(*pair),
-                          [(name, job) for name in USERS for job in rng.sample(owned[name], 3)]))
+            list(
+                pool.map(
+                    lambda pair: cancel(*pair), [(name, job) for name in USERS for job in rng.sample(owned[name], 3)]
+                )
+            )
 
         for name in USERS:
             other = next(n for n in USERS if n != name)

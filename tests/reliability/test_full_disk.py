@@ -20,8 +20,9 @@ def small_fs(tmp_path):
     """A 2 MiB tmpfs (CI runs as root; elsewhere the test cannot mount and says so)."""
     mount = tmp_path / "outputs"
     mount.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m,mode=0700", "tmpfs", str(mount)],
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=2m,mode=0700", "tmpfs", str(mount)], capture_output=True, text=True
+    )
     if done.returncode != 0:
         pytest.skip(f"cannot mount a small filesystem here (needs root): {done.stderr.strip()}")
     try:
@@ -46,8 +47,9 @@ def _fill(mount) -> None:
 
 
 def test_a_full_output_disk_fails_the_job_cleanly_and_freeing_space_heals_it(models, tmp_path, small_fs) -> None:
-    server = Server(tmp_path, link_models(models, tmp_path / "models"), "--model", "sd1",
-                    "--output-dir", str(small_fs)).start()
+    server = Server(
+        tmp_path, link_models(models, tmp_path / "models"), "--model", "sd1", "--output-dir", str(small_fs)
+    ).start()
     try:
         assert server.submit(seed=1, wait=True)["status"] == "completed"  # the disk works
         _fill(small_fs)

@@ -39,8 +39,13 @@ def _fuzz(server: Server, headers: dict[str, str]) -> tuple[int, list[str], int]
         operation = result.ok()
         streaming = operation.path.endswith("/events")
 
-        @settings(max_examples=EXAMPLES_PER_OPERATION, deadline=None, database=None, derandomize=True,
-                  suppress_health_check=list(HealthCheck))
+        @settings(
+            max_examples=EXAMPLES_PER_OPERATION,
+            deadline=None,
+            database=None,
+            derandomize=True,
+            suppress_health_check=list(HealthCheck),
+        )
         @given(case=operation.as_strategy())
         def run(case) -> None:
             nonlocal cases, server_errors
@@ -60,8 +65,10 @@ def _fuzz(server: Server, headers: dict[str, str]) -> tuple[int, list[str], int]
             try:
                 case.validate_response(response, checks=CHECKS)
             except Exception as exc:  # noqa: BLE001 - collect every finding, not just the first
-                failures.append(f"{operation.method.upper()} {operation.path} -> {response.status_code}: "  # noqa: B023
-                                f"{str(exc).splitlines()[0][:300]}")
+                failures.append(
+                    f"{operation.method.upper()} {operation.path} -> {response.status_code}: "  # noqa: B023
+                    f"{str(exc).splitlines()[0][:300]}"
+                )
 
         run()
     return cases, failures, server_errors

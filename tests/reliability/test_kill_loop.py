@@ -92,7 +92,8 @@ def test_twenty_kill_9_at_random_moments_lose_nothing(models, tmp_path) -> None:
         images = _check_images(outputs)
         assert images == states.get("completed", 0)
         assert _integrity(database) == "ok"
-        print(f"\nkill -9 loop: {KILLS} kills, {len(job_ids)} jobs, {states}, {images} images decoded, "
-              "0 lost, 0 corrupt")
+        print(
+            f"\nkill -9 loop: {KILLS} kills, {len(job_ids)} jobs, {states}, {images} images decoded, 0 lost, 0 corrupt"
+        )
     finally:
         server.stop()

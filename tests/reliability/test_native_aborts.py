@@ -15,8 +15,9 @@ CRASHES = 10
 def test_ten_worker_crashes_in_a_row(models, tmp_path) -> None:
     server = Server(tmp_path, link_models(models, tmp_path / "models"), "--model", "sd1").start()
     try:
-        crashed = [server.submit(prompt=CRASH_PREFIX + ("abort" if i % 2 else "segfault"), seed=i)
-                   for i in range(CRASHES)]
+        crashed = [
+            server.submit(prompt=CRASH_PREFIX + ("abort" if i % 2 else "segfault"), seed=i) for i in range(CRASHES)
+        ]
         after = server.submit(seed=99)
         for job in crashed:
             result = server.wait_job(job["job_id"])

@@ -166,9 +166,11 @@ def test_mask_editor_undo_clear_and_invert(ui_server: Server, open_page, tmp_pat
     canvas.wait_for()
     canvas.evaluate("(el) => el.scrollIntoView({block: 'center'})")
     box = canvas.bounding_box()
-    painted = "() => { const c = document.querySelector('canvas.mask-canvas'); const d = c.getContext('2d')" \
-              ".getImageData(0, 0, c.width, c.height).data; let n = 0; for (let i = 3; i < d.length; i += 4)" \
-              " n += d[i] >= 128; return n; }"
+    painted = (
+        "() => { const c = document.querySelector('canvas.mask-canvas'); const d = c.getContext('2d')"
+        ".getImageData(0, 0, c.width, c.height).data; let n = 0; for (let i = 3; i < d.length; i += 4)"
+        " n += d[i] >= 128; return n; }"
+    )
     page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
     page.mouse.down()
     page.mouse.up()

@@ -94,9 +94,11 @@ def test_a_pasted_api_key_signs_in_for_this_tab_only(jwt_server: Server, open_pa
     assert key not in page.evaluate("() => JSON.stringify({...localStorage})")
     # The event stream carries the key too: a job started elsewhere by the same owner shows up live.
     page.click("a.nav[href='#queue']")
-    response = jwt_server.post("/api/v1/generate", json={"prompt": "by key", "width": 64, "height": 64,
-                                                          "steps": 8, "wait": False},
-                               headers={"X-API-Key": key})
+    response = jwt_server.post(
+        "/api/v1/generate",
+        json={"prompt": "by key", "width": 64, "height": 64, "steps": 8, "wait": False},
+        headers={"X-API-Key": key},
+    )
     job_id = response.json()["job_id"]
     page.locator(f".gallery .card[data-job='{job_id}'][data-status=completed]").wait_for(timeout=FINISH)
 
@@ -140,8 +142,9 @@ def test_a_guest_allowed_to_generate_sees_the_button(optional_servers, open_page
     page.wait_for_selector("button.generate")
 
 
-def test_a_server_restart_shows_a_banner_and_recovers_by_itself(models: SyntheticModels, open_page,
-                                                                tmp_path: Path) -> None:
+def test_a_server_restart_shows_a_banner_and_recovers_by_itself(
+    models: SyntheticModels, open_page, tmp_path: Path
+) -> None:
     server = Server(tmp_path, ui_models(models, tmp_path / "models"), "--model", "sd1").start()
     try:
         page, problems = open_page(server)

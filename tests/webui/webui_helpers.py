@@ -15,8 +15,15 @@ DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 390, "height": 844}
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 #: Options that keep Debian's Chromium quiet and offline in a container.
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 
 
 class PageProblems:
@@ -66,16 +73,34 @@ def ui_models(models: SyntheticModels, root: Path) -> Path:
 
 def add_user(data_dir: Path, name: str, password: str, role: str = "user") -> None:
     exe = shutil.which("sdrest", path=str(Path(sys.executable).parent)) or "sdrest"
-    result = subprocess.run([exe, "users", "add", name, "--password-stdin", "--role", role, "--data-dir",
-                             str(data_dir)], input=password + "\n", capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [exe, "users", "add", name, "--password-stdin", "--role", role, "--data-dir", str(data_dir)],
+        input=password + "\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 0, result.stderr
-
-
 
 
 def create_key(data_dir: Path, name: str, role: str = "user", owner: str | None = None) -> str:
     exe = shutil.which("sdrest", path=str(Path(sys.executable).parent)) or "sdrest"
-    result = subprocess.run([exe, "keys", "create", "--name", name, "--role", role, "--data-dir", str(data_dir),
-                             *(["--owner", owner] if owner else [])], capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [
+            exe,
+            "keys",
+            "create",
+            "--name",
+            name,
+            "--role",
+            role,
+            "--data-dir",
+            str(data_dir),
+            *(["--owner", owner] if owner else []),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 0, result.stderr
     return result.stdout.strip()

@@ -117,8 +117,9 @@ def test_an_upscale_cannot_stop_in_place_so_its_worker_is_replaced(server: Serve
 
     before = server.status()["worker"]
     cancelled, kills = _counters(server)
-    response = server.post("/api/v1/upscale", json={"image": png_base64(test_image(512)), "upscaler": "x4",
-                                                    "wait": False})
+    response = server.post(
+        "/api/v1/upscale", json={"image": png_base64(test_image(512)), "upscaler": "x4", "wait": False}
+    )
     assert response.status_code == 202, response.text
     job_id = response.json()["job_id"]
     server.wait_job(job_id, until=("running",))

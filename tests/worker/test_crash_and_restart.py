@@ -51,8 +51,7 @@ def test_a_worker_killed_after_writing_its_images_leaves_no_files(models_dir, tm
 
 
 @pytest.mark.parametrize("requeue", [True, False])
-def test_a_server_killed_after_a_job_wrote_its_images_leaves_no_unnamed_files(models_dir, tmp_path,
-                                                                              requeue) -> None:
+def test_a_server_killed_after_a_job_wrote_its_images_leaves_no_unnamed_files(models_dir, tmp_path, requeue) -> None:
     server = Server(tmp_path, models_dir, "--model", "sd1").start()
     job = server.submit(prompt=CRASH_PREFIX + "after-write:stay")
     job_dir = server.data_dir / "outputs" / job["job_id"]
@@ -80,8 +79,9 @@ def test_a_server_killed_after_a_job_wrote_its_images_leaves_no_unnamed_files(mo
 def test_the_product_has_no_test_hooks(models_dir, tmp_path) -> None:
     # Without tests/hooks on its path the crash prompt is just a prompt, and the old test-only
     # request field is an unknown field.
-    server = Server(tmp_path, models_dir, "--model", "sd1",
-                    env={"PYTHONPATH": os.environ.get("PYTHONPATH", "")}).start()
+    server = Server(
+        tmp_path, models_dir, "--model", "sd1", env={"PYTHONPATH": os.environ.get("PYTHONPATH", "")}
+    ).start()
     try:
         assert server.submit(prompt=CRASH_PREFIX + "abort", wait=True)["status"] == "completed"
         response = server.post("/api/v1/generate", json={"prompt": "x", "_test_crash": "abort"})

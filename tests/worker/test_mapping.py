@@ -17,26 +17,62 @@ from sdrest.jobs.engine_fields import IMAGE_FIELDS
 from sdrest.worker.mapping import context_params, flatten, image_gen_params
 
 #: Saved input images by stored path: each a different size, so the struct shows which one landed.
-INPUT_SIZES = {"init.png": (64, 48), "mask.png": (64, 40), "control.png": (64, 32), "ref0.png": (24, 16),
-               "ref1.png": (16, 24), "id0.png": (40, 40)}
+INPUT_SIZES = {
+    "init.png": (64, 48),
+    "mask.png": (64, 40),
+    "control.png": (64, 32),
+    "ref0.png": (24, 16),
+    "ref1.png": (16, 24),
+    "id0.png": (40, 40),
+}
 
 
 def job_params(esrgan: Path, lora: Path) -> dict:
     """A stored job with every IMAGE_FIELDS row set to a value no default has."""
     return {
-        "mode": "img2img", "prompt": "a cat", "negative_prompt": "a dog", "width": 64, "height": 48, "seed": 77,
-        "batch_count": 2, "clip_skip": 2, "strength": 0.4, "loras": [{"name": "l", "weight": 0.25,
-                                                                      "path": str(lora)}],
-        "init_image": "init.png", "mask_image": "mask.png", "control_image": "control.png",
-        "control_strength": 0.3, "ref_images": ["ref0.png", "ref1.png"], "auto_resize_ref_image": True,
-        "increase_ref_index": True, "steps": 3, "sampler": "dpm++2m", "scheduler": "karras", "eta": 0.5,
-        "flow_shift": 2.5, "timestep_shift": 250, "sigmas": [14.6, 3.0, 0.0], "cfg_scale": 4.5,
-        "img_cfg_scale": 1.5, "guidance": 2.5,
+        "mode": "img2img",
+        "prompt": "a cat",
+        "negative_prompt": "a dog",
+        "width": 64,
+        "height": 48,
+        "seed": 77,
+        "batch_count": 2,
+        "clip_skip": 2,
+        "strength": 0.4,
+        "loras": [{"name": "l", "weight": 0.25, "path": str(lora)}],
+        "init_image": "init.png",
+        "mask_image": "mask.png",
+        "control_image": "control.png",
+        "control_strength": 0.3,
+        "ref_images": ["ref0.png", "ref1.png"],
+        "auto_resize_ref_image": True,
+        "increase_ref_index": True,
+        "steps": 3,
+        "sampler": "dpm++2m",
+        "scheduler": "karras",
+        "eta": 0.5,
+        "flow_shift": 2.5,
+        "timestep_shift": 250,
+        "sigmas": [14.6, 3.0, 0.0],
+        "cfg_scale": 4.5,
+        "img_cfg_scale": 1.5,
+        "guidance": 2.5,
         "slg": {"layers": [7, 8], "start": 0.05, "end": 0.3, "scale": 2.0},
-        "hires": {"upscaler": "Model", "model": "x4", "model_path": str(esrgan), "scale": 1.5, "width": 96,
-                  "height": 72, "steps": 4, "denoising_strength": 0.45, "upscale_tile_size": 64},
+        "hires": {
+            "upscaler": "Model",
+            "model": "x4",
+            "model_path": str(esrgan),
+            "scale": 1.5,
+            "width": 96,
+            "height": 72,
+            "steps": 4,
+            "denoising_strength": 0.45,
+            "upscale_tile_size": 64,
+        },
         "vae_tiling": EVERY_VAE_TILING_OPTION,
-        "pm_id_images": ["id0.png"], "pm_id_embed_path": str(esrgan), "pm_style_strength": 35.0,
+        "pm_id_images": ["id0.png"],
+        "pm_id_embed_path": str(esrgan),
+        "pm_style_strength": 35.0,
         "cache": every_cache_option("ucache"),
     }
 
@@ -65,8 +101,13 @@ def test_every_image_field_reaches_the_c_struct(built) -> None:
     def at(path: str):
         return field_at(got, path)
 
-    assert (at("prompt"), at("negative_prompt"), at("width"), at("height"), at("seed")) == ("a cat", "a dog", 64,
-                                                                                              48, 77)
+    assert (at("prompt"), at("negative_prompt"), at("width"), at("height"), at("seed")) == (
+        "a cat",
+        "a dog",
+        64,
+        48,
+        77,
+    )
     assert (at("batch_count"), at("clip_skip"), at("lora_count")) == (2, 2, 1)
     assert c_params.loras[0].multiplier == 0.25
     assert ffi.string(c_params.loras[0].path) == params["loras"][0]["path"].encode()
@@ -85,9 +126,23 @@ def test_every_image_field_reaches_the_c_struct(built) -> None:
     assert at("vae_tiling_params.enabled") is True
     assert at("cache.mode") == "ucache" and at("cache.scm_mask") == "1,0,1"
     # Every plain number and switch: the struct holds the job's value.
-    special = {"sampler", "scheduler", "sigmas", "slg.layers", "hires", "hires.upscaler", "vae_tiling", "cache.mode",
-               "loras", "init_image", "mask_image", "control_image", "ref_images", "pm_id_images",
-               "vae_tiling.tile_size"}
+    special = {
+        "sampler",
+        "scheduler",
+        "sigmas",
+        "slg.layers",
+        "hires",
+        "hires.upscaler",
+        "vae_tiling",
+        "cache.mode",
+        "loras",
+        "init_image",
+        "mask_image",
+        "control_image",
+        "ref_images",
+        "pm_id_images",
+        "vae_tiling.tile_size",
+    }
     for key, targets in IMAGE_FIELDS.items():
         if key in special:
             continue
@@ -106,13 +161,31 @@ def test_tile_size_alone_sets_both_axes(native) -> None:
 
 #: A request value per MODEL_OPTIONS row (any non-default value the schema accepts).
 OPTION_VALUES = {
-    "weight_type": "q8_0", "flash_attn": True, "offload_to_cpu": True, "keep_vae_on_cpu": True,
-    "keep_clip_on_cpu": True, "keep_controlnet_on_cpu": True, "vae_conv_direct": True,
-    "diffusion_conv_direct": True, "diffusion_flash_attn": True, "rng": "cpu", "sampler_rng": "std_default",
-    "prediction": "v", "lora_apply_mode": "immediately", "mmap": True, "max_vram": 3.5,
-    "tensor_type_rules": "^vae\\.=f16", "taesd_preview_only": True, "circular": True, "circular_x": True,
-    "circular_y": True, "force_sdxl_vae_conv_scale": True, "chroma_use_dit_mask": False,
-    "chroma_use_t5_mask": True, "chroma_t5_mask_pad": 3, "qwen_image_zero_cond_t": True,
+    "weight_type": "q8_0",
+    "flash_attn": True,
+    "offload_to_cpu": True,
+    "keep_vae_on_cpu": True,
+    "keep_clip_on_cpu": True,
+    "keep_controlnet_on_cpu": True,
+    "vae_conv_direct": True,
+    "diffusion_conv_direct": True,
+    "diffusion_flash_attn": True,
+    "rng": "cpu",
+    "sampler_rng": "std_default",
+    "prediction": "v",
+    "lora_apply_mode": "immediately",
+    "mmap": True,
+    "max_vram": 3.5,
+    "tensor_type_rules": "^vae\\.=f16",
+    "taesd_preview_only": True,
+    "circular": True,
+    "circular_x": True,
+    "circular_y": True,
+    "force_sdxl_vae_conv_scale": True,
+    "chroma_use_dit_mask": False,
+    "chroma_use_t5_mask": True,
+    "chroma_t5_mask_pad": 3,
+    "qwen_image_zero_cond_t": True,
 }
 
 
@@ -124,8 +197,10 @@ def test_every_model_option_and_component_reaches_sd_ctx_params(native, models) 
         for target in (targets,) if isinstance(targets, str) else targets:
             options[target] = OPTION_VALUES[name]
     paths = {option: str(models.lora) for option, _folder in MODEL_COMPONENTS.values()}
-    spec = {"path": str(models.checkpoint), "options": {**options, **paths,
-                                                         "embeddings": [{"name": "e", "path": str(models.lora)}]}}
+    spec = {
+        "path": str(models.checkpoint),
+        "options": {**options, **paths, "embeddings": [{"name": "e", "path": str(models.lora)}]},
+    }
     c_params = ffi.new("sd_ctx_params_t *")
     native.lib.sd_ctx_params_init(c_params)
     arena = Arena()
@@ -135,16 +210,22 @@ def test_every_model_option_and_component_reaches_sd_ctx_params(native, models) 
         for target in (targets,) if isinstance(targets, str) else targets:
             value = got[target]
             expected = OPTION_VALUES[name]
-            assert (math.isclose(value, expected) if isinstance(value, float) else value == expected), name
+            assert math.isclose(value, expected) if isinstance(value, float) else value == expected, name
     for option in paths:
         assert got[option] == str(models.lora), option
     assert got["model_path"] == str(models.checkpoint) and got["embedding_count"] == 1
     assert (got["n_threads"], got["vae_decode_only"], got["free_params_immediately"]) == (3, False, False)
 
 
-@pytest.mark.parametrize("field, ctype", [("rng", "enum rng_type_t"), ("sampler_rng", "enum rng_type_t"),
-                                          ("prediction", "enum prediction_t"),
-                                          ("lora_apply_mode", "enum lora_apply_mode_t")])
+@pytest.mark.parametrize(
+    "field, ctype",
+    [
+        ("rng", "enum rng_type_t"),
+        ("sampler_rng", "enum rng_type_t"),
+        ("prediction", "enum prediction_t"),
+        ("lora_apply_mode", "enum lora_apply_mode_t"),
+    ],
+)
 def test_enum_choices_are_the_librarys_names(native, field, ctype) -> None:
     from typing import get_args
 
@@ -162,4 +243,5 @@ def test_cache_modes_are_the_librarys(native) -> None:
     from sdrest.engine.enums import enum_names
 
     assert set(get_args(CacheRequest.model_fields["mode"].annotation)) == set(
-        enum_names(native.lib, "enum sd_cache_mode_t"))
+        enum_names(native.lib, "enum sd_cache_mode_t")
+    )

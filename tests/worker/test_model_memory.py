@@ -57,8 +57,9 @@ def test_a_memory_budget_keeps_the_resident_models_within_it(models_dir, tmp_pat
         assert _proc_kib(pid, "VmPeak") < peak_with_two + size // 2
         status = server.status()
         assert [entry["name"] for entry in status["resident_models"]] == ["sd1b", "sd1c"]
-        resident = sum(entry["memory"]["ram_bytes"] + entry["memory"]["vram_bytes"]
-                       for entry in status["resident_models"])
+        resident = sum(
+            entry["memory"]["ram_bytes"] + entry["memory"]["vram_bytes"] for entry in status["resident_models"]
+        )
         assert status["model_memory"] == {"budget_bytes": budget_mb * MIB, "resident_bytes": resident}
         assert resident <= budget_mb * MIB
         again = _load(server, "sd1b")  # still resident: no load
@@ -80,8 +81,7 @@ def test_without_a_budget_status_says_so(models_dir, tmp_path) -> None:
 def test_a_bad_budget_is_refused_naming_the_setting(value: str) -> None:
     with pytest.raises(SettingsError, match="max_model_memory_mb"):
         Settings.load({"max_model_memory_mb": value}, environ={})
-    with pytest.raises(SettingsError, match="SDREST_MAX_MODEL_MEMORY_MB"
-                       if value == "lots" else "max_model_memory_mb"):
+    with pytest.raises(SettingsError, match="SDREST_MAX_MODEL_MEMORY_MB" if value == "lots" else "max_model_memory_mb"):
         Settings.load({}, environ={"SDREST_MAX_MODEL_MEMORY_MB": value})
 
 

@@ -21,8 +21,10 @@ ALLOCATION_FAILURES = (
     "vae alloc compute buffer failed",
     "clip alloc params backend buffer failed, num_tensors = 196",
     "unet alloc partial runtime params backend buffer failed, num_tensors = 686",
-    ("ggml_backend_cuda_buffer_type_alloc_buffer: allocating 262144.00 MiB on device 0: "
-     "cudaMalloc failed: out of memory"),
+    (
+        "ggml_backend_cuda_buffer_type_alloc_buffer: allocating 262144.00 MiB on device 0: "
+        "cudaMalloc failed: out of memory"
+    ),
     "ggml_gallocr_reserve_n: failed to allocate CUDA0 buffer of size 274877906944",
     "ggml_backend_cpu_buffer_type_alloc_buffer: failed to allocate buffer of size 1099511627776",
     "unet: failed to allocate the compute buffer",
@@ -45,10 +47,14 @@ def test_a_model_too_big_to_load_is_out_of_memory_too() -> None:
 
 def test_other_library_failures_keep_their_codes() -> None:
     graph = "ggml_backend_sched_alloc_graph: failed to allocate graph, reserving (backend_ids_changed = 0)"
-    assert error_payload(GenerationError("generation failed", ["get_learned_condition failed", graph]))["code"] \
+    assert (
+        error_payload(GenerationError("generation failed", ["get_learned_condition failed", graph]))["code"]
         == "generation_failed"
-    assert error_payload(ModelLoadError("could not load model", ["invalid safetensors header"]))["code"] \
+    )
+    assert (
+        error_payload(ModelLoadError("could not load model", ["invalid safetensors header"]))["code"]
         == "model_load_failed"
+    )
 
 
 @pytest.mark.slow
@@ -56,8 +62,10 @@ def test_a_real_allocation_failure_fails_the_job_and_the_next_one_runs(models, t
     """The worker's address space is capped from outside (prlimit, as an administrator's limit
     would), so the library's own allocation of a 512x512 sampling buffer fails for real."""
     if "cuda" in build_info().get("backends", []):
-        pytest.skip("a CUDA build allocates its buffers on the GPU, not in the address space capped here "
-                    "(tests/test_gpus.py fails a job out of GPU memory instead)")
+        pytest.skip(
+            "a CUDA build allocates its buffers on the GPU, not in the address space capped here "
+            "(tests/test_gpus.py fails a job out of GPU memory instead)"
+        )
     server = Server(tmp_path, link_models(models, tmp_path / "models"), "--model", "sd1").start()
     try:
         assert server.wait_job(server.submit(**FAST)["job_id"])["status"] == "completed"  # model loaded

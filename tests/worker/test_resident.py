@@ -37,8 +37,7 @@ def _add(models: ResidentModels, spec: dict[str, Any], mib: int | None) -> Resid
 
 
 def test_a_model_not_loaded_yet_is_estimated_by_its_files(tmp_path: Path) -> None:
-    spec = _spec(_file(tmp_path, "a.safetensors", 300), vae_path=_file(tmp_path, "vae.safetensors", 80),
-                 wtype="f16")
+    spec = _spec(_file(tmp_path, "a.safetensors", 300), vae_path=_file(tmp_path, "vae.safetensors", 80), wtype="f16")
     assert file_bytes(spec) == 380 * MIB
     assert ResidentModels(3, 1000 * MIB).estimate(spec) == 380 * MIB
 

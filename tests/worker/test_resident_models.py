@@ -74,7 +74,13 @@ def test_the_least_recently_used_model_is_unloaded_first(models_dir, tmp_path) -
     try:
         # sd1c evicts sd1b (sd1 was used since), so sd1 stays loaded and sd1b loads again.
         assert _loaded_per_load_job(server, ["sd1", "sd1b", "sd1", "sd1c", "sd1", "sd1b"]) == [
-            True, True, False, True, False, True]
+            True,
+            True,
+            False,
+            True,
+            False,
+            True,
+        ]
         assert [entry["name"] for entry in server.status()["resident_models"]] == ["sd1", "sd1b"]
     finally:
         server.stop()

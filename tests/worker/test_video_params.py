@@ -18,25 +18,53 @@ from sdrest.jobs.video import VIDEO_FIELDS
 from sdrest.worker.mapping import flatten
 from sdrest.worker.video import video_params
 
-INPUT_SIZES = {"init.png": (64, 48), "end.png": (64, 40), "c0.png": (24, 16), "c1.png": (16, 24),
-               "c2.png": (32, 8)}
+INPUT_SIZES = {"init.png": (64, 48), "end.png": (64, 40), "c0.png": (24, 16), "c1.png": (16, 24), "c2.png": (32, 8)}
 
 
 def job_params(lora: Path) -> dict:
     """A stored video job with every VIDEO_FIELDS row set to a value no default has."""
     return {
-        "mode": "video", "prompt": "a boat", "negative_prompt": "a car", "width": 64, "height": 72, "seed": 77,
-        "clip_skip": 2, "strength": 0.4, "loras": [{"name": "l", "weight": 0.25, "path": str(lora)},
-                                                 {"name": "h", "weight": 0.5, "path": str(lora), "high_noise": True}],
-        "init_image": "init.png", "end_image": "end.png", "control_video": ["c0.png", "c1.png", "c2.png"],
-        "video_frames": 9, "fps": 12, "moe_boundary": 0.6, "vace_strength": 0.7,
-        "steps": 3, "sampler": "dpm++2m", "scheduler": "karras", "eta": 0.5, "flow_shift": 2.5,
-        "timestep_shift": 250, "sigmas": [14.6, 3.0, 0.0], "cfg_scale": 4.5, "img_cfg_scale": 1.5,
-        "guidance": 2.5, "slg": {"layers": [7, 8], "start": 0.05, "end": 0.3, "scale": 2.0},
-        "high_noise_steps": 4, "high_noise_sampler": "euler", "high_noise_scheduler": "simple",
-        "high_noise_eta": 0.25, "high_noise_flow_shift": 3.5, "high_noise_timestep_shift": 100,
-        "high_noise_sigmas": [9.0, 1.0, 0.0], "high_noise_cfg_scale": 3.5, "high_noise_img_cfg_scale": 1.25,
-        "high_noise_guidance": 4.5, "high_noise_slg": {"layers": [3], "start": 0.1, "end": 0.4, "scale": 1.5},
+        "mode": "video",
+        "prompt": "a boat",
+        "negative_prompt": "a car",
+        "width": 64,
+        "height": 72,
+        "seed": 77,
+        "clip_skip": 2,
+        "strength": 0.4,
+        "loras": [
+            {"name": "l", "weight": 0.25, "path": str(lora)},
+            {"name": "h", "weight": 0.5, "path": str(lora), "high_noise": True},
+        ],
+        "init_image": "init.png",
+        "end_image": "end.png",
+        "control_video": ["c0.png", "c1.png", "c2.png"],
+        "video_frames": 9,
+        "fps": 12,
+        "moe_boundary": 0.6,
+        "vace_strength": 0.7,
+        "steps": 3,
+        "sampler": "dpm++2m",
+        "scheduler": "karras",
+        "eta": 0.5,
+        "flow_shift": 2.5,
+        "timestep_shift": 250,
+        "sigmas": [14.6, 3.0, 0.0],
+        "cfg_scale": 4.5,
+        "img_cfg_scale": 1.5,
+        "guidance": 2.5,
+        "slg": {"layers": [7, 8], "start": 0.05, "end": 0.3, "scale": 2.0},
+        "high_noise_steps": 4,
+        "high_noise_sampler": "euler",
+        "high_noise_scheduler": "simple",
+        "high_noise_eta": 0.25,
+        "high_noise_flow_shift": 3.5,
+        "high_noise_timestep_shift": 100,
+        "high_noise_sigmas": [9.0, 1.0, 0.0],
+        "high_noise_cfg_scale": 3.5,
+        "high_noise_img_cfg_scale": 1.25,
+        "high_noise_guidance": 4.5,
+        "high_noise_slg": {"layers": [3], "start": 0.1, "end": 0.4, "scale": 1.5},
         "vae_tiling": EVERY_VAE_TILING_OPTION,
         "cache": every_cache_option("easycache"),
     }
@@ -69,8 +97,9 @@ def test_every_row_is_a_request_field() -> None:
 def test_the_sample_job_sets_every_row_of_the_table(built) -> None:
     params, *_ = built
     assert set(VIDEO_FIELDS) <= {key for key, _ in flatten(params)}
-    VideoRequest(**{k: v for k, v in params.items() if k not in ("mode", "init_image", "end_image",
-                                                                  "control_video", "loras")})
+    VideoRequest(
+        **{k: v for k, v in params.items() if k not in ("mode", "init_image", "end_image", "control_video", "loras")}
+    )
 
 
 def test_every_video_field_reaches_the_c_struct(built) -> None:
@@ -87,23 +116,40 @@ def test_every_video_field_reaches_the_c_struct(built) -> None:
     assert (at("end_image")["width"], at("end_image")["height"]) == (64, 40)
     assert at("control_frames_size") == 3
     assert [(c_params.control_frames[i].width, c_params.control_frames[i].height) for i in range(3)] == [
-        (24, 16), (16, 24), (32, 8)]
+        (24, 16),
+        (16, 24),
+        (32, 8),
+    ]
     for prefix, sampler, scheduler, sigmas, layers in (
-            ("sample_params", "dpm++2m", "karras", [14.6, 3.0, 0.0], [7, 8]),
-            ("high_noise_sample_params", "euler", "simple", [9.0, 1.0, 0.0], [3])):
+        ("sample_params", "dpm++2m", "karras", [14.6, 3.0, 0.0], [7, 8]),
+        ("high_noise_sample_params", "euler", "simple", [9.0, 1.0, 0.0], [3]),
+    ):
         assert (at(f"{prefix}.sample_method"), at(f"{prefix}.scheduler")) == (sampler, scheduler)
         struct = getattr(c_params, prefix)
         assert [struct.custom_sigmas[i] for i in range(struct.custom_sigmas_count)] == pytest.approx(sigmas)
         assert [struct.guidance.slg.layers[i] for i in range(struct.guidance.slg.layer_count)] == layers
     assert at("vae_tiling_params.enabled") is True and at("cache.mode") == "easycache"
-    special = {"sampler", "scheduler", "sigmas", "slg.layers", "high_noise_sampler", "high_noise_scheduler",
-               "high_noise_sigmas", "high_noise_slg.layers", "vae_tiling", "cache.mode", "loras", "init_image",
-               "end_image", "control_video", "vae_tiling.tile_size"}
+    special = {
+        "sampler",
+        "scheduler",
+        "sigmas",
+        "slg.layers",
+        "high_noise_sampler",
+        "high_noise_scheduler",
+        "high_noise_sigmas",
+        "high_noise_slg.layers",
+        "vae_tiling",
+        "cache.mode",
+        "loras",
+        "init_image",
+        "end_image",
+        "control_video",
+        "vae_tiling.tile_size",
+    }
     for key, targets in VIDEO_FIELDS.items():
         if key in special:
             continue
         for target in (targets,) if isinstance(targets, str) else targets:
             value = at(target)
-            assert (math.isclose(value, flat[key], rel_tol=1e-6) if isinstance(value, float)
-                    else value == flat[key]), key
+            assert math.isclose(value, flat[key], rel_tol=1e-6) if isinstance(value, float) else value == flat[key], key
     assert (at("vae_tiling_params.tile_size_x"), at("vae_tiling_params.tile_size_y")) == (32, 40)

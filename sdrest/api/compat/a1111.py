@@ -63,16 +63,26 @@ def compat_state() -> CompatState:
 
 
 @bp.post("/txt2img")
-@api_doc(request=Txt2ImgRequest, responses={200: GenerationResponse}, errors=(400, 404, 409, 415, 422, 429, 503),
-         form=False, **_ERRORS)
+@api_doc(
+    request=Txt2ImgRequest,
+    responses={200: GenerationResponse},
+    errors=(400, 404, 409, 415, 422, 429, 503),
+    form=False,
+    **_ERRORS,
+)
 def txt2img() -> Any:
     """Text to image (an sdrest job; the call waits for it and cancels it if the client leaves)."""
     return _generate(Txt2ImgRequest)
 
 
 @bp.post("/img2img")
-@api_doc(request=Img2ImgRequest, responses={200: GenerationResponse}, errors=(400, 404, 409, 415, 422, 429, 503),
-         form=False, **_ERRORS)
+@api_doc(
+    request=Img2ImgRequest,
+    responses={200: GenerationResponse},
+    errors=(400, 404, 409, 415, 422, 429, 503),
+    form=False,
+    **_ERRORS,
+)
 def img2img() -> Any:
     """Image to image; with ``mask``, inpainting."""
     return _generate(Img2ImgRequest)
@@ -82,8 +92,7 @@ def _generate(model: type[Txt2ImgRequest] | type[Img2ImgRequest]) -> Any:
     svc = services()
     body = errors.parse(model, errors.body_of(request))
     if not svc.supervisor.wait_ready(CAPABILITY_WAIT):
-        raise ApiError(503, "worker_unavailable", "the generation worker has not started",
-                       headers={"Retry-After": "5"})
+        raise ApiError(503, "worker_unavailable", "the generation worker has not started", headers={"Retry-After": "5"})
     state = compat_state()
     try:
         translation = translate(svc, body, state.options())
@@ -94,12 +103,16 @@ def _generate(model: type[Txt2ImgRequest] | type[Img2ImgRequest]) -> Any:
         raise a1111_error(exc) from None
     if job.status is JobStatus.FAILED:
         error = job.error or {}
-        raise ApiError(500, str(error.get("code") or "job_failed"),
-                       f"job {job.id} failed: {error.get('message') or 'unknown error'}")
+        raise ApiError(
+            500,
+            str(error.get("code") or "job_failed"),
+            f"job {job.id} failed: {error.get('message') or 'unknown error'}",
+        )
     return jsonify(answer(svc, job, body, translation, stopped=state.stopped(job.id)))
 
 
 # --- progress, interrupt, skip ---------------------------------------------------------------
+
 
 @bp.get("/progress")
 @api_doc(responses={200: ProgressResponse}, **_ERRORS)
@@ -120,24 +133,26 @@ def progress() -> Any:
     stopped = compat_state().stopped(current.id) if current is not None else None
     preview = compat_state().preview(running.id) if running is not None and not skip_image else None
     started = (running.started_at or running.created_at) if running else None
-    return jsonify({
-        "progress": round(fraction, 4),
-        "eta_relative": round(eta, 3),
-        "state": {
-            "skipped": stopped == "skipped",
-            "interrupted": stopped == "interrupted",
-            "stopping_generation": False,
-            "job": running.kind if running else "",
-            "job_count": len(active),
-            "job_timestamp": time.strftime("%Y%m%d%H%M%S", time.localtime(started)) if started else "0",
-            "job_no": 0,
-            "sampling_step": step,
-            "sampling_steps": steps,
-        },
-        "current_image": preview,
-        "textinfo": (f"{running.progress.get('stage') or 'starting'}: job {running.id}" if running else None),
-        "current_task": running.id if running else None,
-    })
+    return jsonify(
+        {
+            "progress": round(fraction, 4),
+            "eta_relative": round(eta, 3),
+            "state": {
+                "skipped": stopped == "skipped",
+                "interrupted": stopped == "interrupted",
+                "stopping_generation": False,
+                "job": running.kind if running else "",
+                "job_count": len(active),
+                "job_timestamp": time.strftime("%Y%m%d%H%M%S", time.localtime(started)) if started else "0",
+                "job_no": 0,
+                "sampling_step": step,
+                "sampling_steps": steps,
+            },
+            "current_image": preview,
+            "textinfo": (f"{running.progress.get('stage') or 'starting'}: job {running.id}" if running else None),
+            "current_task": running.id if running else None,
+        }
+    )
 
 
 @bp.post("/interrupt")
@@ -172,8 +187,9 @@ def _owner_filter() -> str | None:
 
 def _active_jobs(svc: Services) -> list[Job]:
     """Queued and running jobs the caller may see, oldest first."""
-    jobs, _ = svc.store.list(statuses=[JobStatus.QUEUED, JobStatus.RUNNING], owner=_owner_filter(), limit=None,
-                             newest_first=False)
+    jobs, _ = svc.store.list(
+        statuses=[JobStatus.QUEUED, JobStatus.RUNNING], owner=_owner_filter(), limit=None, newest_first=False
+    )
     return jobs
 
 
@@ -183,6 +199,7 @@ def _latest_job(svc: Services) -> Job | None:
 
 
 # --- options ---------------------------------------------------------------------------------
+
 
 @bp.get("/options")
 @api_doc(responses={200: _ANY_JSON}, **_ERRORS)
@@ -203,8 +220,7 @@ def get_options() -> Any:
 
 
 @bp.post("/options")
-@api_doc(request=OptionsRequest, responses={200: _NULL}, errors=(400, 404, 409, 415, 422, 503), form=False,
-         **_ERRORS)
+@api_doc(request=OptionsRequest, responses={200: _NULL}, errors=(400, 404, 409, 415, 422, 503), form=False, **_ERRORS)
 def set_options() -> Any:
     """Change options; a new ``sd_model_checkpoint`` or ``sd_vae`` queues loading it (poll /progress
     until job_count is 0).
@@ -220,13 +236,17 @@ def set_options() -> Any:
     if body.sd_model_checkpoint:
         name = find_checkpoint(svc.library, body.sd_model_checkpoint, "sd_model_checkpoint").entry.name
     if body.sd_vae is not None:
-        vae = None if body.sd_vae.strip().lower() in NO_VAE else \
-            find_model(svc.library, ModelType.VAE, body.sd_vae, "sd_vae").name
+        vae = (
+            None
+            if body.sd_vae.strip().lower() in NO_VAE
+            else find_model(svc.library, ModelType.VAE, body.sd_vae, "sd_vae").name
+        )
     # Posting the options back unchanged must not reload (nothing loaded yet: the default loads).
     if (name, vae) != (current, loaded_vae):
         if name is None:
-            raise ApiError(409, "no_model_loaded", "sd_vae: no model to load it with; set sd_model_checkpoint",
-                           "sd_vae")
+            raise ApiError(
+                409, "no_model_loaded", "sd_vae: no model to load it with; set sd_model_checkpoint", "sd_vae"
+            )
         queue_load(svc, name, vae=vae)
     if stored:
         compat_state().set_options(stored)

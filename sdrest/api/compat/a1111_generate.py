@@ -33,13 +33,24 @@ from sdrest.services import Services
 
 #: sdrest field -> the A1111 field a client sent it as (to name the right field in errors).
 A1111_FIELDS = {
-    "sampler": "sampler_name", "scheduler": "scheduler", "batch_count": "batch_size", "strength": "denoising_strength",
-    "init_image": "init_images[0]", "mask_image": "mask", "model": "override_settings.sd_model_checkpoint",
-    "vae": "override_settings.sd_vae", "clip_skip": "override_settings.CLIP_stop_at_last_layers",
-    "hires.upscaler": "hr_upscaler", "hires.scale": "hr_scale", "hires.width": "hr_resize_x",
-    "hires.height": "hr_resize_y", "hires.steps": "hr_second_pass_steps",
-    "hires.denoising_strength": "denoising_strength", "img_cfg_scale": "image_cfg_scale",
-    "output_format": "samples_format", "output_quality": "jpeg_quality",
+    "sampler": "sampler_name",
+    "scheduler": "scheduler",
+    "batch_count": "batch_size",
+    "strength": "denoising_strength",
+    "init_image": "init_images[0]",
+    "mask_image": "mask",
+    "model": "override_settings.sd_model_checkpoint",
+    "vae": "override_settings.sd_vae",
+    "clip_skip": "override_settings.CLIP_stop_at_last_layers",
+    "hires.upscaler": "hr_upscaler",
+    "hires.scale": "hr_scale",
+    "hires.width": "hr_resize_x",
+    "hires.height": "hr_resize_y",
+    "hires.steps": "hr_second_pass_steps",
+    "hires.denoising_strength": "denoising_strength",
+    "img_cfg_scale": "image_cfg_scale",
+    "output_format": "samples_format",
+    "output_quality": "jpeg_quality",
 }
 
 #: Fields sdrest cannot honour: (the value that means "off", why).
@@ -83,8 +94,14 @@ _UNSUPPORTED: dict[str, tuple[Any, str]] = {
 _DEFAULT_DENOISE = 0.75
 _DEFAULT_HIRES_DENOISE = 0.7
 _OUTPUT_FORMATS = {"png": "png", "jpg": "jpeg", "jpeg": "jpeg", "webp": "webp"}
-_OPTION_OVERRIDES = ("sd_model_checkpoint", "sd_vae", "CLIP_stop_at_last_layers", "samples_format", "jpeg_quality",
-                     "eta_ancestral")
+_OPTION_OVERRIDES = (
+    "sd_model_checkpoint",
+    "sd_vae",
+    "CLIP_stop_at_last_layers",
+    "samples_format",
+    "jpeg_quality",
+    "eta_ancestral",
+)
 
 
 @dataclass
@@ -113,13 +130,23 @@ def translate(svc: Services, request: Txt2ImgRequest | Img2ImgRequest, options: 
         ignored["save_images"] = "images are always saved with their job (GET /api/v1/jobs/<sdrest_job_id>)"
 
     prompt, negative = _apply_styles(svc, request.prompt, request.negative_prompt, request.styles)
-    fields: dict[str, Any] = {"prompt": prompt, "negative_prompt": negative, "width": request.width,
-                              "height": request.height, "steps": request.steps, "cfg_scale": request.cfg_scale,
-                              "seed": request.seed}
+    fields: dict[str, Any] = {
+        "prompt": prompt,
+        "negative_prompt": negative,
+        "width": request.width,
+        "height": request.height,
+        "steps": request.steps,
+        "cfg_scale": request.cfg_scale,
+        "seed": request.seed,
+    }
     sampler = request.sampler_name or request.sampler_index
     if sampler:
-        fields["sampler"], folded = sampler_name(sampler, caps.get("samplers", []), caps.get("schedulers", []),
-                                                 "sampler_name" if request.sampler_name else "sampler_index")
+        fields["sampler"], folded = sampler_name(
+            sampler,
+            caps.get("samplers", []),
+            caps.get("schedulers", []),
+            "sampler_name" if request.sampler_name else "sampler_index",
+        )
         if folded:
             fields["scheduler"] = folded
     if request.scheduler:
@@ -139,12 +166,14 @@ def translate(svc: Services, request: Txt2ImgRequest | Img2ImgRequest, options: 
         if name not in _OPTION_OVERRIDES:
             ignored[f"override_settings.{name}"] = "not a setting sdrest applies per request"
     if request.override_settings.get("sd_model_checkpoint"):
-        fields["model"] = find_checkpoint(svc.library, str(settings["sd_model_checkpoint"]),
-                                          "override_settings.sd_model_checkpoint").entry.name
+        fields["model"] = find_checkpoint(
+            svc.library, str(settings["sd_model_checkpoint"]), "override_settings.sd_model_checkpoint"
+        ).entry.name
         if request.override_settings_restore_afterwards:
             ignored["override_settings_restore_afterwards"] = (
                 "the override checkpoint stays loaded afterwards (sdrest keeps the last model loaded); "
-                "send sd_model_checkpoint with every request to pin one")
+                "send sd_model_checkpoint with every request to pin one"
+            )
     vae = request.override_settings.get("sd_vae")  # the sd_vae option itself is the loaded VAE
     if isinstance(vae, str) and vae.strip().lower() not in ("", "automatic", "none"):
         fields["vae"] = vae
@@ -172,9 +201,12 @@ def translate(svc: Services, request: Txt2ImgRequest | Img2ImgRequest, options: 
 
 
 def _hires(request: Txt2ImgRequest) -> dict[str, Any]:
-    hires: dict[str, Any] = {"upscaler": request.hr_upscaler or "Latent",
-                             "denoising_strength": request.denoising_strength
-                             if request.denoising_strength is not None else _DEFAULT_HIRES_DENOISE}
+    hires: dict[str, Any] = {
+        "upscaler": request.hr_upscaler or "Latent",
+        "denoising_strength": request.denoising_strength
+        if request.denoising_strength is not None
+        else _DEFAULT_HIRES_DENOISE,
+    }
     if request.hr_resize_x or request.hr_resize_y:
         # A1111: one side given, the other follows the aspect ratio.
         width = request.hr_resize_x or round(request.hr_resize_y * request.width / request.height)
@@ -235,13 +267,20 @@ def _apply_styles(svc: Services, prompt: str, negative: str, styles: list[str]) 
             found = True
             template = load_template(entry.path).template
             if is_negative:
-                negative = apply_template(template, negative, negative=True) if "{prompt}" in template else \
-                    ", ".join(p for p in (negative, template) if p)
+                negative = (
+                    apply_template(template, negative, negative=True)
+                    if "{prompt}" in template
+                    else ", ".join(p for p in (negative, template) if p)
+                )
             else:
                 prompt = apply_template(template, prompt)
         if not found:
-            raise ApiError(404, "style_not_found", f"styles[{index}]: no prompt style {style!r}; "
-                           "see GET /sdapi/v1/prompt-styles", f"styles[{index}]")
+            raise ApiError(
+                404,
+                "style_not_found",
+                f"styles[{index}]: no prompt style {style!r}; see GET /sdapi/v1/prompt-styles",
+                f"styles[{index}]",
+            )
     return prompt, negative
 
 
@@ -252,8 +291,10 @@ def a1111_error(exc: ApiError) -> ApiError:
 
 # --- the answer ----------------------------------------------------------------------------
 
-def answer(svc: Services, job: Job, request: Txt2ImgRequest | Img2ImgRequest, translation: Translation,
-           *, stopped: str | None) -> dict[str, Any]:
+
+def answer(
+    svc: Services, job: Job, request: Txt2ImgRequest | Img2ImgRequest, translation: Translation, *, stopped: str | None
+) -> dict[str, Any]:
     """A1111's response body for a finished (completed or interrupted) job."""
     result = job.result or {}
     images = result.get("images", []) if job.status is JobStatus.COMPLETED else []
@@ -323,4 +364,3 @@ def _model_hash(svc: Services, name: str | None) -> str | None:
 def _plain_base64(value: str) -> str:
     """A request image as bare base64 (data URLs lose their prefix)."""
     return value.split(",", 1)[1] if value.startswith("data:") else value
-

@@ -56,8 +56,9 @@ class _Generation(A1111Request):
     refiner_switch_at: float | None = None
     disable_extra_networks: bool = False
     comments: dict[str, Any] | None = None
-    clip_skip: int | None = Field(None, ge=-1, le=12, description="sdrest extension; A1111 sets it in "
-                                  "override_settings.CLIP_stop_at_last_layers.")
+    clip_skip: int | None = Field(
+        None, ge=-1, le=12, description="sdrest extension; A1111 sets it in override_settings.CLIP_stop_at_last_layers."
+    )
     force_task_id: str | None = None
     script_name: str | None = None
     script_args: list[Any] = Field(default_factory=list)
@@ -85,8 +86,9 @@ class Txt2ImgRequest(_Generation):
 
 
 class Img2ImgRequest(_Generation):
-    init_images: list[str] = Field(default_factory=list, max_length=16,
-                                   description="Base64 images (data URLs too); the first one is used.")
+    init_images: list[str] = Field(
+        default_factory=list, max_length=16, description="Base64 images (data URLs too); the first one is used."
+    )
     resize_mode: int = Field(0, ge=0, le=3)
     image_cfg_scale: float | None = Field(None, ge=0, le=50)
     mask: str | None = Field(None, description="Base64 inpainting mask: white is repainted.")

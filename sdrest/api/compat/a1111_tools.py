@@ -94,8 +94,13 @@ class PromptStyles(RootModel[list[PromptStyle]]):
 def cmd_flags() -> Any:
     """The server's settings (secrets and server paths left out)."""
     values = services().settings.to_dict(redact=True)
-    return jsonify({k: v for k, v in values.items()
-                    if k not in SECRET_SETTINGS and not (isinstance(v, str) and Path(v).is_absolute())})
+    return jsonify(
+        {
+            k: v
+            for k, v in values.items()
+            if k not in SECRET_SETTINGS and not (isinstance(v, str) and Path(v).is_absolute())
+        }
+    )
 
 
 @bp.get("/sd-models")
@@ -106,8 +111,16 @@ def sd_models() -> Any:
     out = []
     for entry in library.entries(ModelType.CHECKPOINT):
         ckpt = checkpoint(library, entry)
-        out.append({"title": ckpt.title, "model_name": ckpt.model_name, "hash": ckpt.short_hash,
-                    "sha256": ckpt.sha256, "filename": entry.relative_path, "config": None})
+        out.append(
+            {
+                "title": ckpt.title,
+                "model_name": ckpt.model_name,
+                "hash": ckpt.short_hash,
+                "sha256": ckpt.sha256,
+                "filename": entry.relative_path,
+                "config": None,
+            }
+        )
     return jsonify(out)
 
 
@@ -115,8 +128,9 @@ def sd_models() -> Any:
 @api_doc(responses={200: SdVaes}, **_ERRORS)
 def sd_vae() -> Any:
     """VAEs (use a model_name as the sd_vae option)."""
-    return jsonify([{"model_name": e.name, "filename": e.relative_path}
-                    for e in services().library.entries(ModelType.VAE)])
+    return jsonify(
+        [{"model_name": e.name, "filename": e.relative_path} for e in services().library.entries(ModelType.VAE)]
+    )
 
 
 @bp.get("/samplers")
@@ -133,19 +147,38 @@ def schedulers() -> Any:
     """Schedulers (``automatic``: the model's default)."""
     names = services().supervisor.capabilities.get("schedulers", [])
     entries = [("automatic", "Automatic"), *((n, scheduler_label(n)) for n in names)]
-    return jsonify([{"name": n, "label": label, "aliases": None, "default_rho": -1, "need_inner_model": False}
-                    for n, label in entries])
+    return jsonify(
+        [
+            {"name": n, "label": label, "aliases": None, "default_rho": -1, "need_inner_model": False}
+            for n, label in entries
+        ]
+    )
 
 
 @bp.get("/upscalers")
 @api_doc(responses={200: Upscalers}, **_ERRORS)
 def upscalers() -> Any:
     """Upscalers for extra-single-image: None, Lanczos, Nearest and the ESRGAN models."""
-    out: list[dict[str, Any]] = [{"name": name, "model_name": None, "model_path": None, "model_url": None,
-                                  "scale": 4 if name != "None" else None} for name in ("None", *PIL_UPSCALERS)]
+    out: list[dict[str, Any]] = [
+        {
+            "name": name,
+            "model_name": None,
+            "model_path": None,
+            "model_url": None,
+            "scale": 4 if name != "None" else None,
+        }
+        for name in ("None", *PIL_UPSCALERS)
+    ]
     for entry in services().library.entries(ModelType.ESRGAN | ModelType.UPSCALER):
-        out.append({"name": entry.name, "model_name": "ESRGAN", "model_path": entry.relative_path,
-                    "model_url": None, "scale": 4})
+        out.append(
+            {
+                "name": entry.name,
+                "model_name": "ESRGAN",
+                "model_path": entry.relative_path,
+                "model_url": None,
+                "scale": 4,
+            }
+        )
     return jsonify(out)
 
 
@@ -161,8 +194,12 @@ def latent_upscale_modes() -> Any:
 @api_doc(responses={200: Loras}, **_ERRORS)
 def loras() -> Any:
     """LoRAs (use as ``<lora:name:weight>`` in prompts)."""
-    return jsonify([{"name": e.name, "alias": e.name, "path": e.relative_path, "metadata": {}}
-                    for e in services().library.entries(ModelType.LORA)])
+    return jsonify(
+        [
+            {"name": e.name, "alias": e.name, "path": e.relative_path, "metadata": {}}
+            for e in services().library.entries(ModelType.LORA)
+        ]
+    )
 
 
 @bp.get("/embeddings")
@@ -228,8 +265,13 @@ def memory() -> Any:
 
 
 @bp.post("/extra-single-image")
-@api_doc(request=ExtraSingleImageRequest, responses={200: ExtraSingleImageResponse},
-         errors=(400, 404, 415, 422, 429, 503), form=False, **_ERRORS)
+@api_doc(
+    request=ExtraSingleImageRequest,
+    responses={200: ExtraSingleImageResponse},
+    errors=(400, 404, 415, 422, 429, 503),
+    form=False,
+    **_ERRORS,
+)
 def extra_single_image() -> Any:
     """Upscale one image: upscaler_1 an ESRGAN model (an sdrest upscale job), Lanczos or Nearest."""
     svc = services()
@@ -243,8 +285,12 @@ def extra_single_image() -> Any:
             else:
                 size = (round(image.width * factor), round(image.height * factor))
             if size[0] * size[1] > svc.settings.max_image_pixels:
-                raise ApiError(422, "invalid_field", "upscaling_resize: the result would exceed the largest "
-                               "image size", "upscaling_resize")
+                raise ApiError(
+                    422,
+                    "invalid_field",
+                    "upscaling_resize: the result would exceed the largest image size",
+                    "upscaling_resize",
+                )
             image = image.resize(size, PIL_UPSCALERS[body.upscaler_1])
         buffer = io.BytesIO()
         image.save(buffer, format="PNG")
@@ -257,12 +303,16 @@ def extra_single_image() -> Any:
             job = wait_for(svc, submit_upscale(fields))
     except ApiError as exc:
         if exc.field == "upscaler":
-            raise ApiError(exc.status, exc.code, "upscaler_1" + exc.message.removeprefix("upscaler"),
-                           "upscaler_1") from None
+            raise ApiError(
+                exc.status, exc.code, "upscaler_1" + exc.message.removeprefix("upscaler"), "upscaler_1"
+            ) from None
         raise
     if job.status is not JobStatus.COMPLETED:
-        raise ApiError(500 if job.status is JobStatus.FAILED else 409, f"job_{job.status.value}",
-                       f"upscale job {job.id} {job.status.value}: {(job.error or {}).get('message', '')}".strip())
+        raise ApiError(
+            500 if job.status is JobStatus.FAILED else 409,
+            f"job_{job.status.value}",
+            f"upscale job {job.id} {job.status.value}: {(job.error or {}).get('message', '')}".strip(),
+        )
     image = (job.result or {})["images"][0]
     return jsonify({"html_info": "", "image": encode_base64(svc.settings.outputs_dir / image["file"])})
 

@@ -52,7 +52,7 @@ def rename_field(exc: ApiError, names: Mapping[str, str]) -> ApiError:
     renamed = names.get(exc.field) or names.get(exc.field.split("[")[0])
     if renamed is None:
         return exc
-    message = exc.message[len(exc.field):] if exc.message.startswith(exc.field) else f": {exc.message}"
+    message = exc.message[len(exc.field) :] if exc.message.startswith(exc.field) else f": {exc.message}"
     return ApiError(exc.status, exc.code, renamed + message, renamed, headers=exc.headers, **exc.extra)
 
 
@@ -73,8 +73,13 @@ def a1111_body(error: ApiError) -> dict[str, Any]:
 
 
 #: sdrest statuses -> OpenAI's error type names.
-_OPENAI_TYPES = {401: "authentication_error", 403: "permission_error", 404: "not_found_error",
-                 409: "conflict_error", 429: "rate_limit_error"}
+_OPENAI_TYPES = {
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    409: "conflict_error",
+    429: "rate_limit_error",
+}
 
 
 def openai_status(status: int) -> int:
@@ -87,8 +92,9 @@ def openai_body(error: ApiError) -> dict[str, Any]:
     return {"error": {"message": error.message, "type": kind, "param": error.field, "code": error.code}}
 
 
-def install(bp: Blueprint, body: Callable[[ApiError], dict[str, Any]],
-            status: Callable[[int], int] = lambda s: s) -> None:
+def install(
+    bp: Blueprint, body: Callable[[ApiError], dict[str, Any]], status: Callable[[int], int] = lambda s: s
+) -> None:
     """Answer every error of ``bp``'s routes with ``body``."""
 
     def handle(error: Exception) -> Any:

@@ -69,6 +69,11 @@ def wait_for(svc: Services, job: Job) -> Job:
                     log.info("client of job %s disconnected: job cancelled", job.id)
                 raise ClientGone(job.id)
             if time.monotonic() >= deadline:
-                raise ApiError(504, "still_running", f"job {job.id} is still {current.status.value} after "
-                               f"{svc.settings.wait_timeout:g} s; it goes on: GET /api/v1/jobs/{job.id}", "job_id")
+                raise ApiError(
+                    504,
+                    "still_running",
+                    f"job {job.id} is still {current.status.value} after "
+                    f"{svc.settings.wait_timeout:g} s; it goes on: GET /api/v1/jobs/{job.id}",
+                    "job_id",
+                )
             subscription.next_batch(timeout=POLL_SECONDS)

@@ -42,8 +42,9 @@ def scheduler_name(value: str, schedulers: Sequence[str], field: str = "schedule
     return found
 
 
-def sampler_name(value: str, samplers: Sequence[str], schedulers: Sequence[str],
-                 field: str = "sampler_name") -> tuple[str, str | None]:
+def sampler_name(
+    value: str, samplers: Sequence[str], schedulers: Sequence[str], field: str = "sampler_name"
+) -> tuple[str, str | None]:
     """(sampler, scheduler or None) for ``Euler a``, ``DPM++ 2M Karras``, ``dpm++2m``, ..."""
     found = _lookup(value, samplers, SAMPLER_LABELS)
     if found is not None:
@@ -57,8 +58,9 @@ def sampler_name(value: str, samplers: Sequence[str], schedulers: Sequence[str],
             except Exception:  # noqa: BLE001 - reported below with the sampler list
                 pass
     valid = ", ".join(SAMPLER_LABELS.get(s, s) for s in samplers)
-    raise invalid(field, f"unknown sampler {value!r}; valid: {valid} (optionally followed by a scheduler "
-                         "such as Karras)")
+    raise invalid(
+        field, f"unknown sampler {value!r}; valid: {valid} (optionally followed by a scheduler such as Karras)"
+    )
 
 
 def sampler_label(name: str) -> str:
@@ -70,6 +72,7 @@ def scheduler_label(name: str) -> str:
 
 
 # --- checkpoints ---------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Checkpoint:
@@ -115,5 +118,6 @@ def find_checkpoint(library: ModelLibrary, value: str, field: str) -> Checkpoint
     try:  # a file added since the last scan
         return checkpoint(library, library.find(ModelType.CHECKPOINT, bare, field))
     except Exception:  # noqa: BLE001 - unknown or invalid name: one clear error below
-        raise invalid(field, f"no checkpoint {value!r}; see GET /sdapi/v1/sd-models", code="model_not_found",
-                      status=404) from None
+        raise invalid(
+            field, f"no checkpoint {value!r}; see GET /sdapi/v1/sd-models", code="model_not_found", status=404
+        ) from None

@@ -46,15 +46,26 @@ _DOC: DocDefaults = {"error_model": OpenAIError, "tags": ("openai",)}
 #: OpenAI's model names; asking for one of them means "the loaded model".
 OPENAI_MODELS = ("dall-e-", "gpt-image-")
 #: sdrest field -> the OpenAI field a client sent it as (to name the right param in errors).
-OPENAI_FIELDS = {"batch_count": "n", "width": "size", "height": "size", "output_quality": "output_compression",
-                 "init_image": "image", "mask_image": "mask"}
+OPENAI_FIELDS = {
+    "batch_count": "n",
+    "width": "size",
+    "height": "size",
+    "output_quality": "output_compression",
+    "init_image": "image",
+    "mask_image": "mask",
+}
 #: Fields of OpenAI's requests that are not sdrest generation fields.
 _OPENAI_FIELDS = set(ImageEditRequest.model_fields)
 
 
 @bp.post("/images/generations")
-@api_doc(request=ImageGenerationRequest, responses={200: ImagesResponse},
-         errors=(400, 401, 404, 409, 415, 429, 503), form=False, **_DOC)
+@api_doc(
+    request=ImageGenerationRequest,
+    responses={200: ImagesResponse},
+    errors=(400, 401, 404, 409, 415, 429, 503),
+    form=False,
+    **_DOC,
+)
 def generations() -> Any:
     """Create images from a prompt."""
     body = errors.parse(ImageGenerationRequest, errors.body_of(request))
@@ -63,8 +74,7 @@ def generations() -> Any:
 
 
 @bp.post("/images/edits")
-@api_doc(request=ImageEditRequest, responses={200: ImagesResponse},
-         errors=(400, 401, 404, 409, 415, 429, 503), **_DOC)
+@api_doc(request=ImageEditRequest, responses={200: ImagesResponse}, errors=(400, 401, 404, 409, 415, 429, 503), **_DOC)
 def edits() -> Any:
     """Edit an image: the mask's transparent pixels (or the image's own) are repainted; without
     any transparency the whole image is redrawn (img2img, ``strength`` 0.75 unless given)."""
@@ -114,6 +124,7 @@ def _model(entry: Any) -> dict[str, Any]:
 
 # --- translation -----------------------------------------------------------------------------
 
+
 def _edit_body() -> tuple[dict[str, Any], bool]:
     """A multipart edit (``image[]`` read as ``image``) or a JSON one; True for a form."""
     data, from_form = read_body(request)
@@ -157,8 +168,9 @@ def _edit_mask(mask: Image.Image | None, image: Image.Image) -> Image.Image | No
     return mask.convert("L")  # a mask without alpha: white is repainted, as in sdrest
 
 
-def _run(body: ImageGenerationRequest | ImageEditRequest, fields: dict[str, Any], mode: str, *,
-         from_form: bool = False) -> Any:
+def _run(
+    body: ImageGenerationRequest | ImageEditRequest, fields: dict[str, Any], mode: str, *, from_form: bool = False
+) -> Any:
     svc = services()
     try:
         with waiting_slot(svc, True):
@@ -171,8 +183,11 @@ def _run(body: ImageGenerationRequest | ImageEditRequest, fields: dict[str, Any]
 def _answer(svc: Services, job: Job, body: ImageGenerationRequest | ImageEditRequest) -> dict[str, Any]:
     if job.status is not JobStatus.COMPLETED:
         error = job.error or {}
-        raise ApiError(500 if job.status is JobStatus.FAILED else 409, f"job_{job.status.value}",
-                       f"job {job.id} {job.status.value}: {error.get('message') or ''}".strip())
+        raise ApiError(
+            500 if job.status is JobStatus.FAILED else 409,
+            f"job_{job.status.value}",
+            f"job {job.id} {job.status.value}: {error.get('message') or ''}".strip(),
+        )
     images = (job.result or {}).get("images", [])
     if body.response_format == "url":
         root = request.host_url.rstrip("/")
@@ -180,13 +195,17 @@ def _answer(svc: Services, job: Job, body: ImageGenerationRequest | ImageEditReq
     else:
         data = [{"b64_json": encode_base64(svc.settings.outputs_dir / image["file"])} for image in images]
     first = images[0] if images else {"width": 0, "height": 0}
-    return {"created": int(job.created_at), "data": data, "background": "opaque",
-            "output_format": job.params.get("output_format", "png"), "quality": body.quality or "auto",
-            "size": f"{first['width']}x{first['height']}"}
+    return {
+        "created": int(job.created_at),
+        "data": data,
+        "background": "opaque",
+        "output_format": job.params.get("output_format", "png"),
+        "quality": body.quality or "auto",
+        "size": f"{first['width']}x{first['height']}",
+    }
 
 
 def _png_base64(image: Image.Image) -> str:
     buffer = io.BytesIO()
     image.save(buffer, format="PNG")
     return base64.b64encode(buffer.getvalue()).decode("ascii")
-

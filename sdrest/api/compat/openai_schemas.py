@@ -13,17 +13,20 @@ class _Request(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     prompt: str = Field(min_length=1, max_length=32000)
-    model: str | None = Field(None, description="A checkpoint name (GET /v1/models); OpenAI's own model names "
-                                                "(dall-e-*, gpt-image-*) mean the loaded model.")
+    model: str | None = Field(
+        None,
+        description="A checkpoint name (GET /v1/models); OpenAI's own model names "
+        "(dall-e-*, gpt-image-*) mean the loaded model.",
+    )
     n: int = Field(1, ge=1, le=16)
     size: str | None = Field(None, description="`WIDTHxHEIGHT` (multiples of 8) or `auto`.")
     response_format: Literal["b64_json", "url"] | None = None
     output_format: Literal["png", "jpeg", "webp"] | None = None
     output_compression: int | None = Field(None, ge=0, le=100)
-    quality: str | None = Field(None, max_length=32, description="Accepted and ignored: send steps for more "
-                                                                "quality.")
+    quality: str | None = Field(None, max_length=32, description="Accepted and ignored: send steps for more quality.")
     background: Literal["transparent", "opaque", "auto"] | None = Field(
-        None, description="`transparent` is not supported (400).")
+        None, description="`transparent` is not supported (400)."
+    )
     style: Literal["vivid", "natural"] | None = Field(None, description="Accepted and ignored.")
     moderation: Literal["low", "auto"] | None = Field(None, description="Accepted and ignored (no moderation).")
     user: str | None = Field(None, max_length=256, description="Accepted and ignored (jobs belong to the caller).")
@@ -37,11 +40,15 @@ class ImageGenerationRequest(_Request):
 
 
 class ImageEditRequest(_Request):
-    image: Any = Field(None, description="The image (multipart file, base64 or data URL); `image[]` for several "
-                                         "(the first is used).")
-    images: list[dict[str, Any]] | None = Field(None, description="JSON form: `[{\"image_url\": \"data:...\"}]`.")
-    mask: Any = Field(None, description="PNG whose transparent pixels mark the area to edit (multipart file, or "
-                                        "JSON `{\"image_url\": ...}`); default: the image's own transparency.")
+    image: Any = Field(
+        None, description="The image (multipart file, base64 or data URL); `image[]` for several (the first is used)."
+    )
+    images: list[dict[str, Any]] | None = Field(None, description='JSON form: `[{"image_url": "data:..."}]`.')
+    mask: Any = Field(
+        None,
+        description="PNG whose transparent pixels mark the area to edit (multipart file, or "
+        'JSON `{"image_url": ...}`); default: the image\'s own transparency.',
+    )
     input_fidelity: Literal["high", "low"] | None = Field(None, description="Accepted and ignored.")
 
 

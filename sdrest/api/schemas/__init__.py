@@ -24,5 +24,13 @@ reads a body (JSON, multipart or url-encoded form) into a model with sdrest's er
 from sdrest.api.schemas.base import ErrorDetail, ErrorResponse, RequestModel, ResponseModel
 from sdrest.api.schemas.operation import Content, Operation, api_doc, operation_of
 
-__all__ = ["Content", "ErrorDetail", "ErrorResponse", "Operation", "RequestModel", "ResponseModel", "api_doc",
-           "operation_of"]
+__all__ = [
+    "Content",
+    "ErrorDetail",
+    "ErrorResponse",
+    "Operation",
+    "RequestModel",
+    "ResponseModel",
+    "api_doc",
+    "operation_of",
+]

@@ -38,8 +38,9 @@ class LoginView(ResponseModel):
 
 class RefreshView(ResponseModel):
     access_token: str | None = Field(None, description="A new access token (absent for cookie sessions).")
-    refresh_token: str | None = Field(None, description="The next refresh token: the one sent is spent "
-                                                        "(absent for cookie sessions).")
+    refresh_token: str | None = Field(
+        None, description="The next refresh token: the one sent is spent (absent for cookie sessions)."
+    )
     token_type: Literal["Bearer", "cookie"]
     expires_in: int
 
@@ -49,8 +50,10 @@ class ProfileView(ResponseModel):
     role: str
     method: str = Field(description="none, jwt, api-key, unix, pam or guest.")
     expires_at: str | None = Field(None, description="When the token expires (ISO 8601; tokens only).")
-    can_generate: bool = Field(description="Whether these credentials may submit jobs (guests only with "
-                                           "--guest-can-generate): the web UI shows or hides its Generate button.")
+    can_generate: bool = Field(
+        description="Whether these credentials may submit jobs (guests only with "
+        "--guest-can-generate): the web UI shows or hides its Generate button."
+    )
 
 
 class LogoutView(ResponseModel):

@@ -29,8 +29,7 @@ def alias_names(name: str, field: FieldInfo) -> list[str]:
 class RequestModel(BaseModel):
     """A request body (or a nested object of one): unknown fields refused, aliases accepted."""
 
-    model_config = ConfigDict(extra="forbid", validate_by_name=True, validate_by_alias=True,
-                              serialize_by_alias=False)
+    model_config = ConfigDict(extra="forbid", validate_by_name=True, validate_by_alias=True, serialize_by_alias=False)
 
     @classmethod
     def __get_pydantic_json_schema__(cls, core_schema: CoreSchema, handler: GetJsonSchemaHandler) -> dict[str, Any]:
@@ -61,8 +60,10 @@ class QueryModel(BaseModel):
 class ErrorDetail(ResponseModel):
     code: str = Field(description="Machine-readable error code, e.g. `invalid_field`.")
     message: str = Field(description="What went wrong; starts with the field's name when one is at fault.")
-    field: str | None = Field(description="The request field, query parameter or path part at fault "
-                                          "(`hires.scale`, `loras[0].name`), or null.")
+    field: str | None = Field(
+        description="The request field, query parameter or path part at fault "
+        "(`hires.scale`, `loras[0].name`), or null."
+    )
 
 
 class ErrorResponse(ResponseModel):

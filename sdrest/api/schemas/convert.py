@@ -14,8 +14,18 @@ from sdrest.modelfiles import TENSOR_RULES
 __all__ = ["CONVERTIBLE", "ConvertRequest"]
 
 #: Model folders whose files can be converted (the output lands in the same folder).
-CONVERTIBLE = ("checkpoint", "diffusion_model", "vae", "text_encoder", "lora", "controlnet", "taesd", "esrgan",
-               "upscaler", "embedding")
+CONVERTIBLE = (
+    "checkpoint",
+    "diffusion_model",
+    "vae",
+    "text_encoder",
+    "lora",
+    "controlnet",
+    "taesd",
+    "esrgan",
+    "upscaler",
+    "embedding",
+)
 
 
 class ConvertRequest(RequestModel):
@@ -24,13 +34,21 @@ class ConvertRequest(RequestModel):
 
     model: ModelFile = Field(description="The model to convert, by name in its folder (see type).")
     type: Literal[CONVERTIBLE] = Field("checkpoint", description="The folder of model and of the output.")  # type: ignore[valid-type]
-    output: str | None = Field(None, max_length=255, pattern=r"^[A-Za-z0-9_][A-Za-z0-9._ -]*$",
-                               description="File name of the GGUF to write, in the same folder (.gguf is "
-                                           "added); default: the model's name + .TYPE.gguf. Never "
-                                           "overwrites a file (409).")
+    output: str | None = Field(
+        None,
+        max_length=255,
+        pattern=r"^[A-Za-z0-9_][A-Za-z0-9._ -]*$",
+        description="File name of the GGUF to write, in the same folder (.gguf is "
+        "added); default: the model's name + .TYPE.gguf. Never "
+        "overwrites a file (409).",
+    )
     weight_type: WeightType | None = Field(None, description="Weight type of every tensor it fits (default q8_0).")
-    tensor_type_rules: str | None = Field(None, max_length=2000, pattern=TENSOR_RULES,
-                                          description="Per-tensor types, `regex=type,...` (e.g. `^vae\\.=f16`).")
+    tensor_type_rules: str | None = Field(
+        None,
+        max_length=2000,
+        pattern=TENSOR_RULES,
+        description="Per-tensor types, `regex=type,...` (e.g. `^vae\\.=f16`).",
+    )
     vae: ModelFile | None = Field(None, description="A VAE (vae folder) to include in the output.")
     convert_name: bool | None = Field(None, description="Rename tensors to the library's own names.")
     priority: int | None = Field(None, ge=-100, le=100, description="Higher runs first.")

@@ -23,8 +23,9 @@ def _image(value: Any) -> Any:
 
 
 #: An input image as the request gave it (decoded later, with the server's size limits).
-ImageInput = Annotated[Any, PlainValidator(_image),
-                       WithJsonSchema({"type": "string", "description": "An image: " + IMAGE_FORMS + "."})]
+ImageInput = Annotated[
+    Any, PlainValidator(_image), WithJsonSchema({"type": "string", "description": "An image: " + IMAGE_FORMS + "."})
+]
 
 
 def _as_list(value: Any) -> Any:
@@ -42,8 +43,11 @@ def Capability(name: str) -> AfterValidator:  # noqa: N802 - reads as a type's m
     def check(value: str, info: ValidationInfo) -> str:
         choices = ((info.context or {}).get("capabilities") or {}).get(name)
         if choices is not None and value not in choices:
-            raise PydanticCustomError("invalid_choice", "unknown value {value!r}; valid: {valid}",
-                                      {"value": value, "valid": ", ".join(choices)})
+            raise PydanticCustomError(
+                "invalid_choice",
+                "unknown value {value!r}; valid: {valid}",
+                {"value": value, "valid": ", ".join(choices)},
+            )
         return value
 
     return AfterValidator(check)

@@ -14,14 +14,15 @@ JobStatusName = Literal["queued", "running", "completed", "failed", "cancelled"]
 class JobProgress(ResponseModel):
     step: int = Field(description="Steps done in the current stage.")
     steps: int = Field(description="Steps of the current stage (0 before it is known).")
-    stage: str | None = Field(description="loading, encoding, sampling, decoding, upscaling (upscale_model) "
-                                          "or writing; null when not started.")
+    stage: str | None = Field(
+        description="loading, encoding, sampling, decoding, upscaling (upscale_model) "
+        "or writing; null when not started."
+    )
     percent: float = Field(ge=0, le=100, description="step/steps as a percentage (100 when completed).")
 
 
 class JobError(ResponseModel):
-    code: str = Field(description="worker_crashed, interrupted, model_load_failed, generation_failed, "
-                                  "not_found, ...")
+    code: str = Field(description="worker_crashed, interrupted, model_load_failed, generation_failed, not_found, ...")
     message: str
     field: str | None = None
     signal: int | str | None = Field(None, description="The signal that killed the worker (worker_crashed).")
@@ -36,8 +37,10 @@ class JobImage(ResponseModel):
     height: int
     format: str = Field(description="png, jpeg or webp.")
     url: str = Field(description="GET this for the file (?size=N for a thumbnail).")
-    parameters: dict[str, Any] = Field(description="The job's parameters with this image's seed and, once "
-                                                   "finished, the resolved values (model, sampler, ...).")
+    parameters: dict[str, Any] = Field(
+        description="The job's parameters with this image's seed and, once "
+        "finished, the resolved values (model, sampler, ...)."
+    )
     data: str | None = Field(None, description="The image as base64 (only with base64=true).")
 
 
@@ -76,21 +79,24 @@ class JobView(ResponseModel):
     status: JobStatusName
     mode: str = Field(description="txt2img, img2img, inpaint, video, upscale, load_model or unload_model.")
     priority: int
-    queue_position: int | None = Field(description="How many queued jobs run before this one (0: it runs next); "
-                                                     "null unless queued.")
+    queue_position: int | None = Field(
+        description="How many queued jobs run before this one (0: it runs next); null unless queued."
+    )
     created_at: float = Field(description="POSIX seconds.")
     started_at: float | None
     finished_at: float | None
     progress: JobProgress
     timings: dict[str, float] = Field(description="Seconds per stage.")
-    parameters: dict[str, Any] = Field(description="The parameters as requested (images as \"given\").")
+    parameters: dict[str, Any] = Field(description='The parameters as requested (images as "given").')
     images: list[JobImage]
-    videos: list[JobVideo] = Field(description="The clips of a video job (its frames are the images); "
-                                               "empty for other jobs.")
+    videos: list[JobVideo] = Field(
+        description="The clips of a video job (its frames are the images); empty for other jobs."
+    )
     seeds: list[int]
     model: str | None
-    resolved: Resolved | None = Field(description="What a finished generation ran with (null until then, and "
-                                                  "for other jobs).")
+    resolved: Resolved | None = Field(
+        description="What a finished generation ran with (null until then, and for other jobs)."
+    )
     warnings: list[str]
     error: JobError | None
     generation_time: float | None = Field(description="Seconds from start to finish.")
@@ -119,22 +125,24 @@ class JobQuery(QueryModel):
 
 
 class QueueQuery(QueryModel):
-    status: str | None = Field(None, description="Comma-separated statuses, e.g. `queued,running`.",
-                               examples=["queued,running"])
+    status: str | None = Field(
+        None, description="Comma-separated statuses, e.g. `queued,running`.", examples=["queued,running"]
+    )
     mode: str | None = Field(None, description="Only jobs of this mode (txt2img, img2img, inpaint, upscale, ...).")
     limit: int = Field(50, ge=1, le=200, description="Page size.")
     offset: int = Field(0, ge=0, le=10**9, description="Jobs to skip.")
-    order: Literal["newest", "oldest", "run"] = Field("newest", description="newest, oldest, or run: the queue "
-                                                                            "in running order.")
+    order: Literal["newest", "oldest", "run"] = Field(
+        "newest", description="newest, oldest, or run: the queue in running order."
+    )
 
 
 class ImageQuery(QueryModel):
-    size: int | None = Field(None, ge=16, le=1024, description="A thumbnail whose longest side is this many "
-                                                               "pixels.")
+    size: int | None = Field(None, ge=16, le=1024, description="A thumbnail whose longest side is this many pixels.")
     download: bool = Field(False, description="Served as an attachment.")
     token: str | None = Field(None, description="The image token of a --public-images URL.")
 
 
 class EventsQuery(QueryModel):
-    last_event_id: int | None = Field(None, ge=0, description="Replay persisted events after this id (or the "
-                                                              "Last-Event-ID header).")
+    last_event_id: int | None = Field(
+        None, ge=0, description="Replay persisted events after this id (or the Last-Event-ID header)."
+    )

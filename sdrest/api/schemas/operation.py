@@ -62,7 +62,7 @@ class Operation:
     responses: Mapping[int, ResponseSpec]
     request: type[BaseModel] | None = None
     request_required: bool = True
-    form: bool = True               # the body may also be multipart/form-data or url-encoded
+    form: bool = True  # the body may also be multipart/form-data or url-encoded
     query: type[BaseModel] | None = None
     errors: tuple[int, ...] = ()
     error_model: type[BaseModel] = ErrorResponse
@@ -70,20 +70,36 @@ class Operation:
     descriptions: Mapping[int, str] = field(default_factory=dict)
 
 
-def api_doc(*, responses: Mapping[int, ResponseSpec], request: type[BaseModel] | None = None,
-            request_required: bool = True, form: bool = True, query: type[BaseModel] | None = None,
-            errors: Iterable[int] = (), error_model: type[BaseModel] = ErrorResponse,
-            tags: Iterable[str] = (), descriptions: Mapping[int, str] | None = None,
-            methods: Iterable[str] = ("*",)) -> Callable[[F], F]:
+def api_doc(
+    *,
+    responses: Mapping[int, ResponseSpec],
+    request: type[BaseModel] | None = None,
+    request_required: bool = True,
+    form: bool = True,
+    query: type[BaseModel] | None = None,
+    errors: Iterable[int] = (),
+    error_model: type[BaseModel] = ErrorResponse,
+    tags: Iterable[str] = (),
+    descriptions: Mapping[int, str] | None = None,
+    methods: Iterable[str] = ("*",),
+) -> Callable[[F], F]:
     """Attach an :class:`Operation` to a view function (see the module docstring).
 
     ``descriptions`` overrides the text of a status (default: its HTTP phrase); ``methods``
     restricts the spec to some of the view's HTTP methods (a view serving GET and POST may
     carry one ``api_doc`` per method).
     """
-    operation = Operation(responses=dict(responses), request=request, request_required=request_required,
-                          form=form, query=query, errors=tuple(sorted(set(errors))), error_model=error_model,
-                          tags=tuple(tags), descriptions=dict(descriptions or {}))
+    operation = Operation(
+        responses=dict(responses),
+        request=request,
+        request_required=request_required,
+        form=form,
+        query=query,
+        errors=tuple(sorted(set(errors))),
+        error_model=error_model,
+        tags=tuple(tags),
+        descriptions=dict(descriptions or {}),
+    )
 
     def attach(view: F) -> F:
         specs: dict[str, Operation] = dict(getattr(view, ATTRIBUTE, {}))

@@ -45,8 +45,11 @@ def read_body(request: Request) -> tuple[dict[str, Any], bool]:
             data[key] = files if len(files) > 1 or key.endswith("images") else files[0]
         return data, True
     if mimetype != "application/json" and (request.content_length or request.data):
-        raise ApiError(415, "unsupported_media_type",
-                       "send application/json, multipart/form-data or application/x-www-form-urlencoded")
+        raise ApiError(
+            415,
+            "unsupported_media_type",
+            "send application/json, multipart/form-data or application/x-www-form-urlencoded",
+        )
     if not request.data:
         return {}, False
     try:
@@ -58,8 +61,9 @@ def read_body(request: Request) -> tuple[dict[str, Any], bool]:
     return body, False
 
 
-def parse(model: type[M], data: Mapping[str, Any], *, from_form: bool = False,
-          context: Mapping[str, Any] | None = None) -> M:
+def parse(
+    model: type[M], data: Mapping[str, Any], *, from_form: bool = False, context: Mapping[str, Any] | None = None
+) -> M:
     """``data`` validated as ``model``, or the :class:`ApiError` of its first problem."""
     check_conflicts(model, data)
     if from_form:
@@ -90,8 +94,12 @@ def check_conflicts(model: type[BaseModel], data: Mapping[str, Any]) -> None:
     for name, field in model.model_fields.items():
         given = [alias for alias in alias_names(name, field) if alias in data]
         if len(given) > 1:
-            raise ApiError(400, "conflicting_fields", f"{given[1]}: given together with {given[0]} "
-                           f"(names of the same field)", given[1])
+            raise ApiError(
+                400,
+                "conflicting_fields",
+                f"{given[1]}: given together with {given[0]} (names of the same field)",
+                given[1],
+            )
 
 
 def api_error(errors: list[ErrorDetails]) -> ApiError:
@@ -125,8 +133,12 @@ def field_path(loc: tuple[int | str, ...]) -> str:
 
 def _from_form(model: type[BaseModel], data: Mapping[str, Any]) -> dict[str, Any]:
     """Form text of object and array fields decoded as JSON (other text is converted by pydantic)."""
-    structured = {alias for name, field in model.model_fields.items() if _is_structured(field.annotation)
-                  for alias in alias_names(name, field)}
+    structured = {
+        alias
+        for name, field in model.model_fields.items()
+        if _is_structured(field.annotation)
+        for alias in alias_names(name, field)
+    }
     converted = dict(data)
     for key, value in data.items():
         if key in structured and isinstance(value, str):
@@ -150,4 +162,3 @@ def _is_structured(annotation: Any) -> bool:
         item = get_args(annotation)[-1] if get_args(annotation) else Any
         return get_origin(item) is not Annotated or get_args(item)[0] is not Any
     return False
-

@@ -41,8 +41,10 @@ class ResidentModelView(ResponseModel):
 
 
 class ModelMemoryView(ResponseModel):
-    budget_bytes: int | None = Field(description="--max-model-memory-mb in bytes: the weight memory the resident "
-                                                 "models may take together (null: no budget).")
+    budget_bytes: int | None = Field(
+        description="--max-model-memory-mb in bytes: the weight memory the resident "
+        "models may take together (null: no budget)."
+    )
     resident_bytes: int = Field(description="The weight memory of the resident models now (RAM + VRAM).")
 
 
@@ -55,12 +57,12 @@ class StatusView(ResponseModel):
     uptime: float = Field(description="Seconds since the server started.")
     queue: QueueCounts
     running_job: str | None = Field(description="The running job's id (null when idle or hidden).")
-    running_hidden: bool | None = Field(None, description="True when another user's job runs (its id is "
-                                                          "not shown).")
+    running_hidden: bool | None = Field(None, description="True when another user's job runs (its id is not shown).")
     loaded_model: str | None
     loaded_model_options: dict[str, Any]
-    resident_models: list[ResidentModelView] = Field(description="Models the worker holds loaded (at most "
-                                                                 "--max-loaded-models), least recently used first.")
+    resident_models: list[ResidentModelView] = Field(
+        description="Models the worker holds loaded (at most --max-loaded-models), least recently used first."
+    )
     model_memory: ModelMemoryView
     default_model: str | None
     worker: WorkerView
@@ -95,8 +97,10 @@ class GpuDevice(ResponseModel):
 
 class CudaView(ResponseModel):
     build: str | None = Field(description="The CUDA toolkit the library was compiled with, e.g. 13.5.37.")
-    toolkit: str | None = Field(description="Where that toolkit came from: system, wheels (NVIDIA's CUDA "
-                                            "wheels) or user (a compiler given at build time).")
+    toolkit: str | None = Field(
+        description="Where that toolkit came from: system, wheels (NVIDIA's CUDA "
+        "wheels) or user (a compiler given at build time)."
+    )
     runtime: str | None = Field(description="The CUDA runtime the worker loaded (null before it starts).")
     driver: str | None = Field(description="The newest CUDA version the installed driver supports.")
 

@@ -48,11 +48,13 @@ def classify_controlnet(tensors: Tensors, meta: dict[str, Any]) -> Verdict:
     names = list(tensors)
     details: dict[str, Any] = {}
     if any(n.startswith(("controlnet_blocks.", "controlnet_single_blocks.")) for n in names) and any(
-            re.match(r"(transformer_blocks|single_transformer_blocks|double_blocks)\.\d", n) for n in names):
+        re.match(r"(transformer_blocks|single_transformer_blocks|double_blocks)\.\d", n) for n in names
+    ):
         return "flux", None, details
     prefix = common_prefix(names, ("control_model.", ""))
     is_control = prefix == "control_model." or any(
-        n.startswith(("controlnet_", "input_hint_block.", "zero_convs.")) for n in names)
+        n.startswith(("controlnet_", "input_hint_block.", "zero_convs.")) for n in names
+    )
     if not is_control:
         return UNKNOWN, None, details
     context = context_dim(tensors, prefix)

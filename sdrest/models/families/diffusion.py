@@ -23,12 +23,34 @@ from sdrest.models.families.common import (
 #: Prefixes under which the denoiser's tensors live (checkpoints, ComfyUI, diffusers).
 _DM_PREFIXES = ("model.diffusion_model.", "diffusion_model.", "unet.")
 #: How a denoiser's tensor names start once the prefix is stripped (UNets and DiTs).
-_DM_STARTS = ("input_blocks.", "down_blocks.", "middle_block.", "double_blocks.", "single_blocks.",
-              "joint_blocks.", "transformer_blocks.", "single_transformer_blocks.", "blocks.0.cross_attn.",
-              "layers.0.adaLN_sa_ln.", "cap_embedder.", "img_in.", "nerf_final_layer_conv.", "conv_in.",
-              "double_stream_modulation_img.")
-CLIP_MARKERS = ("cond_stage_model.", "conditioner.embedders.", "te.", "text_encoders.", "text_model.",
-                "text_encoder.", "clip_l.", "clip_g.", "t5xxl.")
+_DM_STARTS = (
+    "input_blocks.",
+    "down_blocks.",
+    "middle_block.",
+    "double_blocks.",
+    "single_blocks.",
+    "joint_blocks.",
+    "transformer_blocks.",
+    "single_transformer_blocks.",
+    "blocks.0.cross_attn.",
+    "layers.0.adaLN_sa_ln.",
+    "cap_embedder.",
+    "img_in.",
+    "nerf_final_layer_conv.",
+    "conv_in.",
+    "double_stream_modulation_img.",
+)
+CLIP_MARKERS = (
+    "cond_stage_model.",
+    "conditioner.embedders.",
+    "te.",
+    "text_encoders.",
+    "text_model.",
+    "text_encoder.",
+    "clip_l.",
+    "clip_g.",
+    "t5xxl.",
+)
 VAE_MARKERS = ("first_stage_model.", "vae.")
 
 #: Denoisers recognised by one marker tensor (after stripping the prefix), in
@@ -54,7 +76,7 @@ def strip_dm(names: list[str]) -> tuple[str, list[str]]:
     """The denoiser prefix in use and the denoiser's tensor names without it (all names
     when there is no prefix: a bare diffusion model file)."""
     for prefix in _DM_PREFIXES:
-        stripped = [n[len(prefix):] for n in names if n.startswith(prefix)]
+        stripped = [n[len(prefix) :] for n in names if n.startswith(prefix)]
         if stripped:
             return prefix, stripped
     return "", names
@@ -74,20 +96,27 @@ def context_dim(tensors: Tensors, prefix: str) -> int | None:
 
 def _text_hidden(tensors: Tensors) -> int | None:
     """Width of the (first) CLIP text encoder, from its token embedding (get_sd_version's check)."""
-    return first_dim(tensors, (
-        "cond_stage_model.transformer.text_model.embeddings.token_embedding.weight",
-        "cond_stage_model.model.token_embedding.weight",
-        "text_model.embeddings.token_embedding.weight",
-        "te.text_model.embeddings.token_embedding.weight",
-        "conditioner.embedders.0.model.token_embedding.weight",
-        "conditioner.embedders.0.transformer.text_model.embeddings.token_embedding.weight",
-    ), -1)
+    return first_dim(
+        tensors,
+        (
+            "cond_stage_model.transformer.text_model.embeddings.token_embedding.weight",
+            "cond_stage_model.model.token_embedding.weight",
+            "text_model.embeddings.token_embedding.weight",
+            "te.text_model.embeddings.token_embedding.weight",
+            "conditioner.embedders.0.model.token_embedding.weight",
+            "conditioner.embedders.0.transformer.text_model.embeddings.token_embedding.weight",
+        ),
+        -1,
+    )
 
 
 def _classify_unet(tensors: Tensors, prefix: str, dm: set[str], details: dict[str, Any]) -> Verdict:
     names = list(tensors)
-    multiple_encoders = (any_name_has(names, "conditioner.embedders.1") or any_name_has(names, "cond_stage_model.1")
-                         or any(n.startswith("te.1") for n in names))
+    multiple_encoders = (
+        any_name_has(names, "conditioner.embedders.1")
+        or any_name_has(names, "cond_stage_model.1")
+        or any(n.startswith("te.1") for n in names)
+    )
     context = context_dim(tensors, prefix)
     hidden = _text_hidden(tensors)
     if context is not None:

@@ -23,10 +23,20 @@ def _lora_in_dim(tensors: Tensors, pattern: re.Pattern[str]) -> int | None:
 
 
 _ATTN2_K = re.compile(r"attn2[._]to_k")
-_TE_Q = re.compile(r"(lora_te1?_|text_encoder\.|te1?\.)"
-                   r"text_model[._]encoder[._]layers[._]\d+[._]self_attn[._](q|k|v)_proj")
-_META_ARCH = (("flux", "flux"), ("sd3", "sd3"), ("stable-diffusion-3", "sd3"), ("xl", "sdxl"), ("sd_v2", "sd2"),
-              ("v2", "sd2"), ("sd_v1", "sd1"), ("v1", "sd1"))
+_TE_Q = re.compile(
+    r"(lora_te1?_|text_encoder\.|te1?\.)"
+    r"text_model[._]encoder[._]layers[._]\d+[._]self_attn[._](q|k|v)_proj"
+)
+_META_ARCH = (
+    ("flux", "flux"),
+    ("sd3", "sd3"),
+    ("stable-diffusion-3", "sd3"),
+    ("xl", "sdxl"),
+    ("sd_v2", "sd2"),
+    ("v2", "sd2"),
+    ("sd_v1", "sd1"),
+    ("v1", "sd1"),
+)
 
 
 def _lora_format(names: list[str]) -> str:
@@ -44,8 +54,11 @@ def _lora_format(names: list[str]) -> str:
 def classify_lora(tensors: Tensors, meta: dict[str, Any]) -> Verdict:
     names = list(tensors)
     details: dict[str, Any] = {"lora_format": _lora_format(names)}
-    ranks = Counter(info.shape[0] for n, info in tensors.items()
-                    if n.endswith(_LORA_DOWN_SUFFIXES[:3]) and info.shape and len(info.shape) >= 2)
+    ranks = Counter(
+        info.shape[0]
+        for n, info in tensors.items()
+        if n.endswith(_LORA_DOWN_SUFFIXES[:3]) and info.shape and len(info.shape) >= 2
+    )
     if ranks:
         details["rank"] = ranks.most_common(1)[0][0]
     joined = "\n".join(names)
@@ -63,8 +76,9 @@ def classify_lora(tensors: Tensors, meta: dict[str, Any]) -> Verdict:
     if re.search(r"^transformer\.transformer_blocks\.\d", joined, re.M):
         return "sd3", None, details  # diffusers SD3 (Flux would also have single_transformer_blocks)
 
-    unet = re.search(r"(input_blocks|down_blocks|middle_block|mid_block|output_blocks|up_blocks)[._]\d|mid_block",
-                     joined)
+    unet = re.search(
+        r"(input_blocks|down_blocks|middle_block|mid_block|output_blocks|up_blocks)[._]\d|mid_block", joined
+    )
     te2 = any(n.startswith(("lora_te2_", "text_encoder_2.", "te2.")) for n in names)
     context = _lora_in_dim(tensors, _ATTN2_K)
     te_hidden = _lora_in_dim(tensors, _TE_Q)

@@ -74,14 +74,20 @@ def running_job(server: Server) -> dict[str, Any] | None:
     return jobs[0] if jobs else None
 
 
-def open_raw_request(server: Server, path: str, body: dict[str, Any], headers: dict[str, str] | None = None
-                     ) -> socket.socket:
+def open_raw_request(
+    server: Server, path: str, body: dict[str, Any], headers: dict[str, str] | None = None
+) -> socket.socket:
     """Send a JSON POST on a raw socket and leave it waiting for the answer (close it to 'disconnect')."""
     payload = json.dumps(body).encode()
     extra = "".join(f"{k}: {v}\r\n" for k, v in (headers or {}).items())
     sock = socket.create_connection(("127.0.0.1", server.port), timeout=30)
-    sock.sendall((f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-                  f"Content-Length: {len(payload)}\r\n{extra}\r\n").encode() + payload)
+    sock.sendall(
+        (
+            f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(payload)}\r\n{extra}\r\n"
+        ).encode()
+        + payload
+    )
     return sock
 
 

@@ -51,12 +51,18 @@ def test_options_as_health_check_and_the_model_lists(server: Server) -> None:
     assert samplers["Euler a"] == ["euler_a"] and samplers["DPM++ 2M"] == ["dpm++2m"]
     schedulers = {s["label"]: s["name"] for s in server.get("/sdapi/v1/schedulers").json()}
     assert schedulers["Karras"] == "karras" and schedulers["Automatic"] == "automatic"
-    assert {"name": "x4", "model_name": "ESRGAN", "model_path": "x4.safetensors", "model_url": None, "scale": 4} in \
-        server.get("/sdapi/v1/upscalers").json()
+    assert {
+        "name": "x4",
+        "model_name": "ESRGAN",
+        "model_path": "x4.safetensors",
+        "model_url": None,
+        "scale": 4,
+    } in server.get("/sdapi/v1/upscalers").json()
     assert server.get("/sdapi/v1/latent-upscale-modes").json()[0]["name"] == "Latent"
     assert server.get("/sdapi/v1/loras").json()[0]["name"] == "style"
     assert server.get("/sdapi/v1/prompt-styles").json() == [
-        {"name": "cinematic", "prompt": "cinematic photo of {prompt}, film grain", "negative_prompt": "cartoon"}]
+        {"name": "cinematic", "prompt": "cinematic photo of {prompt}, film grain", "negative_prompt": "cartoon"}
+    ]
     flags = server.get("/sdapi/v1/cmd-flags").json()
     assert flags["threads"] == 2 and "jwt_secret" not in flags
     assert server.get("/sdapi/v1/memory").json()["ram"]["total"] > 0
@@ -66,9 +72,19 @@ def test_options_as_health_check_and_the_model_lists(server: Server) -> None:
 
 
 def test_txt2img_info_seeds_and_byte_exact_infotexts(server: Server) -> None:
-    body = txt2img(server, sampler_name="Euler a", scheduler="Karras", seed=7, batch_size=2, cfg_scale=6.5,
-                   negative_prompt="blurry", override_settings={"CLIP_stop_at_last_layers": 2},
-                   alwayson_scripts={"ADetailer": {"args": []}}, restore_faces=False, tiling=False)
+    body = txt2img(
+        server,
+        sampler_name="Euler a",
+        scheduler="Karras",
+        seed=7,
+        batch_size=2,
+        cfg_scale=6.5,
+        negative_prompt="blurry",
+        override_settings={"CLIP_stop_at_last_layers": 2},
+        alwayson_scripts={"ADetailer": {"args": []}},
+        restore_faces=False,
+        tiling=False,
+    )
     info = body["info"]
     assert info["seed"] == 7 and info["all_seeds"] == [7, 8] and len(info["all_subseeds"]) == 2
     assert info["sampler_name"] == "Euler a" and info["clip_skip"] == 2 and info["sd_model_name"] == "sd1"
@@ -81,16 +97,23 @@ def test_txt2img_info_seeds_and_byte_exact_infotexts(server: Server) -> None:
         image = decode_png(data)
         assert image.size == (64, 64)
         assert image.text["parameters"] == text
-        assert text == (f"a red apple\nNegative prompt: blurry\nSteps: 1, Sampler: Euler a, Schedule type: Karras, "
-                        f"CFG scale: 6.5, Seed: {seed}, Size: 64x64, Model hash: {short_hash}, Model: sd1, "
-                        f"Clip skip: 2, Version: {text.rsplit('Version: ', 1)[1]}")
+        assert text == (
+            f"a red apple\nNegative prompt: blurry\nSteps: 1, Sampler: Euler a, Schedule type: Karras, "
+            f"CFG scale: 6.5, Seed: {seed}, Size: 64x64, Model hash: {short_hash}, Model: sd1, "
+            f"Clip skip: 2, Version: {text.rsplit('Version: ', 1)[1]}"
+        )
     job = server.get(f"/api/v1/jobs/{info['sdrest_job_id']}").json()
     assert job["status"] == "completed" and job["parameters"]["sampler"] == "euler_a"
 
 
 def test_txt2img_override_checkpoint_styles_and_lora_tag(server: Server) -> None:
-    body = txt2img(server, prompt="a cat <lora:style:0.5>", styles=["cinematic"],
-                   override_settings={"sd_model_checkpoint": "sd1b.safetensors"}, send_images=False)
+    body = txt2img(
+        server,
+        prompt="a cat <lora:style:0.5>",
+        styles=["cinematic"],
+        override_settings={"sd_model_checkpoint": "sd1b.safetensors"},
+        send_images=False,
+    )
     info = body["info"]
     assert body["images"] == [] and info["sd_model_name"] == "sd1b"
     assert info["prompt"] == "cinematic photo of a cat <lora:style:0.5>, film grain"
@@ -127,10 +150,20 @@ def test_post_options_sd_vae_reloads_the_model_with_it(server: Server) -> None:
 def test_img2img_inpainting_with_inverted_blurred_mask(server: Server) -> None:
     mask = Image.new("L", (64, 64), 255)
     mask.paste(0, (16, 16, 48, 48))  # inverted below: the square is repainted
-    response = server.post("/sdapi/v1/img2img", json={
-        **A1111_FAST, "init_images": ["data:image/png;base64," + base64.b64encode(png_bytes(test_image())).decode()],
-        "mask": base64.b64encode(png_bytes(mask)).decode(), "inpainting_mask_invert": 1, "mask_blur": 2,
-        "denoising_strength": 0.6, "inpainting_fill": 1, "inpaint_full_res": False, "include_init_images": True})
+    response = server.post(
+        "/sdapi/v1/img2img",
+        json={
+            **A1111_FAST,
+            "init_images": ["data:image/png;base64," + base64.b64encode(png_bytes(test_image())).decode()],
+            "mask": base64.b64encode(png_bytes(mask)).decode(),
+            "inpainting_mask_invert": 1,
+            "mask_blur": 2,
+            "denoising_strength": 0.6,
+            "inpainting_fill": 1,
+            "inpaint_full_res": False,
+            "include_init_images": True,
+        },
+    )
     assert response.status_code == 200, response.text
     body = response.json()
     info = json.loads(body["info"])
@@ -147,8 +180,10 @@ def test_img2img_inpainting_with_inverted_blurred_mask(server: Server) -> None:
 
 def test_img2img_without_mask_takes_the_init_image_size_and_strength(server: Server) -> None:
     init = base64.b64encode(png_bytes(test_image(64))).decode()
-    body = server.post("/sdapi/v1/img2img", json={**A1111_FAST, "init_images": [init, init],
-                                                  "denoising_strength": 0.3, "sampler_name": "DPM++ 2M Karras"})
+    body = server.post(
+        "/sdapi/v1/img2img",
+        json={**A1111_FAST, "init_images": [init, init], "denoising_strength": 0.3, "sampler_name": "DPM++ 2M Karras"},
+    )
     assert body.status_code == 200, body.text
     info = json.loads(body.json()["info"])
     assert "init_images" in info["sdrest_ignored"] and "inpaint_full_res" not in info["sdrest_ignored"]
@@ -160,8 +195,13 @@ def test_img2img_without_mask_takes_the_init_image_size_and_strength(server: Ser
 def test_interrupt_during_a_run_with_live_preview(server: Server) -> None:
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
         call = pool.submit(server.post, "/sdapi/v1/txt2img", json={**A1111_FAST, "steps": 60, "seed": 11})
-        progress = wait_until(lambda: (p := server.get("/sdapi/v1/progress").json())["state"]["sampling_step"] >= 2
-                              and p["current_image"] and p)
+        progress = wait_until(
+            lambda: (
+                (p := server.get("/sdapi/v1/progress").json())["state"]["sampling_step"] >= 2
+                and p["current_image"]
+                and p
+            )
+        )
         assert 0 < progress["progress"] < 1 and progress["state"]["sampling_steps"] == 60
         assert progress["state"]["job_count"] == 1 and progress["state"]["job"] == "txt2img"
         assert decode_png(progress["current_image"]).size[0] > 0
@@ -177,7 +217,7 @@ def test_interrupt_during_a_run_with_live_preview(server: Server) -> None:
 
 
 def test_png_info_round_trip(server: Server) -> None:
-    body = txt2img(server, seed=21, negative_prompt="dark, \"noisy\"")
+    body = txt2img(server, seed=21, negative_prompt='dark, "noisy"')
     info = body["info"]
     answer = server.post("/sdapi/v1/png-info", json={"image": body["images"][0]}).json()
     assert answer["info"] == info["infotexts"][0]
@@ -187,8 +227,11 @@ def test_png_info_round_trip(server: Server) -> None:
     assert json.loads(answer["items"]["sdrest"])["seed"] == 21
     # An image A1111 wrote reads back the same way.
     chunk = PngImagePlugin.PngInfo()
-    chunk.add_text("parameters", "a dog\nNegative prompt: ugly\nSteps: 20, Sampler: DPM++ 2M, Schedule type: Karras, "
-                   "CFG scale: 7, Seed: 123, Size: 512x768, Model hash: abcdef1234, Model: v1-5")
+    chunk.add_text(
+        "parameters",
+        "a dog\nNegative prompt: ugly\nSteps: 20, Sampler: DPM++ 2M, Schedule type: Karras, "
+        "CFG scale: 7, Seed: 123, Size: 512x768, Model hash: abcdef1234, Model: v1-5",
+    )
     buffer = __import__("io").BytesIO()
     Image.new("RGB", (8, 8)).save(buffer, format="PNG", pnginfo=chunk)
     answer = server.post("/sdapi/v1/png-info", json={"image": base64.b64encode(buffer.getvalue()).decode()}).json()
@@ -198,12 +241,14 @@ def test_png_info_round_trip(server: Server) -> None:
 
 def test_extra_single_image_upscales_with_esrgan(server: Server) -> None:
     image = base64.b64encode(png_bytes(test_image(16))).decode()
-    response = server.post("/sdapi/v1/extra-single-image", json={"image": image, "upscaler_1": "x4",
-                                                                "upscaling_resize": 4})
+    response = server.post(
+        "/sdapi/v1/extra-single-image", json={"image": image, "upscaler_1": "x4", "upscaling_resize": 4}
+    )
     assert response.status_code == 200, response.text
     assert decode_png(response.json()["image"]).size == (64, 64)
-    lanczos = server.post("/sdapi/v1/extra-single-image", json={"image": image, "upscaler_1": "Lanczos",
-                                                               "upscaling_resize": 2}).json()
+    lanczos = server.post(
+        "/sdapi/v1/extra-single-image", json={"image": image, "upscaler_1": "Lanczos", "upscaling_resize": 2}
+    ).json()
     assert decode_png(lanczos["image"]).size == (32, 32)
 
 

@@ -25,8 +25,9 @@ def server(models, tmp_path_factory):
     add_user(server.data_dir, "bob", "bob-pass-1")
     add_user(server.data_dir, "carol", "carol-pass-1")
     add_user(server.data_dir, "root", "root-pass-1", role="admin")
-    created = sdrest_cli("keys", "create", "--name", "bot", "--role", "user", "--owner", "alice",
-                         "--data-dir", str(server.data_dir))
+    created = sdrest_cli(
+        "keys", "create", "--name", "bot", "--role", "user", "--owner", "alice", "--data-dir", str(server.data_dir)
+    )
     assert created.returncode == 0, created.stderr
     server.key = next(word for word in created.stdout.split() if word.startswith("sdr_"))
     yield server.start()
@@ -47,10 +48,13 @@ def test_basic_auth_maps_onto_sdrest_users_and_roles(server: Server) -> None:
     # Nor through a per-call override (the model and its VAE are shared by everyone).
     current = server.get("/sdapi/v1/options", auth=("alice", "alice-pass-1")).json()["sd_model_checkpoint"]
     other = "sd1" if current.startswith("sd1b") else "sd1b"
-    for override, field in (({"sd_model_checkpoint": other}, "override_settings.sd_model_checkpoint"),
-                            ({"sd_vae": "vae"}, "override_settings.sd_vae")):
-        refused = server.post("/sdapi/v1/txt2img", json={**A1111_FAST, "override_settings": override},
-                              auth=("alice", "alice-pass-1"))
+    for override, field in (
+        ({"sd_model_checkpoint": other}, "override_settings.sd_model_checkpoint"),
+        ({"sd_vae": "vae"}, "override_settings.sd_vae"),
+    ):
+        refused = server.post(
+            "/sdapi/v1/txt2img", json={**A1111_FAST, "override_settings": override}, auth=("alice", "alice-pass-1")
+        )
         assert refused.status_code == 403 and refused.json()["field"] == field, refused.text
     assert server.post("/sdapi/v1/options", json=switch, auth=("root", "root-pass-1")).status_code == 200
     # Basic is an A1111 convention: the native API keeps to tokens and keys.
@@ -58,8 +62,7 @@ def test_basic_auth_maps_onto_sdrest_users_and_roles(server: Server) -> None:
 
 
 def test_basic_failures_are_throttled_and_audited(models, tmp_path) -> None:
-    server = Server(tmp_path, compat_models(models, tmp_path / "models"), "--auth", "jwt",
-                    "--auth-max-failures", "3")
+    server = Server(tmp_path, compat_models(models, tmp_path / "models"), "--auth", "jwt", "--auth-max-failures", "3")
     server.data_dir.mkdir(parents=True)
     add_user(server.data_dir, "bob", "bob-pass-1")
     add_user(server.data_dir, "root", "root-pass-1", role="admin")

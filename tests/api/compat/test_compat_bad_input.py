@@ -25,12 +25,19 @@ A1111_CASES = [
     ("/sdapi/v1/txt2img", {**A1111_FAST, "sampler_name": "DPM++ 2M Bogus"}, 422, "sampler_name"),
     ("/sdapi/v1/txt2img", {**A1111_FAST, "scheduler": "Sometimes"}, 422, "scheduler"),
     ("/sdapi/v1/txt2img", {**A1111_FAST, "batch_size": 16, "n_iter": 2}, 422, "batch_size"),
-    ("/sdapi/v1/txt2img", {**A1111_FAST, "override_settings": {"sd_model_checkpoint": "missing"}}, 404,
-     "override_settings.sd_model_checkpoint"),
-    ("/sdapi/v1/txt2img", {**A1111_FAST, "override_settings": {"sd_vae": "missing"}}, 404,
-     "override_settings.sd_vae"),
-    ("/sdapi/v1/txt2img", {**A1111_FAST, "override_settings": {"samples_format": "tiff"}}, 422,
-     "override_settings.samples_format"),
+    (
+        "/sdapi/v1/txt2img",
+        {**A1111_FAST, "override_settings": {"sd_model_checkpoint": "missing"}},
+        404,
+        "override_settings.sd_model_checkpoint",
+    ),
+    ("/sdapi/v1/txt2img", {**A1111_FAST, "override_settings": {"sd_vae": "missing"}}, 404, "override_settings.sd_vae"),
+    (
+        "/sdapi/v1/txt2img",
+        {**A1111_FAST, "override_settings": {"samples_format": "tiff"}},
+        422,
+        "override_settings.samples_format",
+    ),
     ("/sdapi/v1/txt2img", {**A1111_FAST, "override_settings": "fast"}, 422, "override_settings"),
     ("/sdapi/v1/txt2img", {**A1111_FAST, "styles": ["missing"]}, 404, "styles[0]"),
     ("/sdapi/v1/txt2img", {**A1111_FAST, "prompt": "x <lora:missing:1>"}, 404, "prompt"),
@@ -40,16 +47,19 @@ A1111_CASES = [
     ("/sdapi/v1/img2img", {**A1111_FAST, "init_images": [NOT_AN_IMAGE]}, 422, "init_images[0]"),
     ("/sdapi/v1/img2img", {**A1111_FAST, "init_images": "one"}, 422, "init_images"),
     ("/sdapi/v1/img2img", {**A1111_FAST, "init_images": [IMAGE], "mask": NOT_AN_IMAGE}, 422, "mask"),
-    ("/sdapi/v1/img2img", {**A1111_FAST, "init_images": [IMAGE], "denoising_strength": 2}, 422,
-     "denoising_strength"),
+    ("/sdapi/v1/img2img", {**A1111_FAST, "init_images": [IMAGE], "denoising_strength": 2}, 422, "denoising_strength"),
     ("/sdapi/v1/options", {"sd_model_checkpoint": "missing"}, 404, "sd_model_checkpoint"),
     ("/sdapi/v1/options", {"CLIP_stop_at_last_layers": "two"}, 422, "CLIP_stop_at_last_layers"),
     ("/sdapi/v1/options", {"samples_format": "tiff"}, 422, "samples_format"),
     ("/sdapi/v1/extra-single-image", {}, 422, "image"),
     ("/sdapi/v1/extra-single-image", {"image": NOT_AN_IMAGE, "upscaler_1": "Lanczos"}, 422, "image"),
     ("/sdapi/v1/extra-single-image", {"image": IMAGE, "upscaler_1": "missing"}, 404, "upscaler_1"),
-    ("/sdapi/v1/extra-single-image", {"image": IMAGE, "upscaler_1": "Lanczos", "upscaling_resize": 100}, 422,
-     "upscaling_resize"),
+    (
+        "/sdapi/v1/extra-single-image",
+        {"image": IMAGE, "upscaler_1": "Lanczos", "upscaling_resize": 100},
+        422,
+        "upscaling_resize",
+    ),
     ("/sdapi/v1/png-info", {}, 422, "image"),
     ("/sdapi/v1/png-info", {"image": 5}, 422, "image"),
     ("/sdapi/v1/png-info", {"image": NOT_AN_IMAGE}, 422, "image"),
@@ -72,8 +82,13 @@ OPENAI_CASES = [
     ("/v1/images/edits", {"prompt": "x", "image": IMAGE, "mask": NOT_AN_IMAGE}, 400, "mask"),
 ]
 
-A1111_POSTS = ["/sdapi/v1/txt2img", "/sdapi/v1/img2img", "/sdapi/v1/options", "/sdapi/v1/extra-single-image",
-               "/sdapi/v1/png-info"]
+A1111_POSTS = [
+    "/sdapi/v1/txt2img",
+    "/sdapi/v1/img2img",
+    "/sdapi/v1/options",
+    "/sdapi/v1/extra-single-image",
+    "/sdapi/v1/png-info",
+]
 OPENAI_POSTS = ["/v1/images/generations", "/v1/images/edits"]
 
 
@@ -102,13 +117,15 @@ def test_openai_bad_fields(server: Server, path: str, body: dict, status: int, f
 
 @pytest.mark.parametrize("path", A1111_POSTS + OPENAI_POSTS)
 def test_bodies_that_are_not_json_objects(server: Server, path: str) -> None:
-    for kwargs, status in (({"data": "{not json", "headers": {"Content-Type": "application/json"}}, 400),
-                           ({"json": [1, 2]}, 400),
-                           ({"data": "a=b", "headers": {"Content-Type": "text/plain"}}, 415)):
+    for kwargs, status in (
+        ({"data": "{not json", "headers": {"Content-Type": "application/json"}}, 400),
+        ({"json": [1, 2]}, 400),
+        ({"data": "a=b", "headers": {"Content-Type": "text/plain"}}, 415),
+    ):
         response = server.post(path, **kwargs)
         assert response.status_code == status, (path, kwargs, response.text)
         body = response.json()
-        assert (body["error"]["message"] if path.startswith("/v1/") else body["detail"])
+        assert body["error"]["message"] if path.startswith("/v1/") else body["detail"]
 
 
 def test_openai_multipart_edit_with_broken_files(server: Server) -> None:
@@ -121,8 +138,13 @@ def test_openai_multipart_edit_with_broken_files(server: Server) -> None:
 
 
 def test_routes_without_input_ignore_stray_bodies_and_query(server: Server) -> None:
-    for path in ("/sdapi/v1/interrupt", "/sdapi/v1/skip", "/sdapi/v1/refresh-checkpoints", "/sdapi/v1/refresh-loras",
-                 "/sdapi/v1/refresh-vae"):
+    for path in (
+        "/sdapi/v1/interrupt",
+        "/sdapi/v1/skip",
+        "/sdapi/v1/refresh-checkpoints",
+        "/sdapi/v1/refresh-loras",
+        "/sdapi/v1/refresh-vae",
+    ):
         assert server.post(path, data="junk", headers={"Content-Type": "text/plain"}).status_code == 200, path
     for path in ("/sdapi/v1/progress?skip_current_image=maybe", "/sdapi/v1/sd-models?x=1", "/v1/models?limit=-1"):
         assert server.get(path).status_code == 200, path

@@ -11,18 +11,21 @@ SAMPLERS = ["euler", "euler_a", "heun", "dpm2", "dpm++2s_a", "dpm++2m", "dpm++2m
 SCHEDULERS = ["discrete", "karras", "exponential", "ays", "sgm_uniform", "simple"]
 
 
-@pytest.mark.parametrize(("given", "expected"), [
-    ("Euler a", ("euler_a", None)),
-    ("euler a", ("euler_a", None)),
-    ("Euler", ("euler", None)),
-    ("DPM++ 2M", ("dpm++2m", None)),
-    ("DPM++ 2M Karras", ("dpm++2m", "karras")),
-    ("DPM++ 2S a Karras", ("dpm++2s_a", "karras")),
-    ("DPM2 Exponential", ("dpm2", "exponential")),
-    ("DDIM", ("ddim_trailing", None)),
-    ("dpm++2m", ("dpm++2m", None)),
-    ("euler_a", ("euler_a", None)),
-])
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        ("Euler a", ("euler_a", None)),
+        ("euler a", ("euler_a", None)),
+        ("Euler", ("euler", None)),
+        ("DPM++ 2M", ("dpm++2m", None)),
+        ("DPM++ 2M Karras", ("dpm++2m", "karras")),
+        ("DPM++ 2S a Karras", ("dpm++2s_a", "karras")),
+        ("DPM2 Exponential", ("dpm2", "exponential")),
+        ("DDIM", ("ddim_trailing", None)),
+        ("dpm++2m", ("dpm++2m", None)),
+        ("euler_a", ("euler_a", None)),
+    ],
+)
 def test_sampler_names(given: str, expected: tuple[str, str | None]) -> None:
     assert sampler_name(given, SAMPLERS, SCHEDULERS) == expected
 
@@ -35,10 +38,18 @@ def test_unknown_samplers_are_errors_naming_the_field(given: str) -> None:
     assert "Euler a" in error.value.message  # the valid names, in A1111's spelling
 
 
-@pytest.mark.parametrize(("given", "expected"), [
-    ("Karras", "karras"), ("karras", "karras"), ("Automatic", None), ("automatic", None),
-    ("Align Your Steps", "ays"), ("align_your_steps", "ays"), ("SGM Uniform", "sgm_uniform"),
-])
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        ("Karras", "karras"),
+        ("karras", "karras"),
+        ("Automatic", None),
+        ("automatic", None),
+        ("Align Your Steps", "ays"),
+        ("align_your_steps", "ays"),
+        ("SGM Uniform", "sgm_uniform"),
+    ],
+)
 def test_scheduler_names(given: str, expected: str | None) -> None:
     assert scheduler_name(given, SCHEDULERS) == expected
 

@@ -38,8 +38,21 @@ def test_every_compat_route_answers_as_documented(server: Server) -> None:
         assert response.status_code < 500, (path, response.text)
         return checker.check(response, documented_path or path, method.lower())
 
-    for path in ("options", "cmd-flags", "sd-models", "sd-vae", "samplers", "schedulers", "upscalers",
-                 "latent-upscale-modes", "loras", "embeddings", "prompt-styles", "memory", "progress"):
+    for path in (
+        "options",
+        "cmd-flags",
+        "sd-models",
+        "sd-vae",
+        "samplers",
+        "schedulers",
+        "upscalers",
+        "latent-upscale-modes",
+        "loras",
+        "embeddings",
+        "prompt-styles",
+        "memory",
+        "progress",
+    ):
         assert call("GET", f"/sdapi/v1/{path}").status_code == 200
     for path in ("refresh-checkpoints", "refresh-loras", "refresh-vae", "interrupt", "skip"):
         assert call("POST", f"/sdapi/v1/{path}").status_code == 200
@@ -69,7 +82,14 @@ def test_every_compat_route_answers_as_documented(server: Server) -> None:
     assert call("POST", "/v1/images/generations", json=fast).status_code == 200
     assert call("POST", "/v1/images/generations", json={**fast, "response_format": "url"}).status_code == 200
     assert call("POST", "/v1/images/generations", json={"prompt": ""}).status_code == 400
-    assert call("POST", "/v1/images/edits", data={"prompt": "x", "steps": "1"},
-                files={"image": ("i.png", png_bytes(test_image(64)), "image/png")}).status_code == 200
+    assert (
+        call(
+            "POST",
+            "/v1/images/edits",
+            data={"prompt": "x", "steps": "1"},
+            files={"image": ("i.png", png_bytes(test_image(64)), "image/png")},
+        ).status_code
+        == 200
+    )
     assert call("POST", "/v1/images/edits", json={"prompt": "x"}).status_code == 400
     assert sorted(called) == sorted(documented)  # every documented compat route was called

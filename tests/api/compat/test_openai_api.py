@@ -38,8 +38,9 @@ def newest_job(server: Server) -> dict:
 
 
 def test_images_generate_with_native_fields(server: Server, client: openai.OpenAI) -> None:
-    result = client.images.generate(prompt="a lighthouse", size="64x64", n=2, model="dall-e-2",
-                                    response_format="b64_json", extra_body=NATIVE)
+    result = client.images.generate(
+        prompt="a lighthouse", size="64x64", n=2, model="dall-e-2", response_format="b64_json", extra_body=NATIVE
+    )
     assert len(result.data) == 2 and result.size == "64x64" and result.output_format == "png"
     first, second = (Image.open(io.BytesIO(base64.b64decode(d.b64_json))) for d in result.data)
     assert first.size == (64, 64) and first.text["parameters"].startswith("a lighthouse\nNegative prompt: blurry\n")
@@ -49,9 +50,17 @@ def test_images_generate_with_native_fields(server: Server, client: openai.OpenA
 
 
 def test_images_generate_url_jpeg_and_model_by_name(server: Server, client: openai.OpenAI) -> None:
-    result = client.images.generate(prompt="a boat", size="64x64", model="sd1b", response_format="url",
-                                    output_format="jpeg", output_compression=70, quality="high", user="me",
-                                    extra_body=NATIVE)
+    result = client.images.generate(
+        prompt="a boat",
+        size="64x64",
+        model="sd1b",
+        response_format="url",
+        output_format="jpeg",
+        output_compression=70,
+        quality="high",
+        user="me",
+        extra_body=NATIVE,
+    )
     (image,) = result.data
     assert image.url.startswith(server.base + "/api/v1/jobs/")
     fetched = requests.get(image.url, timeout=30)
@@ -63,8 +72,13 @@ def test_images_generate_url_jpeg_and_model_by_name(server: Server, client: open
 def test_images_edit_with_transparent_mask(server: Server, client: openai.OpenAI) -> None:
     mask = Image.new("RGBA", (64, 64), (0, 0, 0, 255))
     mask.paste((0, 0, 0, 0), (0, 0, 32, 64))  # the transparent left half is edited
-    result = client.images.edit(image=("init.png", png_bytes(test_image()), "image/png"), prompt="a door",
-                                mask=("mask.png", png_bytes(mask), "image/png"), size="64x64", extra_body=NATIVE)
+    result = client.images.edit(
+        image=("init.png", png_bytes(test_image()), "image/png"),
+        prompt="a door",
+        mask=("mask.png", png_bytes(mask), "image/png"),
+        size="64x64",
+        extra_body=NATIVE,
+    )
     (data,) = result.data
     assert Image.open(io.BytesIO(base64.b64decode(data.b64_json))).size == (64, 64)
     job = newest_job(server)
@@ -80,16 +94,18 @@ def test_images_edit_uses_the_image_alpha_then_plain_img2img(server: Server, cli
     client.images.edit(image=("holed.png", png_bytes(holed), "image/png"), prompt="a window", extra_body=NATIVE)
     job = newest_job(server)
     assert job["mode"] == "inpaint" and job["parameters"]["width"] == 64
-    client.images.edit(image=("opaque.png", png_bytes(test_image()), "image/png"), prompt="a window",
-                       extra_body={**NATIVE, "strength": 0.4})
+    client.images.edit(
+        image=("opaque.png", png_bytes(test_image()), "image/png"),
+        prompt="a window",
+        extra_body={**NATIVE, "strength": 0.4},
+    )
     job = newest_job(server)
     assert job["mode"] == "img2img" and job["parameters"]["strength"] == 0.4
 
 
 def test_images_edit_as_json(server: Server) -> None:
     data_url = "data:image/png;base64," + base64.b64encode(png_bytes(test_image())).decode()
-    response = server.post("/v1/images/edits", json={"prompt": "a roof", "images": [{"image_url": data_url}],
-                                                      **NATIVE})
+    response = server.post("/v1/images/edits", json={"prompt": "a roof", "images": [{"image_url": data_url}], **NATIVE})
     assert response.status_code == 200, response.text
     assert len(response.json()["data"]) == 1 and newest_job(server)["mode"] == "img2img"
 
