@@ -226,23 +226,6 @@ class PostgresJobStore(SqlJobStore):
                 applied.append(version)
         return applied
 
-    def _insert_job(self, tx: Transaction, job: Job, params_json: str) -> int:
-        row = tx.cursor.execute(
-            "INSERT INTO jobs (id, kind, status, owner, priority, params, created_at, progress, timings, attempts)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, '{}', 0) RETURNING seq",
-            (
-                job.id,
-                job.kind,
-                job.status.value,
-                job.owner,
-                job.priority,
-                params_json,
-                job.created_at,
-                dumps(job.progress),
-            ),
-        ).fetchone()
-        return int(row[0])
-
     def _insert_event(self, tx: Transaction, type_: str, job: Job | JobRef, data: dict[str, Any]) -> Event:
         """Append an event inside ``tx``; takes the id counter's row lock (held to the commit),
         so the caller must hold every row lock it needs already."""

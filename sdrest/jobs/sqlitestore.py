@@ -164,23 +164,6 @@ class SqliteJobStore(SqlJobStore):
     def _query(self, sql: str, args: Iterable[Any] = ()) -> list[Any]:
         return self._db.query(sql, args)
 
-    def _insert_job(self, tx: Transaction, job: Job, params_json: str) -> int:
-        cursor = tx.cursor.execute(
-            "INSERT INTO jobs (id, kind, status, owner, priority, params, created_at, progress, timings, attempts)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, '{}', 0)",
-            (
-                job.id,
-                job.kind,
-                job.status.value,
-                job.owner,
-                job.priority,
-                params_json,
-                job.created_at,
-                dumps(job.progress),
-            ),
-        )
-        return int(cursor.lastrowid)  # type: ignore[attr-defined]  # an sqlite3 cursor
-
     def _insert_event(self, tx: Transaction, type_: str, job: Job | JobRef, data: dict[str, Any]) -> Event:
         now = self._clock()
         cursor = tx.cursor.execute(

@@ -114,9 +114,23 @@ class SqlJobStore(EventLog):
     def _read(self) -> contextlib.AbstractContextManager[Cursor]:
         """A snapshot for several SELECTs (a page and its total) that must agree."""
 
-    @abc.abstractmethod
     def _insert_job(self, tx: Transaction, job: Job, params_json: str) -> int:
-        """INSERT the new job's row; returns its seq."""
+        """INSERT the new job's row; returns its seq (RETURNING: PostgreSQL, and SQLite since 3.35)."""
+        row = tx.cursor.execute(
+            "INSERT INTO jobs (id, kind, status, owner, priority, params, created_at, progress, timings, attempts)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, '{}', 0) RETURNING seq",
+            (
+                job.id,
+                job.kind,
+                job.status.value,
+                job.owner,
+                job.priority,
+                params_json,
+                job.created_at,
+                dumps(job.progress),
+            ),
+        ).fetchone()
+        return int(row[0])
 
     def schema_version(self) -> int:
         return int(self._query("SELECT COALESCE(MAX(version), 0) FROM schema_version")[0][0])
