@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import sqlite3
 import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -105,6 +106,10 @@ _JOB_MODEL_SQL = (
 )
 
 
+#: The oldest SQLite the job store runs on.
+MIN_SQLITE = (3, 35, 0)
+
+
 class SqliteJobStore(SqlJobStore):
     """Jobs and events in one SQLite file; safe to share between threads.
 
@@ -121,6 +126,12 @@ class SqliteJobStore(SqlJobStore):
         busy_timeout: float = 10.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        if sqlite3.sqlite_version_info < MIN_SQLITE:
+            # INSERT ... RETURNING (the shared SQL) came with 3.35; fail at start, not at the first job.
+            raise JobStoreError(
+                f"the job store needs SQLite {'.'.join(map(str, MIN_SQLITE))} or newer; "
+                f"this Python's sqlite3 module has {sqlite3.sqlite_version}"
+            )
         super().__init__(clock)
         self._db = Database(
             path,

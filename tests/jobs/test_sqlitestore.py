@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from sdrest.jobs import SCHEMA_VERSION, SchemaVersionError, SqliteJobStore, open_store
+from sdrest.jobs import SCHEMA_VERSION, JobStoreError, SchemaVersionError, SqliteJobStore, open_store
 
 
 @pytest.fixture
@@ -54,3 +54,15 @@ def test_open_store_by_url(db_path: Path) -> None:
         store.close()
     with SqliteJobStore(db_path) as same:
         assert same.get(job.id).params == {"prompt": "by url"}
+
+
+def test_an_sqlite_older_than_3_35_is_refused_at_open_naming_both_versions(
+    db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The shared SQL uses INSERT ... RETURNING (SQLite 3.35): an older library must fail at open,
+    # with both versions named, not at the first job.
+    monkeypatch.setattr(sqlite3, "sqlite_version_info", (3, 34, 1))
+    monkeypatch.setattr(sqlite3, "sqlite_version", "3.34.1")
+    with pytest.raises(JobStoreError, match=r"SQLite 3\.35\.0 or newer.*has 3\.34\.1"):
+        SqliteJobStore(db_path)
+    assert not db_path.exists()
