@@ -15,7 +15,7 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
-from flask import Blueprint, Request, jsonify
+from flask import Blueprint, Request, jsonify, request
 from pydantic import BaseModel, ValidationError
 from werkzeug.exceptions import HTTPException
 
@@ -108,3 +108,18 @@ def install(
         return response
 
     bp.register_error_handler(Exception, handle)
+
+    # A URL under the blueprint's prefix that no route matches (an unknown path, a model id
+    # with a newline, a wrong method) reaches no blueprint's error handler: Flask only knows
+    # the blueprint once a route matched. Answer those in the family's shape too, from a hook
+    # that runs before dispatch raises the routing error.
+    prefix = bp.url_prefix or ""
+
+    def unrouted() -> Any:
+        error = request.routing_exception
+        under = request.path == prefix or request.path.startswith(prefix + "/")
+        if isinstance(error, HTTPException) and (error.code or 0) >= 400 and under:
+            return handle(error)
+        return None
+
+    bp.before_app_request(unrouted)

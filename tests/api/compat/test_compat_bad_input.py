@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 
 import pytest
+import requests
 
 from compat_helpers import A1111_FAST, compat_server, png_bytes
 from helpers import test_image
@@ -151,3 +152,40 @@ def test_routes_without_input_ignore_stray_bodies_and_query(server: Server) -> N
     missing = server.get("/v1/models/../../etc/passwd")
     assert missing.status_code == 404
     assert server.get("/sdapi/v1/options").status_code == 200  # still serving
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status"),
+    [
+        ("GET", "/v1/no-such-route", 404),
+        ("GET", "/v1/models/a%0Anewline", 404),  # the route's converter does not match a newline
+        ("DELETE", "/v1/models", 405),
+    ],
+)
+def test_openai_urls_no_route_matches_answer_in_openais_shape(
+    server: Server, method: str, path: str, status: int
+) -> None:
+    response = requests.request(method, server.url(path), timeout=60)
+    assert response.status_code == status, response.text
+    assert set(response.json()) == {"error"}
+    assert set(response.json()["error"]) == {"message", "type", "param", "code"}
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status"), [("GET", "/sdapi/v1/no-such-route", 404), ("DELETE", "/sdapi/v1/options", 405)]
+)
+def test_a1111_urls_no_route_matches_answer_in_a1111s_shape(
+    server: Server, method: str, path: str, status: int
+) -> None:
+    response = requests.request(method, server.url(path), timeout=60)
+    assert response.status_code == status, response.text
+    assert {"error", "detail", "errors"} <= set(response.json())
+
+
+def test_unrouted_urls_elsewhere_keep_the_native_shape(server: Server) -> None:
+    # a path under the native API, and one that only starts like the OpenAI prefix
+    for path in ("/api/v1/no-such-route", "/v1x/models"):
+        response = server.get(path)
+        assert response.status_code == 404, path
+        assert set(response.json()["error"]) == {"code", "message", "field"}, path
+        assert response.json()["error"]["code"] == "not_found", path
