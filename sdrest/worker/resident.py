@@ -103,8 +103,8 @@ class ResidentModels:
 
     @property
     def used(self) -> int:
-        """Weight bytes of the resident models."""
-        return sum(entry.size for entry in self._entries.values())
+        """Weight bytes of the resident models (as measured when each was added: no file I/O)."""
+        return sum(self._sizes[key] for key in self._entries)
 
     def estimate(self, spec: dict[str, Any]) -> int:
         """The bytes ``spec`` will take once loaded: its last measured size, else its files' size."""
