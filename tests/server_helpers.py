@@ -59,6 +59,17 @@ def users_server(
         server.stop()
 
 
+def link_models_with_copies(models: Any, root: Path, names: tuple[str, ...] = ("sd1b", "sd1c")) -> Path:
+    """:func:`harness.link_models`, plus the SD1 checkpoint linked again under each of ``names``:
+    other files, so other models to the worker (for tests of resident models and their memory)."""
+    link_models(models, root)
+    checkpoints = root / "checkpoints"
+    for name in names:
+        if not (checkpoints / f"{name}.safetensors").exists():
+            os.link(checkpoints / "sd1.safetensors", checkpoints / f"{name}.safetensors")
+    return root
+
+
 class Server(harness.Server):
     """The benchmarks' server harness with the tests' hooks (tests/hooks/sitecustomize.py: prompts
     "sdrest-test-crash:<how>" crash the worker, "sdrest-test-hold:<path>" hold it)."""

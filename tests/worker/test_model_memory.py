@@ -5,7 +5,6 @@ least recently used model and tries again, until none is left; only then the job
 
 from __future__ import annotations
 
-import os
 import re
 import resource
 from pathlib import Path
@@ -15,7 +14,7 @@ import pytest
 
 from sdrest._native.buildinfo import build_info
 from sdrest.settings import Settings, SettingsError
-from server_helpers import Server, link_models
+from server_helpers import Server, link_models_with_copies
 
 pytestmark = pytest.mark.slow
 
@@ -24,12 +23,7 @@ MIB = 1024 * 1024
 
 @pytest.fixture(scope="module")
 def models_dir(models, tmp_path_factory):
-    root = link_models(models, tmp_path_factory.mktemp("models"))
-    checkpoints = root / "checkpoints"
-    for name in ("sd1b", "sd1c"):  # other files: other models to the worker
-        if not (checkpoints / f"{name}.safetensors").exists():
-            os.link(checkpoints / "sd1.safetensors", checkpoints / f"{name}.safetensors")
-    return root
+    return link_models_with_copies(models, tmp_path_factory.mktemp("models"))
 
 
 def _load(server: Server, name: str, **options: Any) -> dict[str, Any]:

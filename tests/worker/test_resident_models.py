@@ -3,23 +3,16 @@ jobs alternating between checkpoints load each once; /status lists what is resid
 
 from __future__ import annotations
 
-import os
-
 import pytest
 
-from server_helpers import Server, link_models
+from server_helpers import Server, link_models_with_copies
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
 def models_dir(models, tmp_path_factory):
-    root = link_models(models, tmp_path_factory.mktemp("models"))
-    checkpoints = root / "checkpoints"
-    for name in ("sd1b", "sd1c"):  # other files: other models to the worker
-        if not (checkpoints / f"{name}.safetensors").exists():
-            os.link(checkpoints / "sd1.safetensors", checkpoints / f"{name}.safetensors")
-    return root
+    return link_models_with_copies(models, tmp_path_factory.mktemp("models"))
 
 
 def _loaded_per_job(server: Server, names: list[str]) -> list[bool]:
