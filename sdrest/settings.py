@@ -212,6 +212,11 @@ class Settings:
         return self.data_dir / "jobs.sqlite3"
 
     @property
+    def model_memory_budget(self) -> int:
+        """``--max-model-memory-mb`` in bytes (0: no budget)."""
+        return int(self.max_model_memory_mb * 1024 * 1024)
+
+    @property
     def store_url(self) -> str:
         """The job store's URL: ``--store``, or the data folder's SQLite file."""
         from sdrest.jobs.store import SQLITE_SCHEME

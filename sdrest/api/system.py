@@ -19,7 +19,7 @@ from sdrest.api.views import API, running_view
 from sdrest.auth.web import can_see
 from sdrest.gpus import cuda_from_build, gpu_report
 from sdrest.services import services
-from sdrest.worker.resident import MIB, weight_bytes
+from sdrest.worker.resident import weight_bytes
 
 bp = Blueprint("system", __name__, url_prefix=API)
 
@@ -48,7 +48,7 @@ def status() -> Any:
             "loaded_model_options": worker.loaded_options,
             "resident_models": worker.resident_models,
             "model_memory": {
-                "budget_bytes": int(svc.settings.max_model_memory_mb * MIB) or None,
+                "budget_bytes": svc.settings.model_memory_budget or None,
                 "resident_bytes": sum(weight_bytes(entry.get("memory")) or 0 for entry in worker.resident_models),
             },
             "default_model": svc.supervisor.default_model,

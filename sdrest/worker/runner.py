@@ -28,7 +28,7 @@ from sdrest.outputs import discard_job_outputs, write_image
 from sdrest.settings import Settings
 from sdrest.worker.mapping import context_params, image_gen_params
 from sdrest.worker.process import out_of_memory
-from sdrest.worker.resident import MIB, Resident, ResidentModels, model_key
+from sdrest.worker.resident import Resident, ResidentModels, model_key
 
 log = logging.getLogger("sdrest.worker")
 
@@ -136,7 +136,7 @@ class Runner:
         self.context_key: str | None = None
         self.model_name: str | None = None
         self.loaded_spec: dict[str, Any] | None = None
-        self.models = ResidentModels(settings.max_loaded_models, int(settings.max_model_memory_mb * MIB))
+        self.models = ResidentModels(settings.max_loaded_models, settings.model_memory_budget)
         self.upscalers: dict[str, Any] = {}
         self.previews = PreviewSender(send)
         self.model_facts: Any = None  # architecture and hash of the model in use (resolved.py)
