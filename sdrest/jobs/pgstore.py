@@ -322,9 +322,3 @@ class PostgresJobStore(SqlJobStore):
     @property
     def closed(self) -> bool:
         return self._closed
-
-    def __enter__(self) -> PostgresJobStore:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()

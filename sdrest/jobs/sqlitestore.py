@@ -274,9 +274,3 @@ class SqliteJobStore(SqlJobStore):
     @property
     def closed(self) -> bool:
         return self._db.closed
-
-    def __enter__(self) -> SqliteJobStore:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()

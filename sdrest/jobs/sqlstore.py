@@ -14,7 +14,7 @@ import contextlib
 import json
 import uuid
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, TypeVar
 
 from sdrest.jobs.eventlog import Cursor, EventLog, Transaction, dumps, loads, owner_clause
 from sdrest.jobs.records import EventType, Job, JobStatus, empty_progress
@@ -100,6 +100,9 @@ def job_from_row(row: tuple) -> Job:
     )
 
 
+_Store = TypeVar("_Store", bound="SqlJobStore")
+
+
 class SqlJobStore(EventLog):
     """The job store's shared SQL; a backend adds its plumbing (see the module docstring)."""
 
@@ -131,6 +134,16 @@ class SqlJobStore(EventLog):
             ),
         ).fetchone()
         return int(row[0])
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Release the backend's connections (idempotent)."""
+
+    def __enter__(self: _Store) -> _Store:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
     def schema_version(self) -> int:
         return int(self._query("SELECT COALESCE(MAX(version), 0) FROM schema_version")[0][0])
