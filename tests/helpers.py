@@ -61,6 +61,22 @@ def nvidia_driver() -> bool:
     return True
 
 
+#: A non-default value for every sampling field images and videos share (for the struct
+#: read-back tests of both).
+EVERY_SAMPLING_OPTION: dict[str, Any] = {
+    "steps": 3,
+    "sampler": "dpm++2m",
+    "scheduler": "karras",
+    "eta": 0.5,
+    "flow_shift": 2.5,
+    "timestep_shift": 250,
+    "sigmas": [14.6, 3.0, 0.0],
+    "cfg_scale": 4.5,
+    "img_cfg_scale": 1.5,
+    "guidance": 2.5,
+    "slg": {"layers": [7, 8], "start": 0.05, "end": 0.3, "scale": 2.0},
+}
+
 #: Every VAE tiling option set, each to a value unlike its default (struct read-back tests).
 EVERY_VAE_TILING_OPTION: dict[str, Any] = {
     "tile_size": 24,

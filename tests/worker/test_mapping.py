@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from helpers import EVERY_VAE_TILING_OPTION, every_cache_option, field_at
+from helpers import EVERY_SAMPLING_OPTION, EVERY_VAE_TILING_OPTION, every_cache_option, field_at
 from sdrest._native import ffi
 from sdrest.api.schemas.generation import MODEL_COMPONENTS, MODEL_OPTIONS, GenerationRequest
 from sdrest.engine.structs import Arena, struct_to_dict
@@ -47,17 +47,7 @@ def job_params(esrgan: Path, lora: Path) -> dict:
         "ref_images": ["ref0.png", "ref1.png"],
         "auto_resize_ref_image": True,
         "increase_ref_index": True,
-        "steps": 3,
-        "sampler": "dpm++2m",
-        "scheduler": "karras",
-        "eta": 0.5,
-        "flow_shift": 2.5,
-        "timestep_shift": 250,
-        "sigmas": [14.6, 3.0, 0.0],
-        "cfg_scale": 4.5,
-        "img_cfg_scale": 1.5,
-        "guidance": 2.5,
-        "slg": {"layers": [7, 8], "start": 0.05, "end": 0.3, "scale": 2.0},
+        **EVERY_SAMPLING_OPTION,
         "hires": {
             "upscaler": "Model",
             "model": "x4",

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from helpers import EVERY_VAE_TILING_OPTION, every_cache_option, field_at
+from helpers import EVERY_SAMPLING_OPTION, EVERY_VAE_TILING_OPTION, every_cache_option, field_at
 from sdrest._native import ffi
 from sdrest.api.schemas.video import VideoRequest
 from sdrest.engine.structs import Arena, struct_to_dict
@@ -43,17 +43,7 @@ def job_params(lora: Path) -> dict:
         "fps": 12,
         "moe_boundary": 0.6,
         "vace_strength": 0.7,
-        "steps": 3,
-        "sampler": "dpm++2m",
-        "scheduler": "karras",
-        "eta": 0.5,
-        "flow_shift": 2.5,
-        "timestep_shift": 250,
-        "sigmas": [14.6, 3.0, 0.0],
-        "cfg_scale": 4.5,
-        "img_cfg_scale": 1.5,
-        "guidance": 2.5,
-        "slg": {"layers": [7, 8], "start": 0.05, "end": 0.3, "scale": 2.0},
+        **EVERY_SAMPLING_OPTION,
         "high_noise_steps": 4,
         "high_noise_sampler": "euler",
         "high_noise_scheduler": "simple",
