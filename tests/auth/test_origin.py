@@ -85,9 +85,6 @@ def test_programs_without_origin_or_cookies_are_served(client) -> None:
 
 
 def test_cors_origins_pass_the_origin_check(tmp_path) -> None:
-    settings = Settings(data_dir=tmp_path / "data", models_dir=tmp_path / "models")
-    if not hasattr(settings, "cors_origin_list"):
-        pytest.skip("--cors-origins is not in this tree yet")
     app = create_app(
         Settings(data_dir=tmp_path / "data", models_dir=tmp_path / "models", cors_origins="https://app.example"),
         start_worker=False,
