@@ -100,3 +100,21 @@ def test_a_crash_while_images_are_written_leaves_no_files(server: Server) -> Non
     finally:
         flag.touch()
     assert server.submit(seed=6, wait=True)["status"] == "completed"  # a fresh worker serves on
+
+
+def test_without_background_writes_the_next_job_waits_for_the_images(models, tmp_path_factory) -> None:
+    # --no-background-writes: the old serial path. While a job's written images wait to be
+    # reported, the worker is not free, so the next job stays queued.
+    for serial in sd1_server(models, tmp_path_factory, "serial-writes", "--no-background-writes"):
+        held, flag, _ = _held_written(serial, seed=1)
+        try:
+            after = serial.submit(seed=2)
+            for _ in range(20):  # a second: ample for the next job to start, were the worker free
+                assert _job(serial, after["job_id"])["status"] == "queued"
+                assert _job(serial, held["job_id"])["progress"]["stage"] == "writing"
+                time.sleep(0.05)
+        finally:
+            flag.touch()
+        assert serial.wait_job(held["job_id"])["status"] == "completed"
+        done = serial.wait_job(after["job_id"])
+        assert done["status"] == "completed" and serial.get(done["images"][0]["url"]).status_code == 200
