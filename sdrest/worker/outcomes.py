@@ -60,19 +60,20 @@ class JobOutcomes:
 
     def cancelled(self, job: Job) -> None:
         """The job stopped on a cancel (a "new_latents" stop is still running in the store)."""
-        self.store.cancel(job.id)
         self.discard_outputs(job)
+        self.store.cancel(job.id)
         self.counters["cancelled"] += 1
 
     def failed(self, job: Job, error: dict[str, Any], timings: dict[str, float] | None = None) -> None:
+        # Files first: a client that sees the job failed must not find its folder still there.
+        self.discard_outputs(job)
         if self.store.fail(job.id, error, timings) is not None:
             self.counters["failed"] += 1
-        self.discard_outputs(job)
 
     def requeued(self, job: Job) -> None:
         """Back to its place in the queue, without the files of the attempt that was cut off."""
+        self.discard_outputs(job)  # before it is queued: its next attempt writes the same folder
         self.store.requeue(job.id)
-        self.discard_outputs(job)
 
     def discard_outputs(self, job: Job) -> None:
         current = self.store.get(job.id)
