@@ -69,9 +69,15 @@ def create_app(settings: Settings | None = None, *, start_worker: bool = True) -
     setup_cors(app, settings)
     if start_worker:
         # Only a server that runs jobs decides what happens to the ones a stop cut off (an app
-        # built without a worker, for a test or a tool, leaves the store as it found it).
+        # built without a worker, for a test or a tool, leaves the store as it found it). The
+        # embedded store is this server's alone (the data folder's lock says so): every running
+        # job there was cut off. A shared one: only those this worker held; the others belong
+        # to live workers, or to their leases.
+        shared = sqlite_path(settings.store_url) is None
         for job in store.recover_interrupted(
-            requeue=settings.requeue_interrupted, max_interruptions=settings.max_interruptions
+            requeue=settings.requeue_interrupted,
+            max_interruptions=settings.max_interruptions,
+            worker=settings.worker_name if shared else None,
         ):
             log.warning("job %s was interrupted by a server stop: now %s", job.id, job.status.value)
             discard_job_outputs(settings.outputs_dir, job.id)  # what the cut-off attempt wrote

@@ -28,6 +28,7 @@ ENV_PREFIX = "SDREST_"
 
 #: A web origin as browsers send it in ``Origin``: scheme, host and optional port, nothing else.
 _ORIGIN = re.compile(r"https?://[A-Za-z0-9.-]+(?::[0-9]{1,5})?|https?://\[[0-9A-Fa-f:.]+\](?::[0-9]{1,5})?")
+_WORKER_ID = re.compile(r"[A-Za-z0-9._:@-]{1,64}")
 
 
 #: Folder settings -> the model type (API name) whose folder they set.
@@ -115,6 +116,17 @@ class Settings:
     cancel_timeout: float = _setting(
         60.0,
         "seconds a cancelled job's library call may take to return before the worker is killed instead (and restarted)",
+    )
+    worker_id: str | None = _setting(
+        None,
+        "this generation worker's id in the job store, unique among live workers and kept "
+        "across restarts (default: the host name)",
+        metavar="ID",
+    )
+    lease_seconds: float = _setting(
+        30.0,
+        "a running job's lease: a worker that stops renewing it (killed, powered off, cut off) "
+        "for this long loses the job to another worker",
     )
     ui_dir: Path | None = _setting(None, "folder of the web UI to serve at /ui/ (default: the bundled one)")
     config: Path | None = _setting(None, "JSON or YAML file with settings", flag=False)
@@ -217,6 +229,15 @@ class Settings:
         return int(self.max_model_memory_mb * 1024 * 1024)
 
     @property
+    def worker_name(self) -> str:
+        """This worker's id in the job store: ``--worker-id``, or the host name."""
+        if self.worker_id is not None:
+            return self.worker_id
+        import socket
+
+        return socket.gethostname()[:64] or "localhost"
+
+    @property
     def store_url(self) -> str:
         """The job store's URL: ``--store``, or the data folder's SQLite file."""
         from sdrest.jobs.store import SQLITE_SCHEME
@@ -317,6 +338,12 @@ class Settings:
         for name in ("max_body_mb", "max_image_mb", "url_timeout", "wait_timeout", "cancel_timeout"):
             if getattr(self, name) <= 0:
                 raise SettingsError(f"{name}: must be positive")
+        if not 1 <= self.lease_seconds < float("inf"):
+            raise SettingsError("lease_seconds: must be at least 1")
+        if self.worker_id is not None and not _WORKER_ID.fullmatch(self.worker_id):
+            raise SettingsError(
+                "worker_id: 1-64 characters: letters, digits and . _ - : @ (it names the worker in /status and logs)"
+            )
         if self.max_interruptions < 0:
             raise SettingsError("max_interruptions: must be >= 0")
         if self.model_overtake_limit < 0:

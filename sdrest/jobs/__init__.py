@@ -16,9 +16,9 @@ Events subscribers when jobs change and carries ephemeral events (progress, prev
 
 from sdrest.jobs.bus import EventBus, Subscription
 from sdrest.jobs.eventlog import JobStoreError, UnknownJobError
-from sdrest.jobs.records import FINISHED_STATUSES, STAGES, Event, EventType, Job, JobStatus
+from sdrest.jobs.records import FINISHED_STATUSES, STAGES, Event, EventType, Job, JobStatus, WorkerRecord
 from sdrest.jobs.sqlitestore import SCHEMA_VERSION, SqliteJobStore
-from sdrest.jobs.store import JobStore, SchemaVersionError, open_store
+from sdrest.jobs.store import JobStore, SchemaVersionError, WorkerIdInUse, open_store
 
 __all__ = [
     "FINISHED_STATUSES",
@@ -35,5 +35,7 @@ __all__ = [
     "SqliteJobStore",
     "Subscription",
     "UnknownJobError",
+    "WorkerIdInUse",
+    "WorkerRecord",
     "open_store",
 ]

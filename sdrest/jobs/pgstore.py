@@ -90,6 +90,22 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE TABLE event_ids (one BOOLEAN PRIMARY KEY DEFAULT TRUE CHECK (one), last_id BIGINT NOT NULL)",
         "INSERT INTO event_ids (last_id) VALUES (0)",
     ),
+    (
+        # The SQLite store's version 4: leases, stop requests and the workers.
+        "ALTER TABLE jobs ADD COLUMN worker TEXT",
+        "ALTER TABLE jobs ADD COLUMN lease_until DOUBLE PRECISION",
+        "ALTER TABLE jobs ADD COLUMN stop TEXT",
+        "CREATE INDEX jobs_worker ON jobs (worker, status)",
+        """
+        CREATE TABLE workers (
+            id            TEXT PRIMARY KEY,
+            instance      TEXT NOT NULL,
+            info          TEXT NOT NULL,
+            started_at    DOUBLE PRECISION NOT NULL,
+            heartbeat_at  DOUBLE PRECISION NOT NULL
+        )
+        """,
+    ),
 )
 
 #: The schema version this code writes.
@@ -245,7 +261,14 @@ class PostgresJobStore(SqlJobStore):
 
     # -- claims and progress ------------------------------------------------------------------
 
-    def claim_next(self, *, loaded: Iterable[str] | None = None, overtake_limit: int = 0) -> Job | None:
+    def claim_next(
+        self,
+        *,
+        loaded: Iterable[str] | None = None,
+        overtake_limit: int = 0,
+        worker: str | None = None,
+        lease: float | None = None,
+    ) -> Job | None:
         """Take the next queued job and mark it running; None when no queued job is free.
 
         The choice is the SQLite store's (run order, then :func:`~sdrest.jobs.store.preferred_index`
@@ -292,7 +315,7 @@ class PostgresJobStore(SqlJobStore):
                         (ahead,),
                     )
                 break
-            return self._claim(tx, row)
+            return self._claim(tx, row, worker, lease)
 
     def update_progress(
         self, job_id: str, *, step: int | None = None, steps: int | None = None, stage: str | None = None

@@ -83,6 +83,7 @@ class Job:
     result: dict[str, Any] | None = None
     attempts: int = 0
     interruptions: int = 0
+    worker: str | None = None  # the worker that holds (or last held) the job, by its id
 
     @property
     def finished(self) -> bool:
@@ -107,6 +108,7 @@ class Job:
             "result": None if self.result is None else dict(self.result),
             "attempts": self.attempts,
             "interruptions": self.interruptions,
+            "worker": self.worker,
         }
 
 
@@ -139,4 +141,30 @@ class Event:
             "owner": self.owner,
             "data": dict(self.data),
             "created_at": self.created_at,
+        }
+
+
+@dataclass
+class WorkerRecord:
+    """A generation worker as the store knows it: who it is and its last heartbeat.
+
+    ``id`` is stable across restarts of one worker (so a restarted worker settles the jobs its
+    previous life was running); ``instance`` is new for every process, so two live processes
+    can never use one id. ``info`` is what the worker says about itself (host, devices,
+    resident models, current job, capabilities).
+    """
+
+    id: str
+    instance: str
+    info: dict[str, Any]
+    started_at: float
+    heartbeat_at: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "instance": self.instance,
+            "info": dict(self.info),
+            "started_at": self.started_at,
+            "heartbeat_at": self.heartbeat_at,
         }

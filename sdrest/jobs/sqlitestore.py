@@ -94,6 +94,23 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
         # first (see SqliteJobStore.claim_next); bounded by --model-overtake-limit.
         "ALTER TABLE jobs ADD COLUMN bypassed INTEGER NOT NULL DEFAULT 0",
     ),
+    (
+        # Which worker holds a running job and until when (see SqlJobStore.heartbeat), and a
+        # stop that another node asked of it; the workers and their heartbeats.
+        "ALTER TABLE jobs ADD COLUMN worker TEXT",
+        "ALTER TABLE jobs ADD COLUMN lease_until REAL",
+        "ALTER TABLE jobs ADD COLUMN stop TEXT",
+        "CREATE INDEX jobs_worker ON jobs (worker, status)",
+        """
+        CREATE TABLE workers (
+            id            TEXT PRIMARY KEY,
+            instance      TEXT NOT NULL,
+            info          TEXT NOT NULL,
+            started_at    REAL NOT NULL,
+            heartbeat_at  REAL NOT NULL
+        )
+        """,
+    ),
 )
 
 #: The schema version this code writes.
@@ -199,7 +216,14 @@ class SqliteJobStore(SqlJobStore):
 
     # -- claims and progress ----------------------------------------------------------------
 
-    def claim_next(self, *, loaded: Iterable[str] | None = None, overtake_limit: int = 0) -> Job | None:
+    def claim_next(
+        self,
+        *,
+        loaded: Iterable[str] | None = None,
+        overtake_limit: int = 0,
+        worker: str | None = None,
+        lease: float | None = None,
+    ) -> Job | None:
         """Take the next queued job and mark it running; None when the queue is empty.
 
         Model-aware scheduling: given the model files the worker has ``loaded``, the first job
@@ -219,7 +243,7 @@ class SqliteJobStore(SqlJobStore):
             if loaded is not None and overtake_limit > 0:
                 seq = self._prefer_loaded(tx, head[1], set(loaded), overtake_limit)
             row = tx.cursor.execute(f"SELECT {JOB_COLUMNS} FROM jobs WHERE seq = ?", (seq,)).fetchone()
-            return self._claim(tx, row)
+            return self._claim(tx, row, worker, lease)
 
     def _prefer_loaded(self, tx: Transaction, priority: int, loaded: set[str], limit: int) -> int:
         """The seq claim_next runs among the queued jobs of ``priority`` (see preferred_index)."""

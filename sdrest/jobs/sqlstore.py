@@ -13,26 +13,29 @@ import abc
 import contextlib
 import json
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
 from sdrest.jobs.eventlog import Cursor, EventLog, Transaction, dumps, loads, owner_clause
-from sdrest.jobs.records import EventType, Job, JobStatus, empty_progress
+from sdrest.jobs.records import EventType, Job, JobStatus, WorkerRecord, empty_progress
 from sdrest.jobs.store import (
     DEFAULT_MAX_INTERRUPTIONS,
+    WorkerIdInUse,
     check_error,
+    check_lease,
     check_new_job,
     check_outcome,
     check_page,
     interrupted_error,
     requeued_data,
     status_values,
+    worker_lost_error,
 )
 
 #: The jobs table's columns, in the order :func:`job_from_row` reads them.
 JOB_COLUMNS = (
     "id, seq, kind, status, owner, priority, params, created_at, started_at, finished_at, "
-    "progress, timings, error, result, attempts, interruptions"
+    "progress, timings, error, result, attempts, interruptions, worker"
 )
 FINISHED_SQL = "('completed', 'failed', 'cancelled')"
 
@@ -45,6 +48,7 @@ RUN_ORDER = "priority DESC, turn ASC, last_served ASC, seq ASC"
 _Jobs = list[Job]
 _Strings = list[str]
 _Anys = list[Any]
+_Workers = list[WorkerRecord]
 
 
 def queue_cte(same_owner: str) -> str:
@@ -79,6 +83,7 @@ def job_from_row(row: tuple) -> Job:
         result,
         attempts,
         interruptions,
+        worker,
     ) = row
     return Job(
         id=job_id,
@@ -97,6 +102,7 @@ def job_from_row(row: tuple) -> Job:
         result=loads(result),
         attempts=attempts,
         interruptions=interruptions,
+        worker=worker,
     )
 
 
@@ -238,16 +244,22 @@ class SqlJobStore(EventLog):
         clause, args = owner_clause({owner})
         return int(self._query(f"SELECT COUNT(*) FROM jobs WHERE status = 'queued' AND {clause}", args)[0][0])
 
-    def _claim(self, tx: Transaction, row: tuple) -> Job:
-        """Mark the queued job of ``row`` (locked by the caller) running, with its event."""
+    def _claim(self, tx: Transaction, row: tuple, worker: str | None, lease: float | None) -> Job:
+        """Mark the queued job of ``row`` (locked by the caller) running, with its event; held by
+        ``worker`` until ``lease`` seconds from now (None: no lease, it never expires)."""
         job = job_from_row(row)
         job.status = JobStatus.RUNNING
         job.started_at = self._clock()
         job.attempts += 1
         job.progress = empty_progress()
+        job.worker = worker
+        if lease is not None:
+            check_lease(lease)
+        lease_until = None if lease is None else job.started_at + lease
         tx.cursor.execute(
-            "UPDATE jobs SET status = 'running', started_at = ?, attempts = ?, progress = ? WHERE seq = ?",
-            (job.started_at, job.attempts, dumps(job.progress), job.seq),
+            "UPDATE jobs SET status = 'running', started_at = ?, attempts = ?, progress = ?, worker = ?,"
+            " lease_until = ?, stop = NULL WHERE seq = ?",
+            (job.started_at, job.attempts, dumps(job.progress), worker, lease_until, job.seq),
         )
         self._insert_event(
             tx, EventType.STARTED.value, job, {"status": "running", "kind": job.kind, "attempt": job.attempts}
@@ -261,13 +273,15 @@ class SqlJobStore(EventLog):
         assignments: dict[str, Any],
         event_type: EventType,
         event_data: dict[str, Any],
+        worker: str | None = None,
     ) -> Job | None:
-        """running -> ``status`` with the given column values, plus the event; else None."""
+        """running -> ``status`` with the given column values, plus the event; else None (also
+        when ``worker`` is given and does not hold the job: it lost it, another runs it now)."""
         with self._write() as tx:
             job = self._select_job(tx.cursor, job_id, lock=True)
-            if job is None or job.status is not JobStatus.RUNNING:
+            if job is None or job.status is not JobStatus.RUNNING or not _held_by(job, worker):
                 return None
-            columns = {"status": status.value, "finished_at": self._clock(), **assignments}
+            columns = {"status": status.value, "finished_at": self._clock(), "lease_until": None, **assignments}
             tx.cursor.execute(
                 f"UPDATE jobs SET {', '.join(f'{name} = ?' for name in columns)} WHERE seq = ?",
                 (*columns.values(), job.seq),
@@ -277,8 +291,11 @@ class SqlJobStore(EventLog):
             self._insert_event(tx, event_type.value, job, {"status": status.value, **event_data})
         return job
 
-    def complete(self, job_id: str, result: dict[str, Any], timings: dict[str, float]) -> Job | None:
-        """running -> completed; None if the job was not running (e.g. cancelled meanwhile)."""
+    def complete(
+        self, job_id: str, result: dict[str, Any], timings: dict[str, float], *, worker: str | None = None
+    ) -> Job | None:
+        """running -> completed; None if the job was not running (e.g. cancelled meanwhile) or,
+        given ``worker``, that worker no longer holds it."""
         check_outcome(result, timings)
         return self._finish(
             job_id,
@@ -286,17 +303,26 @@ class SqlJobStore(EventLog):
             {"result": dumps(result), "timings": dumps(timings)},
             EventType.COMPLETED,
             {"result": result, "timings": timings},
+            worker,
         )
 
-    def fail(self, job_id: str, error: dict[str, Any], timings: dict[str, float] | None = None) -> Job | None:
-        """running -> failed; None if the job was not running. ``error`` needs code and message."""
+    def fail(
+        self,
+        job_id: str,
+        error: dict[str, Any],
+        timings: dict[str, float] | None = None,
+        *,
+        worker: str | None = None,
+    ) -> Job | None:
+        """running -> failed; None if the job was not running (or, given ``worker``, that worker
+        no longer holds it). ``error`` needs code and message."""
         check_error(error)
         assignments = {"error": dumps(error)}
         data: dict[str, Any] = {"error": error}
         if timings is not None:
             assignments["timings"] = dumps(timings)
             data["timings"] = timings
-        return self._finish(job_id, JobStatus.FAILED, assignments, EventType.FAILED, data)
+        return self._finish(job_id, JobStatus.FAILED, assignments, EventType.FAILED, data, worker)
 
     def cancel(self, job_id: str) -> Job | None:
         """queued/running -> cancelled. Returns the job as it was *before* (so the caller knows
@@ -306,63 +332,189 @@ class SqlJobStore(EventLog):
             if before is None or before.finished:
                 return None
             tx.cursor.execute(
-                "UPDATE jobs SET status = 'cancelled', finished_at = ? WHERE seq = ?", (self._clock(), before.seq)
+                "UPDATE jobs SET status = 'cancelled', finished_at = ?, lease_until = NULL WHERE seq = ?",
+                (self._clock(), before.seq),
             )
             self._insert_event(
                 tx, EventType.CANCELLED.value, before, {"status": "cancelled", "previous_status": before.status.value}
             )
         return before
 
-    def requeue(self, job_id: str) -> bool:
-        """running -> queued, keeping its place (seq) and priority; False if it was not running.
+    def requeue(self, job_id: str, *, worker: str | None = None) -> bool:
+        """running -> queued, keeping its place (seq) and priority; False if it was not running
+        (or, given ``worker``, that worker no longer holds it).
 
         For a supervisor that lost its worker for reasons that are not the job's fault.
         """
         with self._write() as tx:
             job = self._select_job(tx.cursor, job_id, lock=True)
-            if job is None or job.status is not JobStatus.RUNNING:
+            if job is None or job.status is not JobStatus.RUNNING or not _held_by(job, worker):
                 return False
             self._put_back(tx, job, reason="requeued")
         return True
 
     def _put_back(self, tx: Transaction, job: Job, *, reason: str) -> None:
         tx.cursor.execute(
-            "UPDATE jobs SET status = 'queued', started_at = NULL, progress = ? WHERE seq = ?",
+            "UPDATE jobs SET status = 'queued', started_at = NULL, progress = ?, worker = NULL, lease_until = NULL,"
+            " stop = NULL WHERE seq = ?",
             (dumps(empty_progress()), job.seq),
         )
         self._insert_event(tx, EventType.QUEUED.value, job, requeued_data(job, reason))
 
-    def recover_interrupted(self, *, requeue: bool = True, max_interruptions: int = DEFAULT_MAX_INTERRUPTIONS) -> _Jobs:
-        """At start-up: every job still ``running`` was cut off by a server crash; settle each one.
+    def recover_interrupted(
+        self,
+        *,
+        requeue: bool = True,
+        max_interruptions: int = DEFAULT_MAX_INTERRUPTIONS,
+        worker: str | None = None,
+    ) -> _Jobs:
+        """At start-up: jobs still ``running`` were cut off by a crash; settle each one.
+
+        Without ``worker``, every running job (for a store only this server's workers use,
+        before any of them starts: the embedded store under its data-folder lock). With
+        ``worker``, only the jobs that worker held: a worker that starts again settles what its
+        previous life ran, and leaves other workers' jobs to their leases.
 
         A server crash is not the job's fault, so with ``requeue`` (the default) the job goes
         back to its place in the queue, as long as it has been interrupted at most
         ``max_interruptions`` times; after that, or without ``requeue``, it fails with code
         "interrupted". (A job whose *worker* crashed failed there and then: it may be poison.)
-        Call this only while no worker of this store is running (with a database several
-        workers share: none anywhere, until claims carry leases). Returns the affected jobs, as
-        they are now.
+        Returns the affected jobs, as they are now.
         """
+        where, args = ("status = 'running'", []) if worker is None else ("status = 'running' AND worker = ?", [worker])
+        return self._settle_cut_off(where, args, requeue, max_interruptions, "interrupted", interrupted_error)
+
+    def expire_leases(self, *, max_interruptions: int = DEFAULT_MAX_INTERRUPTIONS) -> _Jobs:
+        """Settle the running jobs whose lease ran out: their worker stopped renewing it (it was
+        killed, lost power or its network). Each goes back to its place in the queue for another
+        worker, or fails with code "worker_lost" once it has been cut off more than
+        ``max_interruptions`` times. Safe to call from every node at once; returns the jobs."""
+        return self._settle_cut_off(
+            "status = 'running' AND lease_until < ?",
+            [self._clock()],
+            True,
+            max_interruptions,
+            "worker_lost",
+            worker_lost_error,
+        )
+
+    def _settle_cut_off(
+        self,
+        where: str,
+        args: _Anys,
+        requeue: bool,
+        max_interruptions: int,
+        reason: str,
+        error_of: Callable[[Job], dict[str, Any]],
+    ) -> _Jobs:
         affected: _Strings = []
         with self._write() as tx:
             rows = tx.cursor.execute(  # every row lock before the first event
-                f"SELECT {JOB_COLUMNS} FROM jobs WHERE status = 'running' ORDER BY seq{self._LOCK_ROW}"
+                f"SELECT {JOB_COLUMNS} FROM jobs WHERE {where} ORDER BY seq{self._LOCK_ROW}", args
             ).fetchall()
             for job in map(job_from_row, rows):
                 job.interruptions += 1
                 tx.cursor.execute("UPDATE jobs SET interruptions = ? WHERE seq = ?", (job.interruptions, job.seq))
                 if requeue and job.interruptions <= max_interruptions:
-                    self._put_back(tx, job, reason="interrupted")
+                    self._put_back(tx, job, reason=reason)
                 else:
-                    error = interrupted_error(job)
+                    error = error_of(job)
                     tx.cursor.execute(
-                        "UPDATE jobs SET status = 'failed', finished_at = ?, error = ? WHERE seq = ?",
+                        "UPDATE jobs SET status = 'failed', finished_at = ?, error = ?, lease_until = NULL"
+                        " WHERE seq = ?",
                         (self._clock(), dumps(error), job.seq),
                     )
                     self._insert_event(tx, EventType.FAILED.value, job, {"status": "failed", "error": error})
                 affected.append(job.id)
             jobs = [self._select_job(tx.cursor, job_id) for job_id in affected]
         return [job for job in jobs if job is not None]
+
+    # -- workers ----------------------------------------------------------------------------
+
+    def register_worker(
+        self, worker: str, instance: str, info: dict[str, Any], *, lease: float, replace: str | None = None
+    ) -> None:
+        """Announce worker ``worker``, this process being ``instance``.
+
+        Raises :class:`~sdrest.jobs.store.WorkerIdInUse` if another instance holds the id and
+        its heartbeat is younger than ``lease`` seconds: two live processes must never share an
+        id, since each would take the other's jobs for its own. ``replace``: that instance is
+        known to be dead (its process is gone), so it is replaced whatever its heartbeat.
+        """
+        check_lease(lease)
+        now = self._clock()
+        info_json = dumps(info)
+        with self._write() as tx:
+            # Insert if new (a concurrent registration of the same id waits for ours, and then
+            # finds it below), else lock the row and look at its owner.
+            inserted = tx.cursor.execute(
+                "INSERT INTO workers (id, instance, info, started_at, heartbeat_at) VALUES (?, ?, ?, ?, ?)"
+                " ON CONFLICT (id) DO NOTHING RETURNING id",
+                (worker, instance, info_json, now, now),
+            ).fetchone()
+            if inserted is not None:
+                return
+            row = tx.cursor.execute(
+                f"SELECT instance, heartbeat_at, info FROM workers WHERE id = ?{self._LOCK_ROW}", (worker,)
+            ).fetchone()
+            if row[0] not in (instance, replace) and row[1] + lease > now:
+                host = (loads(row[2]) or {}).get("host")
+                raise WorkerIdInUse(
+                    f"worker id {worker!r} is in use by a live worker{f' on {host}' if host else ''} "
+                    f"(last heartbeat {now - row[1]:.0f} s ago); give this one another --worker-id"
+                )
+            tx.cursor.execute(
+                "UPDATE workers SET instance = ?, info = ?, started_at = ?, heartbeat_at = ? WHERE id = ?",
+                (instance, info_json, now, now, worker),
+            )
+
+    def heartbeat(
+        self, worker: str, instance: str, info: dict[str, Any], *, lease: float
+    ) -> dict[str, str | None] | None:
+        """Renew ``worker``'s registration and the leases of the jobs it runs, for ``lease``
+        seconds more. Returns those jobs that are still running, each with the stop another
+        node asked of it (None, or "new_latents"); a job missing from it was cancelled (or,
+        its lease lost, settled) meanwhile. None if this instance no longer holds the id."""
+        check_lease(lease)
+        now = self._clock()
+        with self._write() as tx:
+            updated = tx.cursor.execute(
+                "UPDATE workers SET info = ?, heartbeat_at = ? WHERE id = ? AND instance = ?",
+                (dumps(info), now, worker, instance),
+            ).rowcount
+            if not updated:
+                return None
+            rows = tx.cursor.execute(
+                f"SELECT seq, id, stop FROM jobs WHERE worker = ? AND status = 'running' ORDER BY seq{self._LOCK_ROW}",
+                (worker,),
+            ).fetchall()
+            if rows:
+                tx.cursor.execute(
+                    f"UPDATE jobs SET lease_until = ? WHERE seq IN ({', '.join('?' * len(rows))})",
+                    [now + lease, *(row[0] for row in rows)],
+                )
+        return {row[1]: row[2] for row in rows}
+
+    def unregister_worker(self, worker: str, instance: str) -> None:
+        """A worker that stops on purpose leaves the list (only its own registration)."""
+        with self._write() as tx:
+            tx.cursor.execute("DELETE FROM workers WHERE id = ? AND instance = ?", (worker, instance))
+
+    def workers(self) -> _Workers:
+        """Every registered worker, by id (stopped ones keep their row until they stop on purpose)."""
+        rows = self._query("SELECT id, instance, info, started_at, heartbeat_at FROM workers ORDER BY id")
+        return [WorkerRecord(row[0], row[1], loads(row[2]) or {}, row[3], row[4]) for row in rows]
+
+    def request_stop(self, job_id: str, mode: str) -> bool:
+        """Ask the worker that runs ``job_id`` to stop it (``mode`` as for a cancel: the worker
+        sees it at its next heartbeat); False if the job is not running."""
+        with self._write() as tx:
+            return (
+                tx.cursor.execute(
+                    "UPDATE jobs SET stop = ? WHERE id = ? AND status = 'running'", (mode, job_id)
+                ).rowcount
+                > 0
+            )
 
     def delete(self, job_id: str) -> Job | None:
         """Remove a finished job and its events; returns it (so its files can go too) or None
@@ -401,3 +553,8 @@ class SqlJobStore(EventLog):
         """Number of queued jobs per priority (only priorities that have some)."""
         rows = self._query("SELECT priority, COUNT(*) FROM jobs WHERE status = 'queued' GROUP BY priority")
         return {int(priority): int(count) for priority, count in rows}
+
+
+def _held_by(job: Job, worker: str | None) -> bool:
+    """``worker`` holds the (running) ``job``; None: any holder will do."""
+    return worker is None or job.worker == worker

@@ -21,7 +21,7 @@ from typing import Any, Protocol
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from sdrest.jobs.eventlog import EventListener, JobStoreError, dumps
-from sdrest.jobs.records import Event, Job, JobStatus
+from sdrest.jobs.records import Event, Job, JobStatus, WorkerRecord
 
 #: Server crashes (kill -9, power loss) a running job may live through: it is queued again after
 #: each, and failed after one more. Bounded, because a job that takes the whole server down
@@ -36,10 +36,15 @@ class SchemaVersionError(JobStoreError):
     """The database was written by a newer sdrest whose schema this version does not know."""
 
 
+class WorkerIdInUse(JobStoreError):
+    """Another live worker process already uses this worker id."""
+
+
 # Inside JobStore, `list` names the method (for type checkers), so annotations use these.
 _Jobs = list[Job]
 _Events = list[Event]
 _Strings = list[str]
+_Workers = list[WorkerRecord]
 
 
 class JobStore(Protocol):
@@ -81,27 +86,68 @@ class JobStore(Protocol):
 
     def queued_count(self, owner: str | None) -> int: ...
 
-    def claim_next(self, *, loaded: Iterable[str] | None = None, overtake_limit: int = 0) -> Job | None:
-        """Atomically take the next queued job (see :func:`preferred_index`) and mark it running."""
+    def claim_next(
+        self,
+        *,
+        loaded: Iterable[str] | None = None,
+        overtake_limit: int = 0,
+        worker: str | None = None,
+        lease: float | None = None,
+    ) -> Job | None:
+        """Atomically take the next queued job (see :func:`preferred_index`) and mark it running,
+        held by ``worker`` for ``lease`` seconds (renewed by :meth:`heartbeat`; None: no lease)."""
         ...
 
     def update_progress(
         self, job_id: str, *, step: int | None = None, steps: int | None = None, stage: str | None = None
     ) -> bool: ...
 
-    def complete(self, job_id: str, result: dict[str, Any], timings: dict[str, float]) -> Job | None: ...
+    def complete(
+        self, job_id: str, result: dict[str, Any], timings: dict[str, float], *, worker: str | None = None
+    ) -> Job | None: ...
 
-    def fail(self, job_id: str, error: dict[str, Any], timings: dict[str, float] | None = None) -> Job | None: ...
+    def fail(
+        self,
+        job_id: str,
+        error: dict[str, Any],
+        timings: dict[str, float] | None = None,
+        *,
+        worker: str | None = None,
+    ) -> Job | None: ...
 
     def cancel(self, job_id: str) -> Job | None:
         """queued/running -> cancelled; returns the job as it was before, or None."""
         ...
 
-    def requeue(self, job_id: str) -> bool: ...
+    def requeue(self, job_id: str, *, worker: str | None = None) -> bool: ...
 
     def recover_interrupted(
-        self, *, requeue: bool = True, max_interruptions: int = DEFAULT_MAX_INTERRUPTIONS
+        self,
+        *,
+        requeue: bool = True,
+        max_interruptions: int = DEFAULT_MAX_INTERRUPTIONS,
+        worker: str | None = None,
     ) -> _Jobs: ...
+
+    def expire_leases(self, *, max_interruptions: int = DEFAULT_MAX_INTERRUPTIONS) -> _Jobs:
+        """Requeue (or fail as "worker_lost") the running jobs whose lease ran out."""
+        ...
+
+    # -- workers ------------------------------------------------------------------------------
+
+    def register_worker(
+        self, worker: str, instance: str, info: dict[str, Any], *, lease: float, replace: str | None = None
+    ) -> None: ...
+
+    def heartbeat(
+        self, worker: str, instance: str, info: dict[str, Any], *, lease: float
+    ) -> dict[str, str | None] | None: ...
+
+    def unregister_worker(self, worker: str, instance: str) -> None: ...
+
+    def workers(self) -> _Workers: ...
+
+    def request_stop(self, job_id: str, mode: str) -> bool: ...
 
     def delete(self, job_id: str) -> Job | None: ...
 
@@ -210,6 +256,25 @@ def interrupted_error(job: Job) -> dict[str, Any]:
         "attempts": job.attempts,
         "interruptions": job.interruptions,
     }
+
+
+def worker_lost_error(job: Job) -> dict[str, Any]:
+    """The error of a job whose worker vanished (its lease ran out) once too often."""
+    return {
+        "code": "worker_lost",
+        "message": (
+            f"the worker running this job stopped answering "
+            f"({job.interruptions} time{'s' if job.interruptions > 1 else ''})"
+        ),
+        "worker": job.worker,
+        "attempts": job.attempts,
+        "interruptions": job.interruptions,
+    }
+
+
+def check_lease(lease: float) -> None:
+    if isinstance(lease, bool) or not isinstance(lease, (int, float)) or not lease > 0:
+        raise ValueError(f"lease must be a positive number of seconds, not {lease!r}")
 
 
 def requeued_data(job: Job, reason: str) -> dict[str, Any]:

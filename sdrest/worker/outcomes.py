@@ -2,6 +2,10 @@
 
 A job that does not complete keeps no files: a worker killed between writing its images and
 reporting them would otherwise leave files that no job record names.
+
+Every change names this worker (``worker``): a worker whose lease ran out while it was slow or
+cut off has lost the job to another, and nothing it reports afterwards may end that other
+worker's attempt or remove its files.
 """
 
 from __future__ import annotations
@@ -21,8 +25,16 @@ log = logging.getLogger("sdrest.supervisor")
 class JobOutcomes:
     """Progress, previews and the end of each job the worker runs."""
 
-    def __init__(self, store: JobStore, bus: EventBus, outputs_dir: Path, counters: collections.Counter[str]) -> None:
+    def __init__(
+        self,
+        store: JobStore,
+        bus: EventBus,
+        outputs_dir: Path,
+        counters: collections.Counter[str],
+        worker: str | None = None,
+    ) -> None:
         self.store = store
+        self.worker = worker
         self.bus = bus
         self.outputs_dir = outputs_dir
         self.counters = counters
@@ -43,7 +55,7 @@ class JobOutcomes:
         if kind == "done":
             result = message["result"]
             timings = result.pop("timings", {})
-            if self.store.complete(job.id, result, timings) is not None:
+            if self.store.complete(job.id, result, timings, worker=self.worker) is not None:
                 self.counters["completed"] += 1
                 self.counters["images"] += len(result.get("images", []))
             else:  # cancelled while its images were being written: nothing names them now
@@ -61,21 +73,29 @@ class JobOutcomes:
     def cancelled(self, job: Job) -> None:
         """The job stopped on a cancel (a "new_latents" stop is still running in the store)."""
         self.discard_outputs(job)
-        self.store.cancel(job.id)
+        if self._holds(self.store.get(job.id)):
+            self.store.cancel(job.id)
         self.counters["cancelled"] += 1
 
     def failed(self, job: Job, error: dict[str, Any], timings: dict[str, float] | None = None) -> None:
         # Files first: a client that sees the job failed must not find its folder still there.
         self.discard_outputs(job)
-        if self.store.fail(job.id, error, timings) is not None:
+        if self.store.fail(job.id, error, timings, worker=self.worker) is not None:
             self.counters["failed"] += 1
 
     def requeued(self, job: Job) -> None:
         """Back to its place in the queue, without the files of the attempt that was cut off."""
         self.discard_outputs(job)  # before it is queued: its next attempt writes the same folder
-        self.store.requeue(job.id)
+        self.store.requeue(job.id, worker=self.worker)
 
     def discard_outputs(self, job: Job) -> None:
+        """Remove the job's folder, unless the job completed or another worker runs it now."""
         current = self.store.get(job.id)
-        if current is None or current.status is not JobStatus.COMPLETED:
+        if current is None or (current.status is not JobStatus.COMPLETED and self._holds(current)):
             discard_job_outputs(self.outputs_dir, job.id)
+
+    def _holds(self, current: Job | None) -> bool:
+        """The job (as the store has it now) is not running under another worker."""
+        if current is None or current.status is not JobStatus.RUNNING or self.worker is None:
+            return True
+        return current.worker in (None, self.worker)

@@ -19,6 +19,9 @@ other. If the worker dies meanwhile, those jobs fail with it; if it is stopped o
 purpose (a server stop, a cancel that did not stop in place), they go back to the queue. Either
 way their files are removed only once the worker is gone, so none is left behind.
 
+Each job it claims carries a lease in the store, which :mod:`~sdrest.worker.membership` renews;
+a cancel or stop asked on another node sharing the store reaches the running job through it.
+
 The pieces it drives: :mod:`~sdrest.worker.lifecycle` (the process and its pipe),
 :mod:`~sdrest.worker.model_choice` (which model a job runs with) and
 :mod:`~sdrest.worker.outcomes` (what a job's messages and end do to the store).
@@ -28,6 +31,8 @@ from __future__ import annotations
 
 import collections
 import logging
+import os
+import socket
 import threading
 import time
 from dataclasses import dataclass, field
@@ -39,6 +44,7 @@ from sdrest.jobs.params import public_model_options
 from sdrest.models.paths import ModelNotFoundError
 from sdrest.settings import Settings
 from sdrest.worker.lifecycle import CRASH_LOG_LEVEL, WorkerHandle, crash_error, describe_exit
+from sdrest.worker.membership import Membership
 from sdrest.worker.model_choice import ModelChoice, public_resident, resident_files
 from sdrest.worker.outcomes import JobOutcomes
 
@@ -82,16 +88,31 @@ class Supervisor:
         self._thread: threading.Thread | None = None
         self._worker = WorkerHandle(settings)
         self._models = ModelChoice(library, settings.model)
-        self._outcomes = JobOutcomes(store, bus, settings.outputs_dir, self.counters)
+        self.worker_id = settings.worker_name
+        self._outcomes = JobOutcomes(store, bus, settings.outputs_dir, self.counters, self.worker_id)
         self._last_activity = time.monotonic()
         self.capabilities: dict[str, Any] = {}
         self._ready = threading.Event()
+        self._stopping: set[str] = set()  # running jobs a stop was asked of (here or elsewhere)
+        self.membership = Membership(
+            store,
+            self.worker_id,
+            lease=settings.lease_seconds,
+            max_interruptions=settings.max_interruptions,
+            outputs_dir=settings.outputs_dir,
+            info=self._info,
+            seen=self._seen,
+        )
 
     # --- control (any thread) ---
 
     def start(self) -> None:
+        """Join the job store as a worker (:class:`~sdrest.jobs.WorkerIdInUse` if a live worker
+        has this id), then run."""
+        self.membership.register()
         self._thread = threading.Thread(target=self._run, name="sdrest-supervisor", daemon=True)
         self._thread.start()
+        self.membership.start()
 
     def stop(self, timeout: float = 10.0) -> None:
         self._stop.set()
@@ -99,6 +120,8 @@ class Supervisor:
         if self._thread is not None:
             self._thread.join(timeout)
         self._stop_worker()
+        if self._thread is not None:
+            self.membership.stop()  # last: the jobs it held are back in the queue by now
 
     def notify(self) -> None:
         """The queue changed (a job was queued or cancelled): stop waiting, tell listeners."""
@@ -132,8 +155,44 @@ class Supervisor:
             if self._state.running_job != job_id:
                 return False
             self._cancel_running, self._cancel_mode = job_id, mode
+            self._stopping.add(job_id)
         self._wake.set()
         return True
+
+    def _seen(self, running: dict[str, str | None]) -> None:
+        """After a heartbeat: ``running`` are this worker's jobs still running in the store, with
+        the stop asked of each. The running job stops if it is missing (cancelled on another
+        node) or a stop was asked; a job claimed after the heartbeat read is checked first."""
+        with self._lock:
+            job_id = self._state.running_job
+            if job_id is None or job_id in self._stopping:
+                return
+        if job_id in running:
+            if running[job_id] is not None:
+                self.cancel_running(job_id, str(running[job_id]))
+            return
+        current = self.store.get(job_id)
+        if current is None or current.status is not JobStatus.RUNNING or current.worker != self.worker_id:
+            log.info("job %s was cancelled elsewhere: stopping it", job_id)
+            self.cancel_running(job_id, "all")
+
+    def _info(self) -> dict[str, Any]:
+        """What this worker says about itself in the store (``GET /api/v1/status`` lists it)."""
+        state = self.state()
+        return {
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "worker_pid": state.pid,
+            "alive": state.alive,
+            "starts": state.starts,
+            "crashes": state.crashes,
+            "running_job": state.running_job,
+            "writing_jobs": len(self._writing),
+            "loaded_model": state.loaded_model,
+            "resident_models": [entry.get("name") for entry in state.resident_models],
+            "default_model": self.default_model,
+            "counters": dict(self.counters),
+        }
 
     def state(self) -> WorkerState:
         with self._lock:
@@ -169,7 +228,10 @@ class Supervisor:
                     continue  # the worker may have died while loading: look again before claiming
                 # Model-aware: a job for a loaded model may go first, a bounded number of times.
                 job = self.store.claim_next(
-                    loaded=self._resident_files or None, overtake_limit=self.settings.model_overtake_limit
+                    loaded=self._resident_files or None,
+                    overtake_limit=self.settings.model_overtake_limit,
+                    worker=self.worker_id,
+                    lease=self.settings.lease_seconds,
                 )
                 if job is None and self._writing:
                     self._drain()  # nothing to run yet: take the written jobs' reports meanwhile
@@ -227,6 +289,7 @@ class Supervisor:
                 self._state.running_job = None
                 self._state.running_owner = None
                 self._cancel_running = None
+                self._stopping.discard(job.id)
             self.announce_queue()
 
     def _preload(self) -> None:
