@@ -76,8 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_store_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--config``/``--data-dir``, read like ``sdrest serve`` reads them (the data folder holds
-    auth.sqlite3)."""
+    """``--config``/``--data-dir``/``--store``, read like ``sdrest serve`` reads them (the auth
+    store is the data folder's auth.sqlite3, or the --store PostgreSQL database)."""
     parser.add_argument(
         "--config", metavar="FILE", default=argparse.SUPPRESS, help="JSON or YAML settings file (also SDREST_CONFIG)"
     )
@@ -86,6 +86,13 @@ def _add_store_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="DIR",
         default=argparse.SUPPRESS,
         help="data folder holding auth.sqlite3 (default: from the config, SDREST_DATA_DIR, or ./data)",
+    )
+    parser.add_argument(
+        "--store",
+        metavar="URL",
+        default=argparse.SUPPRESS,
+        help="postgresql://USER@HOST[:PORT]/DB: the users and keys every node sharing that database uses "
+        "(default: from the config or SDREST_STORE; sqlite:///... or none: auth.sqlite3 in the data folder)",
     )
 
 
@@ -106,7 +113,7 @@ def _add_password_arguments(parser: argparse.ArgumentParser) -> None:
 def _add_auth_commands(commands: argparse._SubParsersAction) -> None:
     from sdrest.auth.store import ROLES
 
-    users = commands.add_parser("users", help="manage local users (auth.sqlite3 in the data folder)")
+    users = commands.add_parser("users", help="manage local users (auth.sqlite3 in the data folder, or --store)")
     users_cmd = users.add_subparsers(dest="users_command", metavar="ACTION")
     add = users_cmd.add_parser("add", help="add a user (prompts for the password on a terminal)")
     add.add_argument("name")
@@ -128,7 +135,7 @@ def _add_auth_commands(commands: argparse._SubParsersAction) -> None:
     ):
         users_cmd.add_parser(action, help=text).add_argument("name")
 
-    keys = commands.add_parser("keys", help="manage API keys (auth.sqlite3 in the data folder)")
+    keys = commands.add_parser("keys", help="manage API keys (auth.sqlite3 in the data folder, or --store)")
     keys_cmd = keys.add_subparsers(dest="keys_command", metavar="ACTION")
     create = keys_cmd.add_parser("create", help="create a key (printed once, on standard output)")
     create.add_argument("--name", required=True, help="what the key is for")
@@ -187,6 +194,7 @@ def _serve(flags: dict[str, object]) -> int:
         return 0
     import os
 
+    from sdrest.auth.store import AuthStoreError
     from sdrest.auth.web import SecretError
     from sdrest.datadir import PRIVATE_UMASK, DataDirBusyError
     from sdrest.jobs import JobStoreError
@@ -195,7 +203,7 @@ def _serve(flags: dict[str, object]) -> int:
     os.umask(PRIVATE_UMASK)  # prompts and images are nobody else's business (the worker inherits it)
     try:
         return serve(settings)
-    except (DataDirBusyError, SecretError, JobStoreError) as exc:
+    except (DataDirBusyError, SecretError, JobStoreError, AuthStoreError) as exc:
         print(f"sdrest serve: {exc}", file=sys.stderr)
         return 1
 

@@ -1,8 +1,11 @@
 """``sdrest users ...`` and ``sdrest keys ...``: the command-line side of the auth store.
 
-The parsers are declared in :mod:`sdrest.cli`; this module runs them. Exit codes: 0 done,
-1 not found or refused by the store (duplicate user, nothing to revoke), 2 usage errors (bad
-name, role, password or expiry; missing password source). Passwords are read from
+The parsers are declared in :mod:`sdrest.cli`; this module runs them. The store is the one
+``sdrest serve`` would use with the same ``--store``/``--data-dir``/``--config`` (and
+``SDREST_*`` environment): a PostgreSQL store is shared by every node. Exit codes: 0 done,
+1 not found or refused by the store (duplicate user, nothing to revoke, a store that cannot be
+reached), 2 usage errors (bad name, role, password, expiry or ``--store``; missing password
+source). Passwords are read from
 ``--password``, ``--password-stdin`` or a terminal prompt (twice, never echoed) and are never
 printed; an API key is printed exactly once, alone on standard output, so
 ``KEY=$(sdrest keys create ...)`` works, with the notes on standard error.
@@ -22,9 +25,10 @@ from typing import Any, TextIO
 from sdrest.auth.store import (
     AmbiguousKeyError,
     AuthStore,
+    AuthStoreError,
     DuplicateUserError,
     UserNotFoundError,
-    default_path,
+    location,
     validate_username,
 )
 from sdrest.errors import SdrestError
@@ -60,6 +64,9 @@ def run(
     except UsageError as exc:
         print(f"{prog}: {exc}", file=stderr)
         return USAGE
+    except AuthStoreError as exc:  # unreachable, or a newer schema (the URL's password is hidden)
+        print(f"{prog}: {exc}", file=stderr)
+        return FAILED
     try:
         with store:
             return handlers[action](store, args, _Io(stdin, stdout, stderr, f"{prog} {action}"))
@@ -82,12 +89,12 @@ class _Io:
 def _open_store(args: Mapping[str, Any]) -> AuthStore:
     from sdrest.settings import Settings, SettingsError
 
-    flags = {name: args[name] for name in ("config", "data_dir") if name in args}
+    flags = {name: args[name] for name in ("config", "data_dir", "store") if name in args}
     try:
         settings = Settings.load(flags)
-    except SettingsError as exc:
+    except SettingsError as exc:  # names the setting (store: ...) and never shows a password
         raise UsageError(str(exc)) from None
-    return AuthStore(default_path(settings.data_dir))
+    return AuthStore(location(settings))
 
 
 # -- passwords --------------------------------------------------------------------------------

@@ -1,15 +1,22 @@
-"""The authentication store: one SQLite file (``<data_dir>/auth.sqlite3``) holding local users,
-API keys, revoked JWT ids and the audit log of authentication attempts.
+"""The authentication store: local users, API keys, revoked JWT ids, token generations, the
+audit log of authentication attempts, and (for a shared store) the token signing secret.
 
-Why one file, separate from the job database: credentials have a different lifetime and a
-different audience than jobs (an operator may wipe jobs but must never lose the users), and a
-separate file can be kept at mode 0600 without affecting anything else. It is created 0600
-before SQLite opens it, and SQLite gives its ``-wal``/``-shm`` side files the same mode.
+Where it lives follows ``--store`` (:func:`location`):
 
-Concurrency follows :mod:`sdrest.jobs.store`: one connection guarded by one lock (SQLite
-serialises writers anyway; a Python lock hands the connection over without busy polling), WAL
-journal, and ``BEGIN IMMEDIATE`` for writes so a CLI process working on the same file while the
-server runs is serialised by SQLite itself.
+* the embedded default: one SQLite file, ``<data_dir>/auth.sqlite3``, separate from the job
+  database: credentials have a different lifetime and a different audience than jobs (an
+  operator may wipe jobs but must never lose the users), and a separate file can be kept at mode
+  0600 without affecting anything else. It is created 0600 before SQLite opens it, and SQLite
+  gives its ``-wal``/``-shm`` side files the same mode. Concurrency follows
+  :mod:`sdrest.sqlitedb`: one connection, one lock, WAL, ``BEGIN IMMEDIATE`` for writes, so a
+  CLI process working on the same file while the server runs is serialised by SQLite itself;
+* ``--store postgresql://...``: its own tables in that database (:mod:`sdrest.pgdb`: a pool,
+  migrations under an advisory lock in the ``auth_schema_version`` ledger), so every node that
+  shares the database accepts the same users, keys and tokens, and a revocation on one node
+  is refused by all of them at once (nothing here is cached between requests).
+
+Both run the same SQL (``?`` parameters); the dialects differ only in their DDL and in what
+orders keys created in the same instant (SQLite's ``rowid``, PostgreSQL's ``seq``).
 
 Secrets:
 
@@ -32,16 +39,20 @@ import hmac
 import os
 import re
 import secrets
-import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from sdrest.auth import passwords
 from sdrest.errors import SdrestError
+from sdrest.jobs.eventlog import Cursor
+from sdrest.jobs.store import is_postgres_url, redact_url
 from sdrest.sqlitedb import USER_VERSION, Database
+
+if TYPE_CHECKING:
+    from sdrest.settings import Settings
 
 #: The store's file name inside the data folder.
 DB_NAME = "auth.sqlite3"
@@ -108,10 +119,82 @@ CREATE TABLE IF NOT EXISTS rotated_tokens (
     expires_at REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS auth_attempts_time ON auth_attempts (time);
+-- Secrets every node sharing the store must agree on: the token signing secret of a
+-- PostgreSQL store (an SQLite store's stays a file in the data folder). No semicolons in
+-- comments here: the schema is split into statements at each one.
+CREATE TABLE IF NOT EXISTS auth_secrets (
+    name       TEXT PRIMARY KEY,
+    value      TEXT NOT NULL,
+    created_at REAL NOT NULL
+);
 """
 
 #: The schema's versions (``PRAGMA user_version``), each as its statements.
 _MIGRATIONS = (tuple(statement for statement in _SCHEMA.split(";") if statement.strip()),)
+
+# The same tables in PostgreSQL (DOUBLE PRECISION: its REAL is 4 bytes). Never edit a released
+# migration; append a new one. api_keys.seq orders keys created in the same instant (SQLite's rowid).
+_PG_MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    (
+        """
+        CREATE TABLE users (
+            name          TEXT PRIMARY KEY,
+            password_hash TEXT NOT NULL,
+            role          TEXT NOT NULL CHECK (role IN ('admin', 'user', 'guest')),
+            created_at    DOUBLE PRECISION NOT NULL,
+            disabled      INTEGER NOT NULL DEFAULT 0
+        )
+        """,
+        """
+        CREATE TABLE api_keys (
+            seq        BIGINT GENERATED ALWAYS AS IDENTITY UNIQUE,
+            id         TEXT PRIMARY KEY,
+            name       TEXT NOT NULL,
+            role       TEXT NOT NULL CHECK (role IN ('admin', 'user', 'guest')),
+            owner      TEXT,
+            key_hash   TEXT NOT NULL UNIQUE,
+            prefix     TEXT NOT NULL,
+            created_at DOUBLE PRECISION NOT NULL,
+            expires_at DOUBLE PRECISION,
+            revoked_at DOUBLE PRECISION
+        )
+        """,
+        "CREATE INDEX api_keys_prefix ON api_keys (prefix)",
+        "CREATE INDEX api_keys_owner ON api_keys (owner)",
+        "CREATE TABLE revoked_tokens (jti TEXT PRIMARY KEY, expires_at DOUBLE PRECISION NOT NULL)",
+        "CREATE INDEX revoked_tokens_expiry ON revoked_tokens (expires_at)",
+        """
+        CREATE TABLE auth_attempts (
+            id        BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            time      DOUBLE PRECISION NOT NULL,
+            method    TEXT NOT NULL,
+            username  TEXT,
+            client_ip TEXT,
+            outcome   TEXT NOT NULL CHECK (outcome IN ('success', 'failure', 'throttled')),
+            reason    TEXT
+        )
+        """,
+        "CREATE INDEX auth_attempts_username ON auth_attempts (username, id)",
+        "CREATE INDEX auth_attempts_time ON auth_attempts (time)",
+        "CREATE TABLE token_generations (name TEXT PRIMARY KEY, generation INTEGER NOT NULL)",
+        """
+        CREATE TABLE rotated_tokens (
+            jti        TEXT PRIMARY KEY,
+            name       TEXT NOT NULL,
+            rotated_at DOUBLE PRECISION NOT NULL,
+            expires_at DOUBLE PRECISION NOT NULL
+        )
+        """,
+        "CREATE TABLE auth_secrets (name TEXT PRIMARY KEY, value TEXT NOT NULL, created_at DOUBLE PRECISION NOT NULL)",
+    ),
+)
+
+#: The PostgreSQL store's ledger of schema versions (the job store keeps its own).
+_PG_LEDGER = "auth_schema_version"
+#: pg_advisory_xact_lock key that serialises the auth migrations of nodes starting at once ("sdauth").
+_PG_MIGRATION_LOCK = 0x736461757468
+#: Connections a PostgreSQL auth store opens at most (one per HTTP thread checking credentials).
+PG_POOL_SIZE = 8
 
 
 class AuthStoreError(SdrestError):
@@ -176,8 +259,16 @@ def validate_role(role: str) -> str:
 
 
 def default_path(data_dir: str | Path) -> Path:
-    """Where the auth store lives: ``<data_dir>/auth.sqlite3``."""
+    """Where the embedded auth store lives: ``<data_dir>/auth.sqlite3``."""
     return Path(data_dir) / DB_NAME
+
+
+def location(settings: Settings) -> str | Path:
+    """Where the auth store of *settings* lives: the ``--store`` PostgreSQL database (its URL),
+    else the data folder's SQLite file (also when an SQLite ``--store`` keeps the jobs elsewhere)."""
+    if settings.store is not None and is_postgres_url(settings.store):
+        return settings.store
+    return default_path(settings.data_dir)
 
 
 def hash_key(plaintext: str) -> str:
@@ -199,38 +290,112 @@ def _key(row: tuple[Any, ...]) -> ApiKey:
 
 
 def _clip(value: str | None) -> str | None:
-    return None if value is None else str(value)[:_AUDIT_FIELD_CHARS]
+    # NUL, which a client can send in a user name, is replaced: PostgreSQL text cannot hold it.
+    return None if value is None else str(value)[:_AUDIT_FIELD_CHARS].replace("\0", "\ufffd")
+
+
+def _storable(value: object) -> bool:
+    """Whether *value* could be a stored name or id at all (a string without NUL, which no row
+    holds): other values are looked up as "not found" without asking the database."""
+    return isinstance(value, str) and "\0" not in value
+
+
+class _Database(Protocol):
+    """What the store needs of its database: :class:`sdrest.sqlitedb.Database` or
+    :class:`sdrest.pgdb.PgDatabase`."""
+
+    def write(self) -> contextlib.AbstractContextManager[Cursor]: ...
+
+    def query(self, sql: str, args: Iterable[Any] = ...) -> list[Any]: ...
+
+    def close(self) -> None: ...
 
 
 class AuthStore:
-    """Users, API keys, JWT revocations and the audit log in one SQLite file (thread-safe)."""
+    """Users, API keys, JWT revocations and the audit log (thread-safe).
 
-    def __init__(self, path: str | Path, *, clock: Callable[[], float] = time.time, busy_timeout: float = 10.0) -> None:
-        self.path = Path(path)
+    ``where``: an SQLite file (a path), or a ``postgresql://`` URL (needs the ``postgres``
+    extra; a password is better kept in ``~/.pgpass`` or ``PGPASSWORD`` than in the URL).
+    :func:`location` says which one a server's settings use.
+    """
+
+    def __init__(
+        self,
+        where: str | Path,
+        *,
+        clock: Callable[[], float] = time.time,
+        busy_timeout: float = 10.0,
+        connect_timeout: float = 10.0,
+    ) -> None:
         self._clock = clock
         self._dummy_hash: str | None = None
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        _create_private(self.path)
-        self._db = Database(
-            self.path, closed_error=lambda: AuthStoreError("the auth store is closed"), busy_timeout=busy_timeout
+        #: The SQLite file (None for PostgreSQL).
+        self.path: Path | None = None
+        #: Where the store is, for messages: the file, or the URL without its password.
+        self.where: str
+        #: Whether other machines may share this store (PostgreSQL): its users, keys and
+        #: revocations, and the token signing secret, are then the same on every node.
+        self.shared = isinstance(where, str) and is_postgres_url(where)
+        self._db: _Database
+        #: Orders keys created in the same instant (their insertion order).
+        self._key_order = "created_at, rowid"
+        if self.shared:
+            self._open_postgres(str(where), connect_timeout)
+        else:
+            self._open_sqlite(Path(where), busy_timeout)
+
+    def _open_sqlite(self, path: Path, busy_timeout: float) -> None:
+        self.path = path
+        self.where = str(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _create_private(path)
+        database = Database(
+            path, closed_error=lambda: AuthStoreError("the auth store is closed"), busy_timeout=busy_timeout
         )
+        self._db = database
         try:
             # Version 1 is applied again at every open: tables and indexes were added to it
             # (all IF NOT EXISTS) without a new version, and older files must get them too.
-            self._db.migrate(_MIGRATIONS, ledger=USER_VERSION, too_new=self._too_new, every_open=_MIGRATIONS[0])
+            database.migrate(_MIGRATIONS, ledger=USER_VERSION, too_new=self._too_new, every_open=_MIGRATIONS[0])
         except BaseException:
-            self._db.close()
+            database.close()
+            raise
+
+    def _open_postgres(self, url: str, connect_timeout: float) -> None:
+        self.where = redact_url(url)
+        self._key_order = "created_at, seq"
+        try:
+            from sdrest.pgdb import PgDatabase
+        except ImportError as exc:
+            raise AuthStoreError(
+                f"a postgresql:// auth store needs the postgres extra (pip install 'sdrest[postgres]'): {exc}"
+            ) from None
+        database = PgDatabase(
+            url,
+            what="the auth store",
+            error=AuthStoreError,
+            pool_name="sdrest-auth",
+            pool_size=PG_POOL_SIZE,
+            connect_timeout=connect_timeout,
+        )
+        self._db = database
+        try:
+            database.migrate(
+                _PG_MIGRATIONS, ledger=_PG_LEDGER, lock=_PG_MIGRATION_LOCK, too_new=self._too_new, clock=self._clock
+            )
+        except BaseException:
+            database.close()
             raise
 
     # -- plumbing -----------------------------------------------------------------------------
 
     def _too_new(self, found: int, known: int) -> AuthStoreError:
         return AuthStoreError(
-            f"{self.path} has schema version {found}; this sdrest knows {known} (a newer sdrest wrote it)"
+            f"{self.where} has auth schema version {found}; this sdrest knows {known} (a newer sdrest wrote it)"
         )
 
-    def _write(self) -> contextlib.AbstractContextManager[sqlite3.Cursor]:
-        """One write transaction, under the lock; committed on success, rolled back on error."""
+    def _write(self) -> contextlib.AbstractContextManager[Cursor]:
+        """One write transaction; committed on success, rolled back on error."""
         return self._db.write()
 
     def _query(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
@@ -254,17 +419,19 @@ class AuthStore:
         validate_role(role)
         encoded = passwords.hash_password(password)
         user = User(name=name, role=role, created_at=self._clock(), disabled=False)
-        try:
-            with self._write() as conn:
-                conn.execute(
-                    "INSERT INTO users (name, password_hash, role, created_at, disabled) VALUES (?, ?, ?, ?, 0)",
-                    (name, encoded, role, user.created_at),
-                )
-        except sqlite3.IntegrityError:
-            raise DuplicateUserError(f"user {name!r} already exists") from None
+        with self._write() as conn:
+            added = conn.execute(
+                "INSERT INTO users (name, password_hash, role, created_at, disabled) VALUES (?, ?, ?, ?, 0)"
+                " ON CONFLICT (name) DO NOTHING",
+                (name, encoded, role, user.created_at),
+            ).rowcount
+        if not added:
+            raise DuplicateUserError(f"user {name!r} already exists")
         return user
 
     def get_user(self, name: str) -> User | None:
+        if not _storable(name):
+            return None
         rows = self._query(f"SELECT {_USER_COLUMNS} FROM users WHERE name = ?", (name,))
         return _user(rows[0]) if rows else None
 
@@ -309,6 +476,8 @@ class AuthStore:
 
     def token_generation(self, name: str) -> int:
         """The generation new tokens of *name* carry; older ones are revoked."""
+        if not _storable(name):
+            return 0
         rows = self._query("SELECT generation FROM token_generations WHERE name = ?", (name,))
         return rows[0][0] if rows else 0
 
@@ -321,15 +490,19 @@ class AuthStore:
         """*jti* was exchanged for a new refresh token: revoke it and remember why."""
         with self._write() as conn:
             conn.execute(
-                "INSERT OR IGNORE INTO revoked_tokens (jti, expires_at) VALUES (?, ?)", (jti, float(expires_at))
+                "INSERT INTO revoked_tokens (jti, expires_at) VALUES (?, ?) ON CONFLICT (jti) DO NOTHING",
+                (jti, float(expires_at)),
             )
             conn.execute(
-                "INSERT OR IGNORE INTO rotated_tokens (jti, name, rotated_at, expires_at) VALUES (?, ?, ?, ?)",
+                "INSERT INTO rotated_tokens (jti, name, rotated_at, expires_at) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (jti) DO NOTHING",
                 (jti, name, self._clock(), float(expires_at)),
             )
 
     def rotated_at(self, jti: str) -> float | None:
         """When the refresh token *jti* was exchanged for a new one (None: never)."""
+        if not _storable(jti):
+            return None
         rows = self._query("SELECT rotated_at FROM rotated_tokens WHERE jti = ?", (jti,))
         return rows[0][0] if rows else None
 
@@ -413,9 +586,11 @@ class AuthStore:
 
     def list_keys(self) -> list[ApiKey]:
         """Every key, revoked and expired ones included (oldest first); never the plaintext."""
-        return [_key(row) for row in self._query(f"SELECT {_KEY_COLUMNS} FROM api_keys ORDER BY created_at, rowid")]
+        return [_key(row) for row in self._query(f"SELECT {_KEY_COLUMNS} FROM api_keys ORDER BY {self._key_order}")]
 
     def get_key(self, key_id: str) -> ApiKey | None:
+        if not _storable(key_id):
+            return None
         rows = self._query(f"SELECT {_KEY_COLUMNS} FROM api_keys WHERE id = ?", (key_id,))
         return _key(rows[0]) if rows else None
 
@@ -423,19 +598,21 @@ class AuthStore:
         """Revoke the active key with this id, or else the one active key with this display
         prefix. False if none matches (or it was already revoked);
         :class:`AmbiguousKeyError` if a prefix matches several active keys."""
+        if not _storable(key_id_or_prefix):
+            return False
         with self._write() as conn:
             ids = [
                 r[0]
                 for r in conn.execute(
                     "SELECT id FROM api_keys WHERE id = ? AND revoked_at IS NULL", (key_id_or_prefix,)
-                )
+                ).fetchall()
             ]
             if not ids:
                 ids = [
                     r[0]
                     for r in conn.execute(
                         "SELECT id FROM api_keys WHERE prefix = ? AND revoked_at IS NULL", (key_id_or_prefix,)
-                    )
+                    ).fetchall()
                 ]
             if len(ids) > 1:
                 raise AmbiguousKeyError(f"{len(ids)} keys start with {key_id_or_prefix!r}; give the key id")
@@ -472,12 +649,15 @@ class AuthStore:
         """Remember that the token *jti* is revoked until it would expire anyway."""
         with self._write() as conn:
             conn.execute(
-                "INSERT INTO revoked_tokens (jti, expires_at) VALUES (?, ?)"
-                " ON CONFLICT (jti) DO UPDATE SET expires_at = MAX(expires_at, excluded.expires_at)",
+                "INSERT INTO revoked_tokens (jti, expires_at) VALUES (?, ?) ON CONFLICT (jti) DO UPDATE SET"
+                " expires_at = CASE WHEN excluded.expires_at > revoked_tokens.expires_at"
+                " THEN excluded.expires_at ELSE revoked_tokens.expires_at END",
                 (jti, float(expires_at)),
             )
 
     def is_token_revoked(self, jti: str) -> bool:
+        if not _storable(jti):
+            return False
         return bool(self._query("SELECT 1 FROM revoked_tokens WHERE jti = ?", (jti,)))
 
     def purge_expired_revocations(self) -> int:
@@ -486,6 +666,20 @@ class AuthStore:
             now = self._clock()
             conn.execute("DELETE FROM rotated_tokens WHERE expires_at <= ?", (now,))
             return conn.execute("DELETE FROM revoked_tokens WHERE expires_at <= ?", (now,)).rowcount
+
+    # -- shared secrets -----------------------------------------------------------------------
+
+    def shared_secret(self, name: str, make: Callable[[], str]) -> str:
+        """The secret *name*, the same for every process using this store: made by ``make()``
+        and kept the first time anyone asks, read ever after. Processes asking at once (nodes
+        starting together) all get the one stored first: INSERT ... ON CONFLICT DO NOTHING waits
+        for a concurrent insert of the same name to commit, then the SELECT reads the winner."""
+        with self._write() as conn:
+            conn.execute(
+                "INSERT INTO auth_secrets (name, value, created_at) VALUES (?, ?, ?) ON CONFLICT (name) DO NOTHING",
+                (name, make(), self._clock()),
+            )
+        return str(self._query("SELECT value FROM auth_secrets WHERE name = ?", (name,))[0][0])
 
     # -- audit --------------------------------------------------------------------------------
 
@@ -510,7 +704,7 @@ class AuthStore:
         params: tuple[Any, ...] = ()
         if username is not None:
             sql += " WHERE username = ?"
-            params = (username,)
+            params = (_clip(username),)  # as it was recorded
         rows = self._query(sql + " ORDER BY id DESC LIMIT ? OFFSET ?", (*params, limit, offset))
         names = ("id", "time", "method", "username", "client_ip", "outcome", "reason")
         return [dict(zip(names, row, strict=True)) for row in rows]
@@ -521,11 +715,11 @@ class AuthStore:
             return conn.execute("DELETE FROM auth_attempts WHERE time < ?", (older_than,)).rowcount
 
 
-def _bump(conn: sqlite3.Cursor, name: str) -> int:
+def _bump(conn: Cursor, name: str) -> int:
     """Raise *name*'s token generation inside the caller's transaction; the new value."""
     conn.execute(
         "INSERT INTO token_generations (name, generation) VALUES (?, 1)"
-        " ON CONFLICT (name) DO UPDATE SET generation = generation + 1",
+        " ON CONFLICT (name) DO UPDATE SET generation = token_generations.generation + 1",
         (name,),
     )
     return conn.execute("SELECT generation FROM token_generations WHERE name = ?", (name,)).fetchone()[0]

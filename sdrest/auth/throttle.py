@@ -12,7 +12,9 @@ must not be able to reset its IP counter by logging into its own account in betw
 Memory is bounded: at most ``max_entries`` keys are tracked; stale keys (no failure inside the
 window, not locked) go first, then the least recently touched unlocked ones, locked ones last.
 State is in memory only, so a restart forgets it -- acceptable for a rate limit, and it keeps a lockout from outliving a
-misconfiguration.
+misconfiguration. It is also per process: nodes sharing a PostgreSQL store each count on their own, so N nodes behind
+a load balancer allow up to N times the failures (docs/scale-out.md says why that is accepted: sharing the counters
+would cost a database write per failed login).
 """
 
 from __future__ import annotations

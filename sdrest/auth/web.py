@@ -27,7 +27,7 @@ from sdrest.auth.audit import AuditLimiter, log_attempt
 from sdrest.auth.errors import NotAuthenticated, NotPermitted
 from sdrest.auth.origin import OriginPolicy
 from sdrest.auth.rules import GUEST_GENERATION, PUBLIC, RULES, Principal
-from sdrest.auth.store import GUEST_NAME, AuthStore
+from sdrest.auth.store import GUEST_NAME, AuthStore, location
 from sdrest.auth.throttle import Throttle
 from sdrest.errors import SdrestError
 from sdrest.settings import Settings
@@ -42,7 +42,8 @@ class AuthServices:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.store = AuthStore(settings.data_dir / "auth.sqlite3")
+        self.store = AuthStore(location(settings))
+        # Per process, so per node: see docs/scale-out.md (N nodes allow N times the guesses).
         self.throttle = Throttle(
             max_failures=settings.auth_max_failures,
             window=settings.auth_lockout_seconds,
@@ -64,26 +65,36 @@ def auth_services() -> AuthServices:
 ROTATION_GRACE = 10.0
 #: Shortest accepted signing secret, in bytes (HS256 keys shorter than its output are weak).
 MIN_SECRET_BYTES = 32
+#: The token signing secret's name among a shared store's secrets.
+JWT_SECRET_NAME = "jwt_secret"
 
 
 class SecretError(SdrestError, ValueError):
     """The token signing secret is unsafe to use."""
 
 
-def jwt_secret(settings: Settings) -> str:
-    """The configured secret, else one generated once and kept in the data dir (mode 0600).
+def jwt_secret(settings: Settings, store: AuthStore | None = None) -> str:
+    """The configured secret; else, with a shared (PostgreSQL) auth *store*, the one kept in
+    it, made by the first node that needed it, so that every node signs and accepts the same
+    tokens; else one generated once and kept in the data dir (mode 0600).
 
-    A stored secret that another user owns or could read is refused, not trusted: whoever could
-    write or read it can mint tokens for any user and role."""
+    A stored file that another user owns or could read is refused, not trusted: whoever could
+    write or read it can mint tokens for any user and role. (A shared store's secret is as safe
+    as the database's password hashes: guard the database role.) Never logged."""
     if settings.jwt_secret:
         if len(settings.jwt_secret.encode("utf-8")) < MIN_SECRET_BYTES:
             raise SecretError(f"jwt_secret: must be at least {MIN_SECRET_BYTES} bytes")
         return settings.jwt_secret
+    if store is not None and store.shared:
+        secret = store.shared_secret(JWT_SECRET_NAME, _new_secret)
+        if len(secret.encode("utf-8")) < MIN_SECRET_BYTES:
+            raise SecretError(f"{store.where}: the token secret must be at least {MIN_SECRET_BYTES} bytes")
+        return secret
     path = settings.data_dir / "jwt_secret"
     if not path.exists():
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as handle:
-            handle.write(secrets.token_urlsafe(48))
+            handle.write(_new_secret())
     info = path.lstat()
     if not stat.S_ISREG(info.st_mode) or info.st_uid != os.geteuid() or info.st_mode & 0o077:
         raise SecretError(
@@ -95,6 +106,10 @@ def jwt_secret(settings: Settings) -> str:
     if len(secret.encode("utf-8")) < MIN_SECRET_BYTES:
         raise SecretError(f"{path}: the token secret must be at least {MIN_SECRET_BYTES} bytes")
     return secret
+
+
+def _new_secret() -> str:
+    return secrets.token_urlsafe(48)
 
 
 def token_revoked(services: AuthServices, payload: dict[str, Any]) -> bool:
@@ -136,7 +151,7 @@ def setup_auth(app: Flask, settings: Settings) -> AuthServices:
     from flask_jwt_extended import JWTManager
 
     app.config.update(
-        JWT_SECRET_KEY=jwt_secret(settings),
+        JWT_SECRET_KEY=jwt_secret(settings, services.store),
         JWT_ALGORITHM="HS256",
         JWT_DECODE_ALGORITHMS=["HS256"],  # a token signed any other way (or "none") is refused
         JWT_TOKEN_LOCATION=["headers", "cookies"],

@@ -33,16 +33,16 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import psycopg
-from psycopg_pool import ConnectionPool, PoolTimeout
 
 from sdrest.jobs.eventlog import Cursor, JobRef, JobStoreError, Transaction, dumps
 from sdrest.jobs.records import Event, Job
 from sdrest.jobs.sqlstore import JOB_COLUMNS, RUN_ORDER, SqlJobStore, queue_cte
-from sdrest.jobs.store import SchemaVersionError, check_progress, preferred_index, redact_url
+from sdrest.jobs.store import SchemaVersionError, check_progress, preferred_index
+from sdrest.pgdb import PgDatabase
 
 log = logging.getLogger("sdrest.jobs")
 
@@ -121,27 +121,6 @@ _JOB_MODEL_SQL = (
 )
 
 
-class _PgCursor:
-    """A psycopg cursor that takes the shared SQL's ``?`` parameter marks (as ``%s``)."""
-
-    def __init__(self, cursor: psycopg.Cursor[Any]) -> None:
-        self._cursor = cursor
-
-    @property
-    def rowcount(self) -> int:
-        return self._cursor.rowcount
-
-    def execute(self, sql: str, args: Sequence[Any] = (), /) -> _PgCursor:
-        self._cursor.execute(sql.replace("?", "%s"), tuple(args))
-        return self
-
-    def fetchone(self) -> Any:
-        return self._cursor.fetchone()
-
-    def fetchall(self) -> list[Any]:
-        return self._cursor.fetchall()
-
-
 class PostgresJobStore(SqlJobStore):
     """Jobs and events in a PostgreSQL database; safe to share between threads and processes.
 
@@ -158,29 +137,17 @@ class PostgresJobStore(SqlJobStore):
     def __init__(
         self, url: str, *, clock: Callable[[], float] = time.time, pool_size: int = 16, connect_timeout: float = 10.0
     ) -> None:
-        self.url = redact_url(url)
         super().__init__(clock)
-        self._closed = False
-        try:  # one plain connection first: libpq's reason (refused, bad password, no database)
-            psycopg.connect(url, connect_timeout=max(1, round(connect_timeout))).close()
-        except psycopg.Error as exc:
-            raise JobStoreError(f"cannot connect to the job store at {self.url}: {str(exc).strip()}") from None
-        # check: a connection the server dropped (a restart, an idle timeout) is replaced before
-        # it is lent, rather than failing the call that gets it (one empty query per borrow).
-        self._pool = ConnectionPool(
+        # The pool, its connection checks and migrations are sdrest.pgdb's (shared with the auth store).
+        self._db = PgDatabase(
             url,
-            min_size=1,
-            max_size=pool_size,
-            open=False,
-            name="sdrest-jobs",
-            kwargs={"autocommit": True},
-            check=ConnectionPool.check_connection,
+            what="the job store",
+            error=JobStoreError,
+            pool_name="sdrest-jobs",
+            pool_size=pool_size,
+            connect_timeout=connect_timeout,
         )
-        try:
-            self._pool.open(wait=True, timeout=connect_timeout)
-        except PoolTimeout:
-            self._pool.close()
-            raise JobStoreError(f"cannot connect to the job store at {self.url} within {connect_timeout:g} s") from None
+        self.url = self._db.url
         try:
             applied = self._migrate()
         except BaseException:
@@ -191,56 +158,34 @@ class PostgresJobStore(SqlJobStore):
 
     # -- plumbing -----------------------------------------------------------------------------
 
-    @contextlib.contextmanager
-    def _connection(self) -> Iterator[psycopg.Connection[Any]]:
-        if self._closed:
-            raise JobStoreError("the job store is closed")
-        with self._pool.connection() as conn:
-            yield conn
+    def _connection(self) -> contextlib.AbstractContextManager[psycopg.Connection[Any]]:
+        return self._db.connection()
 
-    @contextlib.contextmanager
-    def _read(self) -> Iterator[Cursor]:
-        with self._connection() as conn, conn.transaction(), conn.cursor() as cursor:
-            cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
-            yield _PgCursor(cursor)
+    def _read(self) -> contextlib.AbstractContextManager[Cursor]:
+        return self._db.read()
 
     @contextlib.contextmanager
     def _write(self) -> Iterator[Transaction]:
         """A transaction; committed on success, rolled back on any exception. Listeners run
         after the commit, so a slow or re-entrant listener holds no lock and no connection."""
-        with self._connection() as conn, conn.transaction(), conn.cursor() as cursor:
-            transaction = Transaction(_PgCursor(cursor))
+        with self._db.write() as cursor:
+            transaction = Transaction(cursor)
             yield transaction
         self._notify(transaction.events)
 
     def _query(self, sql: str, args: Iterable[Any] = ()) -> list[Any]:
-        with self._connection() as conn, conn.cursor() as cursor:
-            return _PgCursor(cursor).execute(sql, tuple(args)).fetchall()
+        return self._db.query(sql, args)
 
     def _migrate(self) -> list[int]:
-        known = len(_MIGRATIONS)
-        applied = []
-        with self._connection() as conn, conn.transaction():
-            conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
-            conn.execute(
-                "CREATE TABLE IF NOT EXISTS schema_version ("
-                " version INTEGER PRIMARY KEY, applied_at DOUBLE PRECISION NOT NULL)"
+        def too_new(current: int, known: int) -> SchemaVersionError:
+            return SchemaVersionError(
+                f"{self.url} has job schema version {current}; this sdrest knows only "
+                f"up to {known} (was it written by a newer version?)"
             )
-            row = conn.execute("SELECT COALESCE(MAX(version), 0) FROM schema_version").fetchone()
-            current = int(row[0]) if row else 0
-            if current > known:
-                raise SchemaVersionError(
-                    f"{self.url} has job schema version {current}; this sdrest knows only "
-                    f"up to {known} (was it written by a newer version?)"
-                )
-            for version in range(current + 1, known + 1):
-                for statement in _MIGRATIONS[version - 1]:
-                    conn.execute(statement)
-                conn.execute(
-                    "INSERT INTO schema_version (version, applied_at) VALUES (%s, %s)", (version, self._clock())
-                )
-                applied.append(version)
-        return applied
+
+        return self._db.migrate(
+            _MIGRATIONS, ledger="schema_version", lock=_MIGRATION_LOCK, too_new=too_new, clock=self._clock
+        )
 
     def _insert_event(self, tx: Transaction, type_: str, job: Job | JobRef, data: dict[str, Any]) -> Event:
         """Append an event inside ``tx``; takes the id counter's row lock (held to the commit),
@@ -339,9 +284,8 @@ class PostgresJobStore(SqlJobStore):
 
     def close(self) -> None:
         """Close the pool's connections (idempotent)."""
-        self._closed = True
-        self._pool.close()
+        self._db.close()
 
     @property
     def closed(self) -> bool:
-        return self._closed
+        return self._db.closed

@@ -1,40 +1,17 @@
-"""``sdrest users ...`` and ``sdrest keys ...`` run as real subprocesses on a real store."""
+"""``sdrest users ...`` and ``sdrest keys ...`` run as real subprocesses on a real store (the data
+folder's SQLite file, or a real PostgreSQL database named by ``--store``)."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
+from auth_helpers import PASSWORD, add_user_with_key, no_secret, sdrest
 from sdrest.auth.commands import parse_expiry
 from sdrest.auth.store import AuthStore
-
-REPO = Path(__file__).resolve().parents[2]
-PASSWORD = "Tr0ub4dor&3-secret"
-
-
-def sdrest(*args: str, data_dir: Path | None = None, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
-    env.pop("SDREST_CONFIG", None)
-    env.pop("SDREST_DATA_DIR", None)
-    extra = ["--data-dir", str(data_dir)] if data_dir is not None else []
-    return subprocess.run(
-        [sys.executable, "-m", "sdrest.cli", *args, *extra],
-        input=stdin if stdin is not None else "",
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=env,
-        cwd=str(REPO),
-    )
-
-
-def no_secret(result: subprocess.CompletedProcess[str], secret: str = PASSWORD) -> None:
-    assert secret not in result.stdout and secret not in result.stderr
+from server_helpers import free_port
 
 
 def test_users_lifecycle(tmp_path: Path) -> None:
@@ -208,3 +185,35 @@ def test_terminal_prompt_asks_twice_and_never_echoes(
     with AuthStore(tmp_path / "auth.sqlite3") as store:
         assert store.check_password("fay", PASSWORD) is not None
         assert store.get_user("gus") is None
+
+
+# -- a shared PostgreSQL store ----------------------------------------------------------------
+
+
+def test_users_and_keys_on_a_postgresql_store(tmp_path: Path, postgres_url: str) -> None:
+    plaintext = add_user_with_key(postgres_url, tmp_path)
+    with AuthStore(postgres_url) as store:
+        assert store.check_password("alice", PASSWORD).role == "user"
+        assert store.check_key(plaintext).owner == "alice"
+    # SDREST_STORE is read as `sdrest serve` reads it.
+    listed = sdrest("users", "list", data_dir=tmp_path, env={"SDREST_STORE": postgres_url})
+    assert listed.returncode == 0 and listed.stdout.splitlines()[1].split()[:2] == ["alice", "user"]
+    assert sdrest("users", "disable", "alice", "--store", postgres_url, data_dir=tmp_path).returncode == 0
+    with AuthStore(postgres_url) as store:
+        assert store.check_password("alice", PASSWORD) is None and store.check_key(plaintext) is None
+    assert not (tmp_path / "auth.sqlite3").exists()  # nothing went to the data folder
+
+
+def test_a_bad_store_is_named_and_its_password_hidden(tmp_path: Path) -> None:
+    bad = sdrest("users", "list", "--store", "mysql://admin:pw-123@db/auth", data_dir=tmp_path)
+    assert bad.returncode == 2
+    assert "store: 'mysql://admin:***@db/auth' is not sqlite:///PATH or postgresql://" in bad.stderr
+    unreachable = sdrest(
+        "keys", "list", "--store", f"postgresql://admin:pw-123@127.0.0.1:{free_port()}/auth", data_dir=tmp_path
+    )
+    assert unreachable.returncode == 1
+    assert "cannot connect to the auth store at postgresql://admin:***@127.0.0.1" in unreachable.stderr
+    for result in (bad, unreachable):
+        no_secret(result, "pw-123")
+        assert "Traceback" not in result.stderr
+    assert not (tmp_path / "auth.sqlite3").exists()  # no fallback to the data folder's file

@@ -1,4 +1,5 @@
-"""The auth store (sdrest.auth.store) on a real SQLite file."""
+"""The auth store (sdrest.auth.store), each test on a real SQLite file and on a real PostgreSQL
+database (tests/auth/conftest.py), except what only a file has (its mode, its schema pragma)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from auth_helpers import AuthBackend
 from helpers import FakeClock
 from sdrest.auth import passwords
 from sdrest.auth import store as store_module
@@ -29,8 +31,8 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-def store(tmp_path: Path, clock: FakeClock):
-    with AuthStore(tmp_path / "auth.sqlite3", clock=clock) as s:
+def store(auth_backend: AuthBackend, clock: FakeClock):
+    with auth_backend.open(clock) as s:
         yield s
 
 
@@ -137,16 +139,14 @@ def test_unknown_user_still_costs_one_kdf_verification(
 
 
 def test_outdated_hashes_are_upgraded_on_login(
-    tmp_path: Path, store: AuthStore, monkeypatch: pytest.MonkeyPatch
+    auth_backend: AuthBackend, store: AuthStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(passwords, "N", 2**10)
     store.add_user("alice", "pw")
     monkeypatch.undo()
-    path = store.path
 
     def stored() -> str:
-        with sqlite3.connect(path) as conn:
-            return conn.execute("SELECT password_hash FROM users WHERE name = 'alice'").fetchone()[0]
+        return auth_backend.rows("SELECT password_hash FROM users WHERE name = 'alice'")[0][0]
 
     assert stored().startswith("scrypt$1024$")
     assert store.check_password("alice", "wrong") is None
@@ -176,8 +176,8 @@ def test_an_existing_world_readable_database_is_tightened(tmp_path: Path) -> Non
         assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
 
 
-def test_closed_store_refuses_work(tmp_path: Path) -> None:
-    s = AuthStore(tmp_path / "auth.sqlite3")
+def test_closed_store_refuses_work(auth_backend: AuthBackend) -> None:
+    s = auth_backend.open()
     s.close()
     with pytest.raises(AuthStoreError):
         s.list_users()
@@ -297,7 +297,7 @@ def test_keys_die_with_their_owner(store: AuthStore) -> None:
     assert store.check_key(service) is not None
 
 
-def test_listing_and_the_file_never_hold_the_plaintext_key(store: AuthStore) -> None:
+def test_listing_and_the_database_never_hold_the_plaintext_key(auth_backend: AuthBackend, store: AuthStore) -> None:
     plaintexts = [store.create_key(f"k{i}", "user")[0] for i in range(3)]
     listed = store.list_keys()
     assert [k.prefix for k in listed] == [p[:8] for p in plaintexts]
@@ -305,7 +305,7 @@ def test_listing_and_the_file_never_hold_the_plaintext_key(store: AuthStore) -> 
         text = repr(key) + repr(key.to_dict())
         assert not any(p in text or p[8:] in text for p in plaintexts)
     store.close()
-    data = b"".join(path.read_bytes() for path in store.path.parent.glob("auth.sqlite3*"))
+    data = auth_backend.dump()
     for plaintext in plaintexts:
         assert hash_key(plaintext).encode() in data  # we are looking at the right bytes
         assert plaintext.encode() not in data
@@ -313,10 +313,10 @@ def test_listing_and_the_file_never_hold_the_plaintext_key(store: AuthStore) -> 
         assert plaintext[8:24].encode() not in data
 
 
-def test_password_is_not_stored_in_clear(store: AuthStore) -> None:
+def test_password_is_not_stored_in_clear(auth_backend: AuthBackend, store: AuthStore) -> None:
     store.add_user("alice", "very-secret-password-123")
     store.close()
-    data = b"".join(path.read_bytes() for path in store.path.parent.glob("auth.sqlite3*"))
+    data = auth_backend.dump()
     assert b"alice" in data and b"scrypt$" in data
     assert b"very-secret-password-123" not in data
 
@@ -324,14 +324,13 @@ def test_password_is_not_stored_in_clear(store: AuthStore) -> None:
 # -- JWT revocations --------------------------------------------------------------------------
 
 
-def test_token_revocations_persist_and_expire(tmp_path: Path, clock: FakeClock) -> None:
-    path = tmp_path / "auth.sqlite3"
-    with AuthStore(path, clock=clock) as s:
+def test_token_revocations_persist_and_expire(auth_backend: AuthBackend, clock: FakeClock) -> None:
+    with auth_backend.open(clock) as s:
         assert s.is_token_revoked("jti-1") is False
         s.revoke_token("jti-1", clock.now + 100)
         s.revoke_token("jti-2", clock.now + 10)
         s.revoke_token("jti-2", clock.now + 5)  # revoking twice keeps the later expiry
-    with AuthStore(path, clock=clock) as s:  # a restart
+    with auth_backend.open(clock) as s:  # a restart
         assert s.is_token_revoked("jti-1") and s.is_token_revoked("jti-2")
         assert not s.is_token_revoked("jti-3")
         clock.now += 10
@@ -393,13 +392,70 @@ def test_concurrent_writers_lose_nothing(store: AuthStore) -> None:
     assert all(store.is_token_revoked(f"{n}-{i}") for n in range(8) for i in range(25))
 
 
-def test_a_second_process_style_connection_sees_changes(tmp_path: Path) -> None:
-    # The CLI and the server open the same file: changes by one are visible to the other.
-    path = tmp_path / "auth.sqlite3"
-    with AuthStore(path) as server, AuthStore(path) as cli:
+def test_a_second_process_style_connection_sees_changes(auth_backend: AuthBackend) -> None:
+    # The CLI and the server (or two nodes) open the same store: changes by one reach the other.
+    with auth_backend.open() as server, auth_backend.open() as cli:
         cli.add_user("alice", "pw")
         plaintext, key = cli.create_key("k", "user")
         assert server.check_password("alice", "pw") is not None
         assert server.check_key(plaintext) is not None
         cli.revoke_key(key.id)
         assert server.check_key(plaintext) is None
+        cli.set_disabled("alice", True)
+        assert server.check_password("alice", "pw") is None
+        generation = cli.revoke_sessions("alice")
+        assert server.token_generation("alice") == generation
+        cli.revoke_token("jti-1", 2e9)
+        assert server.is_token_revoked("jti-1")
+
+
+# -- shared secrets ---------------------------------------------------------------------------
+
+
+def test_a_shared_secret_is_made_once_and_kept(auth_backend: AuthBackend) -> None:
+    with auth_backend.open() as first, auth_backend.open() as second:
+        assert first.shared_secret("jwt_secret", lambda: "made-by-first") == "made-by-first"
+        assert second.shared_secret("jwt_secret", lambda: "made-by-second") == "made-by-first"
+        assert second.shared_secret("other", lambda: "another") == "another"  # one per name
+    with auth_backend.open() as reopened:
+        assert reopened.shared_secret("jwt_secret", lambda: "made-later") == "made-by-first"
+
+
+def test_processes_starting_at_once_agree_on_the_shared_secret(auth_backend: AuthBackend) -> None:
+    stores = [auth_backend.open() for _ in range(2)]
+    start = threading.Barrier(8)
+    found: list[str] = []
+
+    def node(n: int) -> None:
+        start.wait()
+        found.append(stores[n % 2].shared_secret("jwt_secret", lambda: f"secret-{n}"))
+
+    threads = [threading.Thread(target=node, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for store in stores:
+        store.close()
+    assert len(found) == 8 and len(set(found)) == 1 and found[0].startswith("secret-")
+
+
+# -- client-controlled text -------------------------------------------------------------------
+
+
+def test_nul_characters_from_clients_are_neither_stored_nor_an_error(store: AuthStore) -> None:
+    # PostgreSQL text cannot hold NUL; both backends treat it alike: replaced in the audit log,
+    # "not found" in lookups (no stored name or id can contain it).
+    store.add_user("alice", "pw")
+    store.record_attempt("password", "ali\0ce", "10.0.0.1", "failure", "bad\0reason")
+    row = store.attempts()[0]
+    assert (row["username"], row["reason"]) == ("ali\ufffdce", "bad\ufffdreason")
+    assert store.attempts(username="ali\0ce") == [row]
+    assert store.get_user("alice\0") is None
+    assert store.check_password("alice\0", "pw") is None
+    assert store.token_generation("alice\0") == 0
+    assert store.is_token_revoked("jti\0") is False
+    assert store.rotated_at("jti\0") is None
+    assert store.get_key("id\0") is None
+    assert store.revoke_key("sdr_\0") is False
+    assert store.check_key("sdr_\0" + "A" * 42) is None
