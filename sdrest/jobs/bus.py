@@ -18,6 +18,13 @@ This gives the guarantees SSE needs without unbounded memory:
 
 The bus registers itself as a listener of the store, so every event the store appends (job
 created, started, completed, ...) is published automatically, committed first.
+
+Several processes may share one store (API nodes and workers on one PostgreSQL database): the
+bus is also the store's *remote* listener, so the events other processes append (committed, in
+id order) and their ephemeral events (which :meth:`EventBus.emit` hands to the store's
+``broadcast``) are published here through the same path, with the same guarantees. A store that
+cannot notify (SQLite) leaves other processes' appends to the timeout check of
+:meth:`Subscription.next_batch`.
 """
 
 from __future__ import annotations
@@ -54,6 +61,7 @@ class EventBus:
         self._subscriptions: set[Subscription] = set()
         self._closed = False
         store.add_listener(self.publish)
+        store.add_remote_listener(self.publish)
 
     @property
     def subscriber_count(self) -> int:
@@ -82,7 +90,8 @@ class EventBus:
         """Create and publish an event; with ``persist`` it is appended to the store first.
 
         A persisted event reaches subscribers through the store's listener (after the commit),
-        so it is published exactly once.
+        so it is published exactly once. An ephemeral one is published here, then broadcast to
+        the other processes sharing the store (which publish it on their buses).
         """
         if persist:
             return self.store.append_event(type, job_id=job_id, owner=owner, data=data)
@@ -90,6 +99,7 @@ class EventBus:
             id=None, type=type, job_id=job_id, owner=owner, data={} if data is None else data, created_at=time.time()
         )
         self.publish(event)
+        self.store.broadcast(event)
         return event
 
     def subscribe(
@@ -131,6 +141,7 @@ class EventBus:
     def close(self) -> None:
         """Detach from the store and close every subscription (their waits return [])."""
         self.store.remove_listener(self.publish)
+        self.store.remove_remote_listener(self.publish)
         with self._lock:
             self._closed = True
             subscriptions = list(self._subscriptions)

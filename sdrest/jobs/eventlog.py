@@ -106,11 +106,13 @@ class Transaction:
 
 
 class Listeners:
-    """The listeners a store calls with each event it appended, once the change is committed."""
+    """The listeners a store calls with each event it appended, once the change is committed,
+    and the remote listeners it calls with the events of other processes sharing its database."""
 
     def __init__(self) -> None:
         self._listeners_lock = threading.Lock()
         self._listeners: tuple[EventListener, ...] = ()
+        self._remote_listeners: tuple[EventListener, ...] = ()
 
     def add_listener(self, listener: EventListener) -> None:
         """Call ``listener(event)`` after each persisted event is committed (in that thread)."""
@@ -121,9 +123,32 @@ class Listeners:
         with self._listeners_lock:
             self._listeners = tuple(item for item in self._listeners if item != listener)
 
-    def _notify(self, events: list[Event]) -> None:
+    def add_remote_listener(self, listener: EventListener) -> None:
+        """Call ``listener(event)`` with the events that *other* processes sharing this store
+        append (once committed, in id order) or :meth:`broadcast`, in a thread of the store's.
+        A persisted event may come more than once (after a lost connection): deduplicate by id.
+        A store that no other process shares never calls it."""
+        with self._listeners_lock:
+            self._remote_listeners = (*self._remote_listeners, listener)
+
+    def remove_remote_listener(self, listener: EventListener) -> None:
+        with self._listeners_lock:
+            self._remote_listeners = tuple(item for item in self._remote_listeners if item != listener)
+
+    def broadcast(self, event: Event) -> None:
+        """Hand an ephemeral event to the remote listeners of the other processes sharing this
+        store; best effort, never raises. Nothing to do where no other process can share it."""
+
+    def _notify(self, events: Iterable[Event]) -> None:
+        self._call(self._listeners, events)
+
+    def _notify_remote(self, events: Iterable[Event]) -> None:
+        self._call(self._remote_listeners, events)
+
+    @staticmethod
+    def _call(listeners: tuple[EventListener, ...], events: Iterable[Event]) -> None:
         for event in events:
-            for listener in self._listeners:
+            for listener in listeners:
                 try:
                     listener(event)
                 except Exception:  # the change is committed; a broken listener must not undo it

@@ -26,6 +26,12 @@ is held until commit, so event-writing transactions commit one after another in 
 and a reader only ever sees the committed counter (:meth:`last_event_id`). Every transaction
 takes its job row locks before the counter, so they cannot deadlock on it. Progress updates
 append no event and never touch the counter.
+
+Other processes
+---------------
+The transaction that appends an event also notifies its id (``NOTIFY``, delivered at the
+commit, so in id order) to the other processes on the database, whose stores hand it to their
+event buses; ephemeral events travel the same way (:mod:`sdrest.jobs.pgnotify`).
 """
 
 from __future__ import annotations
@@ -38,7 +44,8 @@ from typing import Any
 
 import psycopg
 
-from sdrest.jobs.eventlog import Cursor, JobRef, JobStoreError, Transaction, dumps
+from sdrest.jobs.eventlog import Cursor, EventListener, JobRef, JobStoreError, Transaction, dumps
+from sdrest.jobs.pgnotify import NotifyRelay
 from sdrest.jobs.records import Event, Job
 from sdrest.jobs.sqlstore import JOB_COLUMNS, RUN_ORDER, SqlJobStore, queue_cte
 from sdrest.jobs.store import SchemaVersionError, check_progress, preferred_index
@@ -138,6 +145,15 @@ class PostgresJobStore(SqlJobStore):
         self, url: str, *, clock: Callable[[], float] = time.time, pool_size: int = 16, connect_timeout: float = 10.0
     ) -> None:
         super().__init__(clock)
+        # This store's events to and from the other processes on the database (LISTEN/NOTIFY).
+        self._relay = NotifyRelay(
+            url,
+            connection=self._connection,
+            events_after=self.events_after,
+            last_event_id=self.last_event_id,
+            deliver=self._notify_remote,
+            connect_timeout=connect_timeout,
+        )
         # The pool, its connection checks and migrations are sdrest.pgdb's (shared with the auth store).
         self._db = PgDatabase(
             url,
@@ -197,12 +213,21 @@ class PostgresJobStore(SqlJobStore):
             "INSERT INTO events (id, type, job_id, owner, data, created_at) VALUES (?, ?, ?, ?, ?, ?)",
             (event.id, type_, job.id, job.owner, dumps(data), now),
         )
+        self._relay.announce(tx.cursor, event)  # delivered at the commit, in id order
         tx.events.append(event)
         return event
 
     def last_event_id(self) -> int:
         """The highest committed event id (0 if none), even if that event was purged."""
         return int(self._query("SELECT last_id FROM event_ids")[0][0])
+
+    def add_remote_listener(self, listener: EventListener) -> None:
+        """See :class:`~sdrest.jobs.eventlog.Listeners`; the first one starts listening."""
+        super().add_remote_listener(listener)
+        self._relay.start()
+
+    def broadcast(self, event: Event) -> None:
+        self._relay.broadcast(event)
 
     # -- claims and progress ------------------------------------------------------------------
 
@@ -283,7 +308,8 @@ class PostgresJobStore(SqlJobStore):
     # -- lifetime -----------------------------------------------------------------------------
 
     def close(self) -> None:
-        """Close the pool's connections (idempotent)."""
+        """Stop listening for other nodes' events, close the pool's connections (idempotent)."""
+        self._relay.close()
         self._db.close()
 
     @property

@@ -165,6 +165,16 @@ class JobStore(Protocol):
 
     def remove_listener(self, listener: EventListener) -> None: ...
 
+    def add_remote_listener(self, listener: EventListener) -> None:
+        """Events of other processes sharing the store (see :class:`~sdrest.jobs.eventlog.Listeners`)."""
+        ...
+
+    def remove_remote_listener(self, listener: EventListener) -> None: ...
+
+    def broadcast(self, event: Event) -> None:
+        """Send an ephemeral event to the other processes' remote listeners (best effort)."""
+        ...
+
     def append_event(
         self, type: str, *, job_id: str | None = None, owner: str | None = None, data: dict[str, Any] | None = None
     ) -> Event: ...
