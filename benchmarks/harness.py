@@ -52,6 +52,11 @@ def link_models(models: SyntheticModels, root: Path) -> Path:
     return root
 
 
+def sdrest_command(command: str) -> list[str]:
+    """``sdrest COMMAND``, with this Python's ``sdrest`` script."""
+    return [shutil.which("sdrest", path=str(Path(sys.executable).parent)) or "sdrest", command]
+
+
 class Server:
     """One ``sdrest serve`` process; ``restart()`` keeps its data directory."""
 
@@ -75,10 +80,8 @@ class Server:
 
     def command(self) -> list[str]:
         """The ``sdrest serve`` command line (flags given later win over these)."""
-        exe = shutil.which("sdrest", path=str(Path(sys.executable).parent)) or "sdrest"
         return [
-            exe,
-            "serve",
+            *sdrest_command("serve"),
             "--host",
             "127.0.0.1",
             "--port",

@@ -19,7 +19,7 @@ from sdrest.api.errors import register_error_handlers
 from sdrest.auth.web import setup_auth
 from sdrest.cors import setup_cors
 from sdrest.datadir import DataDirLock, make_private_dir, tighten_file
-from sdrest.jobs import EventBus, open_store
+from sdrest.jobs import EventBus, JobStore, open_store
 from sdrest.jobs.store import redact_url, sqlite_path
 from sdrest.metrics import ServerMetrics
 from sdrest.models.hashing import HashCache
@@ -28,7 +28,8 @@ from sdrest.outputs import discard_job_outputs
 from sdrest.retention import Janitor
 from sdrest.services import Services
 from sdrest.settings import Settings
-from sdrest.worker.supervisor import Supervisor
+from sdrest.worker.pool import WorkerPool, Workers
+from sdrest.worker.remote import RemoteWorkers
 
 log = logging.getLogger("sdrest")
 
@@ -67,27 +68,19 @@ def create_app(settings: Settings | None = None, *, start_worker: bool = True) -
 
     setup_auth(app, settings)
     setup_cors(app, settings)
-    if start_worker:
-        # Only a server that runs jobs decides what happens to the ones a stop cut off (an app
-        # built without a worker, for a test or a tool, leaves the store as it found it). The
-        # embedded store is this server's alone (the data folder's lock says so): every running
-        # job there was cut off. A shared one: only those this worker held; the others belong
-        # to live workers, or to their leases.
-        shared = sqlite_path(settings.store_url) is None
-        for job in store.recover_interrupted(
-            requeue=settings.requeue_interrupted,
-            max_interruptions=settings.max_interruptions,
-            worker=settings.worker_name if shared else None,
-        ):
-            log.warning("job %s was interrupted by a server stop: now %s", job.id, job.status.value)
-            discard_job_outputs(settings.outputs_dir, job.id)  # what the cut-off attempt wrote
     bus = EventBus(store)
     library = ModelLibrary(
         settings.model_folders(),
         HashCache(settings.data_dir / "hashes.sqlite3"),
         allow_symlinks=settings.allow_symlinks,
     )
-    supervisor = Supervisor(settings, store, bus, library)
+    supervisor: Workers = (
+        WorkerPool(settings, store, bus, library) if settings.worker else RemoteWorkers(settings, store, bus)
+    )
+    if start_worker:
+        # Only a server that runs jobs decides what happens to the ones a stop cut off (an app
+        # built without a worker, for a test or a tool, leaves the store as it found it).
+        _recover_interrupted(store, settings, [s.worker_id for s in supervisor.supervisors])
     svc = Services(
         settings=settings,
         store=store,
@@ -111,7 +104,19 @@ def create_app(settings: Settings | None = None, *, start_worker: bool = True) -
     return app
 
 
-def _worker_figures(supervisor: Supervisor) -> dict[str, Any]:
+def _recover_interrupted(store: JobStore, settings: Settings, workers: list[str]) -> None:
+    """Settle the jobs a stop of this server cut off: those its workers held (worker ids are
+    kept across restarts). Other workers' jobs (``sdrest worker``, other nodes) are theirs, or,
+    if they died too, their leases'."""
+    for worker in workers:
+        for job in store.recover_interrupted(
+            requeue=settings.requeue_interrupted, max_interruptions=settings.max_interruptions, worker=worker
+        ):
+            log.warning("job %s was interrupted by a server stop: now %s", job.id, job.status.value)
+            discard_job_outputs(settings.outputs_dir, job.id)  # what the cut-off attempt wrote
+
+
+def _worker_figures(supervisor: Workers) -> dict[str, Any]:
     state = supervisor.state()
     return {
         "alive": state.alive,
@@ -122,7 +127,7 @@ def _worker_figures(supervisor: Supervisor) -> dict[str, Any]:
     }
 
 
-def _gpu_devices(supervisor: Supervisor) -> list[dict[str, Any]]:
+def _gpu_devices(supervisor: Workers) -> list[dict[str, Any]]:
     """The GPUs NVML lists on a CUDA build (none on a CPU build: nothing is asked)."""
     from sdrest._native.buildinfo import build_info
     from sdrest.gpus import gpu_report

@@ -67,6 +67,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="print the resolved settings (defaults < config < env < flags) and exit",
     )
 
+    worker = commands.add_parser(
+        "worker", help="run generation workers only, for API nodes sharing the --store (serve --no-worker)"
+    )
+    Settings.add_arguments(worker)
+
     commands.add_parser("version", help="same as --version")
     _add_auth_commands(commands)
     from sdrest import modelfiles
@@ -160,7 +165,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from sdrest import selftest
 
         return selftest.main(sys.stdout, sys.stderr, size=args.size, steps=args.steps, threads=args.threads)
-    if args.command == "serve":
+    if args.command in ("serve", "worker"):
         return _serve(vars(args))
     if args.command == "version":
         print(version_text())
@@ -182,12 +187,12 @@ def _serve(flags: dict[str, object]) -> int:
 
     from sdrest.settings import Settings, SettingsError
 
-    flags.pop("command", None)
+    command = str(flags.pop("command", None) or "serve")
     print_config = flags.pop("print_config", False)
     try:
         settings = Settings.load(flags)
     except SettingsError as exc:
-        print(f"sdrest serve: {exc}", file=sys.stderr)
+        print(f"sdrest {command}: {exc}", file=sys.stderr)
         return 2
     if print_config:
         print(json.dumps(settings.to_dict(redact=True), indent=2))
@@ -202,9 +207,13 @@ def _serve(flags: dict[str, object]) -> int:
 
     os.umask(PRIVATE_UMASK)  # prompts and images are nobody else's business (the worker inherits it)
     try:
+        if command == "worker":
+            from sdrest.worker import node
+
+            return node.run(settings)
         return serve(settings)
     except (DataDirBusyError, SecretError, JobStoreError, AuthStoreError) as exc:
-        print(f"sdrest serve: {exc}", file=sys.stderr)
+        print(f"sdrest {command}: {exc}", file=sys.stderr)
         return 1
 
 

@@ -16,7 +16,7 @@ from flask import current_app
 from sdrest.jobs import EventBus, JobStore
 from sdrest.models.scanner import ModelLibrary
 from sdrest.settings import Settings
-from sdrest.worker.supervisor import Supervisor
+from sdrest.worker.pool import Workers
 
 if TYPE_CHECKING:
     from sdrest.auth.web import AuthServices
@@ -30,7 +30,8 @@ class Services:
     settings: Settings
     store: JobStore
     bus: EventBus
-    supervisor: Supervisor
+    #: The generation workers (one unless --workers/--gpus), seen as one.
+    supervisor: Workers
     library: ModelLibrary
     #: Long-lived requests (event streams, wait=true) each hold a server thread; this bounds
     #: them so ordinary requests always find a free thread.

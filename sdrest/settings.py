@@ -117,6 +117,21 @@ class Settings:
         60.0,
         "seconds a cancelled job's library call may take to return before the worker is killed instead (and restarted)",
     )
+    worker: bool = _setting(
+        True,
+        "run generation workers in this server (--no-worker: an API node only; the workers run "
+        "as `sdrest worker` against the same --store)",
+    )
+    workers: int = _setting(
+        1,
+        "generation workers this server runs, each with its own worker process and loaded models, "
+        "claiming from the one queue",
+    )
+    gpus: str | None = _setting(
+        None,
+        "comma-separated GPU indices (e.g. 0,1): one worker on each (sets --workers)",
+        metavar="LIST",
+    )
     worker_id: str | None = _setting(
         None,
         "this generation worker's id in the job store, unique among live workers and kept "
@@ -133,8 +148,9 @@ class Settings:
     data_dir: Path = _setting(Path("data"), "folder for the job database and other state")
     store: str | None = _setting(
         None,
-        "job store: sqlite:///PATH or postgresql://USER@HOST[:PORT]/DB (default: "
-        "the data folder's jobs.sqlite3; keep a password in ~/.pgpass or PGPASSWORD)",
+        "where jobs, events and workers live (and, with PostgreSQL, users and keys): "
+        "sqlite:///PATH or postgresql://USER@HOST[:PORT]/DB (default: the data folder's "
+        "jobs.sqlite3; keep a password in ~/.pgpass or PGPASSWORD)",
         metavar="URL",
     )
     output_dir: Path | None = _setting(None, "folder for generated images (default: <data-dir>/outputs)")
@@ -174,7 +190,11 @@ class Settings:
     auth_group: str | None = _setting(None, "unix/pam: only members of this group may log in")
     admin_group: str | None = _setting(None, "unix/pam: members of this group are admins")
     pam_service: str = _setting("sdrest", "PAM service used by --auth pam")
-    jwt_secret: str | None = _setting(None, "token signing secret (default: generated once, stored 0600)", flag=False)
+    jwt_secret: str | None = _setting(
+        None,
+        "token signing secret (default: generated once, kept 0600 in the data folder, or in a PostgreSQL --store)",
+        flag=False,
+    )
     access_token_seconds: int = _setting(900, "lifetime of an access token")
     refresh_token_days: float = _setting(7.0, "lifetime of a refresh token")
     guest_can_generate: bool = _setting(False, "--auth optional: guests may submit jobs (else read-only)")
@@ -227,6 +247,13 @@ class Settings:
     def model_memory_budget(self) -> int:
         """``--max-model-memory-mb`` in bytes (0: no budget)."""
         return int(self.max_model_memory_mb * 1024 * 1024)
+
+    @property
+    def worker_devices(self) -> list[str | None]:
+        """One entry per worker: its GPU index (``--gpus``), or None (the default device)."""
+        if self.gpus is not None:
+            return [d.strip() for d in self.gpus.split(",")]
+        return [None] * self.workers
 
     @property
     def worker_name(self) -> str:
@@ -332,12 +359,19 @@ class Settings:
             "max_queued_per_user",
             "max_streams_per_user",
             "max_loaded_models",
+            "workers",
         ):
             if getattr(self, name) < 1:
                 raise SettingsError(f"{name}: must be at least 1")
         for name in ("max_body_mb", "max_image_mb", "url_timeout", "wait_timeout", "cancel_timeout"):
             if getattr(self, name) <= 0:
                 raise SettingsError(f"{name}: must be positive")
+        if self.gpus is not None:
+            devices = [d.strip() for d in self.gpus.split(",")]
+            if not all(d.isdigit() for d in devices) or len(set(devices)) != len(devices):
+                raise SettingsError("gpus: a comma-separated list of distinct GPU indices, e.g. 0,1")
+            if self.workers not in (1, len(devices)):
+                raise SettingsError(f"workers: --gpus runs one worker per GPU ({len(devices)}), not {self.workers}")
         if not 1 <= self.lease_seconds < float("inf"):
             raise SettingsError("lease_seconds: must be at least 1")
         if self.worker_id is not None and not _WORKER_ID.fullmatch(self.worker_id):

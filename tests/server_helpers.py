@@ -10,6 +10,9 @@ import base64
 import contextlib
 import io
 import os
+import signal
+import subprocess
+import time
 import uuid
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -136,3 +139,59 @@ def bearer_headers(server: Server, users: Mapping[str, tuple[str, str]]) -> dict
         assert response.status_code == 200, response.text
         headers[name] = {"Authorization": f"Bearer {response.json()['access_token']}"}
     return headers
+
+
+class WorkerNode:
+    """One ``sdrest worker`` process (generation only, for API nodes sharing its store), with the
+    tests' hooks; its log is ``<root>/worker-<name>.log``."""
+
+    def __init__(self, root: Path, models_dir: Path, name: str, *args: str) -> None:
+        self.name = name
+        self.log_path = root / f"worker-{name}.log"
+        self.command = [
+            *harness.sdrest_command("worker"),
+            "--models-dir",
+            str(models_dir),
+            "--threads",
+            "2",
+            "--log-level",
+            "debug",
+            "--worker-id",
+            name,
+            *args,
+        ]
+        python_path = [str(HOOKS), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
+        self.env = {**os.environ, "PYTHONPATH": os.pathsep.join(python_path)}
+        self.env.pop("SDREST_CONFIG", None)
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> WorkerNode:
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(
+                self.command, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        return self
+
+    def wait_live(self, api: Server) -> WorkerNode:
+        """Until ``api``'s /status lists this worker alive with a running worker process."""
+        while not any(w["id"] == self.name and w["alive"] and w["pid"] for w in api.status()["workers"]):
+            assert self.process is not None and self.process.poll() is None, self.log_text()[-3000:]
+            time.sleep(0.1)
+        return self
+
+    def stop(self, sig: int = signal.SIGTERM) -> int | None:
+        """Signal the process and wait for it; its exit code."""
+        process, self.process = self.process, None
+        if process is None:
+            return None
+        if process.poll() is None:
+            process.send_signal(sig)
+            try:
+                process.wait(60)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(10)
+        return process.returncode
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""

@@ -59,11 +59,53 @@ def status() -> Any:
                 "crashes": worker.crashes,
                 "last_crash": _crash_view(worker.last_crash),
             },
+            "workers": _workers_view(svc),
             "jobs": counts,
             "counters": dict(svc.supervisor.counters),
             "capabilities": {k: caps.get(k, []) for k in ("samplers", "schedulers", "hires_upscalers")},
         }
     )
+
+
+def _workers_view(svc: Any) -> list[dict[str, Any]]:
+    """Every worker the store knows, with this server's own seen live rather than as of their
+    last heartbeat."""
+    now = time.time()
+    local = {supervisor.worker_id: state for supervisor, state in svc.supervisor.workers()}
+    views = []
+    for record in svc.store.workers():
+        info = dict(record.info)
+        state = local.get(record.id)
+        if state is not None:
+            info.update(
+                running_job=state.running_job,
+                running_owner=state.running_owner,
+                loaded_model=state.loaded_model,
+                resident_models=[entry.get("name") for entry in state.resident_models],
+                starts=state.starts,
+                crashes=state.crashes,
+                worker_pid=state.pid,
+            )
+        running = running_view(info.get("running_job"), info.get("running_owner"))
+        age = max(0.0, now - record.heartbeat_at)
+        views.append(
+            {
+                "id": record.id,
+                "host": info.get("host"),
+                "device": info.get("device"),
+                "local": state is not None,
+                "pid": info.get("worker_pid"),
+                "alive": age < svc.settings.lease_seconds,
+                "heartbeat_age": round(age, 3),
+                "running_job": running["running"],
+                "running_hidden": running["running_hidden"],
+                "loaded_model": info.get("loaded_model"),
+                "resident_models": list(info.get("resident_models") or []),
+                "starts": int(info.get("starts") or 0),
+                "crashes": int(info.get("crashes") or 0),
+            }
+        )
+    return views
 
 
 def _crash_view(crash: dict[str, Any] | None) -> dict[str, Any] | None:

@@ -78,6 +78,8 @@ def job_view(job: Job, store: JobStore, settings: Settings, *, include_base64: b
         "created_at": job.created_at,
         "started_at": job.started_at,
         "finished_at": job.finished_at,
+        "attempts": job.attempts,
+        "worker": job.worker,
         "progress": progress,
         "timings": job.timings,
         "parameters": params,

@@ -102,6 +102,7 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "ALTER TABLE jobs ADD COLUMN worker TEXT",
         "ALTER TABLE jobs ADD COLUMN lease_until DOUBLE PRECISION",
         "ALTER TABLE jobs ADD COLUMN stop TEXT",
+        "ALTER TABLE jobs ADD COLUMN crashes INTEGER NOT NULL DEFAULT 0",
         "CREATE INDEX jobs_worker ON jobs (worker, status)",
         """
         CREATE TABLE workers (

@@ -84,6 +84,7 @@ class Job:
     attempts: int = 0
     interruptions: int = 0
     worker: str | None = None  # the worker that holds (or last held) the job, by its id
+    crashes: int = 0  # worker processes that died running it (see JobStore.requeue)
 
     @property
     def finished(self) -> bool:
@@ -109,6 +110,7 @@ class Job:
             "attempts": self.attempts,
             "interruptions": self.interruptions,
             "worker": self.worker,
+            "crashes": self.crashes,
         }
 
 

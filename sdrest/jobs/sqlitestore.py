@@ -100,6 +100,8 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "ALTER TABLE jobs ADD COLUMN worker TEXT",
         "ALTER TABLE jobs ADD COLUMN lease_until REAL",
         "ALTER TABLE jobs ADD COLUMN stop TEXT",
+        # Worker crashes a job went through (--workers: one more try on another worker).
+        "ALTER TABLE jobs ADD COLUMN crashes INTEGER NOT NULL DEFAULT 0",
         "CREATE INDEX jobs_worker ON jobs (worker, status)",
         """
         CREATE TABLE workers (

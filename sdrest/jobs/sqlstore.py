@@ -35,7 +35,7 @@ from sdrest.jobs.store import (
 #: The jobs table's columns, in the order :func:`job_from_row` reads them.
 JOB_COLUMNS = (
     "id, seq, kind, status, owner, priority, params, created_at, started_at, finished_at, "
-    "progress, timings, error, result, attempts, interruptions, worker"
+    "progress, timings, error, result, attempts, interruptions, worker, crashes"
 )
 FINISHED_SQL = "('completed', 'failed', 'cancelled')"
 
@@ -84,6 +84,7 @@ def job_from_row(row: tuple) -> Job:
         attempts,
         interruptions,
         worker,
+        crashes,
     ) = row
     return Job(
         id=job_id,
@@ -103,6 +104,7 @@ def job_from_row(row: tuple) -> Job:
         attempts=attempts,
         interruptions=interruptions,
         worker=worker,
+        crashes=crashes,
     )
 
 
@@ -340,17 +342,22 @@ class SqlJobStore(EventLog):
             )
         return before
 
-    def requeue(self, job_id: str, *, worker: str | None = None) -> bool:
+    def requeue(self, job_id: str, *, worker: str | None = None, crashed: bool = False) -> bool:
         """running -> queued, keeping its place (seq) and priority; False if it was not running
         (or, given ``worker``, that worker no longer holds it).
 
-        For a supervisor that lost its worker for reasons that are not the job's fault.
+        For a supervisor that lost its worker for reasons that are not the job's fault, or,
+        ``crashed``, whose worker process died running it (counted in ``crashes``: the caller
+        bounds how often a job may take a worker down).
         """
         with self._write() as tx:
             job = self._select_job(tx.cursor, job_id, lock=True)
             if job is None or job.status is not JobStatus.RUNNING or not _held_by(job, worker):
                 return False
-            self._put_back(tx, job, reason="requeued")
+            if crashed:
+                job.crashes += 1
+                tx.cursor.execute("UPDATE jobs SET crashes = ? WHERE seq = ?", (job.crashes, job.seq))
+            self._put_back(tx, job, reason="worker_crashed" if crashed else "requeued")
         return True
 
     def _put_back(self, tx: Transaction, job: Job, *, reason: str) -> None:
@@ -370,10 +377,10 @@ class SqlJobStore(EventLog):
     ) -> _Jobs:
         """At start-up: jobs still ``running`` were cut off by a crash; settle each one.
 
-        Without ``worker``, every running job (for a store only this server's workers use,
-        before any of them starts: the embedded store under its data-folder lock). With
-        ``worker``, only the jobs that worker held: a worker that starts again settles what its
-        previous life ran, and leaves other workers' jobs to their leases.
+        Without ``worker``, every running job (for a store no other process uses). With
+        ``worker``, the jobs that worker held (and any no worker held: claimed before claims
+        named their worker): a worker that starts again settles what its previous life ran,
+        and leaves other workers' jobs to their leases.
 
         A server crash is not the job's fault, so with ``requeue`` (the default) the job goes
         back to its place in the queue, as long as it has been interrupted at most
@@ -381,17 +388,25 @@ class SqlJobStore(EventLog):
         "interrupted". (A job whose *worker* crashed failed there and then: it may be poison.)
         Returns the affected jobs, as they are now.
         """
-        where, args = ("status = 'running'", []) if worker is None else ("status = 'running' AND worker = ?", [worker])
+        where, args = ("status = 'running'", [])
+        if worker is not None:
+            where, args = "status = 'running' AND (worker = ? OR worker IS NULL)", [worker]
         return self._settle_cut_off(where, args, requeue, max_interruptions, "interrupted", interrupted_error)
 
-    def expire_leases(self, *, max_interruptions: int = DEFAULT_MAX_INTERRUPTIONS) -> _Jobs:
+    def expire_leases(self, *, max_interruptions: int = DEFAULT_MAX_INTERRUPTIONS, sparing: str | None = None) -> _Jobs:
         """Settle the running jobs whose lease ran out: their worker stopped renewing it (it was
         killed, lost power or its network). Each goes back to its place in the queue for another
         worker, or fails with code "worker_lost" once it has been cut off more than
-        ``max_interruptions`` times. Safe to call from every node at once; returns the jobs."""
+        ``max_interruptions`` times. ``sparing``: the calling worker, whose own jobs are not lost
+        (it is alive: a late heartbeat of a stalled machine must not take its jobs from it).
+        Safe to call from every node at once; returns the jobs."""
+        where = "status = 'running' AND lease_until < ?"
+        args: _Anys = [self._clock()]
+        if sparing is not None:
+            where, args = f"{where} AND worker <> ?", [*args, sparing]
         return self._settle_cut_off(
-            "status = 'running' AND lease_until < ?",
-            [self._clock()],
+            where,
+            args,
             True,
             max_interruptions,
             "worker_lost",

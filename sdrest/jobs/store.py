@@ -119,7 +119,7 @@ class JobStore(Protocol):
         """queued/running -> cancelled; returns the job as it was before, or None."""
         ...
 
-    def requeue(self, job_id: str, *, worker: str | None = None) -> bool: ...
+    def requeue(self, job_id: str, *, worker: str | None = None, crashed: bool = False) -> bool: ...
 
     def recover_interrupted(
         self,
@@ -129,7 +129,7 @@ class JobStore(Protocol):
         worker: str | None = None,
     ) -> _Jobs: ...
 
-    def expire_leases(self, *, max_interruptions: int = DEFAULT_MAX_INTERRUPTIONS) -> _Jobs:
+    def expire_leases(self, *, max_interruptions: int = DEFAULT_MAX_INTERRUPTIONS, sparing: str | None = None) -> _Jobs:
         """Requeue (or fail as "worker_lost") the running jobs whose lease ran out."""
         ...
 

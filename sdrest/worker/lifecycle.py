@@ -30,8 +30,9 @@ START_TIMEOUT = 60.0
 class WorkerHandle:
     """One worker process at a time, and the pipe to it."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, device: str | None = None) -> None:
         self.settings = settings
+        self.device = device  # the GPU this worker uses (--gpus), None: the default ones
         self.process: multiprocessing.process.BaseProcess | None = None
         self.conn: Connection | None = None
         self.log_tail: collections.deque[str] = collections.deque(maxlen=CRASH_LOG_LINES)
@@ -51,7 +52,7 @@ class WorkerHandle:
         parent, child = self._mp.Pipe()
         proc = self._mp.Process(
             target=worker_process.main,
-            args=(child, self.settings.to_dict(redact=True)),
+            args=(child, self.settings.to_dict(redact=True), self.device),
             name="sdrest-worker",
             daemon=True,
         )

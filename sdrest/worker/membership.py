@@ -100,8 +100,9 @@ class Membership:
             except Exception:  # a store hiccup must not end the heartbeat
                 log.exception("heartbeat of worker %s failed", self.worker)
 
-    def beat(self) -> None:
-        """One heartbeat: renew, report, and settle other workers' lapsed leases."""
+    def report(self) -> dict[str, str | None]:
+        """Renew the leases and say what the worker does now (also between heartbeats: when it
+        starts a job or loads a model, so API nodes see it at once); its running jobs."""
         running = self.store.heartbeat(self.worker, self.instance, self._info(), lease=self.lease)
         if running is None:
             # Our heartbeat lapsed long enough for another process to take the id (or the row
@@ -109,8 +110,12 @@ class Membership:
             log.error("worker %s lost its registration; registering again", self.worker)
             self.register()
             running = {}
-        self._seen(running)
-        for job in self.store.expire_leases(max_interruptions=self.max_interruptions):
+        return running
+
+    def beat(self) -> None:
+        """One heartbeat: renew, report, and settle other workers' lapsed leases."""
+        self._seen(self.report())
+        for job in self.store.expire_leases(max_interruptions=self.max_interruptions, sparing=self.worker):
             log.warning("job %s: its worker stopped renewing the lease; now %s", job.id, job.status.value)
             discard_job_outputs(self.outputs_dir, job.id)  # the cut-off attempt's files, if they are here
 

@@ -83,10 +83,11 @@ class JobOutcomes:
         if self.store.fail(job.id, error, timings, worker=self.worker) is not None:
             self.counters["failed"] += 1
 
-    def requeued(self, job: Job) -> None:
-        """Back to its place in the queue, without the files of the attempt that was cut off."""
+    def requeued(self, job: Job, *, crashed: bool = False) -> None:
+        """Back to its place in the queue, without the files of the attempt that was cut off
+        (``crashed``: its worker process died running it)."""
         self.discard_outputs(job)  # before it is queued: its next attempt writes the same folder
-        self.store.requeue(job.id, worker=self.worker)
+        self.store.requeue(job.id, worker=self.worker, crashed=crashed)
 
     def discard_outputs(self, job: Job) -> None:
         """Remove the job's folder, unless the job completed or another worker runs it now."""

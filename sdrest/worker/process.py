@@ -162,8 +162,13 @@ def _report(send: Any, job_id: str | None, op: str | None, exc: BaseException) -
     send({"type": "error", "job_id": job_id, "op": op, "error": error_payload(exc)})
 
 
-def main(conn: Connection, settings_values: dict[str, Any]) -> None:
-    """Serve run/load/unload requests until told to stop or the pipe closes."""
+def main(conn: Connection, settings_values: dict[str, Any], device: str | None = None) -> None:
+    """Serve run/load/unload requests until told to stop or the pipe closes; on GPU ``device``
+    (an index, as ``--gpus`` gives it) if one is given."""
+    if device is not None:
+        # Before the library loads: the backends enumerate their devices once, at start.
+        os.environ["CUDA_VISIBLE_DEVICES"] = device
+        os.environ["GGML_VK_VISIBLE_DEVICES"] = device
     from sdrest.worker.runner import Runner
 
     sending = threading.Lock()

@@ -50,6 +50,10 @@ from sdrest.worker.outcomes import JobOutcomes
 
 log = logging.getLogger("sdrest.supervisor")
 
+#: How often a running job's row is read, so that a cancel made by another process sharing the
+#: store (which cannot call :meth:`Supervisor.cancel_running`) stops it within about this long.
+STORE_CHECK_SECONDS = 1.0
+
 
 @dataclass
 class WorkerState:
@@ -70,7 +74,18 @@ class WorkerState:
 class Supervisor:
     """Owns the worker process and feeds it the queue."""
 
-    def __init__(self, settings: Settings, store: JobStore, bus: EventBus, library: Any) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        store: JobStore,
+        bus: EventBus,
+        library: Any,
+        *,
+        worker_id: str | None = None,
+        device: str | None = None,
+    ) -> None:
+        """``worker_id``: this worker's id in the store (default ``--worker-id``, or the host
+        name); ``device``: its GPU (``--gpus``)."""
         self.settings = settings
         self.library = library
         self.store = store
@@ -86,9 +101,10 @@ class Supervisor:
         self._resident_files: frozenset[str] = frozenset()  # model files the worker holds loaded
         self._writing: dict[str, Job] = {}  # released by the library, their images being written
         self._thread: threading.Thread | None = None
-        self._worker = WorkerHandle(settings)
+        self._worker = WorkerHandle(settings, device)
+        self.device = device
         self._models = ModelChoice(library, settings.model)
-        self.worker_id = settings.worker_name
+        self.worker_id = worker_id or settings.worker_name
         self._outcomes = JobOutcomes(store, bus, settings.outputs_dir, self.counters, self.worker_id)
         self._last_activity = time.monotonic()
         self.capabilities: dict[str, Any] = {}
@@ -114,9 +130,13 @@ class Supervisor:
         self._thread.start()
         self.membership.start()
 
-    def stop(self, timeout: float = 10.0) -> None:
+    def request_stop(self) -> None:
+        """Begin stopping (the running job goes back to the queue); :meth:`stop` waits."""
         self._stop.set()
         self._wake.set()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self.request_stop()
         if self._thread is not None:
             self._thread.join(timeout)
         self._stop_worker()
@@ -125,8 +145,12 @@ class Supervisor:
 
     def notify(self) -> None:
         """The queue changed (a job was queued or cancelled): stop waiting, tell listeners."""
-        self._wake.set()
+        self.wake()
         self.announce_queue()
+
+    def wake(self) -> None:
+        """Look at the queue now rather than at the next poll."""
+        self._wake.set()
 
     def announce_queue(self) -> None:
         """An ephemeral "queue" event: how many jobs wait and which one runs."""
@@ -171,27 +195,45 @@ class Supervisor:
             if running[job_id] is not None:
                 self.cancel_running(job_id, str(running[job_id]))
             return
+        self._stop_if_not_ours(job_id)
+
+    def _stop_if_not_ours(self, job_id: str) -> None:
+        """Stop the running job if the store says it is no longer running here: cancelled by
+        another process sharing the store (an API node, a CLI), or its lease lost."""
+        with self._lock:
+            if job_id in self._stopping:
+                return
         current = self.store.get(job_id)
         if current is None or current.status is not JobStatus.RUNNING or current.worker != self.worker_id:
-            log.info("job %s was cancelled elsewhere: stopping it", job_id)
+            log.info("job %s is no longer this worker's to run (cancelled elsewhere?): stopping it", job_id)
             self.cancel_running(job_id, "all")
+
+    def _announce_self(self) -> None:
+        """Tell the store what this worker does now (a new process, job or model)."""
+        try:
+            self.membership.report()
+        except Exception:  # the heartbeat thread tries again soon
+            log.exception("heartbeat of worker %s failed", self.worker_id)
 
     def _info(self) -> dict[str, Any]:
         """What this worker says about itself in the store (``GET /api/v1/status`` lists it)."""
         state = self.state()
         return {
             "host": socket.gethostname(),
+            "device": self.device,
             "pid": os.getpid(),
             "worker_pid": state.pid,
             "alive": state.alive,
             "starts": state.starts,
             "crashes": state.crashes,
             "running_job": state.running_job,
+            "running_owner": state.running_owner,
             "writing_jobs": len(self._writing),
             "loaded_model": state.loaded_model,
             "resident_models": [entry.get("name") for entry in state.resident_models],
             "default_model": self.default_model,
             "counters": dict(self.counters),
+            "capabilities": self.capabilities,  # what an API node without workers tells its clients
         }
 
     def state(self) -> WorkerState:
@@ -224,6 +266,7 @@ class Supervisor:
                         backoff = min(backoff * 2, 30.0)
                         continue
                     backoff = 0.5
+                    self._announce_self()  # API nodes see the new worker process at once
                     self._preload()
                     continue  # the worker may have died while loading: look again before claiming
                 # Model-aware: a job for a loaded model may go first, a bounded number of times.
@@ -262,6 +305,7 @@ class Supervisor:
             self._cancel_running = None
         self._worker.log_tail.clear()  # a crash report shows this job's lines, nobody else's
         self.announce_queue()
+        self._announce_self()
         try:
             current = self.store.get(job.id)
             if current is None or current.status is not JobStatus.RUNNING:
@@ -291,6 +335,7 @@ class Supervisor:
                 self._cancel_running = None
                 self._stopping.discard(job.id)
             self.announce_queue()
+            self._announce_self()
 
     def _preload(self) -> None:
         """Load the current model into a fresh worker before the next job needs it."""
@@ -351,6 +396,7 @@ class Supervisor:
                 self._resident_files = resident_files(message["resident"])
         if not keep_spec:
             self._models.loaded(message)
+        self._announce_self()
 
     def _maybe_unload_idle(self) -> None:
         """--idle-unload-minutes: free the model's memory when nothing ran for that long."""
@@ -368,7 +414,11 @@ class Supervisor:
         conn = self._worker.conn
         assert conn is not None
         cancel_deadline: float | None = None
+        next_check = time.monotonic() + STORE_CHECK_SECONDS
         while True:
+            if time.monotonic() >= next_check:
+                self._stop_if_not_ours(job.id)  # cancelled through another process, or lost
+                next_check = time.monotonic() + STORE_CHECK_SECONDS
             with self._lock:
                 mode = self._cancel_mode if self._cancel_running == job.id else None
                 self._cancel_running = None if mode is not None else self._cancel_running
@@ -476,8 +526,24 @@ class Supervisor:
             self._resident_files = frozenset()
         self._worker.close()
         for lost in cut_off:
+            if lost is job and self._retry_elsewhere(job):
+                log.warning("job %s goes back to the queue for another worker (its first crash)", job.id)
+                self._outcomes.requeued(job, crashed=True)
+                continue
             # The log lines are the running job's: another job's are another user's business.
             self._outcomes.failed(lost, error if lost is job else {**error, "log": []})
+
+    def _retry_elsewhere(self, job: Job) -> bool:
+        """With other live workers (this server's ``--workers``, other nodes), a job whose worker
+        died gets one more try: a worker killed from outside (the OOM killer, a GPU fault,
+        kill -9) is not the job's fault. A second crash fails it: by then the job itself is the
+        likely cause. A lone worker fails it at once, as it always did."""
+        if job.crashes > 0:
+            return False
+        now = time.time()
+        return any(
+            w.id != self.worker_id and now - w.heartbeat_at < self.settings.lease_seconds for w in self.store.workers()
+        )
 
     # --- the worker process ---
 

@@ -72,6 +72,17 @@ def test_a_job_whose_worker_vanishes_too_often_fails_as_worker_lost(timed: JobSt
     assert failed.error["worker"] == "w3" and failed.error["interruptions"] == 3
 
 
+def test_a_worker_never_expires_its_own_jobs(timed: JobStore, clock: Clock) -> None:
+    mine = timed.create("txt2img", {})
+    theirs = timed.create("txt2img", {})
+    timed.claim_next(worker="me", lease=5)
+    timed.claim_next(worker="them", lease=5)
+    clock.now += 6  # a stalled machine: both leases ran out before either heartbeat
+    (lost,) = timed.expire_leases(sparing="me")  # the caller is alive: its job stays its own
+    assert lost.id == theirs.id and timed.get(mine.id).status is JobStatus.RUNNING
+    assert [job.id for job in timed.expire_leases(sparing="them")] == [mine.id]
+
+
 def test_a_job_claimed_without_a_lease_never_expires(timed: JobStore, clock: Clock) -> None:
     job = timed.create("txt2img", {})
     timed.claim_next()

@@ -85,6 +85,8 @@ class JobView(ResponseModel):
     created_at: float = Field(description="POSIX seconds.")
     started_at: float | None
     finished_at: float | None
+    attempts: int = Field(description="How often a worker started it (a job put back into the queue runs again).")
+    worker: str | None = Field(description="The id of the worker that runs it or ran it last (null: none yet).")
     progress: JobProgress
     timings: dict[str, float] = Field(description="Seconds per stage.")
     parameters: dict[str, Any] = Field(description='The parameters as requested (images as "given").')

@@ -22,6 +22,24 @@ class WorkerView(ResponseModel):
     last_crash: dict[str, Any] | None
 
 
+class WorkerEntryView(ResponseModel):
+    """One generation worker registered in the job store (this server's, or another node's)."""
+
+    id: str = Field(description="The worker's id (--worker-id; with --workers, one per worker).")
+    host: str | None
+    device: str | None = Field(description="Its GPU index (--gpus); null: the default device.")
+    local: bool = Field(description="True for this server's own workers.")
+    pid: int | None = Field(description="Its worker process (null while none runs).")
+    alive: bool = Field(description="Its heartbeat is younger than --lease-seconds.")
+    heartbeat_age: float = Field(description="Seconds since its last heartbeat.")
+    running_job: str | None = Field(description="The job it runs (null when idle or hidden).")
+    running_hidden: bool = Field(description="True when it runs another user's job.")
+    loaded_model: str | None
+    resident_models: list[str | None]
+    starts: int
+    crashes: int
+
+
 class Capabilities(ResponseModel):
     samplers: list[str]
     schedulers: list[str]
@@ -66,6 +84,9 @@ class StatusView(ResponseModel):
     model_memory: ModelMemoryView
     default_model: str | None
     worker: WorkerView
+    workers: list[WorkerEntryView] = Field(
+        description="Every generation worker registered in the job store (with PostgreSQL: on every node), by id."
+    )
     jobs: dict[str, int] = Field(description="Stored jobs per status.")
     counters: dict[str, int]
     capabilities: Capabilities = Field(description="The names sampler, scheduler and hires.upscaler accept.")

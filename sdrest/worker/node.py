@@ -1,0 +1,75 @@
+"""``sdrest worker``: generation workers without an HTTP server.
+
+A worker node runs what ``sdrest serve`` runs for generation (one supervised worker process per
+``--workers``/``--gpus`` slot) against a job store that API nodes (``sdrest serve --no-worker``)
+share: it claims jobs, renews their leases, writes their images to ``--output-dir`` and reports
+to the store. It serves no HTTP and holds no data-folder lock, so several can share a data folder
+with an API node on one machine; on several machines the image folder must be shared (see
+docs/scale-out.md).
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from typing import Any
+
+from sdrest.datadir import make_private_dir
+from sdrest.jobs import EventBus, open_store
+from sdrest.jobs.store import redact_url
+from sdrest.logs import setup_logging
+from sdrest.models.hashing import HashCache
+from sdrest.models.scanner import ModelLibrary
+from sdrest.outputs import discard_job_outputs
+from sdrest.settings import Settings
+from sdrest.worker.pool import WorkerPool
+
+log = logging.getLogger("sdrest")
+
+
+def run(settings: Settings) -> int:
+    """Run the workers until SIGTERM or SIGINT; returns the exit code."""
+    settings = settings.resolved()
+    setup_logging(settings)
+    make_private_dir(settings.data_dir)
+    make_private_dir(settings.outputs_dir)
+    store = open_store(settings.store_url)
+    hashes = HashCache(settings.data_dir / "hashes.sqlite3")
+    bus = EventBus(store)
+    try:
+        library = ModelLibrary(settings.model_folders(), hashes, allow_symlinks=settings.allow_symlinks)
+        pool = WorkerPool(settings, store, bus, library)
+        for supervisor in pool.supervisors:  # what this node's previous life was running
+            for job in store.recover_interrupted(
+                requeue=settings.requeue_interrupted,
+                max_interruptions=settings.max_interruptions,
+                worker=supervisor.worker_id,
+            ):
+                log.warning("job %s was interrupted by a stop of this worker: now %s", job.id, job.status.value)
+                discard_job_outputs(settings.outputs_dir, job.id)
+        stopping = threading.Event()
+
+        def _stop(signum: int, _frame: Any) -> None:
+            log.info("stopping (signal %d)", signum)
+            stopping.set()
+
+        signal.signal(signal.SIGTERM, _stop)
+        signal.signal(signal.SIGINT, _stop)
+        threading.Thread(target=library.scan, name="sdrest-scan", daemon=True).start()
+        pool.start()
+        log.info(
+            "sdrest worker %s on %s (outputs %s, models %s)",
+            ", ".join(s.worker_id for s in pool.supervisors),
+            redact_url(settings.store_url),
+            settings.outputs_dir,
+            settings.models_dir,
+        )
+        while not stopping.wait(1.0):
+            pass
+        pool.stop()  # running jobs go back to the queue, in their place
+        return 0
+    finally:
+        bus.close()
+        store.close()
+        hashes.close()
