@@ -13,7 +13,7 @@ import abc
 import contextlib
 import json
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any, TypeVar
 
 from sdrest.jobs.eventlog import Cursor, EventLog, Transaction, dumps, loads, owner_clause
@@ -26,10 +26,9 @@ from sdrest.jobs.store import (
     check_new_job,
     check_outcome,
     check_page,
-    interrupted_error,
+    cut_off_error,
     requeued_data,
     status_values,
-    worker_lost_error,
 )
 
 #: The jobs table's columns, in the order :func:`job_from_row` reads them.
@@ -391,7 +390,7 @@ class SqlJobStore(EventLog):
         where, args = ("status = 'running'", [])
         if worker is not None:
             where, args = "status = 'running' AND (worker = ? OR worker IS NULL)", [worker]
-        return self._settle_cut_off(where, args, requeue, max_interruptions, "interrupted", interrupted_error)
+        return self._settle_cut_off(where, args, requeue, max_interruptions, "interrupted")
 
     def expire_leases(self, *, max_interruptions: int = DEFAULT_MAX_INTERRUPTIONS, sparing: str | None = None) -> _Jobs:
         """Settle the running jobs whose lease ran out: their worker stopped renewing it (it was
@@ -404,14 +403,7 @@ class SqlJobStore(EventLog):
         args: _Anys = [self._clock()]
         if sparing is not None:
             where, args = f"{where} AND worker <> ?", [*args, sparing]
-        return self._settle_cut_off(
-            where,
-            args,
-            True,
-            max_interruptions,
-            "worker_lost",
-            worker_lost_error,
-        )
+        return self._settle_cut_off(where, args, True, max_interruptions, "worker_lost")
 
     def _settle_cut_off(
         self,
@@ -420,8 +412,9 @@ class SqlJobStore(EventLog):
         requeue: bool,
         max_interruptions: int,
         reason: str,
-        error_of: Callable[[Job], dict[str, Any]],
     ) -> _Jobs:
+        """Count one more interruption of each running job ``where`` selects, and put it back in
+        the queue (``reason``), or fail it with the error of that code past the bound."""
         affected: _Strings = []
         with self._write() as tx:
             rows = tx.cursor.execute(  # every row lock before the first event
@@ -433,7 +426,7 @@ class SqlJobStore(EventLog):
                 if requeue and job.interruptions <= max_interruptions:
                     self._put_back(tx, job, reason=reason)
                 else:
-                    error = error_of(job)
+                    error = cut_off_error(job, reason)
                     tx.cursor.execute(
                         "UPDATE jobs SET status = 'failed', finished_at = ?, error = ?, lease_until = NULL"
                         " WHERE seq = ?",

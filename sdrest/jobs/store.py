@@ -255,31 +255,20 @@ def check_outcome(result: dict[str, Any], timings: dict[str, float]) -> None:
         raise TypeError("result and timings must be dicts")
 
 
-def interrupted_error(job: Job) -> dict[str, Any]:
-    """The error of a job that the server stopped under once too often."""
-    return {
-        "code": "interrupted",
-        "message": (
-            f"the server stopped while this job was running "
-            f"({job.interruptions} time{'s' if job.interruptions > 1 else ''})"
-        ),
-        "attempts": job.attempts,
-        "interruptions": job.interruptions,
-    }
+#: Why a running job was cut off, by the code of its error once that happened too often.
+_CUT_OFF = {
+    "interrupted": "the server stopped while this job was running",  # start-up recovery
+    "worker_lost": "the worker running this job stopped answering",  # its lease ran out
+}
 
 
-def worker_lost_error(job: Job) -> dict[str, Any]:
-    """The error of a job whose worker vanished (its lease ran out) once too often."""
-    return {
-        "code": "worker_lost",
-        "message": (
-            f"the worker running this job stopped answering "
-            f"({job.interruptions} time{'s' if job.interruptions > 1 else ''})"
-        ),
-        "worker": job.worker,
-        "attempts": job.attempts,
-        "interruptions": job.interruptions,
-    }
+def cut_off_error(job: Job, code: str) -> dict[str, Any]:
+    """The error of a job cut off (``code``: "interrupted" or "worker_lost") once too often."""
+    times = f"{job.interruptions} time{'s' if job.interruptions > 1 else ''}"
+    error: dict[str, Any] = {"code": code, "message": f"{_CUT_OFF[code]} ({times})"}
+    if code == "worker_lost":
+        error["worker"] = job.worker
+    return {**error, "attempts": job.attempts, "interruptions": job.interruptions}
 
 
 def check_lease(lease: float) -> None:
