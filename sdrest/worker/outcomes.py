@@ -72,8 +72,9 @@ class JobOutcomes:
 
     def cancelled(self, job: Job) -> None:
         """The job stopped on a cancel (a "new_latents" stop is still running in the store)."""
-        self.discard_outputs(job)
-        if self._holds(self.store.get(job.id)):
+        current = self.store.get(job.id)
+        self._discard(job.id, current)
+        if self._holds(current):
             self.store.cancel(job.id)
         self.counters["cancelled"] += 1
 
@@ -91,9 +92,12 @@ class JobOutcomes:
 
     def discard_outputs(self, job: Job) -> None:
         """Remove the job's folder, unless the job completed or another worker runs it now."""
-        current = self.store.get(job.id)
+        self._discard(job.id, self.store.get(job.id))
+
+    def _discard(self, job_id: str, current: Job | None) -> None:
+        """:meth:`discard_outputs` of a job as the store has it now (``current``)."""
         if current is None or (current.status is not JobStatus.COMPLETED and self._holds(current)):
-            discard_job_outputs(self.outputs_dir, job.id)
+            discard_job_outputs(self.outputs_dir, job_id)
 
     def _holds(self, current: Job | None) -> bool:
         """The job (as the store has it now) is not running under another worker."""

@@ -209,7 +209,10 @@ class Supervisor:
             self.cancel_running(job_id, "all")
 
     def _announce_self(self) -> None:
-        """Tell the store what this worker does now (a new process, job or model)."""
+        """Tell the store what this worker does now: a new process or model, rare events that an
+        API node should show at once. Not per job (two commits more per job, an fsync each on
+        SQLite): the running job reaches the store's workers list with the next heartbeat, and
+        each job's own row says where it runs at once."""
         try:
             self.membership.report()
         except Exception:  # the heartbeat thread tries again soon
@@ -305,7 +308,6 @@ class Supervisor:
             self._cancel_running = None
         self._worker.log_tail.clear()  # a crash report shows this job's lines, nobody else's
         self.announce_queue()
-        self._announce_self()
         try:
             current = self.store.get(job.id)
             if current is None or current.status is not JobStatus.RUNNING:
@@ -335,7 +337,6 @@ class Supervisor:
                 self._cancel_running = None
                 self._stopping.discard(job.id)
             self.announce_queue()
-            self._announce_self()
 
     def _preload(self) -> None:
         """Load the current model into a fresh worker before the next job needs it."""
