@@ -24,8 +24,13 @@ def _pip_build_dir() -> Path | None:
     return None
 
 
-def ensure_sd_cli(log=print) -> Path:
-    """Return the path of a built sd-cli, building it if needed."""
+def ensure_sd_cli(log=print, target: str = "sd-cli") -> Path:
+    """Return the path of a built sd-cli (or ``target``: the library's other example, sd-server),
+    building it if needed. ``$SDREST_BENCH_SD_CLI`` / ``$SDREST_BENCH_SD_SERVER`` name one built
+    elsewhere (the GPU machine gets them prebuilt: it cannot download the source)."""
+    given = os.environ.get("SDREST_BENCH_" + target.upper().replace("-", "_"))
+    if given:
+        return Path(given)
     build = _pip_build_dir() or REPO / "build" / "sd-cli"
     cmake = shutil.which("cmake")
     if cmake is None:
@@ -43,13 +48,13 @@ def ensure_sd_cli(log=print) -> Path:
     if not (build / "CMakeCache.txt").exists() and shutil.which("ninja"):
         args += ["-G", "Ninja"]
     cmake_args = os.environ.get("CMAKE_ARGS", "").split()
-    log(f"configuring {build} for sd-cli")
+    log(f"configuring {build} for {target}")
     _quiet([*args, *cmake_args, "-Wno-dev"])
-    log("building sd-cli (first time: a few minutes)")
-    _quiet([cmake, "--build", str(build), "--target", "sd-cli", "--parallel"])
-    binary = build / "bin" / "sd-cli"
+    log(f"building {target} (first time: a few minutes)")
+    _quiet([cmake, "--build", str(build), "--target", target, "--parallel"])
+    binary = build / "bin" / target
     if not binary.is_file():
-        raise RuntimeError(f"sd-cli was not produced at {binary}")
+        raise RuntimeError(f"{target} was not produced at {binary}")
     return binary
 
 
