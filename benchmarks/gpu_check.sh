@@ -203,9 +203,9 @@ run_extra() {
         export SDREST_BENCH_SD_CLI=/tmp/sdrest-cpu/sd-cli SDREST_BENCH_SD_SERVER=/tmp/sdrest-cpu/sd-server
     fi
     {
-        step 120 "$python" benchmarks/overhead.py --size 512 --steps 8 --runs 3 --rss-generations 20 || status=1
-        step 120 "$python" benchmarks/sdserver.py --size 512 --steps 8 --runs 3 --threads "$jobs" || status=1
-        step 120 "$python" benchmarks/server.py --size 512 --steps 8 --runs 3 --streams 64 || status=1
+        step 100 "$python" benchmarks/overhead.py --size 512 --steps 8 --runs 3 --rss-generations 20 || status=1
+        step 100 "$python" benchmarks/sdserver.py --size 512 --steps 8 --runs 3 --threads "$jobs" || status=1
+        step 100 "$python" benchmarks/server.py --size 512 --steps 8 --runs 3 --streams 64 || status=1
     } 2>&1 | tee "$OUT/extra.log"
     return $status
 }

@@ -8,13 +8,16 @@ The synthetic models are random-weight files with the real tensor names and shap
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import pytest
 
 from helpers import nvidia_driver
-from postgres_helpers import PostgresCluster
 from sdrest._native import NativeLibrary, load_library
 from sdrest.synthetic import SyntheticModels, ensure_synthetic_models
+
+if TYPE_CHECKING:
+    from postgres_helpers import PostgresCluster
 
 
 @pytest.fixture(scope="session")
@@ -40,6 +43,9 @@ def sd1(models: SyntheticModels, native: NativeLibrary) -> Iterator:
 @pytest.fixture(scope="session")
 def postgres() -> Iterator[PostgresCluster]:
     """One real PostgreSQL server for the session (tests/postgres_helpers.py)."""
+    # Imported here: psycopg is needed only where a test uses PostgreSQL (the GPU machine lacks it).
+    from postgres_helpers import PostgresCluster
+
     cluster = PostgresCluster()
     try:
         yield cluster
