@@ -141,7 +141,10 @@ install_prebuilt() {
     for example in sd-cli sd-server; do
         xz -dc "$pre/bin/$example.xz" > "/tmp/sdrest-cpu/$example" && chmod +x "/tmp/sdrest-cpu/$example"
     done
-    printf '#!%s\nimport sys\nfrom sdrest.cli import main\nsys.exit(main())\n' "$(command -v "$python")" > "$dest/bin/sdrest"
+    # As pip writes console scripts: the worker process is started with multiprocessing's "spawn",
+    # which imports the parent's main module again, so main() must run only under __main__.
+    printf '#!%s\nimport sys\nfrom sdrest.cli import main\nif __name__ == "__main__":\n    sys.exit(main())\n' \
+        "$(command -v "$python")" > "$dest/bin/sdrest"
     chmod +x "$dest/bin/sdrest"
     nvidia=$("$python" -c 'import sysconfig; print(sysconfig.get_path("purelib"))')/nvidia
     [ -d "$nvidia/cu13/lib" ] && ln -sfn "$nvidia" "$dest/nvidia"
@@ -202,10 +205,14 @@ run_extra() {
     if [ -x /tmp/sdrest-cpu/sd-server ]; then  # prebuilt (else benchmarks/sdcli.py builds them)
         export SDREST_BENCH_SD_CLI=/tmp/sdrest-cpu/sd-cli SDREST_BENCH_SD_SERVER=/tmp/sdrest-cpu/sd-server
     fi
+    local only=" ${EXTRA:-overhead sdserver server} "  # EXTRA: a subset, e.g. to rerun one
     {
-        step 100 "$python" benchmarks/overhead.py --size 512 --steps 8 --runs 3 --rss-generations 20 || status=1
-        step 100 "$python" benchmarks/sdserver.py --size 512 --steps 8 --runs 3 --threads "$jobs" || status=1
-        step 100 "$python" benchmarks/server.py --size 512 --steps 8 --runs 3 --streams 64 || status=1
+        [[ $only != *" overhead "* ]] ||
+            step 100 "$python" benchmarks/overhead.py --size 512 --steps 8 --runs 3 --rss-generations 20 || status=1
+        [[ $only != *" sdserver "* ]] ||
+            step 90 "$python" benchmarks/sdserver.py --size 512 --steps 8 --runs 3 --threads "$jobs" || status=1
+        [[ $only != *" server "* ]] ||
+            step 90 "$python" benchmarks/server.py --size 512 --steps 8 --runs 3 --streams 64 || status=1
     } 2>&1 | tee "$OUT/extra.log"
     return $status
 }
