@@ -213,6 +213,10 @@ run_extra() {
             step 90 "$python" benchmarks/sdserver.py --size 512 --steps 8 --runs 3 --threads "$jobs" || status=1
         [[ $only != *" server "* ]] ||
             step 90 "$python" benchmarks/server.py --size 512 --steps 8 --runs 3 --streams 64 || status=1
+        [[ $only != *" cancel "* ]] ||
+            step 90 "$python" benchmarks/cancel.py --size 512 --steps 8 --rounds 3 || status=1
+        [[ $only != *" resident "* ]] ||
+            step 120 "$python" benchmarks/resident.py --jobs 10 --size 512 --steps 8 || status=1
     } 2>&1 | tee "$OUT/extra.log"
     return $status
 }

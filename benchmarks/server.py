@@ -74,6 +74,12 @@ def main() -> int:
         bare_times: list[float] = []
         with Context(model_path=models.checkpoint, n_threads=2, vae_decode_only=False) as context:
             context.txt2img(PROMPT, **options, seed=0)  # warm-up
+            # The server's worker warms up too (its first generation sets up the backend's buffers).
+            requests.post(
+                server.url("/api/v1/generate"),
+                json={"prompt": PROMPT, **options, "seed": 0, "wait": True, "base64": False},
+                timeout=900,
+            ).raise_for_status()
             for run in range(args.runs):
                 seed = 500 + run
                 t0 = time.perf_counter()

@@ -174,7 +174,7 @@ def test_vram_is_released_after_unload_and_after_a_cancel(cuda_server: Server, m
     assert loaded - empty >= weights // 2  # the model's weights went to the GPU
 
     # A cancel mid-sampling gives back the sampling buffers (the model stays loaded).
-    big = cuda_server.submit(**{**GPU_JOB, "width": 1024, "height": 1024, "steps": 200})
+    big = cuda_server.submit(**{**GPU_JOB, "width": 1024, "height": 1024, "steps": 150})
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
         state = cuda_server.get(f"/api/v1/generate/{big['job_id']}").json()
