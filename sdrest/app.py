@@ -19,12 +19,12 @@ from sdrest.api.errors import register_error_handlers
 from sdrest.auth.web import setup_auth
 from sdrest.cors import setup_cors
 from sdrest.datadir import DataDirLock, make_private_dir, tighten_file
+from sdrest.images import ImageStore, open_image_store
 from sdrest.jobs import EventBus, JobStore, open_store
 from sdrest.jobs.store import redact_url, sqlite_path
 from sdrest.metrics import ServerMetrics
 from sdrest.models.hashing import HashCache
 from sdrest.models.scanner import ModelLibrary
-from sdrest.outputs import discard_job_outputs
 from sdrest.retention import Janitor
 from sdrest.services import Services
 from sdrest.settings import Settings
@@ -44,6 +44,12 @@ def create_app(settings: Settings | None = None, *, start_worker: bool = True) -
     try:
         store = open_store(settings.store_url)
     except BaseException:  # a PostgreSQL server that cannot be reached: free the data folder
+        lock.release()
+        raise
+    try:
+        images = open_image_store(settings, store)
+    except BaseException:
+        store.close()
         lock.release()
         raise
     log.info("job store: %s", redact_url(settings.store_url))
@@ -75,15 +81,16 @@ def create_app(settings: Settings | None = None, *, start_worker: bool = True) -
         allow_symlinks=settings.allow_symlinks,
     )
     supervisor: Workers = (
-        WorkerPool(settings, store, bus, library) if settings.worker else RemoteWorkers(settings, store, bus)
+        WorkerPool(settings, store, bus, library, images) if settings.worker else RemoteWorkers(settings, store, bus)
     )
     if start_worker:
         # Only a server that runs jobs decides what happens to the ones a stop cut off (an app
         # built without a worker, for a test or a tool, leaves the store as it found it).
-        _recover_interrupted(store, settings, [s.worker_id for s in supervisor.supervisors])
+        _recover_interrupted(store, images, settings, [s.worker_id for s in supervisor.supervisors])
     svc = Services(
         settings=settings,
         store=store,
+        images=images,
         bus=bus,
         supervisor=supervisor,
         library=library,
@@ -104,7 +111,7 @@ def create_app(settings: Settings | None = None, *, start_worker: bool = True) -
     return app
 
 
-def _recover_interrupted(store: JobStore, settings: Settings, workers: list[str]) -> None:
+def _recover_interrupted(store: JobStore, images: ImageStore, settings: Settings, workers: list[str]) -> None:
     """Settle the jobs a stop of this server cut off: those its workers held (worker ids are
     kept across restarts). Other workers' jobs (``sdrest worker``, other nodes) are theirs, or,
     if they died too, their leases'."""
@@ -113,7 +120,7 @@ def _recover_interrupted(store: JobStore, settings: Settings, workers: list[str]
             requeue=settings.requeue_interrupted, max_interruptions=settings.max_interruptions, worker=worker
         ):
             log.warning("job %s was interrupted by a server stop: now %s", job.id, job.status.value)
-            discard_job_outputs(settings.outputs_dir, job.id)  # what the cut-off attempt wrote
+            images.delete_job(job.id)  # what the cut-off attempt wrote
 
 
 def _worker_figures(supervisor: Workers) -> dict[str, Any]:

@@ -1,4 +1,5 @@
-"""Everything on disk that belongs to one job: the images it wrote and the inputs it was given.
+"""Everything stored that belongs to one job: the images it wrote (in the image store) and the
+inputs it was given (in the data folder).
 
 One place for deleting a job's files, used by ``DELETE /jobs/{id}`` and by retention (which
 must not reach up into the API package for it).
@@ -10,14 +11,14 @@ import shutil
 from collections.abc import Mapping
 from typing import Any
 
-from sdrest.outputs import discard_job_outputs
+from sdrest.images import ImageStore
 from sdrest.settings import Settings
 
 
-def remove_job_files(settings: Settings, job_id: str, params: Mapping[str, Any]) -> None:
-    """Remove the job's outputs folder and its saved input images (kept only inside
+def remove_job_files(settings: Settings, images: ImageStore, job_id: str, params: Mapping[str, Any]) -> None:
+    """Remove the job's stored files and its saved input images (kept only inside
     ``data_dir/inputs``: a stored path pointing elsewhere is ignored, never followed)."""
-    discard_job_outputs(settings.outputs_dir, job_id)
+    images.delete_job(job_id)
     inputs = params.get("_inputs")
     if inputs:
         target = (settings.data_dir / inputs).resolve()

@@ -14,7 +14,6 @@ metadata). All files are written atomically: a hidden temporary file, then :func
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import io
 import json
@@ -22,7 +21,7 @@ import os
 import shutil
 import tempfile
 import xml.etree.ElementTree as ElementTree
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape as xml_escape
@@ -31,7 +30,6 @@ from PIL import Image, ImageOps, PngImagePlugin
 
 __all__ = [
     "discard_job_outputs",
-    "encode_base64",
     "read_parameters",
     "thumbnail",
     "write_image",
@@ -248,15 +246,14 @@ def write_image(
     return target
 
 
-def _read_sidecar(path: Path) -> dict | None:
+def _read_sidecar(path: Path) -> bytes | None:
     sidecar = path.with_suffix(".json")
     if sidecar == path:
         return None
     try:
-        data = json.loads(sidecar.read_text("utf-8"))
-    except (OSError, ValueError):
+        return sidecar.read_bytes()
+    except OSError:
         return None
-    return data if isinstance(data, dict) else None
 
 
 def read_parameters(path: Path | str) -> tuple[str | None, dict | None]:
@@ -266,9 +263,15 @@ def read_parameters(path: Path | str) -> tuple[str | None, dict | None]:
     falls back to the ``stem.json`` sidecar. Also reads A1111's own files (infotext only).
     """
     path = Path(path)
+    return parameters_of(path, lambda: _read_sidecar(path))
+
+
+def parameters_of(source: Path | bytes, sidecar: Callable[[], bytes | None]) -> tuple[str | None, dict | None]:
+    """:func:`read_parameters` of an image file or its bytes; ``sidecar()`` gives the bytes of
+    its JSON sidecar (None if it has none), asked only when the image lacks something."""
     text: str | None = None
     metadata: dict | None = None
-    with Image.open(path) as im:
+    with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as im:
         if im.format == "PNG":
             chunks = getattr(im, "text", {}) or {}
             text = chunks.get("parameters")
@@ -286,17 +289,26 @@ def read_parameters(path: Path | str) -> tuple[str | None, dict | None]:
                 text = None
             metadata = _metadata_from_xmp(im.info.get("xmp"))
     if text is None or metadata is None:
-        sidecar = _read_sidecar(path)
-        if sidecar is not None:
-            if text is None and isinstance(sidecar.get("infotext"), str):
-                text = sidecar["infotext"]
-            if metadata is None and isinstance(sidecar.get("metadata"), dict):
-                metadata = sidecar["metadata"]
+        found = _sidecar_fields(sidecar())
+        if text is None and isinstance(found.get("infotext"), str):
+            text = found["infotext"]
+        if metadata is None and isinstance(found.get("metadata"), dict):
+            metadata = found["metadata"]
     return text, metadata
 
 
+def _sidecar_fields(raw: bytes | None) -> dict:
+    if raw is None:
+        return {}
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
 # --------------------------------------------------------------------------------------------
-# thumbnails and base64
+# thumbnails
 
 
 def thumbnail(path: Path | str, size: int, cache_dir: Path | str) -> Path:
@@ -318,21 +330,26 @@ def thumbnail(path: Path | str, size: int, cache_dir: Path | str) -> Path:
         cached = cache_dir / f"{key}{ext}"
         if cached.is_file():
             return cached
-    with Image.open(source) as im:
+    data, ext = thumbnail_bytes(source, size)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    cached = cache_dir / f"{key}{ext}"
+    _atomic_write(cached, data)
+    return cached
+
+
+def thumbnail_bytes(source: Path | bytes, size: int) -> tuple[bytes, str]:
+    """The thumbnail of an image file or its bytes as ``(bytes, ".jpg" or ".png")``: longest
+    side at most ``size``, JPEG (quality 85) unless it has transparency, then PNG."""
+    with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as im:
         im = ImageOps.exif_transpose(im)
         im.thumbnail((size, size), Image.Resampling.LANCZOS)
     has_alpha = im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info)
     buffer = io.BytesIO()
     if has_alpha:
         im.convert("RGBA").save(buffer, format="PNG")
-        ext = ".png"
-    else:
-        (im if im.mode in ("RGB", "L") else im.convert("RGB")).save(buffer, format="JPEG", quality=85)
-        ext = ".jpg"
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    cached = cache_dir / f"{key}{ext}"
-    _atomic_write(cached, buffer.getvalue())
-    return cached
+        return buffer.getvalue(), ".png"
+    (im if im.mode in ("RGB", "L") else im.convert("RGB")).save(buffer, format="JPEG", quality=85)
+    return buffer.getvalue(), ".jpg"
 
 
 #: The thumbnail sizes served (a request is rounded up to the next): a handful of files per
@@ -345,10 +362,9 @@ THUMBNAIL_DIR = ".thumbnails"
 def job_thumbnail(path: Path | str, requested: int, job_dir: Path | str) -> Path:
     """A thumbnail of one of a job's images: ``requested`` rounded up to :data:`THUMBNAIL_SIZES`,
     cached in the job's own folder."""
-    size = next((s for s in THUMBNAIL_SIZES if s >= requested), THUMBNAIL_SIZES[-1])
-    return thumbnail(path, size, Path(job_dir) / THUMBNAIL_DIR)
+    return thumbnail(path, thumbnail_size(requested), Path(job_dir) / THUMBNAIL_DIR)
 
 
-def encode_base64(path: Path | str) -> str:
-    """The file's bytes as a base64 string (no data: prefix, no line breaks)."""
-    return base64.b64encode(Path(path).read_bytes()).decode("ascii")
+def thumbnail_size(requested: int) -> int:
+    """The size served for a request of ``requested`` pixels (rounded up, at most 1024)."""
+    return next((s for s in THUMBNAIL_SIZES if s >= requested), THUMBNAIL_SIZES[-1])

@@ -50,7 +50,7 @@ class Janitor:
         deleted = 0
         if hours > 0:
             for job in svc.store.purge_finished(time.time() - hours * 3600):
-                remove_job_files(svc.settings, job.id, job.params)
+                remove_job_files(svc.settings, svc.images, job.id, job.params)
                 deleted += 1
         svc.store.purge_events(KEEP_EVENTS)
         if self.auth_store is not None:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from flask import current_app
 
+from sdrest.images import ImageStore
 from sdrest.jobs import EventBus, JobStore
 from sdrest.models.scanner import ModelLibrary
 from sdrest.settings import Settings
@@ -29,6 +30,8 @@ if TYPE_CHECKING:
 class Services:
     settings: Settings
     store: JobStore
+    #: Where finished jobs' files are read from and deleted (a folder, or the database).
+    images: ImageStore
     bus: EventBus
     #: The generation workers (one unless --workers/--gpus), seen as one.
     supervisor: Workers

@@ -154,6 +154,13 @@ class Settings:
         metavar="URL",
     )
     output_dir: Path | None = _setting(None, "folder for generated images (default: <data-dir>/outputs)")
+    image_store: str = _setting(
+        "auto",
+        "where finished jobs' images live: files (in --output-dir; a cluster shares the folder), "
+        "database (in the PostgreSQL --store; --output-dir only stages them) or auto (database "
+        "with a postgresql:// store, else files)",
+        choices=("auto", "files", "database"),
+    )
     threads: int = _setting(-1, "CPU threads for generation (-1: all physical cores)")
     model: str | None = _setting(None, "checkpoint (name under the checkpoints folder) to load at start-up")
     log_level: str = _setting("info", "log level", choices=("debug", "info", "warning", "error"))
@@ -392,6 +399,10 @@ class Settings:
             raise SettingsError("model: must be a name inside the checkpoints folder")
         if self.store is not None:
             _check_store(self.store)
+        from sdrest.jobs.store import is_postgres_url
+
+        if self.image_store == "database" and not is_postgres_url(self.store or ""):
+            raise SettingsError("image_store: database needs a postgresql:// --store (images live in its database)")
         origins = self.cors_origin_list
         if "*" in origins and len(origins) > 1:
             raise SettingsError("cors_origins: '*' cannot be combined with other origins")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import time
@@ -17,7 +16,6 @@ from sdrest.infotext import infotext, parse_infotext
 from sdrest.outputs import (
     THUMBNAIL_SIZES,
     discard_job_outputs,
-    encode_base64,
     job_thumbnail,
     read_parameters,
     thumbnail,
@@ -291,13 +289,6 @@ def test_thumbnail_bad_size(tmp_path: Path, size: object) -> None:
     source = write_image(test_image(), tmp_path, "s", infotext="x", metadata={})
     with pytest.raises(ValueError, match="size"):
         thumbnail(source, size, tmp_path / "c")  # type: ignore[arg-type]
-
-
-def test_encode_base64(tmp_path: Path) -> None:
-    source = write_image(test_image(), tmp_path, "b", infotext="x", metadata={})
-    encoded = encode_base64(source)
-    assert isinstance(encoded, str)
-    assert base64.b64decode(encoded) == source.read_bytes()
 
 
 def test_job_thumbnails_come_in_a_few_sizes_and_live_with_the_job(tmp_path: Path) -> None:

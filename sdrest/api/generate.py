@@ -100,7 +100,8 @@ def get_job(job_id: str) -> Any:
     """A job: status, progress, queue position, timings and images (?base64=true adds data)."""
     svc = services()
     job = job_or_404(svc.store, job_id)
-    return jsonify(job_view(job, svc.store, svc.settings, include_base64=parse_query(JobQuery, request.args).base64))
+    base64_from = svc.images if parse_query(JobQuery, request.args).base64 else None
+    return jsonify(job_view(job, svc.store, svc.settings, base64_from=base64_from))
 
 
 @bp.delete("/generate/<job_id>")
@@ -232,7 +233,9 @@ def accepted(svc: Services, job: Job, values: dict[str, Any], *, wait: bool) -> 
     include_base64 = values.get("base64", _flag("base64", wait))
     if wait:
         job = _wait_for(svc, job)
-    body = job_view(job, svc.store, svc.settings, include_base64=include_base64 and job.status.finished)
+    body = job_view(
+        job, svc.store, svc.settings, base64_from=svc.images if include_base64 and job.status.finished else None
+    )
     response = jsonify(body)
     response.status_code = 200 if job.status.finished else 202
     response.headers["Location"] = body["links"]["self"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+import io
 from typing import Any
 
 from flask import Blueprint, Response, jsonify, request, send_file
@@ -13,9 +13,10 @@ from sdrest.api.schemas.jobs import ImageQuery, QueueQuery, QueueView
 from sdrest.api.schemas.parsing import parse_query
 from sdrest.api.views import API, job_or_404, job_view, running_view
 from sdrest.auth.web import current_principal, image_token_ok, visible_owners
+from sdrest.images import StoredFile
+from sdrest.images.store import split_file
 from sdrest.jobfiles import remove_job_files
 from sdrest.jobs import Job, JobStatus
-from sdrest.outputs import job_thumbnail
 from sdrest.services import Services, services
 
 bp = Blueprint("jobs", __name__, url_prefix=API)
@@ -77,7 +78,7 @@ def delete_job(job_id: str) -> Any:
         raise ApiError(409, "job_active", f"job {job_id} is {job.status.value}: cancel it first", "job_id")
     deleted = svc.store.delete(job_id)
     if deleted is not None:
-        remove_job_files(svc.settings, deleted.id, deleted.params)
+        remove_job_files(svc.settings, svc.images, deleted.id, deleted.params)
     return "", 204
 
 
@@ -98,19 +99,19 @@ def job_image(job_id: str, index: int) -> Any:
     """The image file; ?size=N gives a thumbnail whose longest side is N pixels."""
     svc = services()
     query = parse_query(ImageQuery, request.args)
-    job, _entry, path = job_output(svc, job_id, "images", index, query.token)
+    job, _entry, file = job_output(svc, job_id, "images", index, query.token)
     if query.size is not None:
-        path = job_thumbnail(path, query.size, svc.settings.outputs_dir / job.id)
-    return send_output(path, f"{job_id}-{index}{path.suffix}", download=query.download)
+        file = svc.images.thumbnail(job.id, file.name, query.size) or file
+    return send_output(file, f"{job_id}-{index}{file.suffix}", download=query.download)
 
 
 def job_output(
     svc: Services, job_id: str, listing: str, index: int, token: str | None
-) -> tuple[Job, dict[str, Any], Path]:
+) -> tuple[Job, dict[str, Any], StoredFile]:
     """``result[listing][index]`` of a job the caller may see, and its file (else 404).
 
     With --public-images and no credentials, only the image token opens a job's files (never
-    the bare job id). The file must lie inside the outputs folder.
+    the bare job id). The file is the job's own, read through the image store.
     """
     if svc.settings.public_images and current_principal() is None and not image_token_ok(job_id, token):
         raise not_found("job", "job_id")
@@ -119,17 +120,36 @@ def job_output(
     noun = listing.removesuffix("s")
     if index >= len(entries):
         raise not_found(noun, "index")
-    root = svc.settings.outputs_dir.resolve()
-    path = (root / entries[index]["file"]).resolve()
-    if not path.is_relative_to(root) or not path.is_file():
+    try:
+        file = svc.images.open(job.id, split_file(job.id, entries[index]["file"]))
+    except ValueError:
+        file = None
+    if file is None:
         raise not_found(f"{noun} file", "index")
-    return job, entries[index], path
+    return job, entries[index], file
 
 
-def send_output(path: Path, download_name: str, *, download: bool, mimetype: str | None = None) -> Response:
+def send_output(file: StoredFile, download_name: str, *, download: bool, mimetype: str | None = None) -> Response:
     """A job's file: it never changes, so caches keep it (privately: it is someone's)."""
-    response = send_file(
-        path, mimetype=mimetype, conditional=True, max_age=31536000, download_name=download_name, as_attachment=download
-    )
+    if file.path is not None:
+        response = send_file(
+            file.path,
+            mimetype=mimetype,
+            conditional=True,
+            max_age=31536000,
+            download_name=download_name,
+            as_attachment=download,
+        )
+    else:
+        response = send_file(
+            io.BytesIO(file.read()),
+            mimetype=mimetype or file.content_type,
+            conditional=True,
+            etag=file.etag or False,
+            last_modified=file.modified,
+            max_age=31536000,
+            download_name=download_name,
+            as_attachment=download,
+        )
     response.headers["Cache-Control"] = "private, max-age=31536000, immutable"
     return response

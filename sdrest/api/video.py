@@ -81,9 +81,9 @@ def job_video(job_id: str, index: int) -> Any:
     """A video job's clip: ``videos[index]`` of the job (0: animated WebP, 1: MP4 if made)."""
     svc = services()
     query = parse_query(VideoQuery, request.args)
-    _job, entry, path = job_output(svc, job_id, "videos", index, query.token)
+    _job, entry, file = job_output(svc, job_id, "videos", index, query.token)
     return send_output(
-        path, f"{job_id}-video{path.suffix}", download=query.download, mimetype=VIDEO_TYPES.get(entry["format"])
+        file, f"{job_id}-video{file.suffix}", download=query.download, mimetype=VIDEO_TYPES.get(entry["format"])
     )
 
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from sdrest.images import ImageStore
+from sdrest.images.store import encode_file
 from sdrest.jobs import Job, JobStatus, JobStore
 from sdrest.jobs.params import public_params
-from sdrest.outputs import encode_base64
 from sdrest.settings import Settings
 
 API = "/api/v1"
@@ -47,8 +48,9 @@ def image_url(job_id: str, index: int, *, public: bool = False, kind: str = "ima
     return url
 
 
-def job_view(job: Job, store: JobStore, settings: Settings, *, include_base64: bool = False) -> dict[str, Any]:
-    """A job as clients see it (the spec's response shape plus status details)."""
+def job_view(job: Job, store: JobStore, settings: Settings, *, base64_from: ImageStore | None = None) -> dict[str, Any]:
+    """A job as clients see it (the spec's response shape plus status details); with
+    ``base64_from``, each image's bytes too (``data``), read from that image store."""
     params = public_params(job.params)
     progress = dict(job.progress)
     steps = progress.get("steps") or 0
@@ -66,8 +68,8 @@ def job_view(job: Job, store: JobStore, settings: Settings, *, include_base64: b
         entry = {key: image[key] for key in ("index", "seed", "width", "height", "format")}
         entry["url"] = image_url(job.id, image["index"], public=settings.public_images)
         entry["parameters"] = {**params, **resolved, "seed": image["seed"]} if job.kind != "upscale" else params
-        if include_base64:
-            entry["data"] = encode_base64(settings.outputs_dir / image["file"])
+        if base64_from is not None:
+            entry["data"] = encode_file(base64_from, job.id, image["file"])
         images.append(entry)
     view: dict[str, Any] = {
         "job_id": job.id,

@@ -175,6 +175,11 @@ class PostgresJobStore(SqlJobStore):
 
     # -- plumbing -----------------------------------------------------------------------------
 
+    @property
+    def database(self) -> PgDatabase:
+        """The pool this store runs on, shared with the image store (sdrest.images.pgimages)."""
+        return self._db
+
     def _connection(self) -> contextlib.AbstractContextManager[psycopg.Connection[Any]]:
         return self._db.connection()
 

@@ -18,11 +18,10 @@ import os
 import threading
 import uuid
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
+from sdrest.images import ImageStore
 from sdrest.jobs import JobStore, JobStoreError, WorkerIdInUse
-from sdrest.outputs import discard_job_outputs
 
 log = logging.getLogger("sdrest.supervisor")
 
@@ -45,7 +44,7 @@ class Membership:
         *,
         lease: float,
         max_interruptions: int,
-        outputs_dir: Path,
+        images: ImageStore,
         info: Callable[[], dict[str, Any]],
         seen: Callable[[dict[str, str | None]], None],
     ) -> None:
@@ -54,7 +53,7 @@ class Membership:
         self.instance = uuid.uuid4().hex  # this process: a second live one with the same id is refused
         self.lease = lease
         self.max_interruptions = max_interruptions
-        self.outputs_dir = outputs_dir
+        self.images = images
         self._info = info
         self._seen = seen
         self._stop = threading.Event()
@@ -117,7 +116,7 @@ class Membership:
         self._seen(self.report())
         for job in self.store.expire_leases(max_interruptions=self.max_interruptions, sparing=self.worker):
             log.warning("job %s: its worker stopped renewing the lease; now %s", job.id, job.status.value)
-            discard_job_outputs(self.outputs_dir, job.id)  # the cut-off attempt's files, if they are here
+            self.images.delete_job(job.id)  # the cut-off attempt's files, if any are stored
 
 
 def _dead_here(recorded: dict[str, Any], mine: dict[str, Any]) -> bool:

@@ -2,10 +2,11 @@
 
 A worker node runs what ``sdrest serve`` runs for generation (one supervised worker process per
 ``--workers``/``--gpus`` slot) against a job store that API nodes (``sdrest serve --no-worker``)
-share: it claims jobs, renews their leases, writes their images to ``--output-dir`` and reports
-to the store. It serves no HTTP and holds no data-folder lock, so several can share a data folder
-with an API node on one machine; on several machines the image folder must be shared (see
-docs/scale-out.md).
+share: it claims jobs, renews their leases, writes their images to ``--output-dir`` and stores
+them in the image store (``--image-store``: the database with a PostgreSQL store, so no folder is
+shared; with ``files`` on several machines the folder must be shared, see docs/scale-out.md) and
+reports to the store. It serves no HTTP and holds no data-folder lock, so several can share a data
+folder with an API node on one machine.
 """
 
 from __future__ import annotations
@@ -16,12 +17,12 @@ import threading
 from typing import Any
 
 from sdrest.datadir import make_private_dir
+from sdrest.images import open_image_store
 from sdrest.jobs import EventBus, open_store
 from sdrest.jobs.store import redact_url
 from sdrest.logs import setup_logging
 from sdrest.models.hashing import HashCache
 from sdrest.models.scanner import ModelLibrary
-from sdrest.outputs import discard_job_outputs
 from sdrest.settings import Settings
 from sdrest.worker.pool import WorkerPool
 
@@ -38,8 +39,9 @@ def run(settings: Settings) -> int:
     hashes = HashCache(settings.data_dir / "hashes.sqlite3")
     bus = EventBus(store)
     try:
+        images = open_image_store(settings, store)
         library = ModelLibrary(settings.model_folders(), hashes, allow_symlinks=settings.allow_symlinks)
-        pool = WorkerPool(settings, store, bus, library)
+        pool = WorkerPool(settings, store, bus, library, images)
         for supervisor in pool.supervisors:  # what this node's previous life was running
             for job in store.recover_interrupted(
                 requeue=settings.requeue_interrupted,
@@ -47,7 +49,7 @@ def run(settings: Settings) -> int:
                 worker=supervisor.worker_id,
             ):
                 log.warning("job %s was interrupted by a stop of this worker: now %s", job.id, job.status.value)
-                discard_job_outputs(settings.outputs_dir, job.id)
+                images.delete_job(job.id)
         stopping = threading.Event()
 
         def _stop(signum: int, _frame: Any) -> None:

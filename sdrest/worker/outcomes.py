@@ -1,7 +1,10 @@
 """What happens to a running job, written to the job store, the event bus and the counters.
 
 A job that does not complete keeps no files: a worker killed between writing its images and
-reporting them would otherwise leave files that no job record names.
+reporting them would otherwise leave files that no job record names. A completed job's files go
+to the image store (:meth:`~sdrest.images.ImageStore.publish`: nothing to do for a folder, the
+rows of the database's ``job_files`` otherwise) before its state is stored, so a client that sees
+it completed finds them on every node.
 
 Every change names this worker (``worker``): a worker whose lease ran out while it was slow or
 cut off has lost the job to another, and nothing it reports afterwards may end that other
@@ -13,11 +16,10 @@ from __future__ import annotations
 import base64
 import collections
 import logging
-from pathlib import Path
 from typing import Any
 
+from sdrest.images import ImageStore
 from sdrest.jobs import EventBus, Job, JobStatus, JobStore
-from sdrest.outputs import discard_job_outputs
 
 log = logging.getLogger("sdrest.supervisor")
 
@@ -29,14 +31,14 @@ class JobOutcomes:
         self,
         store: JobStore,
         bus: EventBus,
-        outputs_dir: Path,
+        images: ImageStore,
         counters: collections.Counter[str],
         worker: str | None = None,
     ) -> None:
         self.store = store
         self.worker = worker
         self.bus = bus
-        self.outputs_dir = outputs_dir
+        self.images = images
         self.counters = counters
 
     def apply(self, job: Job, message: dict[str, Any]) -> bool:
@@ -55,6 +57,8 @@ class JobOutcomes:
         if kind == "done":
             result = message["result"]
             timings = result.pop("timings", {})
+            if not self._publish(job):
+                return True
             if self.store.complete(job.id, result, timings, worker=self.worker) is not None:
                 self.counters["completed"] += 1
                 self.counters["images"] += len(result.get("images", []))
@@ -69,6 +73,21 @@ class JobOutcomes:
             return True
         log.warning("unknown worker message %r", kind)
         return False
+
+    def _publish(self, job: Job) -> bool:
+        """Store the job's files where every node reads them, if this worker still holds the
+        job (one that lost it must not replace the files of the worker that has it now); False
+        when they could not be stored (the job failed)."""
+        current = self.store.get(job.id)
+        if current is None or current.status is not JobStatus.RUNNING or not self._holds(current):
+            return True  # complete() refuses it; discard_outputs() then leaves what is not ours
+        try:
+            self.images.publish(job.id)
+        except Exception as exc:  # a database hiccup must not leave it running
+            log.exception("job %s: its files could not be stored", job.id)
+            self.failed(job, {"code": "images_not_stored", "message": f"the job's files could not be stored: {exc}"})
+            return False
+        return True
 
     def cancelled(self, job: Job) -> None:
         """The job stopped on a cancel (a "new_latents" stop is still running in the store)."""
@@ -97,7 +116,7 @@ class JobOutcomes:
     def _discard(self, job_id: str, current: Job | None) -> None:
         """:meth:`discard_outputs` of a job as the store has it now (``current``)."""
         if current is None or (current.status is not JobStatus.COMPLETED and self._holds(current)):
-            discard_job_outputs(self.outputs_dir, job_id)
+            self.images.delete_job(job_id)
 
     def _holds(self, current: Job | None) -> bool:
         """The job (as the store has it now) is not running under another worker."""

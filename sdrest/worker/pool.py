@@ -17,6 +17,7 @@ import collections
 import time
 from typing import Any, Protocol
 
+from sdrest.images import ImageStore
 from sdrest.jobs import EventBus, JobStore
 from sdrest.settings import Settings
 from sdrest.worker.supervisor import Supervisor, WorkerState
@@ -58,7 +59,7 @@ class Workers(Protocol):
 class WorkerPool:
     """One :class:`Supervisor` per worker (``--workers``/``--gpus``)."""
 
-    def __init__(self, settings: Settings, store: JobStore, bus: EventBus, library: Any) -> None:
+    def __init__(self, settings: Settings, store: JobStore, bus: EventBus, library: Any, images: ImageStore) -> None:
         devices = settings.worker_devices
         name = settings.worker_name
         self.supervisors = [
@@ -67,6 +68,7 @@ class WorkerPool:
                 store,
                 bus,
                 library,
+                images,
                 worker_id=name if len(devices) == 1 else f"{name}-{_slot_name(slot, device)}",
                 device=device,
             )

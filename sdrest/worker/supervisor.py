@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from typing import Any
 
+from sdrest.images import ImageStore
 from sdrest.jobs import EventBus, Job, JobStatus, JobStore
 from sdrest.jobs.params import public_model_options
 from sdrest.models.paths import ModelNotFoundError
@@ -80,6 +81,7 @@ class Supervisor:
         store: JobStore,
         bus: EventBus,
         library: Any,
+        images: ImageStore,
         *,
         worker_id: str | None = None,
         device: str | None = None,
@@ -105,7 +107,7 @@ class Supervisor:
         self.device = device
         self._models = ModelChoice(library, settings.model)
         self.worker_id = worker_id or settings.worker_name
-        self._outcomes = JobOutcomes(store, bus, settings.outputs_dir, self.counters, self.worker_id)
+        self._outcomes = JobOutcomes(store, bus, images, self.counters, self.worker_id)
         self._last_activity = time.monotonic()
         self.capabilities: dict[str, Any] = {}
         self._ready = threading.Event()
@@ -115,7 +117,7 @@ class Supervisor:
             self.worker_id,
             lease=settings.lease_seconds,
             max_interruptions=settings.max_interruptions,
-            outputs_dir=settings.outputs_dir,
+            images=images,
             info=self._info,
             seen=self._seen,
         )

@@ -25,10 +25,10 @@ from sdrest.api.compat.errors import rename_field
 from sdrest.api.compat.names import find_checkpoint, sampler_label, sampler_name, scheduler_name
 from sdrest.api.errors import ApiError, invalid
 from sdrest.api.jobparams import MAX_RANDOM_SEED, decode, find_model
+from sdrest.images.store import encode_file, file_parameters
 from sdrest.jobs import Job, JobStatus
 from sdrest.models.presets import apply_template, load_template
 from sdrest.models.types import ModelType
-from sdrest.outputs import encode_base64, read_parameters
 from sdrest.services import Services
 
 #: sdrest field -> the A1111 field a client sent it as (to name the right field in errors).
@@ -298,9 +298,9 @@ def answer(
     """A1111's response body for a finished (completed or interrupted) job."""
     result = job.result or {}
     images = result.get("images", []) if job.status is JobStatus.COMPLETED else []
-    files = [svc.settings.outputs_dir / image["file"] for image in images]
-    encoded = [encode_base64(path) for path in files] if request.send_images else []
-    infotexts = [read_parameters(path)[0] or "" for path in files]
+    files = [image["file"] for image in images]
+    encoded = [encode_file(svc.images, job.id, file) for file in files] if request.send_images else []
+    infotexts = [file_parameters(svc.images, job.id, file)[0] or "" for file in files]
     params = job.params
     seeds = result.get("seeds") or [params["seed"] + i for i in range(params.get("batch_count", 1))]
     subseed = request.subseed if request.subseed >= 0 else secrets.randbelow(MAX_RANDOM_SEED + 1)

@@ -42,11 +42,12 @@ from sdrest.api.generate import waiting_slot
 from sdrest.api.jobparams import decode
 from sdrest.api.schemas import Content, api_doc
 from sdrest.api.system import meminfo
+from sdrest.images.store import encode_file
 from sdrest.infotext import parse_infotext
 from sdrest.jobs import JobStatus
 from sdrest.models.presets import load_template
 from sdrest.models.types import ModelType
-from sdrest.outputs import encode_base64, read_parameters
+from sdrest.outputs import read_parameters
 from sdrest.services import services
 
 _NULL = Content(schema={"type": "null"})
@@ -314,7 +315,7 @@ def extra_single_image() -> Any:
             f"upscale job {job.id} {job.status.value}: {(job.error or {}).get('message', '')}".strip(),
         )
     image = (job.result or {})["images"][0]
-    return jsonify({"html_info": "", "image": encode_base64(svc.settings.outputs_dir / image["file"])})
+    return jsonify({"html_info": "", "image": encode_file(svc.images, job.id, image["file"])})
 
 
 @bp.post("/png-info")

@@ -34,9 +34,9 @@ from sdrest.api.schemas import api_doc
 from sdrest.api.schemas.operation import DocDefaults
 from sdrest.api.schemas.parsing import read_body
 from sdrest.api.views import image_url
+from sdrest.images.store import encode_file
 from sdrest.jobs import Job, JobStatus
 from sdrest.models.types import ModelType
-from sdrest.outputs import encode_base64
 from sdrest.services import Services, services
 
 bp = Blueprint("openai", __name__, url_prefix="/v1")
@@ -193,7 +193,7 @@ def _answer(svc: Services, job: Job, body: ImageGenerationRequest | ImageEditReq
         root = request.host_url.rstrip("/")
         data = [{"url": root + image_url(job.id, image["index"])} for image in images]
     else:
-        data = [{"b64_json": encode_base64(svc.settings.outputs_dir / image["file"])} for image in images]
+        data = [{"b64_json": encode_file(svc.images, job.id, image["file"])} for image in images]
     first = images[0] if images else {"width": 0, "height": 0}
     return {
         "created": int(job.created_at),
