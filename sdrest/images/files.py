@@ -46,3 +46,6 @@ class FileImageStore:
 
     def delete_job(self, job_id: str) -> None:
         discard_job_outputs(self.root, check_name(job_id, "job_id"))
+
+    def drop_staged(self, job_id: str) -> None:
+        check_name(job_id, "job_id")  # the staging folder is the store: nothing is only staged

@@ -135,6 +135,9 @@ class PgImageStore:
         self._db.query("DELETE FROM job_files WHERE job_id = ? RETURNING name", (check_name(job_id, "job_id"),))
         discard_job_outputs(self.staging, job_id)
 
+    def drop_staged(self, job_id: str) -> None:
+        discard_job_outputs(self.staging, check_name(job_id, "job_id"))
+
 
 def _plain(name: str) -> bool:
     try:

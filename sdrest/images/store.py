@@ -13,7 +13,7 @@ the store, never from a path:
   ``postgresql://`` store): publishing copies the files into the ``job_files`` table in one
   transaction and removes the staging folder, so no folder is shared.
 
-An S3-compatible store would implement the same five methods (objects ``<prefix>/<job id>/<name>``;
+An S3-compatible store would implement the same six methods (objects ``<prefix>/<job id>/<name>``;
 publish uploads and removes the staging folder; delete removes the prefix).
 
 Names are plain file names (:func:`check_name`), job ids too: nothing a client sends becomes a
@@ -104,6 +104,10 @@ class ImageStore(Protocol):
     def delete_job(self, job_id: str) -> None:
         """Remove every file of the job, its thumbnails and this node's staging folder of it
         (idempotent): a deleted job, or one that ended without completing."""
+
+    def drop_staged(self, job_id: str) -> None:
+        """Remove this node's staging folder of the job, leaving its stored files alone: a
+        worker that lost the job to another must not touch that one's files."""
 
 
 def check_name(value: str, field: str = "name") -> str:

@@ -80,7 +80,8 @@ class JobOutcomes:
         when they could not be stored (the job failed)."""
         current = self.store.get(job.id)
         if current is None or current.status is not JobStatus.RUNNING or not self._holds(current):
-            return True  # complete() refuses it; discard_outputs() then leaves what is not ours
+            self.images.drop_staged(job.id)  # what it wrote here; the stored files are not its own
+            return True  # complete() refuses it
         try:
             self.images.publish(job.id)
         except Exception as exc:  # a database hiccup must not leave it running
