@@ -42,7 +42,9 @@ def create_app(settings: Settings | None = None, *, start_worker: bool = True) -
     if (store_file := sqlite_path(settings.store_url)) is not None:
         tighten_file(store_file)
     try:
-        store = open_store(settings.store_url)
+        store = open_store(
+            settings.store_url, pool_size=settings.store_pool_size, wait_seconds=settings.store_wait_seconds
+        )
     except BaseException:  # a PostgreSQL server that cannot be reached: free the data folder
         lock.release()
         raise

@@ -37,3 +37,20 @@ class GenerationError(NativeCallError):
 
 class GenerationCancelled(GenerationError):
     """A generation ended early because :meth:`sdrest.engine.Context.cancel` asked it to."""
+
+
+class StoreUnavailable(SdrestError):
+    """A database cannot be used for now: PostgreSQL unreachable, restarting or refusing
+    connections, no pooled connection free in time, or SQLite locked by another process beyond
+    its busy timeout. Transient, unlike the other errors: the API answers 503 with
+    ``Retry-After``, workers keep what they must store and try again.
+
+    ``str()`` says which store and why (for the log: libpq's reason, never the password);
+    :attr:`public` is what a client is told (no host, port or URL).
+    """
+
+    def __init__(self, what: str, reason: str, public: str) -> None:
+        super().__init__(f"{what} is unavailable: {reason}")
+        self.what = what
+        self.reason = reason
+        self.public = f"{what} is unavailable: {public}"

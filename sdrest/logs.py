@@ -44,3 +44,6 @@ def setup_logging(settings: Settings) -> None:
     root.setLevel(settings.log_level.upper())
     # The native library's debug lines are many; they follow the level like everything else.
     logging.getLogger("waitress.queue").setLevel(logging.ERROR)
+    # psycopg-pool warns at every failed reconnection attempt while PostgreSQL is down; the
+    # stores log an outage once, when it begins and ends (sdrest.outage).
+    logging.getLogger("psycopg.pool").setLevel(logging.ERROR)

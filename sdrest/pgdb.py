@@ -11,6 +11,14 @@ restart, an idle timeout) is replaced rather than failing the call that gets it.
 marking a parameter (SQLite's style); :class:`PgCursor` hands it to psycopg as ``%s``. So that
 SQL must not contain a literal ``?`` or ``%``.
 
+*An outage* (the server down or restarting, a network cut, every connection busy for longer
+than ``wait_timeout``) raises the store's :class:`~sdrest.errors.StoreUnavailable`, so an API
+node answers 503 and a worker waits, instead of a 500 with a traceback. It is logged once, when
+it begins and when it ends (:class:`~sdrest.outage.Outage`); psycopg-pool keeps reconnecting in
+the background meanwhile, so the node recovers by itself. While the database is known to be
+down, a call waits at most :data:`OUTAGE_WAIT` for a connection: requests fail fast rather than
+each holding an HTTP thread for the whole ``wait_timeout``.
+
 *Migrations*: several nodes may start at once on an empty database, so a migration runs in one
 transaction under a transaction-level advisory lock: the first node migrates, the others wait and
 then find the schema current. Each store keeps its versions in its own ledger table; a database
@@ -28,9 +36,22 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import psycopg
+from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import ConnectionPool, PoolTimeout
 
+from sdrest.errors import StoreUnavailable
 from sdrest.jobs.store import redact_url
+from sdrest.outage import Outage
+
+#: The longest a call waits for a pooled connection while the database is known to be down:
+#: long enough to take one the pool has just made again (it keeps trying in the background).
+OUTAGE_WAIT = 0.2
+#: How long psycopg-pool keeps retrying one lost connection (with a backoff that doubles from
+#: 1 s) before it gives that attempt up and starts a new one on demand: it bounds the pause
+#: between attempts, hence how long a node may take to notice that the database is back.
+RECONNECT_LIMIT = 10.0
+#: What a client is told when the database does not answer (the reason, with hosts, is logged).
+_PUBLIC_REASON = "its database does not answer; try again shortly"
 
 
 class PgCursor:
@@ -71,10 +92,17 @@ class PgDatabase:
         pool_name: str,
         pool_size: int = 16,
         connect_timeout: float = 10.0,
+        wait_timeout: float = 10.0,
+        unavailable: type[StoreUnavailable] = StoreUnavailable,
     ) -> None:
         self.url = redact_url(url)
         self._what = what
         self._error = error
+        self._unavailable = unavailable
+        self._wait = wait_timeout
+        self._password = _password(url)
+        self._probe_url = url
+        self._outage = Outage(what, self.url)
         self._closed = False
         try:  # one plain connection first: libpq's reason (refused, bad password, no database)
             psycopg.connect(url, connect_timeout=max(1, round(connect_timeout))).close()
@@ -88,6 +116,8 @@ class PgDatabase:
             name=pool_name,
             kwargs={"autocommit": True},
             check=ConnectionPool.check_connection,
+            timeout=wait_timeout,
+            reconnect_timeout=RECONNECT_LIMIT,
         )
         try:
             self._pool.open(wait=True, timeout=connect_timeout)
@@ -97,11 +127,40 @@ class PgDatabase:
 
     @contextlib.contextmanager
     def connection(self) -> Iterator[psycopg.Connection[Any]]:
-        """A connection of the pool (autocommit), for as long as the block runs."""
+        """A connection of the pool (autocommit), for as long as the block runs; the store's
+        :class:`~sdrest.errors.StoreUnavailable` if the database cannot be reached or the
+        connection is lost meanwhile (see the module docstring)."""
         if self._closed:
             raise self._error(f"{self._what} is closed")
-        with self._pool.connection() as conn:
-            yield conn
+        wait = min(self._wait, OUTAGE_WAIT) if self._outage.down else self._wait
+        try:
+            with self._pool.connection(timeout=wait) as conn:
+                yield conn
+        except psycopg.OperationalError as exc:
+            if self._closed or not _lost(exc):
+                raise
+            raise self._outage_error(exc, wait) from None
+        self._outage.succeeded()
+
+    def _outage_error(self, exc: psycopg.OperationalError, wait: float) -> StoreUnavailable:
+        """The error for a lost database, its outage noted (logged if it is a new one)."""
+        if not isinstance(exc, PoolTimeout):
+            reason = _first_line(exc)
+        elif self._outage.down:
+            reason = f"no connection within {wait:g} s"
+        else:  # libpq's reason, once per outage; or, if it connects, the pool is exhausted
+            reason = self._probe() or f"every pooled connection stayed busy for {wait:g} s (a larger pool?)"
+        reason = reason.replace(self._password, "***") if self._password else reason
+        self._outage.failed(reason)
+        return self._unavailable(self._what, reason, _PUBLIC_REASON)
+
+    def _probe(self) -> str | None:
+        """Why a new connection fails (None if one can be made)."""
+        try:
+            psycopg.connect(self._probe_url, connect_timeout=2).close()
+        except psycopg.Error as exc:
+            return _first_line(exc)
+        return None
 
     @contextlib.contextmanager
     def read(self) -> Iterator[PgCursor]:
@@ -160,3 +219,28 @@ class PgDatabase:
     @property
     def closed(self) -> bool:
         return self._closed
+
+
+def _lost(exc: psycopg.OperationalError) -> bool:
+    """Whether ``exc`` means the database is out of reach, rather than a statement's failure:
+    no connection in time, a connection lost (libpq's own errors carry no SQLSTATE), or the
+    server's classes 08 (connection exception), 53 (insufficient resources: too many
+    connections, out of memory or disk) and 57P (shut down, crashed, starting up)."""
+    state = exc.sqlstate
+    return isinstance(exc, PoolTimeout) or state is None or state.startswith(("08", "53", "57P"))
+
+
+def _first_line(exc: BaseException) -> str:
+    """The first line of libpq's message (the rest is hints), or the error's type."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _password(url: str) -> str | None:
+    """The URL's password (from the user part or a ``password=`` parameter), to keep it out of
+    messages; None if it has none."""
+    try:
+        password = conninfo_to_dict(url).get("password")
+    except psycopg.ProgrammingError:
+        return None
+    return str(password) if password else None

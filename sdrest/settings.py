@@ -153,6 +153,18 @@ class Settings:
         "jobs.sqlite3; keep a password in ~/.pgpass or PGPASSWORD)",
         metavar="URL",
     )
+    store_pool_size: int = _setting(
+        16,
+        "PostgreSQL --store: the most connections each process (API node or worker) opens for jobs, events and images",
+    )
+    auth_pool_size: int = _setting(
+        8, "PostgreSQL --store: the most connections each API node opens for users, keys and tokens"
+    )
+    store_wait_seconds: float = _setting(
+        10.0,
+        "how long a call waits for the database (a free pooled PostgreSQL connection, or the SQLite "
+        "write lock) before its request is answered 503 (a worker tries again)",
+    )
     output_dir: Path | None = _setting(None, "folder for generated images (default: <data-dir>/outputs)")
     image_store: str = _setting(
         "auto",
@@ -367,6 +379,8 @@ class Settings:
             "max_streams_per_user",
             "max_loaded_models",
             "workers",
+            "store_pool_size",
+            "auth_pool_size",
         ):
             if getattr(self, name) < 1:
                 raise SettingsError(f"{name}: must be at least 1")
@@ -379,6 +393,8 @@ class Settings:
                 raise SettingsError("gpus: a comma-separated list of distinct GPU indices, e.g. 0,1")
             if self.workers not in (1, len(devices)):
                 raise SettingsError(f"workers: --gpus runs one worker per GPU ({len(devices)}), not {self.workers}")
+        if not 0 < self.store_wait_seconds < float("inf"):  # NaN fails this too
+            raise SettingsError("store_wait_seconds: must be a positive number of seconds")
         if not 1 <= self.lease_seconds < float("inf"):
             raise SettingsError("lease_seconds: must be at least 1")
         if self.worker_id is not None and not _WORKER_ID.fullmatch(self.worker_id):

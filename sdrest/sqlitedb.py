@@ -10,6 +10,12 @@ implicit transactions, each one is begun and committed here explicitly.
 Write transactions use ``BEGIN IMMEDIATE``, so another process on the same file is serialised
 by SQLite itself.
 
+*Locked beyond the busy timeout*: another process holding the write lock longer than
+``busy_timeout`` makes SQLite give up with "database is locked". A database given an
+``unavailable`` error class raises that instead (a :class:`~sdrest.errors.StoreUnavailable`:
+the API answers 503, a worker tries again), logged once per episode
+(:class:`~sdrest.outage.Outage`).
+
 *Migrations* are lists of statements (no ``executescript``: it would commit the transaction the
 migration runs in), applied in one write transaction; where the version is kept is the
 caller's choice (:data:`USER_VERSION` or a :class:`VersionTable`).
@@ -25,7 +31,12 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
+from sdrest.errors import StoreUnavailable
+from sdrest.outage import Outage
+
 MEMORY = ":memory:"
+#: SQLite's messages for SQLITE_BUSY and SQLITE_LOCKED (sqlite_errorcode needs Python 3.11).
+_BUSY_MESSAGES = ("database is locked", "database table is locked", "database is busy")
 
 #: Migrations: for each schema version, the statements that lead to it from the one before.
 Migrations = Sequence[Sequence[str]]
@@ -74,6 +85,8 @@ class Database:
     ``path``: a file (its folder is created) or ``":memory:"``. ``closed_error`` builds the
     exception raised when the database is used after :meth:`close`. ``synchronous``: SQLite's
     setting for commits (``FULL`` survives power loss, ``NORMAL`` only process crashes).
+    ``unavailable``: the error raised (for ``what``, "the job store") when the database stays
+    locked beyond ``busy_timeout`` seconds; None: SQLite's own ``OperationalError``.
     """
 
     def __init__(
@@ -84,6 +97,8 @@ class Database:
         synchronous: str = "FULL",
         busy_timeout: float = 10.0,
         foreign_keys: bool = False,
+        what: str = "the database",
+        unavailable: type[StoreUnavailable] | None = None,
     ) -> None:
         synchronous = synchronous.upper()
         if synchronous not in ("OFF", "NORMAL", "FULL", "EXTRA"):
@@ -93,6 +108,10 @@ class Database:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         self.synchronous = synchronous
         self.lock = threading.Lock()
+        self._what = what
+        self._unavailable = unavailable
+        self._busy_timeout = busy_timeout
+        self._outage = Outage(what, str(self.path))
         self._closed_error = closed_error
         self._conn: sqlite3.Connection | None = sqlite3.connect(
             str(self.path), timeout=busy_timeout, isolation_level=None, check_same_thread=False
@@ -116,9 +135,27 @@ class Database:
         return self._conn
 
     @contextlib.contextmanager
+    def guard(self) -> Iterator[None]:
+        """Translate "database is locked" (after ``busy_timeout``) into ``unavailable``; for
+        the caller's own statements on :meth:`connection` (under :attr:`lock`)."""
+        if self._unavailable is None:
+            yield
+            return
+        try:
+            yield
+        except sqlite3.OperationalError as exc:
+            if not str(exc).startswith(_BUSY_MESSAGES):
+                raise
+            reason = f"{exc} for more than {self._busy_timeout:g} s"
+            self._outage.failed(reason)
+            public = "its database is locked by another process; try again shortly"
+            raise self._unavailable(self._what, reason, public) from None
+        self._outage.succeeded()
+
+    @contextlib.contextmanager
     def read(self) -> Iterator[sqlite3.Cursor]:
         """A snapshot for several SELECTs (a page and its total) that must agree."""
-        with self.lock:
+        with self.lock, self.guard():
             cursor = self.connection().cursor()
             cursor.execute("BEGIN")
             try:
@@ -133,7 +170,7 @@ class Database:
         BEGIN IMMEDIATE takes SQLite's write lock up front, so a read-then-update cannot
         interleave with another connection's write.
         """
-        with self.lock:
+        with self.lock, self.guard():
             cursor = self.connection().cursor()
             cursor.execute("BEGIN IMMEDIATE")
             try:
@@ -146,16 +183,16 @@ class Database:
 
     def query(self, sql: str, args: Iterable[Any] = ()) -> list[Any]:
         """All rows of one statement (outside any explicit transaction: autocommit)."""
-        with self.lock:
+        with self.lock, self.guard():
             return self.connection().execute(sql, tuple(args)).fetchall()
 
     def execute(self, sql: str, args: Iterable[Any] = ()) -> int:
         """Run one changing statement on its own (autocommit); returns the rows it changed."""
-        with self.lock:
+        with self.lock, self.guard():
             return self.connection().execute(sql, tuple(args)).rowcount
 
     def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
-        with self.lock:
+        with self.lock, self.guard():
             self.connection().executemany(sql, rows)
 
     def migrate(

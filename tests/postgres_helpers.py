@@ -66,6 +66,10 @@ class PostgresCluster:
             "--locale=C.UTF-8",
             "--no-sync",
         )
+        self._start()
+        self.admin_url = f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+
+    def _start(self) -> None:
         options = (
             f"-c listen_addresses=127.0.0.1 -c port={self.port} -c unix_socket_directories={self.folder}"
             " -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
@@ -78,7 +82,15 @@ class PostgresCluster:
             log = (self.folder / "server.log").read_text(errors="replace")
             self.stop()
             raise RuntimeError(f"PostgreSQL did not start:\n{log}") from None
-        self.admin_url = f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+
+    def pause(self) -> None:
+        """Shut the server down as an administrator would (``pg_ctl stop -m fast``: clients are
+        disconnected), keeping its data: a database outage."""
+        self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
+
+    def resume(self) -> None:
+        """Start the server again after :meth:`pause`, on the same port with the same data."""
+        self._start()
 
     def _run(self, tool: str, *args: str) -> None:
         subprocess.run(

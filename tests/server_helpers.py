@@ -195,3 +195,12 @@ class WorkerNode:
 
     def log_text(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+def worker_nodes(root: Path, models_dir: Path, count: int, *args: str) -> list[WorkerNode]:
+    """``count`` worker nodes ``w0``, ``w1``, ... (not started), each with its own data folder
+    under ``root`` and one generation thread, and ``args`` (the store, the lease, ...)."""
+    return [
+        WorkerNode(root, models_dir, f"w{n}", "--data-dir", str(root / f"worker{n}"), "--threads", "1", *args)
+        for n in range(count)
+    ]

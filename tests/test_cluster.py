@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 import requests
 
-from server_helpers import Server, WorkerNode, link_models_with_copies, sse_events
+from server_helpers import Server, WorkerNode, link_models_with_copies, sse_events, worker_nodes
 
 pytestmark = pytest.mark.slow
 
@@ -63,23 +63,9 @@ def cluster(models, tmp_path, postgres_url) -> Iterator[dict[str, Any]]:
     models_dir = link_models_with_copies(models, tmp_path / "models", names=("sd1b",))
     shared = ["--store", postgres_url, "--output-dir", str(tmp_path / "images")]
     apis = [Server(tmp_path / f"api{n}", models_dir, "--no-worker", "--model", "sd1", *shared) for n in range(2)]
-    workers = [
-        WorkerNode(
-            tmp_path,
-            models_dir,
-            f"w{n}",
-            "--data-dir",
-            str(tmp_path / f"worker{n}"),
-            "--lease-seconds",
-            "10",
-            "--threads",
-            "1",
-            "--model-overtake-limit",
-            str(JOBS),
-            *shared,
-        )
-        for n in range(WORKERS)
-    ]
+    workers = worker_nodes(
+        tmp_path, models_dir, WORKERS, "--lease-seconds", "10", "--model-overtake-limit", str(JOBS), *shared
+    )
     try:
         for api in apis:
             api.root.mkdir()

@@ -145,3 +145,32 @@ def test_alias_command_serves_by_default() -> None:
     from sdrest.cli import server_main
 
     assert server_main(["--print-config", "--port", "9500"]) == 0
+
+
+def test_database_pool_and_wait_settings_from_every_source(tmp_path) -> None:
+    defaults = Settings.load({}, environ={})
+    assert (defaults.store_pool_size, defaults.auth_pool_size, defaults.store_wait_seconds) == (16, 8, 10.0)
+    config = tmp_path / "sdrest.yaml"
+    config.write_text("store_pool_size: 4\nauth-pool-size: 2\n")
+    settings = Settings.load(
+        _flags("--config", str(config), "--store-wait-seconds", "2.5"), environ={"SDREST_AUTH_POOL_SIZE": "3"}
+    )
+    assert (settings.store_pool_size, settings.auth_pool_size, settings.store_wait_seconds) == (4, 3, 2.5)
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("SDREST_STORE_POOL_SIZE", "0", "store_pool_size: must be at least 1"),
+        ("SDREST_STORE_POOL_SIZE", "many", "environment variable SDREST_STORE_POOL_SIZE: 'many' is not a valid int"),
+        ("SDREST_AUTH_POOL_SIZE", "-2", "auth_pool_size: must be at least 1"),
+        ("SDREST_AUTH_POOL_SIZE", "1.5", "environment variable SDREST_AUTH_POOL_SIZE: '1.5' is not a valid int"),
+        ("SDREST_STORE_WAIT_SECONDS", "0", "store_wait_seconds: must be a positive number of seconds"),
+        ("SDREST_STORE_WAIT_SECONDS", "nan", "store_wait_seconds: must be a positive number of seconds"),
+        ("SDREST_STORE_WAIT_SECONDS", "inf", "store_wait_seconds: must be a positive number of seconds"),
+    ],
+)
+def test_bad_database_pool_and_wait_settings_are_refused_by_name(variable: str, value: str, message: str) -> None:
+    with pytest.raises(SettingsError) as refused:
+        Settings.load({}, environ={variable: value})
+    assert str(refused.value) == message

@@ -85,3 +85,71 @@ def test_memory_and_bad_settings() -> None:
     db.close()
     with pytest.raises(ValueError, match="synchronous"):
         Database(":memory:", closed_error=lambda: Closed("closed"), synchronous="sometimes")
+
+
+def test_a_database_locked_beyond_its_busy_timeout_is_unavailable_and_recovers(tmp_path: Path) -> None:
+    from sdrest.errors import StoreUnavailable
+
+    class Unavailable(StoreUnavailable):
+        pass
+
+    path = tmp_path / "x.db"
+    db = Database(
+        path, closed_error=lambda: Closed("closed"), busy_timeout=0.05, what="the x store", unavailable=Unavailable
+    )
+    plain = Database(path, closed_error=lambda: Closed("closed"), busy_timeout=0.05)
+    db.execute("CREATE TABLE a (x INTEGER)")
+    other = sqlite3.connect(path, isolation_level=None)  # another process's connection
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        with pytest.raises(Unavailable) as locked, db.write() as cursor:
+            cursor.execute("INSERT INTO a VALUES (1)")
+        assert (
+            locked.value.public
+            == "the x store is unavailable: its database is locked by another process; try again shortly"
+        )
+        assert str(locked.value) == "the x store is unavailable: database is locked for more than 0.05 s"
+        with pytest.raises(Unavailable):
+            db.execute("INSERT INTO a VALUES (2)")
+        with pytest.raises(sqlite3.OperationalError, match="locked"):  # without an error class: SQLite's own
+            plain.execute("INSERT INTO a VALUES (3)")
+        assert db.query("SELECT COUNT(*) FROM a") == [(0,)]  # readers go on (WAL)
+        other.execute("COMMIT")
+        with db.write() as cursor:
+            cursor.execute("INSERT INTO a VALUES (4)")
+        assert db.query("SELECT x FROM a") == [(4,)]
+    finally:
+        other.close()
+        db.close()
+        plain.close()
+
+
+def test_the_job_and_auth_stores_raise_their_own_unavailable_errors(tmp_path: Path) -> None:
+    from sdrest.auth.store import AuthStore, AuthStoreError, AuthStoreUnavailable
+    from sdrest.errors import StoreUnavailable
+    from sdrest.jobs import JobStoreError, JobStoreUnavailable, SqliteJobStore
+
+    jobs = SqliteJobStore(tmp_path / "jobs.db", busy_timeout=0.05)
+    auth = AuthStore(tmp_path / "auth.db", busy_timeout=0.05)
+    blockers = [sqlite3.connect(tmp_path / name, isolation_level=None) for name in ("jobs.db", "auth.db")]
+    try:
+        for blocker in blockers:
+            blocker.execute("BEGIN IMMEDIATE")
+        with pytest.raises(JobStoreUnavailable) as job_error:
+            jobs.create("txt2img", {})
+        with pytest.raises(AuthStoreUnavailable) as auth_error:
+            auth.add_user("alice", "a long enough password", "user")
+        assert str(job_error.value) == "the job store is unavailable: database is locked for more than 0.05 s"
+        assert str(auth_error.value) == "the auth store is unavailable: database is locked for more than 0.05 s"
+        # Both are what callers of each store already catch, and what the API answers with 503.
+        assert isinstance(job_error.value, JobStoreError) and isinstance(job_error.value, StoreUnavailable)
+        assert isinstance(auth_error.value, AuthStoreError) and isinstance(auth_error.value, StoreUnavailable)
+        for blocker in blockers:
+            blocker.execute("COMMIT")
+        assert jobs.create("txt2img", {}).status.value == "queued"
+        assert auth.add_user("alice", "a long enough password", "user").name == "alice"
+    finally:
+        for blocker in blockers:
+            blocker.close()
+        jobs.close()
+        auth.close()

@@ -2,7 +2,9 @@
 
 Handlers registered by :func:`register_error_handlers` turn :class:`ApiError`, Werkzeug's
 HTTP errors and anything unexpected into that shape. Unexpected exceptions are logged with
-their traceback and answered with a generic 500: never a stack trace to the client.
+their traceback and answered with a generic 500: never a stack trace to the client. A database
+that cannot be used for now (:class:`~sdrest.errors.StoreUnavailable`: PostgreSQL down, SQLite
+locked) is a 503 with ``Retry-After``, logged once per outage by the store, not per request.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from flask import Flask, jsonify
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from sdrest.auth.errors import AuthError, NotAuthenticated, NotPermitted, TooManyAttempts
-from sdrest.errors import SdrestError
+from sdrest.errors import SdrestError, StoreUnavailable
 
 log = logging.getLogger("sdrest.api")
 
@@ -60,6 +62,16 @@ def from_auth(error: AuthError) -> ApiError:
     return ApiError(status, error.code, error.message, error.field, headers=dict(error.headers))
 
 
+#: Seconds a client is asked to wait (``Retry-After``) while a database is unavailable.
+STORE_RETRY_AFTER = 5
+
+
+def unavailable(error: StoreUnavailable) -> ApiError:
+    """The API's answer while a store's database cannot be used: 503, naming the store and the
+    cause in words a client may see (no host or URL: those are in the server's log)."""
+    return ApiError(503, "store_unavailable", error.public, headers={"Retry-After": str(STORE_RETRY_AFTER)})
+
+
 def not_found(what: str, field: str | None = None) -> ApiError:
     return ApiError(404, "not_found", f"{what} not found", field)
 
@@ -80,6 +92,10 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(AuthError)
     def _auth_error(error: AuthError) -> Any:
         return _respond(from_auth(error))
+
+    @app.errorhandler(StoreUnavailable)
+    def _store_unavailable(error: StoreUnavailable) -> Any:
+        return _respond(unavailable(error))
 
     @app.errorhandler(RequestEntityTooLarge)
     def _too_large(error: RequestEntityTooLarge) -> Any:

@@ -23,6 +23,7 @@ from sdrest.api.schemas import Content, api_doc
 from sdrest.api.schemas.jobs import EventsQuery
 from sdrest.api.views import API, job_or_404, job_view, running_view
 from sdrest.auth.web import client_ip, current_principal, visible_owners
+from sdrest.errors import StoreUnavailable
 from sdrest.jobs import Event, Subscription
 from sdrest.services import Services, services
 
@@ -98,6 +99,10 @@ def _stream(svc: Services, job_id: str | None) -> Response:
                     if job.status.finished and last_id is None:
                         return
             yield from _follow(svc, subscription, job_id, heartbeat)
+        except StoreUnavailable:
+            # The database went away mid-stream (the store logs that once): end the stream
+            # quietly; the client reconnects with Last-Event-ID and misses no persisted event.
+            return
         finally:
             release()
 

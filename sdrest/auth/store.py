@@ -46,7 +46,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from sdrest.auth import passwords
-from sdrest.errors import SdrestError
+from sdrest.errors import SdrestError, StoreUnavailable
 from sdrest.jobs.eventlog import Cursor
 from sdrest.jobs.store import is_postgres_url, redact_url
 from sdrest.sqlitedb import USER_VERSION, Database
@@ -193,12 +193,17 @@ _PG_MIGRATIONS: tuple[tuple[str, ...], ...] = (
 _PG_LEDGER = "auth_schema_version"
 #: pg_advisory_xact_lock key that serialises the auth migrations of nodes starting at once ("sdauth").
 _PG_MIGRATION_LOCK = 0x736461757468
-#: Connections a PostgreSQL auth store opens at most (one per HTTP thread checking credentials).
+#: Connections a PostgreSQL auth store opens at most by default (``--auth-pool-size``; one per
+#: HTTP thread checking credentials).
 PG_POOL_SIZE = 8
 
 
 class AuthStoreError(SdrestError):
     """The store cannot do what was asked (closed, or a newer schema)."""
+
+
+class AuthStoreUnavailable(AuthStoreError, StoreUnavailable):
+    """The auth store's database cannot be used for now (see :class:`~sdrest.errors.StoreUnavailable`)."""
 
 
 class UserNotFoundError(AuthStoreError, LookupError):
@@ -316,7 +321,9 @@ class AuthStore:
 
     ``where``: an SQLite file (a path), or a ``postgresql://`` URL (needs the ``postgres``
     extra; a password is better kept in ``~/.pgpass`` or ``PGPASSWORD`` than in the URL).
-    :func:`location` says which one a server's settings use.
+    :func:`location` says which one a server's settings use. ``busy_timeout``: how long a call
+    waits for the database (SQLite's write lock, or a free pooled PostgreSQL connection) before
+    it raises :class:`AuthStoreUnavailable`; ``pool_size``: the most PostgreSQL connections.
     """
 
     def __init__(
@@ -326,6 +333,7 @@ class AuthStore:
         clock: Callable[[], float] = time.time,
         busy_timeout: float = 10.0,
         connect_timeout: float = 10.0,
+        pool_size: int = PG_POOL_SIZE,
     ) -> None:
         self._clock = clock
         self._dummy_hash: str | None = None
@@ -340,7 +348,7 @@ class AuthStore:
         #: Orders keys created in the same instant (their insertion order).
         self._key_order = "created_at, rowid"
         if self.shared:
-            self._open_postgres(str(where), connect_timeout)
+            self._open_postgres(str(where), connect_timeout, busy_timeout, pool_size)
         else:
             self._open_sqlite(Path(where), busy_timeout)
 
@@ -350,7 +358,11 @@ class AuthStore:
         path.parent.mkdir(parents=True, exist_ok=True)
         _create_private(path)
         database = Database(
-            path, closed_error=lambda: AuthStoreError("the auth store is closed"), busy_timeout=busy_timeout
+            path,
+            closed_error=lambda: AuthStoreError("the auth store is closed"),
+            busy_timeout=busy_timeout,
+            what="the auth store",
+            unavailable=AuthStoreUnavailable,
         )
         self._db = database
         try:
@@ -361,7 +373,7 @@ class AuthStore:
             database.close()
             raise
 
-    def _open_postgres(self, url: str, connect_timeout: float) -> None:
+    def _open_postgres(self, url: str, connect_timeout: float, wait_timeout: float, pool_size: int) -> None:
         self.where = redact_url(url)
         self._key_order = "created_at, seq"
         try:
@@ -375,8 +387,10 @@ class AuthStore:
             what="the auth store",
             error=AuthStoreError,
             pool_name="sdrest-auth",
-            pool_size=PG_POOL_SIZE,
+            pool_size=pool_size,
             connect_timeout=connect_timeout,
+            wait_timeout=wait_timeout,
+            unavailable=AuthStoreUnavailable,
         )
         self._db = database
         try:

@@ -42,7 +42,9 @@ class AuthServices:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.store = AuthStore(location(settings))
+        self.store = AuthStore(
+            location(settings), pool_size=settings.auth_pool_size, busy_timeout=settings.store_wait_seconds
+        )
         # Per process, so per node: see docs/scale-out.md (N nodes allow N times the guesses).
         self.throttle = Throttle(
             max_failures=settings.auth_max_failures,

@@ -15,7 +15,7 @@ Events subscribers when jobs change and carries ephemeral events (progress, prev
 """
 
 from sdrest.jobs.bus import EventBus, Subscription
-from sdrest.jobs.eventlog import JobStoreError, UnknownJobError
+from sdrest.jobs.eventlog import JobStoreError, JobStoreUnavailable, UnknownJobError
 from sdrest.jobs.records import FINISHED_STATUSES, STAGES, Event, EventType, Job, JobStatus, WorkerRecord
 from sdrest.jobs.sqlitestore import SCHEMA_VERSION, SqliteJobStore
 from sdrest.jobs.store import JobStore, SchemaVersionError, WorkerIdInUse, open_store
@@ -31,6 +31,7 @@ __all__ = [
     "JobStatus",
     "JobStore",
     "JobStoreError",
+    "JobStoreUnavailable",
     "SchemaVersionError",
     "SqliteJobStore",
     "Subscription",

@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, NamedTuple, Protocol
 
-from sdrest.errors import SdrestError
+from sdrest.errors import SdrestError, StoreUnavailable
 from sdrest.jobs.records import Event, Job
 
 log = logging.getLogger("sdrest.jobs")
@@ -32,6 +32,10 @@ _EVENT_COLUMNS = "id, type, job_id, owner, data, created_at"
 
 class JobStoreError(SdrestError):
     """The job store cannot do what was asked (bad database, bad arguments)."""
+
+
+class JobStoreUnavailable(JobStoreError, StoreUnavailable):
+    """The job store's database cannot be used for now (see :class:`~sdrest.errors.StoreUnavailable`)."""
 
 
 class UnknownJobError(JobStoreError, KeyError):

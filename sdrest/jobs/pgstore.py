@@ -44,7 +44,7 @@ from typing import Any
 
 import psycopg
 
-from sdrest.jobs.eventlog import Cursor, EventListener, JobRef, JobStoreError, Transaction, dumps
+from sdrest.jobs.eventlog import Cursor, EventListener, JobRef, JobStoreError, JobStoreUnavailable, Transaction, dumps
 from sdrest.jobs.pgnotify import NotifyRelay
 from sdrest.jobs.records import Event, Job
 from sdrest.jobs.sqlstore import JOB_COLUMNS, RUN_ORDER, SqlJobStore, queue_cte
@@ -135,6 +135,8 @@ class PostgresJobStore(SqlJobStore):
     ``url``: a libpq URL (``postgresql://user@host:5432/db``; a password is better kept in
     ``~/.pgpass`` or ``PGPASSWORD`` than in the URL). ``pool_size``: the most connections this
     store opens. ``connect_timeout``: how long opening waits for the first connection.
+    ``wait_timeout``: how long a call waits for a free connection before it raises
+    :class:`~sdrest.jobs.JobStoreUnavailable` (as it does while the database is unreachable).
     """
 
     _QUEUE_CTE = queue_cte("IS NOT DISTINCT FROM")
@@ -143,7 +145,13 @@ class PostgresJobStore(SqlJobStore):
     _NO_LIMIT = None
 
     def __init__(
-        self, url: str, *, clock: Callable[[], float] = time.time, pool_size: int = 16, connect_timeout: float = 10.0
+        self,
+        url: str,
+        *,
+        clock: Callable[[], float] = time.time,
+        pool_size: int = 16,
+        connect_timeout: float = 10.0,
+        wait_timeout: float = 10.0,
     ) -> None:
         super().__init__(clock)
         # This store's events to and from the other processes on the database (LISTEN/NOTIFY).
@@ -163,6 +171,8 @@ class PostgresJobStore(SqlJobStore):
             pool_name="sdrest-jobs",
             pool_size=pool_size,
             connect_timeout=connect_timeout,
+            wait_timeout=wait_timeout,
+            unavailable=JobStoreUnavailable,
         )
         self.url = self._db.url
         try:

@@ -35,7 +35,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from sdrest.jobs.eventlog import Cursor, JobRef, JobStoreError, Transaction, dumps
+from sdrest.jobs.eventlog import Cursor, JobRef, JobStoreError, JobStoreUnavailable, Transaction, dumps
 from sdrest.jobs.records import Event, Job
 from sdrest.jobs.sqlstore import JOB_COLUMNS, RUN_ORDER, SqlJobStore
 from sdrest.jobs.store import SchemaVersionError, check_progress, preferred_index
@@ -158,6 +158,8 @@ class SqliteJobStore(SqlJobStore):
             synchronous=synchronous,
             busy_timeout=busy_timeout,
             foreign_keys=True,
+            what="the job store",
+            unavailable=JobStoreUnavailable,
         )
         self.path = self._db.path
         self.wal = self._db.wal
@@ -276,7 +278,7 @@ class SqliteJobStore(SqlJobStore):
         it survives ``kill -9`` like everything else.
         """
         fields = check_progress(step, steps, stage)
-        with self._db.lock:
+        with self._db.lock, self._db.guard():
             conn = self._db.connection()
             relax = self.wal and self._db.synchronous in ("FULL", "EXTRA")
             if relax:

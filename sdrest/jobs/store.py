@@ -340,14 +340,32 @@ def redact_url(url: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc, query=urlencode(query, safe="*")))
 
 
-def open_store(url: str, *, clock: Callable[[], float] | None = None) -> JobStore:
-    """The job store a ``--store`` URL names: ``sqlite:///PATH`` or ``postgresql://...``."""
+def open_store(
+    url: str,
+    *,
+    clock: Callable[[], float] | None = None,
+    pool_size: int | None = None,
+    wait_seconds: float | None = None,
+) -> JobStore:
+    """The job store a ``--store`` URL names: ``sqlite:///PATH`` or ``postgresql://...``.
+
+    ``pool_size`` (PostgreSQL): the most connections it opens (``--store-pool-size``).
+    ``wait_seconds``: how long a call waits for the database (a free pooled connection, or
+    SQLite's write lock) before it raises :class:`~sdrest.jobs.JobStoreUnavailable`
+    (``--store-wait-seconds``). None: the backend's default.
+    """
     kwargs: dict[str, Any] = {} if clock is None else {"clock": clock}
     path = sqlite_path(url)
     if path is not None:
         from sdrest.jobs.sqlitestore import SqliteJobStore
 
+        if wait_seconds is not None:
+            kwargs["busy_timeout"] = wait_seconds
         return SqliteJobStore(path, **kwargs)
+    if pool_size is not None:
+        kwargs["pool_size"] = pool_size
+    if wait_seconds is not None:
+        kwargs["wait_timeout"] = wait_seconds
     if is_postgres_url(url):
         try:
             from sdrest.jobs.pgstore import PostgresJobStore

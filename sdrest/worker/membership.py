@@ -9,6 +9,15 @@ off, cut off): they go back to the queue, or fail as "worker_lost" after ``--max
 
 The heartbeat runs in its own thread so that a long model load or a busy supervisor never lets a
 lease lapse.
+
+*After a database outage* every lease may have run out, though the workers holding them are
+alive and some finished their jobs meanwhile (their ends wait to be stored). So a worker whose
+heartbeat failed for want of the store settles no other worker's lapsed lease until the store
+has answered it for a whole lease again: by then every live worker has renewed its own (three
+heartbeats, if every worker of the cluster has the same ``--lease-seconds``) and stored what
+waited, and only the leases of workers that are really gone are settled. A worker that lost
+only its own link to the database (the others kept theirs) still loses its jobs when its lease
+runs out, as designed.
 """
 
 from __future__ import annotations
@@ -16,10 +25,12 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from typing import Any
 
+from sdrest.errors import StoreUnavailable
 from sdrest.images import ImageStore
 from sdrest.jobs import JobStore, JobStoreError, WorkerIdInUse
 
@@ -58,6 +69,8 @@ class Membership:
         self._seen = seen
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        # Since when (monotonic) the store has answered every heartbeat; None: it just failed.
+        self._reachable_since: float | None = float("-inf")
 
     def register(self) -> None:
         """Join the store (raises :class:`~sdrest.jobs.WorkerIdInUse` if a live worker has the id).
@@ -96,13 +109,21 @@ class Membership:
         while not self._stop.wait(self.lease / BEATS_PER_LEASE):
             try:
                 self.beat()
+            except StoreUnavailable:
+                self._reachable_since = None  # logged once by the store; tried again next beat
             except Exception:  # a store hiccup must not end the heartbeat
                 log.exception("heartbeat of worker %s failed", self.worker)
 
     def report(self) -> dict[str, str | None]:
         """Renew the leases and say what the worker does now (also between heartbeats: when it
         starts a job or loads a model, so API nodes see it at once); its running jobs."""
-        running = self.store.heartbeat(self.worker, self.instance, self._info(), lease=self.lease)
+        try:
+            running = self.store.heartbeat(self.worker, self.instance, self._info(), lease=self.lease)
+        except StoreUnavailable:
+            self._reachable_since = None
+            raise
+        if self._reachable_since is None:
+            self._reachable_since = time.monotonic()
         if running is None:
             # Our heartbeat lapsed long enough for another process to take the id (or the row
             # was removed): join again, or say loudly why not. Our jobs' leases may be lost.
@@ -114,6 +135,9 @@ class Membership:
     def beat(self) -> None:
         """One heartbeat: renew, report, and settle other workers' lapsed leases."""
         self._seen(self.report())
+        since = self._reachable_since
+        if since is None or time.monotonic() - since < self.lease:
+            return  # back from an outage: every live worker renews its own leases first
         for job in self.store.expire_leases(max_interruptions=self.max_interruptions, sparing=self.worker):
             log.warning("job %s: its worker stopped renewing the lease; now %s", job.id, job.status.value)
             self.images.delete_job(job.id)  # the cut-off attempt's files, if any are stored

@@ -35,7 +35,7 @@ def run(settings: Settings) -> int:
     setup_logging(settings)
     make_private_dir(settings.data_dir)
     make_private_dir(settings.outputs_dir)
-    store = open_store(settings.store_url)
+    store = open_store(settings.store_url, pool_size=settings.store_pool_size, wait_seconds=settings.store_wait_seconds)
     hashes = HashCache(settings.data_dir / "hashes.sqlite3")
     bus = EventBus(store)
     try:

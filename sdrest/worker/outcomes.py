@@ -9,6 +9,14 @@ it completed finds them on every node.
 Every change names this worker (``worker``): a worker whose lease ran out while it was slow or
 cut off has lost the job to another, and nothing it reports afterwards may end that other
 worker's attempt or remove its files.
+
+*While the job store is unavailable* (a database outage): progress is not recorded (it is still
+published on this node), and the end of a job (completed, failed, cancelled, back in the queue)
+waits and is tried again until the store takes it, so a job that finished meanwhile is neither
+lost nor run a second time. Its lease may run out during the outage; once the database is back,
+this worker's heartbeat renews it before the other workers settle lapsed leases (they first give
+every worker a lease's time: :mod:`~sdrest.worker.membership`). Only a stop of this worker gives
+up the wait: the lease then runs out and the job runs again elsewhere.
 """
 
 from __future__ import annotations
@@ -16,12 +24,21 @@ from __future__ import annotations
 import base64
 import collections
 import logging
-from typing import Any
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
 
+from sdrest.errors import StoreUnavailable
 from sdrest.images import ImageStore
 from sdrest.jobs import EventBus, Job, JobStatus, JobStore
 
 log = logging.getLogger("sdrest.supervisor")
+
+T = TypeVar("T")
+
+#: Seconds between two tries of storing a job's end while the store is unavailable (doubling).
+RETRY_PAUSE = (0.5, 5.0)
 
 
 class JobOutcomes:
@@ -34,19 +51,29 @@ class JobOutcomes:
         images: ImageStore,
         counters: collections.Counter[str],
         worker: str | None = None,
+        stopping: threading.Event | None = None,
     ) -> None:
+        """``stopping``: set when the worker stops (a wait for an unavailable store gives up)."""
         self.store = store
         self.worker = worker
         self.bus = bus
         self.images = images
         self.counters = counters
+        self.stopping = stopping or threading.Event()
+        self._progress_paused_until = 0.0  # monotonic: no progress is stored before then
 
     def apply(self, job: Job, message: dict[str, Any]) -> bool:
         """Apply one worker message about ``job``; True when the job is over."""
+        if message.get("type") == "done":  # the job's end: it must reach the store
+            self._until_stored(job, "completion", lambda: self._apply(job, message))
+            return True
+        return self._apply(job, message)
+
+    def _apply(self, job: Job, message: dict[str, Any]) -> bool:
         kind = message.get("type")
         if kind == "progress":
             progress: dict[str, Any] = {k: message[k] for k in ("step", "steps", "stage") if k in message}
-            if self.store.update_progress(job.id, **progress):
+            if self._record_progress(job, progress):
                 self.bus.emit("progress", job_id=job.id, owner=job.owner, data=progress, persist=False)
             return False
         if kind == "preview":
@@ -55,7 +82,7 @@ class JobOutcomes:
             self.bus.emit("preview", job_id=job.id, owner=job.owner, data=data, persist=False)
             return False
         if kind == "done":
-            result = message["result"]
+            result = dict(message["result"])  # a copy: a retry after an outage reads the message again
             timings = result.pop("timings", {})
             if not self._publish(job):
                 return True
@@ -84,14 +111,30 @@ class JobOutcomes:
             return True  # complete() refuses it
         try:
             self.images.publish(job.id)
+        except StoreUnavailable:
+            raise  # an outage: the outcome is kept and stored once the database is back
         except Exception as exc:  # a database hiccup must not leave it running
             log.exception("job %s: its files could not be stored", job.id)
             self.failed(job, {"code": "images_not_stored", "message": f"the job's files could not be stored: {exc}"})
             return False
         return True
 
+    def _record_progress(self, job: Job, progress: dict[str, Any]) -> bool:
+        """Store the job's progress; False if the job is not running. During an outage it is
+        not stored, and not tried again for a while (each try waits for a connection)."""
+        if time.monotonic() < self._progress_paused_until:
+            return True
+        try:
+            return self.store.update_progress(job.id, **progress)
+        except StoreUnavailable:
+            self._progress_paused_until = time.monotonic() + RETRY_PAUSE[1]
+            return True  # this node's watchers still see it
+
     def cancelled(self, job: Job) -> None:
         """The job stopped on a cancel (a "new_latents" stop is still running in the store)."""
+        self._until_stored(job, "cancel", lambda: self._cancelled(job))
+
+    def _cancelled(self, job: Job) -> None:
         current = self.store.get(job.id)
         self._discard(job.id, current)
         if self._holds(current):
@@ -99,6 +142,9 @@ class JobOutcomes:
         self.counters["cancelled"] += 1
 
     def failed(self, job: Job, error: dict[str, Any], timings: dict[str, float] | None = None) -> None:
+        self._until_stored(job, "failure", lambda: self._failed(job, error, timings))
+
+    def _failed(self, job: Job, error: dict[str, Any], timings: dict[str, float] | None) -> None:
         # Files first: a client that sees the job failed must not find its folder still there.
         self.discard_outputs(job)
         if self.store.fail(job.id, error, timings, worker=self.worker) is not None:
@@ -107,8 +153,36 @@ class JobOutcomes:
     def requeued(self, job: Job, *, crashed: bool = False) -> None:
         """Back to its place in the queue, without the files of the attempt that was cut off
         (``crashed``: its worker process died running it)."""
+        self._until_stored(job, "return to the queue", lambda: self._requeued(job, crashed))
+
+    def _requeued(self, job: Job, crashed: bool) -> None:
         self.discard_outputs(job)  # before it is queued: its next attempt writes the same folder
         self.store.requeue(job.id, worker=self.worker, crashed=crashed)
+
+    def _until_stored(self, job: Job, what: str, change: Callable[[], T]) -> T | None:
+        """``change()``, the end of ``job`` (``what``), tried again while the store is
+        unavailable (see the module docstring); None if the worker stopped before it could."""
+        pause = RETRY_PAUSE[0]
+        waited = False
+        while True:
+            try:
+                result = change()
+            except StoreUnavailable as exc:
+                if not waited:
+                    log.warning("job %s: its %s waits for %s to be available again", job.id, what, exc.what)
+                    waited = True
+                if self.stopping.wait(pause):
+                    log.warning(
+                        "job %s: its %s was not stored before this worker stopped (it runs again when its lease ends)",
+                        job.id,
+                        what,
+                    )
+                    return None
+                pause = min(pause * 2, RETRY_PAUSE[1])
+                continue
+            if waited:
+                log.warning("job %s: its %s is stored", job.id, what)
+            return result
 
     def discard_outputs(self, job: Job) -> None:
         """Remove the job's folder, unless the job completed or another worker runs it now."""

@@ -22,6 +22,10 @@ way their files are removed only once the worker is gone, so none is left behind
 Each job it claims carries a lease in the store, which :mod:`~sdrest.worker.membership` renews;
 a cancel or stop asked on another node sharing the store reaches the running job through it.
 
+While the store is unavailable (a database outage, logged once by the store), the running job
+goes on; nothing new is claimed; checks of the store are skipped; and what must be stored (a
+job's end) waits for it (:mod:`~sdrest.worker.outcomes`).
+
 The pieces it drives: :mod:`~sdrest.worker.lifecycle` (the process and its pipe),
 :mod:`~sdrest.worker.model_choice` (which model a job runs with) and
 :mod:`~sdrest.worker.outcomes` (what a job's messages and end do to the store).
@@ -39,6 +43,7 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from typing import Any
 
+from sdrest.errors import StoreUnavailable
 from sdrest.images import ImageStore
 from sdrest.jobs import EventBus, Job, JobStatus, JobStore
 from sdrest.jobs.params import public_model_options
@@ -54,6 +59,8 @@ log = logging.getLogger("sdrest.supervisor")
 #: How often a running job's row is read, so that a cancel made by another process sharing the
 #: store (which cannot call :meth:`Supervisor.cancel_running`) stops it within about this long.
 STORE_CHECK_SECONDS = 1.0
+#: How often the supervisor tries the store again while it is unavailable.
+STORE_RETRY_SECONDS = 1.0
 
 
 @dataclass
@@ -107,7 +114,7 @@ class Supervisor:
         self.device = device
         self._models = ModelChoice(library, settings.model)
         self.worker_id = worker_id or settings.worker_name
-        self._outcomes = JobOutcomes(store, bus, images, self.counters, self.worker_id)
+        self._outcomes = JobOutcomes(store, bus, images, self.counters, self.worker_id, stopping=self._stop)
         self._last_activity = time.monotonic()
         self.capabilities: dict[str, Any] = {}
         self._ready = threading.Event()
@@ -155,8 +162,12 @@ class Supervisor:
         self._wake.set()
 
     def announce_queue(self) -> None:
-        """An ephemeral "queue" event: how many jobs wait and which one runs."""
-        counts = self.store.counts()
+        """An ephemeral "queue" event: how many jobs wait and which one runs (none while the
+        store is unavailable)."""
+        try:
+            counts = self.store.counts()
+        except StoreUnavailable:
+            return
         with self._lock:
             running = self._state.running_job
             owner = self._state.running_owner
@@ -205,7 +216,10 @@ class Supervisor:
         with self._lock:
             if job_id in self._stopping:
                 return
-        current = self.store.get(job_id)
+        try:
+            current = self.store.get(job_id)
+        except StoreUnavailable:
+            return  # cannot tell now: it runs on (its end waits for the store)
         if current is None or current.status is not JobStatus.RUNNING or current.worker != self.worker_id:
             log.info("job %s is no longer this worker's to run (cancelled elsewhere?): stopping it", job_id)
             self.cancel_running(job_id, "all")
@@ -217,6 +231,8 @@ class Supervisor:
         each job's own row says where it runs at once."""
         try:
             self.membership.report()
+        except StoreUnavailable:
+            pass  # logged once by the store; the heartbeat thread tries again
         except Exception:  # the heartbeat thread tries again soon
             log.exception("heartbeat of worker %s failed", self.worker_id)
 
@@ -299,6 +315,13 @@ class Supervisor:
                     )
                     raise
                 self._last_activity = time.monotonic()
+            except StoreUnavailable:
+                # Nothing can be claimed (the store logged why, once). Jobs whose images were
+                # being written still report: their ends wait for the store.
+                if self._writing and self._worker.conn is not None:
+                    self._drain()
+                else:
+                    self._stop.wait(STORE_RETRY_SECONDS)
             except Exception:
                 log.exception("supervisor loop error")
                 time.sleep(0.5)
@@ -311,7 +334,10 @@ class Supervisor:
         self._worker.log_tail.clear()  # a crash report shows this job's lines, nobody else's
         self.announce_queue()
         try:
-            current = self.store.get(job.id)
+            try:
+                current: Job | None = self.store.get(job.id)
+            except StoreUnavailable:
+                current = job  # just claimed; a cancel meanwhile still reaches it in _follow
             if current is None or current.status is not JobStatus.RUNNING:
                 # Cancelled between the claim and now, before cancel_running could see it run.
                 self.counters["cancelled"] += 1
@@ -544,9 +570,11 @@ class Supervisor:
         if job.crashes > 0:
             return False
         now = time.time()
-        return any(
-            w.id != self.worker_id and now - w.heartbeat_at < self.settings.lease_seconds for w in self.store.workers()
-        )
+        try:
+            workers = self.store.workers()
+        except StoreUnavailable:
+            return False  # other workers unknown: as a lone worker
+        return any(w.id != self.worker_id and now - w.heartbeat_at < self.settings.lease_seconds for w in workers)
 
     # --- the worker process ---
 

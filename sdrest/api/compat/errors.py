@@ -20,9 +20,10 @@ from pydantic import BaseModel, ValidationError
 from werkzeug.exceptions import HTTPException
 
 from sdrest.api.compat.jobs import ClientGone
-from sdrest.api.errors import ApiError, from_auth
+from sdrest.api.errors import ApiError, from_auth, unavailable
 from sdrest.api.schemas.parsing import api_error, read_body
 from sdrest.auth.errors import AuthError
+from sdrest.errors import StoreUnavailable
 
 log = logging.getLogger("sdrest.compat")
 M = TypeVar("M", bound=BaseModel)
@@ -61,6 +62,8 @@ def _as_api_error(error: Exception) -> ApiError:
         return error
     if isinstance(error, AuthError):
         return from_auth(error)
+    if isinstance(error, StoreUnavailable):
+        return unavailable(error)
     if isinstance(error, HTTPException):
         code = (error.name or "error").lower().replace(" ", "_")
         return ApiError(error.code or 500, code, error.description or error.name or code)
