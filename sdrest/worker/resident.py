@@ -124,13 +124,21 @@ class ResidentModels:
         other than ``keep`` until within it, or ``keep`` is alone. Returns the ones closed."""
         evicted = []
         while self.budget and self.used > self.budget:
-            oldest = next((key for key in self._entries if key != keep), None)
-            if oldest is None:
+            entry = self.evict_oldest_except(keep)
+            if entry is None:
                 break
-            entry = self._entries.pop(oldest)
-            entry.context.close()
             evicted.append(entry)
         return evicted
+
+    def evict_oldest_except(self, keep: str) -> Resident | None:
+        """Close the least recently used model other than ``keep`` and return it (None when
+        ``keep`` is alone)."""
+        oldest = next((key for key in self._entries if key != keep), None)
+        if oldest is None:
+            return None
+        entry = self._entries.pop(oldest)
+        entry.context.close()
+        return entry
 
     def evict_oldest(self) -> Resident:
         """Close the least recently used model (there must be one) and return it."""

@@ -16,12 +16,12 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from PIL import Image
 
 from sdrest import __version__
-from sdrest.errors import GenerationCancelled, ModelLoadError
+from sdrest.errors import GenerationCancelled, ModelLoadError, NativeCallError
 from sdrest.infotext import infotext
 from sdrest.jobs.params import public_params
 from sdrest.outputs import discard_job_outputs, write_image
@@ -30,6 +30,7 @@ from sdrest.worker.mapping import context_params, image_gen_params
 from sdrest.worker.process import out_of_memory
 from sdrest.worker.resident import Resident, ResidentModels, model_key
 
+T = TypeVar("T")
 log = logging.getLogger("sdrest.worker")
 
 Send = Callable[[dict[str, Any]], None]
@@ -202,6 +203,26 @@ class Runner:
                 )
                 self._dropped([entry])
 
+    def _evicting_others(self, generate: Callable[[], T]) -> T:
+        """Run ``generate`` with the model in use; when the library runs out of memory for its
+        working buffers while other models are resident, unload the least recently used of those
+        and try again, until the model in use is alone (then the out-of-memory error stands)."""
+        while True:
+            try:
+                return generate()
+            except NativeCallError as exc:
+                if not out_of_memory(exc) or self.context_key is None:
+                    raise
+                entry = self.models.evict_oldest_except(self.context_key)
+                if entry is None:
+                    raise
+                log.warning(
+                    "not enough memory to generate with %s: unloading %s and trying again",
+                    self.model_name,
+                    entry.spec["name"],
+                )
+                self._dropped([entry])
+
     def _dropped(self, evicted: list[Resident]) -> None:
         """``evicted`` were unloaded: stop using the one in use among them, tell the supervisor."""
         if any(entry.key == self.context_key for entry in evicted):
@@ -356,14 +377,16 @@ class Runner:
         preview = self.settings.preview
         self._check_cancel()
         try:
-            generation = self.context.generate(
-                image_params,
-                on_progress=on_progress,
-                on_preview=on_preview if preview != "none" else None,
-                on_log=on_log,
-                preview_mode=preview,
-                preview_interval=self.settings.preview_interval,
-                preview_noisy=bool(params.get("preview_noisy")),
+            generation = self._evicting_others(
+                lambda: self.context.generate(
+                    image_params,
+                    on_progress=on_progress,
+                    on_preview=on_preview if preview != "none" else None,
+                    on_log=on_log,
+                    preview_mode=preview,
+                    preview_interval=self.settings.preview_interval,
+                    preview_noisy=bool(params.get("preview_noisy")),
+                )
             )
         finally:
             self.previews.flush()  # every preview of the job goes out before its end
