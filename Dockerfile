@@ -6,6 +6,8 @@
 #   docker run -p 127.0.0.1:8080:8080 -v "$PWD/models:/models" -v sdrest-data:/data sdrest
 #
 # Settings are sdrest serve's flags after the image name, or SDREST_* variables (-e SDREST_AUTH=jwt).
+# The image can be a cluster's API node or worker too (the postgres extra is in): `sdrest worker`
+# or `serve --no-worker` with SDREST_STORE=postgresql://... (docs/scale-out.md).
 # See compose.example.yaml and docs/deployment.md.
 
 ARG BACKEND=cpu
@@ -31,7 +33,7 @@ RUN apt-get update \
 WORKDIR /src
 COPY . .
 RUN backend_flag=""; if [ "$BACKEND" = cuda ]; then backend_flag=--cuda; fi \
-    && CMAKE_ARGS="$CMAKE_ARGS" PYTHON=python3 ./install.sh --venv /opt/sdrest/venv --models-dir /models $backend_flag \
+    && CMAKE_ARGS="$CMAKE_ARGS" PYTHON=python3 ./install.sh --venv /opt/sdrest/venv --models-dir /models --postgres $backend_flag \
     && /opt/sdrest/venv/bin/sdrest --version
 
 # --- run: the venv, the runtime libraries, an unprivileged user ---

@@ -9,13 +9,20 @@
 #   ./install.sh --dry-run ...   print the build it would run (and the CUDA toolkit), change nothing
 #   ./install.sh --venv DIR --models-dir DIR --dev
 #   ./install.sh --pam           also install /etc/pam.d/sdrest (for --auth pam; needs root)
+#   ./install.sh --postgres      also the postgres extra (psycopg, psycopg-pool), for a cluster's
+#                                shared --store postgresql://... (docs/scale-out.md)
 #   ./install.sh --skip-build    keep the venv's sdrest as it is (e.g. to add --service later)
 #
 # As a systemd service (needs root): its own system user, a hardened unit, enabled at once.
 #   ./install.sh --service       venv /opt/sdrest/venv, data /var/lib/sdrest/data, models
 #                                /var/lib/sdrest/models, settings /etc/sdrest/config.yaml
+#   ./install.sh --worker-service   sdrest-worker.service: a cluster's generation worker
+#                                (sdrest worker), with the same user, paths and settings;
+#                                with --service too, both
 #     --service-user NAME        the user it runs as (default sdrest)
 #     --data-dir DIR --output-dir DIR --config FILE --unit-dir DIR (default /etc/systemd/system)
+#   Secrets (SDREST_STORE=postgresql://..., PGPASSWORD) go in sdrest.env beside the settings
+#   file (0600, read by systemd only), never in a unit.
 # uninstall.sh undoes it (and keeps models and data unless --purge).
 #
 # Extra CMake options pass through CMAKE_ARGS, e.g. CMAKE_ARGS="-DGGML_NATIVE=OFF".
@@ -30,7 +37,9 @@ config=""
 extras_list=""
 backend_args=""
 pam=0
+postgres=0
 service=0
+worker_service=0
 skip_build=0
 dry_run=0
 cuda=0
@@ -57,7 +66,9 @@ while [ $# -gt 0 ]; do
         --config) config="$2"; shift ;;
         --dev) extras_list="${extras_list:+$extras_list,}test" ;;
         --pam) pam=1 ;;
+        --postgres) postgres=1; extras_list="${extras_list:+$extras_list,}postgres" ;;
         --service) service=1 ;;
+        --worker-service) worker_service=1 ;;
         --service-user) service_user="$2"; shift ;;
         --unit-dir) unit_dir="$2"; shift ;;
         --skip-build) skip_build=1 ;;
@@ -96,15 +107,19 @@ elif [ "$cuda_toolkit" != auto ]; then
     echo "install.sh: --cuda-toolkit goes with --cuda" >&2; exit 2
 fi
 extras=${extras_list:+[$extras_list]}
+# The systemd units to install: the server, a cluster's generation worker, or both.
+units=""
+[ "$service" = 1 ] && units="sdrest"
+[ "$worker_service" = 1 ] && units="${units:+$units }sdrest-worker"
 
-if [ "$service" = 1 ]; then
+if [ -n "$units" ]; then
     # A service must not live under a home folder (the unit has ProtectHome=yes).
     venv=${venv:-/opt/sdrest/venv}
     models_dir=${models_dir:-/var/lib/sdrest/models}
     data_dir=${data_dir:-/var/lib/sdrest/data}
     config=${config:-/etc/sdrest/config.yaml}
     if [ "$(id -u)" != 0 ]; then
-        echo "install.sh: --service needs root (it creates a user and a systemd unit)" >&2
+        echo "install.sh: --service and --worker-service need root (they create a user and a systemd unit)" >&2
         exit 1
     fi
 fi
@@ -126,6 +141,11 @@ fi
 if [ "$skip_build" = 1 ]; then
     if ! "$venv/bin/sdrest" --version >/dev/null 2>&1; then
         echo "install.sh: --skip-build: $venv has no working sdrest; run without --skip-build" >&2
+        exit 1
+    fi
+    if [ "$postgres" = 1 ] && ! "$venv/bin/python" -c 'import psycopg, psycopg_pool' 2>/dev/null; then
+        echo "install.sh: --skip-build --postgres: $venv lacks the postgres extra (psycopg, psycopg-pool);" \
+             "run without --skip-build" >&2
         exit 1
     fi
     echo "==> keeping the installed $("$venv/bin/sdrest" --version | head -n 1)"
@@ -154,7 +174,7 @@ if [ "$pam" = 1 ]; then
     fi
 fi
 
-if [ "$service" = 1 ]; then
+if [ -n "$units" ]; then
     umask 022  # parents it creates (/var/lib/sdrest) must be passable by the service user
     absolute() { realpath -m -- "$1"; }
     venv=$(absolute "$venv")
@@ -198,29 +218,53 @@ if [ "$service" = 1 ]; then
         chmod 0640 "$config"
     fi
 
+    # Secrets stay out of the units and the settings: systemd reads this file (as root) into
+    # the service's environment; the service user cannot read the file itself.
+    env_file="$(dirname "$config")/sdrest.env"
+    if [ ! -e "$env_file" ]; then
+        echo "==> writing $env_file (0600: the database URL and its password go here)"
+        (
+            umask 077
+            printf '%s\n' "# Environment of the sdrest services (read by systemd; keep it 0600, owned by root)." \
+                "# A cluster's shared store (sdrest-worker.service and API nodes), e.g.:" \
+                "# SDREST_STORE=postgresql://sdrest@db.internal/sdrest" \
+                "# PGPASSWORD=the database password (or a ~/.pgpass of the service user)" > "$env_file"
+        )
+    fi
+    chown root:root "$env_file"
+    chmod 0600 "$env_file"
+
     # GPU builds need the GPU's device nodes; a CPU build runs without any.
     private_devices=yes
     if "$venv/bin/sdrest" --version | grep -q '^  backends:.*\(cuda\|vulkan\|hip\|rocm\|sycl\|opencl\)'; then
         private_devices=no
     fi
-    unit="$unit_dir/sdrest.service"
-    echo "==> installing $unit (runs as $service_user)"
     mkdir -p "$unit_dir"
-    sed -e "s|@VENV@|$venv|g" -e "s|@USER@|$service_user|g" -e "s|@DATA_DIR@|$data_dir|g" \
-        -e "s|@MODELS_DIR@|$models_dir|g" -e "s|@OUTPUT_DIR@|$output_dir|g" -e "s|@CONFIG@|$config|g" \
-        -e "s|@PRIVATE_DEVICES@|$private_devices|g" sdrest.service.template > "$unit.tmp"
-    chmod 0644 "$unit.tmp"
-    mv "$unit.tmp" "$unit"
+    for name in $units; do
+        if [ "$name" = sdrest ]; then
+            command=serve description="sdrest: Stable Diffusion REST server"
+        else
+            command=worker description="sdrest worker: generation worker of an sdrest cluster"
+        fi
+        unit="$unit_dir/$name.service"
+        echo "==> installing $unit (runs as $service_user)"
+        sed -e "s|@VENV@|$venv|g" -e "s|@USER@|$service_user|g" -e "s|@DATA_DIR@|$data_dir|g" \
+            -e "s|@MODELS_DIR@|$models_dir|g" -e "s|@OUTPUT_DIR@|$output_dir|g" -e "s|@CONFIG@|$config|g" \
+            -e "s|@PRIVATE_DEVICES@|$private_devices|g" -e "s|@COMMAND@|$command|g" \
+            -e "s|@DESCRIPTION@|$description|g" -e "s|@ENV_FILE@|$env_file|g" sdrest.service.template > "$unit.tmp"
+        chmod 0644 "$unit.tmp"
+        mv "$unit.tmp" "$unit"
 
-    if [ -d /run/systemd/system ] && [ "$unit_dir" = /etc/systemd/system ]; then
-        systemctl daemon-reload
-        systemctl enable --now sdrest.service
-        echo "==> sdrest.service enabled and started: systemctl status sdrest; journalctl -u sdrest"
-    else
-        echo "==> systemd is not running here (or --unit-dir is elsewhere): enable it with"
-        echo "    systemctl daemon-reload && systemctl enable --now sdrest.service"
-    fi
-    echo "==> done. Put checkpoints in $models_dir/checkpoints; settings are in $config"
+        if [ -d /run/systemd/system ] && [ "$unit_dir" = /etc/systemd/system ]; then
+            systemctl daemon-reload
+            systemctl enable --now "$name.service"
+            echo "==> $name.service enabled and started: systemctl status $name; journalctl -u $name"
+        else
+            echo "==> systemd is not running here (or --unit-dir is elsewhere): enable it with"
+            echo "    systemctl daemon-reload && systemctl enable --now $name.service"
+        fi
+    done
+    echo "==> done. Put checkpoints in $models_dir/checkpoints; settings are in $config, secrets in $env_file"
     exit 0
 fi
 

@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
-# Remove what install.sh set up: the systemd service and its user, the virtual environment,
-# /etc/pam.d/sdrest (if install.sh wrote it). Models, data and settings stay unless --purge.
+# Remove what install.sh set up: the systemd services (sdrest, sdrest-worker) and their user,
+# the virtual environment, /etc/pam.d/sdrest (if install.sh wrote it). Models, data and
+# settings stay unless --purge.
 #
-#   ./uninstall.sh               the service (if installed) and its venv, else ./.venv
-#   ./uninstall.sh --purge       also the data folder (jobs, images, users, keys), the models
-#                                and the settings file
+#   ./uninstall.sh               the services (if installed) and their venv, else ./.venv
+#   ./uninstall.sh --purge       also the data folder (jobs, images, users, keys), the models,
+#                                the settings file and the services' sdrest.env
 #     --venv DIR --data-dir DIR --models-dir DIR --output-dir DIR --config FILE
 #     --service-user NAME --unit-dir DIR (default /etc/systemd/system)
 #
-# Paths not given are read from the installed unit's ExecStart (as install.sh --service wrote it).
+# Paths not given are read from the installed units' ExecStart (as install.sh wrote them).
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -17,6 +18,7 @@ models_dir=""
 data_dir=""
 output_dir=""
 config=""
+env_file=""
 service_user=""
 unit_dir=/etc/systemd/system
 purge=0
@@ -39,29 +41,31 @@ while [ $# -gt 0 ]; do
     shift
 done
 
-unit="$unit_dir/sdrest.service"
 # The value after FLAG in the unit's ExecStart line (empty if absent).
 from_unit() { sed -n 's/^ExecStart=//p' "$unit" | tr ' ' '\n' | grep -A1 -x -- "$1" | tail -n 1; }
 
-if [ -f "$unit" ]; then
+for name in sdrest sdrest-worker; do
+    unit="$unit_dir/$name.service"
+    [ -f "$unit" ] || continue
     exec_path=$(sed -n 's/^ExecStart=\([^ ]*\).*/\1/p' "$unit")
     venv=${venv:-${exec_path%/bin/sdrest}}
     data_dir=${data_dir:-$(from_unit --data-dir)}
     models_dir=${models_dir:-$(from_unit --models-dir)}
     output_dir=${output_dir:-$(from_unit --output-dir)}
     config=${config:-$(from_unit --config)}
+    env_file=${env_file:-$(sed -n 's/^EnvironmentFile=-\{0,1\}//p' "$unit")}
     service_user=${service_user:-$(sed -n 's/^User=//p' "$unit")}
 
     if [ -d /run/systemd/system ] && [ "$unit_dir" = /etc/systemd/system ]; then
-        echo "==> stopping and disabling sdrest.service"
-        systemctl disable --now sdrest.service || true
+        echo "==> stopping and disabling $name.service"
+        systemctl disable --now "$name.service" || true
     fi
     echo "==> removing $unit"
     rm -f "$unit"
     if [ -d /run/systemd/system ] && [ "$unit_dir" = /etc/systemd/system ]; then
         systemctl daemon-reload
     fi
-fi
+done
 venv=${venv:-.venv}
 models_dir=${models_dir:-models}
 data_dir=${data_dir:-data}
@@ -95,7 +99,7 @@ if [ -n "$service_user" ] && id -u "$service_user" >/dev/null 2>&1; then
 fi
 
 if [ "$purge" = 1 ]; then
-    for path in "$data_dir" "$output_dir" "$models_dir" "$config"; do
+    for path in "$data_dir" "$output_dir" "$models_dir" "$config" "$env_file"; do
         [ -n "$path" ] && [ -e "$path" ] || continue
         removable "$path"
         echo "==> --purge: removing $path"

@@ -58,19 +58,18 @@ def build_parser() -> argparse.ArgumentParser:
     selftest.add_argument("--threads", type=int, default=-1, help="CPU threads (-1: physical cores)")
 
     serve = commands.add_parser("serve", help="run the HTTP server")
-    from sdrest.settings import Settings
-
-    Settings.add_arguments(serve)
-    serve.add_argument(
-        "--print-config",
-        action="store_true",
-        help="print the resolved settings (defaults < config < env < flags) and exit",
-    )
-
     worker = commands.add_parser(
         "worker", help="run generation workers only, for API nodes sharing the --store (serve --no-worker)"
     )
-    Settings.add_arguments(worker)
+    from sdrest.settings import Settings
+
+    for command in (serve, worker):
+        Settings.add_arguments(command)
+        command.add_argument(
+            "--print-config",
+            action="store_true",
+            help="print the resolved settings (defaults < config < env < flags) and exit",
+        )
 
     commands.add_parser("version", help="same as --version")
     _add_auth_commands(commands)

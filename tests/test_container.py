@@ -50,6 +50,7 @@ def test_image_is_built_by_install_sh_with_a_cuda_variant() -> None:
     build = next(s for s in stages if s[0]["value"] == "build-${BACKEND} AS build")
     (install,) = [run for run in _values(build, "RUN") if "./install.sh" in run]
     assert "--venv /opt/sdrest/venv" in install and "--cuda" in install
+    assert "--postgres" in install  # a cluster's node too (docs/scale-out.md)
     args = DockerfileParser(str(ROOT / "Dockerfile")).args
     assert args.get("BACKEND") == "cpu"
 

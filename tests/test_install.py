@@ -70,9 +70,10 @@ def layout(tmp_path: Path) -> Iterator[dict[str, Path | str]]:
         subprocess.run(["userdel", user], check=False)
 
 
-def _install(paths: dict[str, Path | str]) -> subprocess.CompletedProcess[str]:
+def _install(paths: dict[str, Path | str], *extra: str) -> subprocess.CompletedProcess[str]:
     return _run(
         "install.sh",
+        *extra,
         "--skip-build",
         "--service",
         "--venv",
@@ -250,3 +251,57 @@ def test_cuda_toolkit_option_is_checked() -> None:
     assert bad.returncode == 2 and "--cuda-toolkit must be auto, system or wheels, not 'conda'" in bad.stderr
     alone = _run("install.sh", "--cuda-toolkit", "wheels", "--dry-run")
     assert alone.returncode == 2 and "--cuda-toolkit goes with --cuda" in alone.stderr
+
+
+def test_worker_service_beside_the_server_takes_its_secrets_from_a_0600_environment_file(layout) -> None:
+    installed = _install(layout, "--worker-service")
+    assert installed.returncode == 0, installed.stdout + installed.stderr
+    units, config = Path(layout["units"]), Path(layout["config"])
+    env_file = config.parent / "sdrest.env"
+    venv, user = Path(layout["venv"]), str(layout["user"])
+    texts = {name: (units / f"{name}.service").read_text() for name in ("sdrest", "sdrest-worker")}
+    for (name, text), command in zip(texts.items(), ("serve", "worker"), strict=True):
+        assert f"\nExecStart={venv}/bin/sdrest {command} --config {config} --data-dir " in text, name
+        assert f"\nEnvironmentFile=-{env_file}\n" in text and f"\nUser={user}\n" in text
+        for directive in HARDENING:
+            assert f"\n{directive}\n" in text, (name, directive)
+    assert "\nDescription=sdrest worker: generation worker of an sdrest cluster\n" in texts["sdrest-worker"]
+    verify = subprocess.run(
+        ["systemd-analyze", "verify", str(units / "sdrest-worker.service")], capture_output=True, text=True, timeout=120
+    )
+    assert verify.returncode == 0 and "sdrest-worker.service" not in verify.stderr, verify.stderr
+
+    # The secrets' file: root's alone (systemd reads it for the service), kept across re-runs.
+    assert env_file.stat().st_uid == 0 and stat.S_IMODE(env_file.stat().st_mode) == 0o600
+    env_file.write_text("SDREST_STORE=postgresql://sdrest:db-s3cret@db.internal/sdrest\n")
+    again = _install(layout, "--worker-service")
+    assert again.returncode == 0, again.stderr
+    assert "db-s3cret" in env_file.read_text() and stat.S_IMODE(env_file.stat().st_mode) == 0o600
+    assert all("db-s3cret" not in (units / f"{n}.service").read_text() for n in ("sdrest", "sdrest-worker"))
+    unreadable = subprocess.run(["runuser", "-u", user, "--", "cat", str(env_file)], capture_output=True, timeout=60)
+    assert unreadable.returncode != 0
+
+    # The worker's command line is one `sdrest worker` takes, and the environment gives it the store.
+    exec_line = next(line for line in texts["sdrest-worker"].splitlines() if line.startswith("ExecStart="))
+    resolved = subprocess.run(
+        [*exec_line.removeprefix("ExecStart=").split(), "--print-config"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "SDREST_STORE": "postgresql://sdrest:db-s3cret@db.internal/sdrest"},
+    )
+    assert resolved.returncode == 0, resolved.stderr
+    assert '"store": "postgresql://sdrest:***@db.internal/sdrest"' in resolved.stdout
+
+    removed = _run("uninstall.sh", "--unit-dir", str(units), "--purge")
+    assert removed.returncode == 0, removed.stdout + removed.stderr
+    assert not any(units.glob("*.service")) and not env_file.exists() and not _user_exists(user)
+
+
+def test_postgres_extra_is_installed_with_the_build(layout, tmp_path: Path) -> None:
+    planned = _run("install.sh", "--postgres", "--dry-run", "--venv", str(tmp_path / "new"))
+    assert planned.returncode == 0, planned.stderr
+    assert f'{tmp_path / "new"}/bin/python -m pip install "{ROOT}[postgres]"' in planned.stdout
+    # Without a build, a venv that lacks it is refused rather than left unable to open a postgresql:// store.
+    kept = _run("install.sh", "--skip-build", "--postgres", "--venv", str(layout["venv"]))
+    assert kept.returncode == 1 and "lacks the postgres extra (psycopg, psycopg-pool)" in kept.stderr
