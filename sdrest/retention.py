@@ -7,6 +7,7 @@ import threading
 import time
 from typing import TYPE_CHECKING
 
+from sdrest.errors import StoreUnavailable
 from sdrest.jobfiles import remove_job_files
 
 if TYPE_CHECKING:
@@ -64,5 +65,7 @@ class Janitor:
         while not self._stop.wait(self.interval if self._thread else 0):
             try:
                 self.sweep()
+            except StoreUnavailable as exc:  # an outage (logged by the store): the next sweep does it
+                log.warning("retention sweep skipped: %s", exc)
             except Exception:
                 log.exception("retention sweep failed")
