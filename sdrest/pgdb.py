@@ -15,9 +15,10 @@ SQL must not contain a literal ``?`` or ``%``.
 than ``wait_timeout``) raises the store's :class:`~sdrest.errors.StoreUnavailable`, so an API
 node answers 503 and a worker waits, instead of a 500 with a traceback. It is logged once, when
 it begins and when it ends (:class:`~sdrest.outage.Outage`); psycopg-pool keeps reconnecting in
-the background meanwhile, so the node recovers by itself. While the database is known to be
-down, a call waits at most :data:`OUTAGE_WAIT` for a connection: requests fail fast rather than
-each holding an HTTP thread for the whole ``wait_timeout``.
+the background meanwhile, so the node recovers by itself. A call waiting for a connection gives
+up early when the pool failed to connect meanwhile (the server refuses connections), and while
+the database is known to be down it waits at most :data:`OUTAGE_WAIT`: requests fail fast
+rather than each holding an HTTP thread for the whole ``wait_timeout``.
 
 *Migrations*: several nodes may start at once on an empty database, so a migration runs in one
 transaction under a transaction-level advisory lock: the first node migrates, the others wait and
@@ -50,6 +51,8 @@ OUTAGE_WAIT = 0.2
 #: 1 s) before it gives that attempt up and starts a new one on demand: it bounds the pause
 #: between attempts, hence how long a node may take to notice that the database is back.
 RECONNECT_LIMIT = 10.0
+#: How often a call waiting for a connection looks whether the pool failed to connect meanwhile.
+_WAIT_SLICE = 0.5
 #: What a client is told when the database does not answer (the reason, with hosts, is logged).
 _PUBLIC_REASON = "its database does not answer; try again shortly"
 
@@ -114,7 +117,9 @@ class PgDatabase:
             max_size=pool_size,
             open=False,
             name=pool_name,
-            kwargs={"autocommit": True},
+            # connect_timeout: a reconnection to a server that does not answer (a network cut)
+            # fails in time, rather than after libpq's default of minutes.
+            kwargs={"autocommit": True, "connect_timeout": max(1, round(connect_timeout))},
             check=ConnectionPool.check_connection,
             timeout=wait_timeout,
             reconnect_timeout=RECONNECT_LIMIT,
@@ -132,24 +137,43 @@ class PgDatabase:
         connection is lost meanwhile (see the module docstring)."""
         if self._closed:
             raise self._error(f"{self._what} is closed")
-        wait = min(self._wait, OUTAGE_WAIT) if self._outage.down else self._wait
+        conn = None
         try:
-            with self._pool.connection(timeout=wait) as conn:
+            conn = self._borrow()
+            with conn:  # as the pool's own connection(): commit, or roll back on an error
                 yield conn
         except psycopg.OperationalError as exc:
             if self._closed or not _lost(exc):
                 raise
-            raise self._outage_error(exc, wait) from None
+            raise self._outage_error(exc) from None
+        finally:
+            if conn is not None:
+                self._pool.putconn(conn)
         self._outage.succeeded()
 
-    def _outage_error(self, exc: psycopg.OperationalError, wait: float) -> StoreUnavailable:
+    def _borrow(self) -> psycopg.Connection[Any]:
+        """A pooled connection, waiting up to ``wait_timeout`` (:data:`OUTAGE_WAIT` while the
+        database is known to be down); ``PoolTimeout`` sooner if the pool fails to connect
+        meanwhile: the server refuses connections, so waiting longer is no use."""
+        start = time.monotonic()
+        deadline = start + (min(self._wait, OUTAGE_WAIT) if self._outage.down else self._wait)
+        failures = self._connect_failures()
+        while True:
+            try:
+                return self._pool.getconn(timeout=max(0.01, min(_WAIT_SLICE, deadline - time.monotonic())))
+            except PoolTimeout:
+                if time.monotonic() >= deadline or self._connect_failures() > failures:
+                    raise PoolTimeout(f"no connection within {time.monotonic() - start:.1f} s") from None
+
+    def _connect_failures(self) -> int:
+        return self._pool.get_stats().get("connections_errors", 0)
+
+    def _outage_error(self, exc: psycopg.OperationalError) -> StoreUnavailable:
         """The error for a lost database, its outage noted (logged if it is a new one)."""
-        if not isinstance(exc, PoolTimeout):
-            reason = _first_line(exc)
-        elif self._outage.down:
-            reason = f"no connection within {wait:g} s"
-        else:  # libpq's reason, once per outage; or, if it connects, the pool is exhausted
-            reason = self._probe() or f"every pooled connection stayed busy for {wait:g} s (a larger pool?)"
+        reason = _first_line(exc)
+        if isinstance(exc, PoolTimeout) and not self._outage.down:
+            # libpq's reason, once per outage; if a connection can be made, the pool is exhausted
+            reason = self._probe() or f"every pooled connection stayed busy: {reason} (a larger pool?)"
         reason = reason.replace(self._password, "***") if self._password else reason
         self._outage.failed(reason)
         return self._unavailable(self._what, reason, _PUBLIC_REASON)

@@ -39,7 +39,8 @@ def test_a_pool_whose_connections_stay_busy_is_unavailable_after_the_wait(postgr
             with pytest.raises(JobStoreUnavailable) as busy:
                 store.last_event_id()  # another table: it waits for a connection, not for the lock
             assert str(busy.value) == (
-                "the job store is unavailable: every pooled connection stayed busy for 0.3 s (a larger pool?)"
+                "the job store is unavailable: every pooled connection stayed busy: "
+                "no connection within 0.3 s (a larger pool?)"
             )
             admin.commit()
             assert [future.result().id for future in blocked] == [job.id, job.id]

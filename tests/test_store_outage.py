@@ -87,9 +87,7 @@ def test_an_api_node_answers_503_while_postgresql_is_down_and_recovers_alone(
     outage: PostgresCluster, database: str, tmp_path: Path
 ) -> None:
     (tmp_path / "models").mkdir()
-    node = Server(
-        tmp_path / "api", tmp_path / "models", "--no-worker", "--store", database, "--store-wait-seconds", "2"
-    )
+    node = Server(tmp_path / "api", tmp_path / "models", "--no-worker", "--store", database)  # default wait
     node.root.mkdir()
     node.start(wait_for_worker=False)
     try:
