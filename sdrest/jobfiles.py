@@ -1,5 +1,5 @@
-"""Everything stored that belongs to one job: the images it wrote (in the image store) and the
-inputs it was given (in the data folder).
+"""Everything stored that belongs to one job: the images it wrote and the inputs it was given
+(both in the image store: a folder, or the database).
 
 One place for deleting a job's files, used by ``DELETE /jobs/{id}`` and by retention (which
 must not reach up into the API package for it).
@@ -7,12 +7,14 @@ must not reach up into the API package for it).
 
 from __future__ import annotations
 
-import shutil
+import logging
 from collections.abc import Mapping
 from typing import Any
 
 from sdrest.images import ImageStore
 from sdrest.settings import Settings
+
+log = logging.getLogger("sdrest.jobs")
 
 
 def remove_job_files(settings: Settings, images: ImageStore, job_id: str, params: Mapping[str, Any]) -> None:
@@ -21,6 +23,7 @@ def remove_job_files(settings: Settings, images: ImageStore, job_id: str, params
     images.delete_job(job_id)
     inputs = params.get("_inputs")
     if inputs:
-        target = (settings.data_dir / inputs).resolve()
-        if target.is_relative_to((settings.data_dir / "inputs").resolve()):
-            shutil.rmtree(target, ignore_errors=True)
+        try:
+            images.delete_inputs(settings.data_dir, inputs)
+        except ValueError as exc:
+            log.warning("job %s: its inputs are not removed: %s", job_id, exc)

@@ -1,7 +1,9 @@
 """The cluster on loopback: a real PostgreSQL, 2 API nodes (``sdrest serve --no-worker``) and 3
-workers (``sdrest worker``), separate processes sharing the database and an image folder.
+workers (``sdrest worker``), separate processes sharing the database and nothing else: each node
+has its own data and output folder (the images go through the database).
 
-30 jobs for two models go in through both API nodes. During the run one worker is killed with
+30 jobs for two models go in through both API nodes (3 of them img2img: their init images reach
+the workers through the database too). During the run one worker is killed with
 kill -9 in the middle of a job, and one API node too. Every job completes; the killed worker's
 job is finished by another worker once its lease runs out; every job's events reach an event
 stream on the surviving node; no job completes twice; and with model affinity the workers load
@@ -21,7 +23,8 @@ from typing import Any
 import pytest
 import requests
 
-from server_helpers import Server, WorkerNode, link_models_with_copies, sse_events, worker_nodes
+from helpers import test_image
+from server_helpers import Server, WorkerNode, link_models_with_copies, png_base64, sse_events, worker_nodes
 
 pytestmark = pytest.mark.slow
 
@@ -61,10 +64,11 @@ class EventLog:
 @pytest.fixture
 def cluster(models, tmp_path, postgres_url) -> Iterator[dict[str, Any]]:
     models_dir = link_models_with_copies(models, tmp_path / "models", names=("sd1b",))
-    shared = ["--store", postgres_url, "--output-dir", str(tmp_path / "images")]
-    apis = [Server(tmp_path / f"api{n}", models_dir, "--no-worker", "--model", "sd1", *shared) for n in range(2)]
+    # Each node's data folder (and so its outputs) is its own: nothing but the database is shared.
+    store = ["--store", postgres_url]
+    apis = [Server(tmp_path / f"api{n}", models_dir, "--no-worker", "--model", "sd1", *store) for n in range(2)]
     workers = worker_nodes(
-        tmp_path, models_dir, WORKERS, "--lease-seconds", "10", "--model-overtake-limit", str(JOBS), *shared
+        tmp_path, models_dir, WORKERS, "--lease-seconds", "10", "--model-overtake-limit", str(JOBS), *store
     )
     try:
         for api in apis:
@@ -87,10 +91,11 @@ def test_thirty_jobs_survive_a_killed_worker_and_a_killed_api_node(cluster) -> N
     workers: list[WorkerNode] = cluster["workers"]
     stream = EventLog(survivor)
     try:
+        init = {"init_image": png_base64(test_image()), "strength": 0.5}
         jobs = [
-            (first if n % 2 else survivor).submit(model=MODELS[n % len(MODELS)], seed=n, steps=40 if n == 0 else 2)[
-                "job_id"
-            ]
+            (first if n % 2 else survivor).submit(
+                model=MODELS[n % len(MODELS)], seed=n, steps=40 if n == 0 else 2, **(init if n % 10 == 5 else {})
+            )["job_id"]
             for n in range(JOBS)
         ]
         # kill -9 the worker running the long job, in the middle of it, and then one API node.
@@ -122,6 +127,7 @@ def test_thirty_jobs_survive_a_killed_worker_and_a_killed_api_node(cluster) -> N
     assert sum(loads.values()) <= WORKERS * len(MODELS), loads
     for job in done:
         assert survivor.get(job["images"][0]["url"]).status_code == 200
+    assert [job["mode"] for job in done].count("img2img") == 3
     retries = sum(job["attempts"] - 1 for job in done)
     print(
         f"cluster: {JOBS} jobs completed, {sum(loads.values())} model loads ({dict(loads)}), {retries} retries, 0 lost"

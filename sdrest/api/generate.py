@@ -150,10 +150,11 @@ def generation_values(
 
 def queue_generation(svc: Services, values: dict[str, Any], mode: str) -> Job:
     """Queue the job of validated generation values (input images saved, names resolved)."""
-    inputs = InputFiles(svc.settings)
+    inputs = InputFiles(svc.settings, svc.images)
     try:
         params = generation_params(values, mode, svc.settings, inputs, svc.supervisor.default_model, svc.library)
         check_model_choice(svc, params)
+        inputs.publish()
         return svc.store.create(mode, params, owner=owner_for_new_jobs(), priority=values.get("priority", 0))
     except BaseException:
         inputs.discard()
@@ -169,9 +170,10 @@ def upscale_values(svc: Services, data: dict[str, Any], *, from_form: bool) -> d
 
 def queue_upscale(svc: Services, values: dict[str, Any]) -> Job:
     """Queue the upscale job of validated values."""
-    inputs = InputFiles(svc.settings)
+    inputs = InputFiles(svc.settings, svc.images)
     try:
         params = upscale_params(values, svc.settings, inputs, svc.library)
+        inputs.publish()
         return svc.store.create("upscale", params, owner=owner_for_new_jobs(), priority=values.get("priority", 0))
     except BaseException:
         inputs.discard()

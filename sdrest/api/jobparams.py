@@ -4,14 +4,14 @@
 
 Input images are decoded here (in the HTTP thread), resized to the requested size when they
 differ, and saved as PNG under ``<data-dir>/inputs/<id>/`` so a queued job survives a server
-restart. Names of models and LoRAs are resolved now, so a typo is a 404 at once rather than a
-failed job later. A seed of -1 becomes a real random seed, reported with the job.
+restart (with the database image store they go to the database before the job is queued: the
+worker may be on another machine). Names of models and LoRAs are resolved now, so a typo is a
+404 at once rather than a failed job later. A seed of -1 becomes a real random seed, reported with the job.
 """
 
 from __future__ import annotations
 
 import secrets
-import shutil
 import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -24,6 +24,7 @@ from sdrest.api.image_input import ImageInputError, ImageLimits, decode_image, f
 from sdrest.api.schemas.base import RequestModel
 from sdrest.api.schemas.generation import CONTROL_FIELDS, MODEL_COMPONENTS, MODEL_OPTIONS, fields_of_other_modes
 from sdrest.api.schemas.parsing import parse, values_of
+from sdrest.images import ImageStore
 from sdrest.models.paths import InvalidModelName, ModelNotFoundError
 from sdrest.models.presets import apply_template, load_preset, load_template, parse_lora_tags
 from sdrest.models.scanner import ModelLibrary
@@ -47,8 +48,9 @@ def image_limits(settings: Settings) -> ImageLimits:
 class InputFiles:
     """The saved input images of one request (removed again if the request fails)."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, images: ImageStore) -> None:
         self.settings = settings
+        self.images = images
         self.relative = f"{INPUTS}/{uuid.uuid4().hex}"
         self.directory = settings.data_dir / self.relative
         self.saved = False
@@ -59,9 +61,15 @@ class InputFiles:
         image.save(self.directory / f"{name}.png", format="PNG")
         return f"{self.relative}/{name}.png"
 
+    def publish(self) -> None:
+        """Hand the saved images to the image store (where any worker reads them): before the
+        job is queued."""
+        if self.saved:
+            self.images.publish_inputs(self.settings.data_dir, self.relative)
+
     def discard(self) -> None:
         if self.saved:
-            shutil.rmtree(self.directory, ignore_errors=True)
+            self.images.delete_inputs(self.settings.data_dir, self.relative)
 
 
 def decode(value: Any, field: str, settings: Settings) -> Image.Image:

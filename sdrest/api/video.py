@@ -89,10 +89,11 @@ def job_video(job_id: str, index: int) -> Any:
 
 def queue_video(svc: Services, values: dict[str, Any]) -> Job:
     """Queue the video job of validated values (input frames saved, model names resolved)."""
-    inputs = InputFiles(svc.settings)
+    inputs = InputFiles(svc.settings, svc.images)
     try:
         params = video_params(values, svc, inputs)
         check_model_choice(svc, params)
+        inputs.publish()
         return svc.store.create("video", params, owner=owner_for_new_jobs(), priority=values.get("priority", 0))
     except BaseException:
         inputs.discard()

@@ -4,9 +4,10 @@ file stays where it always was. Several machines need that folder shared (NFS or
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
-from sdrest.images.store import StoredFile, check_name, content_type
+from sdrest.images.store import StoredFile, check_name, content_type, input_dir
 from sdrest.outputs import discard_job_outputs, job_thumbnail
 
 
@@ -49,3 +50,17 @@ class FileImageStore:
 
     def drop_staged(self, job_id: str) -> None:
         check_name(job_id, "job_id")  # the staging folder is the store: nothing is only staged
+
+    # Inputs stay where the API node saved them: the worker reads the same data folder.
+
+    def publish_inputs(self, data_dir: Path, folder: str) -> None:
+        input_dir(data_dir, folder)
+
+    def fetch_inputs(self, data_dir: Path, folder: str) -> None:
+        input_dir(data_dir, folder)
+
+    def drop_fetched_inputs(self, data_dir: Path, folder: str) -> None:
+        input_dir(data_dir, folder)  # the saved inputs themselves: kept until the job is deleted
+
+    def delete_inputs(self, data_dir: Path, folder: str) -> None:
+        shutil.rmtree(input_dir(data_dir, folder), ignore_errors=True)

@@ -12,6 +12,10 @@ in, so worker nodes and API nodes share no folder.
   :meth:`PgImageStore.delete_job` before its state is stored, as with folders.
 * **Storage**: ``bytea``, stored ``EXTERNAL`` (out of line, not compressed again: PNG, JPEG,
   WebP and MP4 are compressed already). A file is read whole into memory to be served.
+* **Input images** of a request (``<data-dir>/inputs/<id>/``) are rows of ``input_files``: the
+  API node stores them before the job is queued and removes its copy; the worker's supervisor
+  writes them into its own data folder before its worker process runs the job, and removes
+  them after. They are deleted with the job (``DELETE``, retention), by folder.
 * **Thumbnails** are made on the node that is asked, once, and kept as rows of the job
   (``.thumbnails/...``), so they go with it too.
 
@@ -24,13 +28,15 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
+import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import psycopg
 
-from sdrest.images.store import THUMBNAILS, ImageStoreError, StoredFile, check_name, content_type
+from sdrest.images.store import THUMBNAILS, ImageStoreError, StoredFile, check_name, content_type, input_dir
 from sdrest.outputs import discard_job_outputs, thumbnail_bytes, thumbnail_size
 from sdrest.pgdb import PgDatabase
 
@@ -51,6 +57,20 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
         )
         """,
         "ALTER TABLE job_files ALTER COLUMN data SET STORAGE EXTERNAL",
+    ),
+    (
+        # A request's input images, saved before its job exists (a worker may claim the job
+        # the moment it is queued), so keyed by the job's ``_inputs`` folder, not its id.
+        """
+        CREATE TABLE input_files (
+            folder     TEXT NOT NULL,
+            name       TEXT NOT NULL,
+            created_at DOUBLE PRECISION NOT NULL,
+            data       BYTEA NOT NULL,
+            PRIMARY KEY (folder, name)
+        )
+        """,
+        "ALTER TABLE input_files ALTER COLUMN data SET STORAGE EXTERNAL",
     ),
 )
 _LEDGER = "image_schema_version"
@@ -82,11 +102,8 @@ class PgImageStore:
         if not folder.is_dir():
             return  # nothing written (a job without files), or published already
         now = self._clock()
-        rows = [
-            (job_id, p.name, content_type(p.name), len(data := p.read_bytes()), now, data)
-            for p in sorted(folder.iterdir())
-            if p.is_file() and not p.is_symlink() and not p.name.startswith(".") and _plain(p.name)
-        ]
+        files = _plain_files(folder)
+        rows = [(job_id, p.name, content_type(p.name), len(data := p.read_bytes()), now, data) for p in files]
         try:
             with self._db.write() as cursor:
                 cursor.execute("DELETE FROM job_files WHERE job_id = ?", (job_id,))
@@ -138,6 +155,34 @@ class PgImageStore:
     def drop_staged(self, job_id: str) -> None:
         discard_job_outputs(self.staging, check_name(job_id, "job_id"))
 
+    def publish_inputs(self, data_dir: Path, folder: str) -> None:
+        local = input_dir(data_dir, folder)
+        now = self._clock()
+        rows = [(folder, p.name, now, p.read_bytes()) for p in _plain_files(local)]
+        with self._db.write() as cursor:
+            cursor.execute("DELETE FROM input_files WHERE folder = ?", (folder,))
+            for row in rows:
+                cursor.execute("INSERT INTO input_files (folder, name, created_at, data) VALUES (?, ?, ?, ?)", row)
+        shutil.rmtree(local, ignore_errors=True)  # the worker fetches them: no copy stays here
+
+    def fetch_inputs(self, data_dir: Path, folder: str) -> None:
+        local = input_dir(data_dir, folder)
+        rows = self._db.query("SELECT name, data FROM input_files WHERE folder = ?", (folder,))
+        local.mkdir(mode=0o700, parents=True, exist_ok=True)
+        for name, data in rows:
+            target = local / check_name(name)
+            partial = target.with_name(f".{name}.part")
+            partial.write_bytes(bytes(data))
+            os.replace(partial, target)  # another attempt on this machine never reads half a file
+
+    def drop_fetched_inputs(self, data_dir: Path, folder: str) -> None:
+        shutil.rmtree(input_dir(data_dir, folder), ignore_errors=True)
+
+    def delete_inputs(self, data_dir: Path, folder: str) -> None:
+        local = input_dir(data_dir, folder)
+        self._db.query("DELETE FROM input_files WHERE folder = ? RETURNING name", (folder,))
+        shutil.rmtree(local, ignore_errors=True)
+
 
 def _plain(name: str) -> bool:
     try:
@@ -145,6 +190,17 @@ def _plain(name: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def _plain_files(folder: Path) -> list[Path]:
+    """The files of a folder that may be stored: plain names, no links, no hidden files."""
+    if not folder.is_dir():
+        return []
+    return [
+        p
+        for p in sorted(folder.iterdir())
+        if p.is_file() and not p.is_symlink() and not p.name.startswith(".") and _plain(p.name)
+    ]
 
 
 def _stored(job_id: str, row: tuple) -> StoredFile:

@@ -43,6 +43,7 @@ __all__ = [
     "content_type",
     "encode_file",
     "file_parameters",
+    "input_dir",
     "open_image_store",
     "split_file",
 ]
@@ -109,6 +110,25 @@ class ImageStore(Protocol):
         """Remove this node's staging folder of the job, leaving its stored files alone: a
         worker that lost the job to another must not touch that one's files."""
 
+    # A request's input images (init image, mask, control image, ...): the API node saves them
+    # in ``<data-dir>/<folder>`` (``folder`` = the job's ``_inputs``, ``inputs/<id>``), and the
+    # worker process reads them from that path in ITS data folder.
+
+    def publish_inputs(self, data_dir: Path, folder: str) -> None:
+        """Make the request's saved inputs readable by a worker on any machine, before its job
+        is queued."""
+
+    def fetch_inputs(self, data_dir: Path, folder: str) -> None:
+        """Put the job's inputs in ``<data_dir>/<folder>`` on this machine before its worker
+        process reads them (nothing to do where they are there already)."""
+
+    def drop_fetched_inputs(self, data_dir: Path, folder: str) -> None:
+        """Remove what :meth:`fetch_inputs` put here (the stored inputs stay: a next attempt
+        fetches them again)."""
+
+    def delete_inputs(self, data_dir: Path, folder: str) -> None:
+        """Remove the inputs of a deleted job or a refused request (idempotent)."""
+
 
 def check_name(value: str, field: str = "name") -> str:
     """``value`` if it is a plain name (a job id or a file name), else ``ValueError`` naming
@@ -116,6 +136,19 @@ def check_name(value: str, field: str = "name") -> str:
     if not isinstance(value, str) or not _NAME.fullmatch(value) or ".." in value:
         raise ValueError(f"{field}: must be a plain name (letters, digits, . _ -), got {value!r}")
     return value
+
+
+def input_dir(data_dir: Path, folder: str) -> Path:
+    """``<data_dir>/<folder>`` for a job's ``_inputs`` folder (``inputs/<plain name>``), resolved
+    inside ``<data_dir>/inputs``; ``ValueError`` naming ``inputs`` for anything else."""
+    parent, _, name = folder.partition("/") if isinstance(folder, str) else ("", "", "")
+    root = (data_dir / "inputs").resolve()
+    if parent != "inputs" or not _NAME.fullmatch(name) or ".." in name:
+        raise ValueError(f"inputs: must be inputs/<plain name>, got {folder!r}")
+    path = (root / name).resolve()
+    if path.parent != root:  # a link out of the inputs folder is not followed
+        raise ValueError(f"inputs: {folder!r} leads out of {root}")
+    return path
 
 
 def split_file(job_id: str, file: str) -> str:

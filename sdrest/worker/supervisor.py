@@ -114,6 +114,7 @@ class Supervisor:
         self.device = device
         self._models = ModelChoice(library, settings.model)
         self.worker_id = worker_id or settings.worker_name
+        self.images = images
         self._outcomes = JobOutcomes(store, bus, images, self.counters, self.worker_id, stopping=self._stop)
         self._last_activity = time.monotonic()
         self.capabilities: dict[str, Any] = {}
@@ -347,17 +348,24 @@ class Supervisor:
             except ModelNotFoundError as exc:
                 self._outcomes.failed(job, {"code": "model_not_found", "message": str(exc), "field": exc.field})
                 return
-            try:
-                if self._worker.conn is None:
-                    raise BrokenPipeError("no worker")
-                self._worker.conn.send({"op": "run", "job": job.to_dict(), "model": model})
-            except (OSError, ValueError):
-                # The worker died before the job reached it: not the job's fault, it runs again.
-                log.warning("the worker was gone before job %s reached it: queued again", job.id)
-                self._stop_worker(kill=True)
-                self._outcomes.requeued(job)
+            inputs = job.params.get("_inputs")
+            if inputs and not self._fetch_inputs(job, inputs):
                 return
-            self._follow(job)
+            try:
+                try:
+                    if self._worker.conn is None:
+                        raise BrokenPipeError("no worker")
+                    self._worker.conn.send({"op": "run", "job": job.to_dict(), "model": model})
+                except (OSError, ValueError):
+                    # The worker died before the job reached it: not the job's fault, it runs again.
+                    log.warning("the worker was gone before job %s reached it: queued again", job.id)
+                    self._stop_worker(kill=True)
+                    self._outcomes.requeued(job)
+                    return
+                self._follow(job)
+            finally:
+                if inputs:  # the library has read them (the job is over, or writing its images)
+                    self.images.drop_fetched_inputs(self.settings.data_dir, inputs)
         finally:
             with self._lock:
                 self._state.running_job = None
@@ -365,6 +373,21 @@ class Supervisor:
                 self._cancel_running = None
                 self._stopping.discard(job.id)
             self.announce_queue()
+
+    def _fetch_inputs(self, job: Job, inputs: str) -> bool:
+        """Bring the job's input images into this machine's data folder, where the worker
+        process reads them (from the database with ``--image-store database``); False if the
+        job cannot run now (back in the queue during an outage, or failed)."""
+        try:
+            self.images.fetch_inputs(self.settings.data_dir, inputs)
+        except StoreUnavailable:
+            self._outcomes.requeued(job)  # not the job's fault: it runs once the database is back
+            return False
+        except (OSError, ValueError) as exc:
+            log.warning("job %s: its input images could not be fetched: %s", job.id, exc)
+            self._outcomes.failed(job, {"code": "inputs_not_fetched", "message": f"the input images: {exc}"})
+            return False
+        return True
 
     def _preload(self) -> None:
         """Load the current model into a fresh worker before the next job needs it."""

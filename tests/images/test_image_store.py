@@ -164,6 +164,86 @@ def test_names_that_are_not_plain_are_refused_by_field(stores: Stores, job: str,
                 call()
 
 
+# --- input images (a request's init image, mask, ...) -----------------------------------------------
+
+
+def _save_inputs(data_dir: Path, folder: str = "inputs/req1") -> dict[str, bytes]:
+    """What the API node saves for a request: its input images, as PNG files."""
+    (data_dir / folder).mkdir(parents=True)
+    for name, color in (("init_image", (10, 200, 30)), ("mask_image", (255, 255, 255))):
+        Image.new("RGB", (16, 16), color).save(data_dir / folder / f"{name}.png")
+    return {p.name: p.read_bytes() for p in (data_dir / folder).iterdir()}
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in folder.iterdir()} if folder.is_dir() else {}
+
+
+def test_inputs_reach_the_worker_for_every_attempt_until_deleted(stores: Stores, tmp_path: Path) -> None:
+    api = tmp_path / "api"
+    # The folder store is one machine (or a shared folder): the worker reads the API node's.
+    worker = tmp_path / "worker" if stores.kind == "database" else api
+    saved = _save_inputs(api)
+    stores.images.publish_inputs(api, "inputs/req1")
+    for _attempt in range(2):  # a job that goes back to the queue fetches them again
+        stores.images.fetch_inputs(worker, "inputs/req1")
+        assert _files(worker / "inputs" / "req1") == saved
+        stores.images.drop_fetched_inputs(worker, "inputs/req1")
+    stores.images.delete_inputs(api, "inputs/req1")
+    stores.images.delete_inputs(api, "inputs/req1")  # idempotent
+    stores.images.fetch_inputs(worker, "inputs/req1")
+    assert _files(worker / "inputs" / "req1") == {} and _files(api / "inputs" / "req1") == {}
+
+
+def test_the_folder_store_keeps_inputs_where_they_were_saved(tmp_path: Path) -> None:
+    images = FileImageStore(tmp_path / "outputs")
+    saved = _save_inputs(tmp_path)
+    images.publish_inputs(tmp_path, "inputs/req1")
+    images.fetch_inputs(tmp_path, "inputs/req1")
+    images.drop_fetched_inputs(tmp_path, "inputs/req1")
+    assert _files(tmp_path / "inputs" / "req1") == saved  # as before: until the job is deleted
+
+
+def test_database_inputs_leave_no_copy_on_either_node(postgres_url: str, tmp_path: Path) -> None:
+    api, worker = tmp_path / "api", tmp_path / "worker"
+    with PostgresJobStore(postgres_url) as jobs:
+        images = PgImageStore(jobs.database, staging=tmp_path / "outputs")
+        _save_inputs(api)
+        images.publish_inputs(api, "inputs/req1")
+        assert not (api / "inputs" / "req1").exists()
+        with psycopg.connect(postgres_url) as conn:
+            rows = conn.execute("SELECT folder, name FROM input_files ORDER BY name").fetchall()
+        assert rows == [("inputs/req1", "init_image.png"), ("inputs/req1", "mask_image.png")]
+        images.fetch_inputs(worker, "inputs/req1")
+        images.drop_fetched_inputs(worker, "inputs/req1")
+        assert not (worker / "inputs" / "req1").exists()
+
+
+@pytest.mark.parametrize(
+    "folder", ["../inputs/x", "inputs/../../etc", "inputs/a/b", "outputs/x", "inputs/.hidden", "inputs/", "", "inputs"]
+)
+def test_input_folders_that_are_not_plain_are_refused_by_field(stores: Stores, tmp_path: Path, folder: str) -> None:
+    for method in (
+        stores.images.publish_inputs,
+        stores.images.fetch_inputs,
+        stores.images.drop_fetched_inputs,
+        stores.images.delete_inputs,
+    ):
+        with pytest.raises(ValueError, match=r"^inputs: "):
+            method(tmp_path, folder)
+
+
+def test_an_inputs_folder_that_is_a_link_out_is_not_followed(stores: Stores, tmp_path: Path) -> None:
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    (outside / "keep.png").write_bytes(b"x")
+    (tmp_path / "inputs").mkdir()
+    (tmp_path / "inputs" / "req1").symlink_to(outside)
+    with pytest.raises(ValueError, match=r"^inputs: "):
+        stores.images.delete_inputs(tmp_path, "inputs/req1")
+    assert (outside / "keep.png").exists()
+
+
 def test_a_result_file_of_another_job_is_refused() -> None:
     assert split_file("job-a", "job-a/0.png") == "0.png"
     for file in ("job-b/0.png", "job-a/../job-b/0.png", "job-a/sub/0.png", "0.png"):
@@ -218,9 +298,9 @@ def test_nodes_migrate_once_and_a_newer_schema_is_refused(postgres_url: str, tmp
         PgImageStore(jobs.database, staging=tmp_path)
         PgImageStore(jobs.database, staging=tmp_path)  # a second node: nothing to do
         with psycopg.connect(postgres_url, autocommit=True) as conn:
-            assert conn.execute("SELECT version FROM image_schema_version").fetchall() == [(1,)]
-            conn.execute("INSERT INTO image_schema_version VALUES (2, 0)")
-        with pytest.raises(ImageStoreError, match="image schema version 2; this sdrest knows only up to 1"):
+            assert conn.execute("SELECT version FROM image_schema_version ORDER BY version").fetchall() == [(1,), (2,)]
+            conn.execute("INSERT INTO image_schema_version VALUES (3, 0)")
+        with pytest.raises(ImageStoreError, match="image schema version 3; this sdrest knows only up to 2"):
             PgImageStore(jobs.database, staging=tmp_path)
 
 
