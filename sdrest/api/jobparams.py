@@ -6,7 +6,8 @@ Input images are decoded here (in the HTTP thread), resized to the requested siz
 differ, and saved as PNG under ``<data-dir>/inputs/<id>/`` so a queued job survives a server
 restart (with the database image store they go to the database before the job is queued: the
 worker may be on another machine). Names of models and LoRAs are resolved now, so a typo is a
-404 at once rather than a failed job later. A seed of -1 becomes a real random seed, reported with the job.
+404 at once rather than a failed job later. A seed of -1 becomes a real random seed, reported
+with the job.
 """
 
 from __future__ import annotations
