@@ -43,6 +43,7 @@ run() {
     run resident.py --jobs 10 --size 64 --steps 1
     run overlap.py --jobs 4 --size 64 --steps 1 --rounds 3
     run swap.py --swaps 4
+    run threads.py --threads 1,2 --size 128 --steps 3 --rounds 3
     run cpu_options.py base fa:diffusion_flash_attn=true q8:wtype=q8_0 f32:wtype=f32 --size 256 --steps 2 --rounds 1
     if [ -n "$compare" ]; then
         library=$("$python" -c 'from sdrest._native import load_library; print(load_library().path)')
