@@ -136,7 +136,9 @@ def test_a_generation_out_of_memory_unloads_the_other_models_and_tries_again(mod
         _, hard = resource.prlimit(pid, resource.RLIMIT_AS)
         try:
             resource.prlimit(pid, resource.RLIMIT_AS, (_proc_kib(pid, "VmSize") + 288 * MIB, hard))
-            job = server.wait_job(server.submit(model="sd1", width=512, height=512, steps=1)["job_id"], timeout=600)
+            job = server.wait_job(
+                server.submit(model="sd1", width=512, height=512, steps=1, cfg_scale=1.0)["job_id"], timeout=600
+            )
         finally:
             resource.prlimit(pid, resource.RLIMIT_AS, (hard, hard))
         assert job["status"] == "completed", job.get("error")
