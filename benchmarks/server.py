@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 import socket
 import statistics
 import tempfile
@@ -45,6 +46,7 @@ def main() -> int:
     parser.add_argument("--steps", type=int, default=4)
     parser.add_argument("--runs", type=int, default=2)
     parser.add_argument("--streams", type=int, default=64)
+    parser.add_argument("--server-args", default="", help="more `sdrest serve` flags, e.g. '--preview none'")
     args = parser.parse_args()
 
     from sdrest.engine import Context
@@ -57,7 +59,9 @@ def main() -> int:
         models_dir = link_models(models, root / "models")
 
         # 1. start-up to first answered request
-        server = Server(root, models_dir, "--model", "sd1", "--max-event-streams", str(args.streams))
+        server = Server(
+            root, models_dir, "--model", "sd1", "--max-event-streams", str(args.streams), *shlex.split(args.server_args)
+        )
         started = time.perf_counter()
         server.start(wait_for_worker=False)
         startup = time.perf_counter() - started
