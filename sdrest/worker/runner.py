@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 from PIL import Image
 
 from sdrest import __version__
-from sdrest.errors import GenerationCancelled, ModelLoadError, NativeCallError
+from sdrest.errors import GenerationCancelled, NativeCallError
 from sdrest.infotext import infotext
 from sdrest.jobs.params import public_params
 from sdrest.outputs import discard_job_outputs, write_image
@@ -188,39 +188,30 @@ class Runner:
         self._dropped(self.models.trim(keep=key))
 
     def _load_evicting(self, model: dict[str, Any], key: str) -> None:
-        """Load ``model``; when the library runs out of memory, unload the least recently used
-        resident model and try again, until none is left (then the out-of-memory error stands)."""
-        while True:
-            try:
-                self._load(model, key)
-                return
-            except ModelLoadError as exc:
-                if not len(self.models) or not out_of_memory(exc):
-                    raise
-                entry = self.models.evict_oldest()
-                log.warning(
-                    "not enough memory to load %s: unloading %s and trying again", model["name"], entry.spec["name"]
-                )
-                self._dropped([entry])
+        """Load ``model``, unloading least recently used models while it runs out of memory."""
+        self._evicting(lambda: self._load(model, key), f"load {model['name']}", keep=key)
 
     def _evicting_others(self, generate: Callable[[], T]) -> T:
-        """Run ``generate`` with the model in use; when the library runs out of memory for its
-        working buffers while other models are resident, unload the least recently used of those
-        and try again, until the model in use is alone (then the out-of-memory error stands)."""
+        """Run ``generate`` with the model in use, unloading the other models (least recently
+        used first) while the library runs out of memory for its working buffers."""
+        if self.context_key is None:
+            return generate()
+        return self._evicting(generate, f"generate with {self.model_name}", keep=self.context_key)
+
+    def _evicting(self, action: Callable[[], T], what: str, keep: str) -> T:
+        """Run ``action``; when the library runs out of memory, unload the least recently used
+        resident model other than ``keep`` and try again, until none is left (then the
+        out-of-memory error stands)."""
         while True:
             try:
-                return generate()
+                return action()
             except NativeCallError as exc:
-                if not out_of_memory(exc) or self.context_key is None:
+                if not out_of_memory(exc):
                     raise
-                entry = self.models.evict_oldest_except(self.context_key)
+                entry = self.models.evict_oldest_except(keep)
                 if entry is None:
                     raise
-                log.warning(
-                    "not enough memory to generate with %s: unloading %s and trying again",
-                    self.model_name,
-                    entry.spec["name"],
-                )
+                log.warning("not enough memory to %s: unloading %s and trying again", what, entry.spec["name"])
                 self._dropped([entry])
 
     def _dropped(self, evicted: list[Resident]) -> None:
