@@ -99,19 +99,22 @@ def job_image(job_id: str, index: int) -> Any:
     """The image file; ?size=N gives a thumbnail whose longest side is N pixels."""
     svc = services()
     query = parse_query(ImageQuery, request.args)
-    job, _entry, file = job_output(svc, job_id, "images", index, query.token)
-    if query.size is not None:
-        file = svc.images.thumbnail(job.id, file.name, query.size) or file
+    # A thumbnail is made from (or cached beside) the image: the image itself is not read here.
+    job, _entry, name = job_entry(svc, job_id, "images", index, query.token)
+    size = query.size
+    file = svc.images.open(job.id, name) if size is None else svc.images.thumbnail(job.id, name, size)
+    if file is None:
+        raise not_found("image file", "index")
     return send_output(file, f"{job_id}-{index}{file.suffix}", download=query.download)
 
 
-def job_output(
+def job_entry(
     svc: Services, job_id: str, listing: str, index: int, token: str | None
-) -> tuple[Job, dict[str, Any], StoredFile]:
-    """``result[listing][index]`` of a job the caller may see, and its file (else 404).
+) -> tuple[Job, dict[str, Any], str]:
+    """``result[listing][index]`` of a job the caller may see, and its file's name (else 404).
 
     With --public-images and no credentials, only the image token opens a job's files (never
-    the bare job id). The file is the job's own, read through the image store.
+    the bare job id). The name is checked to be the job's own.
     """
     if svc.settings.public_images and current_principal() is None and not image_token_ok(job_id, token):
         raise not_found("job", "job_id")
@@ -121,12 +124,21 @@ def job_output(
     if index >= len(entries):
         raise not_found(noun, "index")
     try:
-        file = svc.images.open(job.id, split_file(job.id, entries[index]["file"]))
+        name = split_file(job.id, entries[index]["file"])
     except ValueError:
-        file = None
+        raise not_found(f"{noun} file", "index") from None
+    return job, entries[index], name
+
+
+def job_output(
+    svc: Services, job_id: str, listing: str, index: int, token: str | None
+) -> tuple[Job, dict[str, Any], StoredFile]:
+    """:func:`job_entry` and the file itself, read through the image store (else 404)."""
+    job, entry, name = job_entry(svc, job_id, listing, index, token)
+    file = svc.images.open(job.id, name)
     if file is None:
-        raise not_found(f"{noun} file", "index")
-    return job, entries[index], file
+        raise not_found(f"{listing.removesuffix('s')} file", "index")
+    return job, entry, file
 
 
 def send_output(file: StoredFile, download_name: str, *, download: bool, mimetype: str | None = None) -> Response:

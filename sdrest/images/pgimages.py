@@ -36,8 +36,8 @@ from pathlib import Path
 
 import psycopg
 
-from sdrest.images.store import THUMBNAILS, ImageStoreError, StoredFile, check_name, content_type, input_dir
-from sdrest.outputs import discard_job_outputs, thumbnail_bytes, thumbnail_size
+from sdrest.images.store import ImageStoreError, StoredFile, check_name, content_type, input_dir
+from sdrest.outputs import THUMBNAIL_DIR, discard_job_outputs, thumbnail_bytes, thumbnail_size
 from sdrest.pgdb import PgDatabase
 
 log = logging.getLogger("sdrest.images")
@@ -122,7 +122,7 @@ class PgImageStore:
 
     def thumbnail(self, job_id: str, name: str, size: int) -> StoredFile | None:
         size = thumbnail_size(size)
-        cached = [f"{THUMBNAILS}/{size}-{check_name(name)}{ext}" for ext in (".jpg", ".png")]
+        cached = [f"{THUMBNAIL_DIR}/{size}-{check_name(name)}{ext}" for ext in (".jpg", ".png")]
         rows = self._db.query(
             f"SELECT {_COLUMNS} FROM job_files WHERE job_id = ? AND name IN (?, ?)",
             (check_name(job_id, "job_id"), *cached),
@@ -133,7 +133,7 @@ class PgImageStore:
         if source is None:
             return None
         data, ext = thumbnail_bytes(source.read(), size)
-        thumb = f"{THUMBNAILS}/{size}-{name}{ext}"
+        thumb = f"{THUMBNAIL_DIR}/{size}-{name}{ext}"
         row = (thumb, content_type(thumb), len(data), self._clock(), data)
         try:  # two nodes asked at once: the first one's stays
             self._db.query(f"{_INSERT} ON CONFLICT (job_id, name) DO NOTHING RETURNING name", (job_id, *row))

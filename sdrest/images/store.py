@@ -45,14 +45,12 @@ __all__ = [
     "file_parameters",
     "input_dir",
     "open_image_store",
+    "read_file",
     "split_file",
 ]
 
 #: A job id or a file name: letters, digits, ``.``, ``_``, ``-``; not starting with a dot.
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")
-#: Where a store keeps the thumbnails it made of a job's images (within the job, so they go
-#: with it); the same folder name :mod:`sdrest.outputs` caches them in.
-THUMBNAILS = ".thumbnails"
 
 
 class ImageStoreError(JobStoreError):
@@ -171,15 +169,19 @@ def content_type(name: str) -> str:
 def encode_file(images: ImageStore, job_id: str, file: str) -> str:
     """A stored result's ``file`` of job ``job_id`` as base64 (no data: prefix); ``FileNotFoundError``
     if the store has no such file."""
-    return base64.b64encode(_read(images, job_id, file)).decode("ascii")
+    return base64.b64encode(read_file(images, job_id, file)).decode("ascii")
 
 
-def file_parameters(images: ImageStore, job_id: str, file: str) -> tuple[str | None, dict | None]:
-    """``(infotext, metadata)`` of a stored image (its own chunks, then its JSON sidecar)."""
+def file_parameters(
+    images: ImageStore, job_id: str, file: str, data: bytes | None = None
+) -> tuple[str | None, dict | None]:
+    """``(infotext, metadata)`` of a stored image (its own chunks, then its JSON sidecar);
+    ``data``: its bytes when the caller has read them already (see :func:`read_file`)."""
     from sdrest.outputs import parameters_of
 
     name = split_file(job_id, file)
-    data = _read(images, job_id, file)
+    if data is None:
+        data = read_file(images, job_id, file)
 
     def sidecar() -> bytes | None:
         stored = images.open(job_id, Path(name).with_suffix(".json").name)
@@ -188,7 +190,8 @@ def file_parameters(images: ImageStore, job_id: str, file: str) -> tuple[str | N
     return parameters_of(data, sidecar)
 
 
-def _read(images: ImageStore, job_id: str, file: str) -> bytes:
+def read_file(images: ImageStore, job_id: str, file: str) -> bytes:
+    """The bytes of a stored result's ``file``; ``FileNotFoundError`` if the store has none."""
     stored = images.open(job_id, split_file(job_id, file))
     if stored is None:
         raise FileNotFoundError(f"job {job_id} has no file {file!r}")

@@ -25,7 +25,7 @@ from sdrest.api.compat.errors import rename_field
 from sdrest.api.compat.names import find_checkpoint, sampler_label, sampler_name, scheduler_name
 from sdrest.api.errors import ApiError, invalid
 from sdrest.api.jobparams import MAX_RANDOM_SEED, decode, find_model
-from sdrest.images.store import encode_file, file_parameters
+from sdrest.images.store import file_parameters, read_file
 from sdrest.jobs import Job, JobStatus
 from sdrest.models.presets import apply_template, load_template
 from sdrest.models.types import ModelType
@@ -299,8 +299,11 @@ def answer(
     result = job.result or {}
     images = result.get("images", []) if job.status is JobStatus.COMPLETED else []
     files = [image["file"] for image in images]
-    encoded = [encode_file(svc.images, job.id, file) for file in files] if request.send_images else []
-    infotexts = [file_parameters(svc.images, job.id, file)[0] or "" for file in files]
+    contents = [read_file(svc.images, job.id, file) for file in files]  # each file read once
+    encoded = [base64.b64encode(data).decode("ascii") for data in contents] if request.send_images else []
+    infotexts = [
+        file_parameters(svc.images, job.id, file, data)[0] or "" for file, data in zip(files, contents, strict=True)
+    ]
     params = job.params
     seeds = result.get("seeds") or [params["seed"] + i for i in range(params.get("batch_count", 1))]
     subseed = request.subseed if request.subseed >= 0 else secrets.randbelow(MAX_RANDOM_SEED + 1)
