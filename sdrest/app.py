@@ -19,8 +19,8 @@ from sdrest.api.errors import register_error_handlers
 from sdrest.auth.web import setup_auth
 from sdrest.cors import setup_cors
 from sdrest.datadir import DataDirLock, make_private_dir, tighten_file
-from sdrest.images import ImageStore, open_image_store
-from sdrest.jobs import EventBus, JobStore, open_store
+from sdrest.images import open_image_store
+from sdrest.jobs import EventBus, open_store
 from sdrest.jobs.store import redact_url, sqlite_path
 from sdrest.metrics import ServerMetrics
 from sdrest.models.hashing import HashCache
@@ -28,7 +28,7 @@ from sdrest.models.scanner import ModelLibrary
 from sdrest.retention import Janitor
 from sdrest.services import Services
 from sdrest.settings import Settings
-from sdrest.worker.pool import WorkerPool, Workers
+from sdrest.worker.pool import WorkerPool, Workers, recover_interrupted, scan_models
 from sdrest.worker.remote import RemoteWorkers
 
 log = logging.getLogger("sdrest")
@@ -88,7 +88,7 @@ def create_app(settings: Settings | None = None, *, start_worker: bool = True) -
     if start_worker:
         # Only a server that runs jobs decides what happens to the ones a stop cut off (an app
         # built without a worker, for a test or a tool, leaves the store as it found it).
-        _recover_interrupted(store, images, settings, [s.worker_id for s in supervisor.supervisors])
+        recover_interrupted(store, images, settings, [s.worker_id for s in supervisor.supervisors])
     svc = Services(
         settings=settings,
         store=store,
@@ -107,22 +107,10 @@ def create_app(settings: Settings | None = None, *, start_worker: bool = True) -
     if start_worker:
         # Scanning reads only headers (1,000 files in well under a second); in the background
         # anyway, so the first request is answered at once. Names resolve on disk meanwhile.
-        threading.Thread(target=_scan, args=(library,), name="sdrest-scan", daemon=True).start()
+        threading.Thread(target=scan_models, args=(library,), name="sdrest-scan", daemon=True).start()
         supervisor.start()
         svc.janitor.start()
     return app
-
-
-def _recover_interrupted(store: JobStore, images: ImageStore, settings: Settings, workers: list[str]) -> None:
-    """Settle the jobs a stop of this server cut off: those its workers held (worker ids are
-    kept across restarts). Other workers' jobs (``sdrest worker``, other nodes) are theirs, or,
-    if they died too, their leases'."""
-    for worker in workers:
-        for job in store.recover_interrupted(
-            requeue=settings.requeue_interrupted, max_interruptions=settings.max_interruptions, worker=worker
-        ):
-            log.warning("job %s was interrupted by a server stop: now %s", job.id, job.status.value)
-            images.delete_job(job.id)  # what the cut-off attempt wrote
 
 
 def _worker_figures(supervisor: Workers) -> dict[str, Any]:
@@ -144,11 +132,6 @@ def _gpu_devices(supervisor: Workers) -> list[dict[str, Any]]:
     backends = supervisor.capabilities.get("backends", build_info().get("backends", []))
     devices: list[dict[str, Any]] = gpu_report(backends)["devices"]
     return devices
-
-
-def _scan(library: ModelLibrary) -> None:
-    result = library.scan()
-    log.info("model scan: %d models in %.2f s (%d skipped)", len(result.entries), result.seconds, len(result.skipped))
 
 
 def close_app(app: Flask) -> None:

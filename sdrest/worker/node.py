@@ -24,7 +24,7 @@ from sdrest.logs import setup_logging
 from sdrest.models.hashing import HashCache
 from sdrest.models.scanner import ModelLibrary
 from sdrest.settings import Settings
-from sdrest.worker.pool import WorkerPool
+from sdrest.worker.pool import WorkerPool, recover_interrupted, scan_models
 
 log = logging.getLogger("sdrest")
 
@@ -42,14 +42,7 @@ def run(settings: Settings) -> int:
         images = open_image_store(settings, store)
         library = ModelLibrary(settings.model_folders(), hashes, allow_symlinks=settings.allow_symlinks)
         pool = WorkerPool(settings, store, bus, library, images)
-        for supervisor in pool.supervisors:  # what this node's previous life was running
-            for job in store.recover_interrupted(
-                requeue=settings.requeue_interrupted,
-                max_interruptions=settings.max_interruptions,
-                worker=supervisor.worker_id,
-            ):
-                log.warning("job %s was interrupted by a stop of this worker: now %s", job.id, job.status.value)
-                images.delete_job(job.id)
+        recover_interrupted(store, images, settings, [s.worker_id for s in pool.supervisors])
         stopping = threading.Event()
 
         def _stop(signum: int, _frame: Any) -> None:
@@ -58,7 +51,7 @@ def run(settings: Settings) -> int:
 
         signal.signal(signal.SIGTERM, _stop)
         signal.signal(signal.SIGINT, _stop)
-        threading.Thread(target=library.scan, name="sdrest-scan", daemon=True).start()
+        threading.Thread(target=scan_models, args=(library,), name="sdrest-scan", daemon=True).start()
         pool.start()
         log.info(
             "sdrest worker %s on %s (outputs %s, models %s)",

@@ -14,6 +14,7 @@ and the loaded model of the first busy worker, each worker listed), and to cance
 from __future__ import annotations
 
 import collections
+import logging
 import time
 from typing import Any, Protocol
 
@@ -21,6 +22,26 @@ from sdrest.images import ImageStore
 from sdrest.jobs import EventBus, JobStore
 from sdrest.settings import Settings
 from sdrest.worker.supervisor import Supervisor, WorkerState
+
+log = logging.getLogger("sdrest")
+
+
+def recover_interrupted(store: JobStore, images: ImageStore, settings: Settings, workers: list[str]) -> None:
+    """Settle the jobs a stop of this process cut off: those its workers held (worker ids are
+    kept across restarts). Other workers' jobs (other processes, other nodes) are theirs, or,
+    if they died too, their leases'. Used by ``sdrest serve`` and ``sdrest worker`` alike."""
+    for worker in workers:
+        for job in store.recover_interrupted(
+            requeue=settings.requeue_interrupted, max_interruptions=settings.max_interruptions, worker=worker
+        ):
+            log.warning("job %s was interrupted by a stop of its worker %s: now %s", job.id, worker, job.status.value)
+            images.delete_job(job.id)  # what the cut-off attempt wrote
+
+
+def scan_models(library: Any) -> None:
+    """Scan the model folders (headers only; run in the background so start-up does not wait)."""
+    result = library.scan()
+    log.info("model scan: %d models in %.2f s (%d skipped)", len(result.entries), result.seconds, len(result.skipped))
 
 
 class Workers(Protocol):
