@@ -50,8 +50,12 @@ RUN python=""; if [ "$BACKEND" = cuda ]; then python=python3; fi \
     && chown sdrest:sdrest /data /models
 COPY --from=build /opt/sdrest/venv /opt/sdrest/venv
 COPY --from=build --chown=sdrest:sdrest /models /models
+# Listening on every interface of the container, the server still answers only to the names in
+# SDREST_ALLOWED_HOSTS (besides localhost and loopback addresses): a DNS-rebinding page cannot reach
+# it through the published port. Add the names clients use (-e SDREST_ALLOWED_HOSTS=sd.lan,...).
 ENV PYTHONUNBUFFERED=1 \
     SDREST_HOST=0.0.0.0 \
+    SDREST_ALLOWED_HOSTS=localhost \
     SDREST_PORT=8080 \
     SDREST_DATA_DIR=/data \
     SDREST_MODELS_DIR=/models

@@ -29,6 +29,8 @@ ENV_PREFIX = "SDREST_"
 #: A web origin as browsers send it in ``Origin``: scheme, host and optional port, nothing else.
 _ORIGIN = re.compile(r"https?://[A-Za-z0-9.-]+(?::[0-9]{1,5})?|https?://\[[0-9A-Fa-f:.]+\](?::[0-9]{1,5})?")
 _WORKER_ID = re.compile(r"[A-Za-z0-9._:@-]{1,64}")
+#: --host values that listen on every interface.
+WILDCARD_HOSTS = frozenset({"0.0.0.0", "::", ""})
 
 
 #: Folder settings -> the model type (API name) whose folder they set.
@@ -419,6 +421,13 @@ class Settings:
 
         if self.image_store == "database" and not is_postgres_url(self.store or ""):
             raise SettingsError("image_store: database needs a postgresql:// --store (images live in its database)")
+        if self.auth == "none" and self.host.strip() in WILDCARD_HOSTS and not (self.allowed_hosts or "").strip():
+            # Every Host would be served: a DNS-rebinding page on any site the user visits would be admin.
+            raise SettingsError(
+                f"allowed_hosts: --auth none on --host {self.host!r} needs --allowed-hosts, the names and "
+                "addresses clients use to reach this server (e.g. sd.lan,192.168.1.20; '*' accepts any, which "
+                "lets any web page its users visit act as admin through DNS rebinding), or an --auth method"
+            )
         origins = self.cors_origin_list
         if "*" in origins and len(origins) > 1:
             raise SettingsError("cors_origins: '*' cannot be combined with other origins")

@@ -17,6 +17,9 @@ from pathlib import Path
 import yaml
 from dockerfile_parse import DockerfileParser
 
+from sdrest.app import close_app, create_app
+from sdrest.settings import Settings
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -88,6 +91,24 @@ def test_image_settings_are_understood_by_sdrest_serve(tmp_path: Path) -> None:
     assert config["host"] == "0.0.0.0" and config["port"] == 8080
     health = _values(_stages()[-1], "HEALTHCHECK")[0]
     assert "/api/v1/openapi.json" in health and f":{config['port']}/" in health
+
+
+def test_the_image_settings_refuse_a_rebinding_host(tmp_path: Path) -> None:
+    # The image listens on 0.0.0.0 with --auth none: only its Host allow-list stands between a
+    # DNS-rebinding page (Host: evil.example, reaching the published port) and an admin's powers.
+    env = DockerfileParser(str(ROOT / "Dockerfile")).envs
+    values = {k.removeprefix("SDREST_").lower(): v for k, v in env.items() if k.startswith("SDREST_")}
+    settings = Settings.from_mapping({**values, "data_dir": tmp_path / "data", "models_dir": tmp_path / "models"})
+    assert settings.host == "0.0.0.0" and settings.auth == "none"
+    app = create_app(settings, start_worker=False)
+    try:
+        client = app.test_client()
+        rebound = client.get("/api/v1/status", headers={"Host": "evil.example:8080"})
+        assert rebound.status_code == 403 and rebound.get_json()["error"]["code"] == "host_not_allowed"
+        for host in ("localhost:8080", "127.0.0.1:8080"):  # docker run -p 127.0.0.1:8080:8080, the healthcheck
+            assert client.get("/api/v1/status", headers={"Host": host}).status_code == 200
+    finally:
+        close_app(app)
 
 
 def test_compose_example_mounts_models_and_data_and_publishes_on_loopback() -> None:

@@ -4,17 +4,20 @@ Two attacks reach a server on localhost from any web page its user visits:
 
 * **DNS rebinding**: the page's own name (evil.example) is re-pointed at 127.0.0.1, so the
   browser treats the server as same-origin and the page reads every answer. The server sees
-  ``Host: evil.example``; so with ``--auth none`` it answers only to loopback names, the
-  ``--host`` address and ``--allowed-hosts`` (with a wildcard ``--host`` and no
-  ``--allowed-hosts``, any name: the operator chose to serve the network).
+  ``Host: evil.example``; so, whatever ``--auth`` is (a rebinding page acts as whoever the
+  address or a guest login makes it), it answers only to loopback names, the ``--host``
+  address and ``--allowed-hosts``. With a wildcard ``--host`` and no ``--allowed-hosts`` any
+  name is served (the operator chose to serve the network), which settings refuse for
+  ``--auth none``: there a rebinding page would act as admin.
 * **Cross-site requests (CSRF)**: the page posts a form or a ``fetch(..., {mode: "no-cors"})``
   to the server. Without credentials to steal, such a request still queues jobs or deletes them
   where no credentials are needed (``--auth none``, guests) or where the browser adds them by
   itself (cookies).
 
-The rule for state-changing requests (POST, PUT, PATCH, DELETE) that carry no
-``Authorization`` or ``X-API-Key`` header (the only ambient authority is the address, a guest
-login or a cookie):
+The rule for state-changing requests (POST, PUT, PATCH, DELETE) that carry no bearer token
+(``Authorization: Bearer ...``) or ``X-API-Key`` header (the only ambient authority is the
+address, a guest login, a cookie, or Basic credentials, which browsers store and send by
+themselves):
 
 1. an ``Origin`` header must be this server's own origin or one of ``--cors-origins``;
    ``Origin: null`` (sandboxed frames, privacy redirects) is refused;
@@ -36,11 +39,10 @@ from urllib.parse import urlsplit
 from flask import Request
 
 from sdrest.auth.errors import NotPermitted
-from sdrest.settings import Settings
+from sdrest.settings import WILDCARD_HOSTS, Settings
 
 #: Names that always mean this machine (RFC 6761: all of *.localhost too).
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
-WILDCARD_HOSTS = frozenset({"0.0.0.0", "::", ""})
 STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 #: Headers a page can only send cross-site after a CORS preflight (which foreign origins fail).
 PREFLIGHTED_HEADERS = ("X-Requested-With", "X-CSRF-TOKEN")
@@ -63,7 +65,6 @@ class OriginPolicy:
     """Host and cross-site checks for one server's settings."""
 
     def __init__(self, settings: Settings) -> None:
-        self.check_host = settings.auth == "none"
         allowed = set(_split_list(settings.allowed_hosts))
         self.any_host = "*" in allowed or (settings.host.strip() in WILDCARD_HOSTS and not allowed)
         self.hosts = frozenset(LOOPBACK_NAMES | allowed | {host_name(settings.host)})
@@ -95,7 +96,7 @@ class OriginPolicy:
     def check(self, request: Request) -> None:
         """Raise :class:`NotPermitted` (a 403) for a request a foreign page may have made."""
         host = request.headers.get("Host", "")
-        if self.check_host and not self.host_allowed(host):
+        if not self.host_allowed(host):
             raise NotPermitted(
                 "host_not_allowed",
                 f"Host: {host_name(host)!r} is not a name of this server (see --allowed-hosts)",
@@ -103,7 +104,7 @@ class OriginPolicy:
             )
         if request.method not in STATE_CHANGING:
             return
-        if request.headers.get("Authorization") or request.headers.get("X-API-Key"):
+        if _bearer(request) or request.headers.get("X-API-Key"):
             return  # credentials a page cannot add by itself: not ambient, not cross-site
         origin = request.headers.get("Origin")
         if origin is not None and not self.origin_allowed(origin, host):
@@ -117,6 +118,13 @@ class OriginPolicy:
             raise NotPermitted(
                 "csrf_refused", "a browser request needs a JSON body or an X-Requested-With header", "Content-Type"
             )
+
+
+def _bearer(request: Request) -> bool:
+    """A bearer token: the one ``Authorization`` a page cannot make a browser attach (Basic
+    credentials the browser remembers, and any other scheme, count as ambient)."""
+    scheme, _, token = request.headers.get("Authorization", "").strip().partition(" ")
+    return scheme.lower() == "bearer" and bool(token.strip())
 
 
 def _preflighted(request: Request) -> bool:

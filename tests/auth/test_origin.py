@@ -1,5 +1,5 @@
-"""--auth none: DNS rebinding (Host) and cross-site requests (Origin, simple POSTs) are refused,
-while browsers on the server's own pages and programs without an Origin are served."""
+"""DNS rebinding (Host) and cross-site requests (Origin, simple POSTs) are refused in every auth
+mode, while browsers on the server's own pages and programs without an Origin are served."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 import requests
 
 from sdrest.app import close_app, create_app
-from sdrest.settings import Settings
+from sdrest.settings import Settings, SettingsError
 from server_helpers import Server, link_models
 
 JSON = {"Content-Type": "application/json"}
@@ -84,6 +84,57 @@ def test_programs_without_origin_or_cookies_are_served(client) -> None:
     assert bearer.status_code != 403  # a credential no page can attach by itself
 
 
+@pytest.mark.parametrize("auth", ["none", "jwt", "api-key", "optional", "unix", "pam"])
+def test_a_foreign_host_is_refused_in_every_auth_mode(tmp_path, auth) -> None:
+    # With --auth optional a rebinding page would act as a guest, with unix/pam as whoever the
+    # browser's stored credentials name: the Host check is not only for --auth none.
+    app = create_app(
+        Settings(data_dir=tmp_path / "data", models_dir=tmp_path / "models", auth=auth), start_worker=False
+    )
+    try:
+        client = app.test_client()
+        rebound = client.get("/api/v1/openapi.json", headers={"Host": "evil.example"})
+        assert rebound.status_code == 403 and _code(rebound) == "host_not_allowed"
+        assert client.get("/api/v1/openapi.json", headers={"Host": "localhost:8080"}).status_code == 200
+    finally:
+        close_app(app)
+
+
+def test_auth_none_on_every_interface_needs_allowed_hosts(tmp_path) -> None:
+    for host in ("0.0.0.0", "::"):
+        with pytest.raises(SettingsError) as refused:
+            Settings.from_mapping({"host": host, "auth": "none"})
+        assert "--allowed-hosts" in str(refused.value) and str(refused.value).startswith("allowed_hosts:")
+    Settings.from_mapping(
+        {"host": "0.0.0.0", "auth": "jwt"}
+    )  # credentials are needed: no rebinding page acts as anyone
+    app = create_app(
+        Settings(host="0.0.0.0", allowed_hosts="sd.lan", data_dir=tmp_path / "data", models_dir=tmp_path / "models"),
+        start_worker=False,
+    )
+    try:
+        client = app.test_client()
+        assert client.get("/api/v1/status", headers={"Host": "sd.lan:8080"}).status_code == 200
+        assert client.get("/api/v1/status", headers={"Host": "evil.example"}).status_code == 403
+    finally:
+        close_app(app)
+
+
+@pytest.mark.parametrize("authorization", ["Basic YWxpY2U6c2VjcmV0", "x", "Bearer", "Digest username=alice"])
+def test_ambient_or_foreign_authorization_does_not_skip_the_cross_site_checks(client, authorization) -> None:
+    # Browsers send remembered Basic credentials with a cross-site form on their own: only a
+    # bearer token or an X-API-Key is something a page cannot attach.
+    headers = {"Host": "localhost:8080", "Authorization": authorization}
+    cross = client.post(
+        "/api/v1/models/scan",
+        headers={**headers, "Origin": "https://evil.example", "Sec-Fetch-Site": "cross-site"},
+        data={"a": "b"},
+    )
+    assert cross.status_code == 403 and _code(cross) == "cross_origin_refused"
+    form = client.post("/api/v1/models/scan", headers={**headers, "Sec-Fetch-Site": "cross-site"}, data={"a": "b"})
+    assert form.status_code == 403 and _code(form) == "csrf_refused"
+
+
 def test_cors_origins_pass_the_origin_check(tmp_path) -> None:
     app = create_app(
         Settings(data_dir=tmp_path / "data", models_dir=tmp_path / "models", cors_origins="https://app.example"),
@@ -112,6 +163,15 @@ def test_a_real_server_refuses_rebinding_and_cross_site_posts(models, tmp_path) 
             server.url("/api/v1/generate"), data={"prompt": "x"}, timeout=30, headers={"Origin": "http://evil.example"}
         )
         assert cross.status_code == 403
+        # The review's attack: a cross-site form to the A1111 route carrying the browser's Basic credentials.
+        basic = requests.post(
+            server.url("/sdapi/v1/txt2img"),
+            data={"prompt": "x"},
+            auth=("alice", "secret"),
+            timeout=30,
+            headers={"Origin": "https://evil.example", "Sec-Fetch-Site": "cross-site"},
+        )
+        assert basic.status_code == 403 and basic.json()["error"] == "cross_origin_refused"  # A1111's error shape
         ours = requests.post(
             server.url("/api/v1/generate"),
             json={"prompt": "x", "steps": "many"},
