@@ -30,6 +30,7 @@ from PIL import Image, ImageOps, PngImagePlugin
 
 __all__ = [
     "discard_job_outputs",
+    "image_parameters",
     "read_parameters",
     "thumbnail",
     "write_image",
@@ -267,27 +268,37 @@ def read_parameters(path: Path | str) -> tuple[str | None, dict | None]:
 
 
 def parameters_of(source: Path | bytes, sidecar: Callable[[], bytes | None]) -> tuple[str | None, dict | None]:
-    """:func:`read_parameters` of an image file or its bytes; ``sidecar()`` gives the bytes of
-    its JSON sidecar (None if it has none), asked only when the image lacks something."""
+    """:func:`read_parameters` of an image file or its bytes (our own: see
+    :func:`image_parameters` for a client's); ``sidecar()`` gives the bytes of its JSON sidecar
+    (None if it has none), asked only when the image lacks something."""
+    with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as im:
+        return image_parameters(im, sidecar)
+
+
+def image_parameters(im: Image.Image, sidecar: Callable[[], bytes | None]) -> tuple[str | None, dict | None]:
+    """The infotext and sdrest metadata of an opened image (for bytes from a client, opened with
+    :func:`~sdrest.untrusted_images.open_untrusted`, which bounds any decode this needs)."""
     text: str | None = None
     metadata: dict | None = None
-    with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as im:
-        if im.format == "PNG":
-            chunks = getattr(im, "text", {}) or {}
-            text = chunks.get("parameters")
-            raw = chunks.get("sdrest")
-            if raw:
-                try:
-                    value = json.loads(raw)
-                except ValueError:
-                    value = None
-                metadata = value if isinstance(value, dict) else None
-        else:
+    if im.format == "PNG":
+        # Text chunks before the pixel data (where Pillow, so A1111 and sdrest, write them) are in
+        # .info without decoding; only a PNG that keeps them after the pixels needs .text, which
+        # decodes the image to find them.
+        chunks = im.info if "parameters" in im.info or "sdrest" in im.info else (getattr(im, "text", {}) or {})
+        text = chunks.get("parameters") if isinstance(chunks.get("parameters"), str) else None
+        raw = chunks.get("sdrest")
+        if isinstance(raw, str) and raw:
             try:
-                text = _decode_user_comment(im.getexif().get_ifd(_EXIF_IFD).get(_USER_COMMENT))
-            except Exception:  # noqa: BLE001 - malformed EXIF: fall back to the sidecar
-                text = None
-            metadata = _metadata_from_xmp(im.info.get("xmp"))
+                value = json.loads(raw)
+            except ValueError:
+                value = None
+            metadata = value if isinstance(value, dict) else None
+    else:
+        try:
+            text = _decode_user_comment(im.getexif().get_ifd(_EXIF_IFD).get(_USER_COMMENT))
+        except Exception:  # noqa: BLE001 - malformed EXIF: fall back to the sidecar
+            text = None
+        metadata = _metadata_from_xmp(im.info.get("xmp"))
     if text is None or metadata is None:
         found = _sidecar_fields(sidecar())
         if text is None and isinstance(found.get("infotext"), str):

@@ -32,15 +32,15 @@ from __future__ import annotations
 
 import base64
 import binascii
-import io
 import re
 import urllib.parse
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps
 
 from sdrest.errors import SdrestError
+from sdrest.untrusted_images import ALLOWED_FORMATS, UntrustedImageError, open_untrusted
 
 if TYPE_CHECKING:
     from werkzeug.datastructures import FileStorage
@@ -58,7 +58,6 @@ __all__ = [
 
 #: Pillow formats accepted. Pillow only tries these decoders (no EPS/Ghostscript, no exotic
 #: parsers on untrusted bytes). MPO is how Pillow reports some camera JPEGs.
-ALLOWED_FORMATS: tuple[str, ...] = ("PNG", "JPEG", "MPO", "WEBP", "BMP", "GIF")
 URL_POLICIES = ("off", "public", "any")
 
 _SUPPORTED_MEDIA_TYPES = frozenset(
@@ -276,53 +275,36 @@ def _read_upload(upload: FileStorage, field: str, limits: ImageLimits) -> tuple[
     return b"".join(chunks), declared
 
 
-def _decoders() -> list[str]:
-    """The allowed formats this Pillow build can decode (all plugins registered first)."""
-    Image.init()
-    return [name for name in ALLOWED_FORMATS if name in Image.OPEN]
-
-
 def _open_image(data: bytes, field: str, limits: ImageLimits, declared: str | None) -> Image.Image:
     media = _media_type(declared)
     unsupported_type = media.startswith("image/") and media not in _SUPPORTED_MEDIA_TYPES
-    stream = io.BytesIO(data)
     try:
-        image = Image.open(stream, formats=_decoders())
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ImageInputError(field, "image_too_large", f"image has too many pixels ({exc})", 413) from None
-    except UnidentifiedImageError:
-        if unsupported_type:
+        with open_untrusted(data, limits.max_pixels) as image:
+            return _decoded(image, field)
+    except UntrustedImageError as exc:
+        if exc.code == "image_too_large":
+            raise ImageInputError(field, "image_too_large", str(exc), 413) from None
+        if exc.code == "unknown_format" and unsupported_type:
             raise ImageInputError(
                 field, "unsupported_media_type", f"{media} is not supported; use PNG, JPEG, WebP, BMP or GIF", 415
             ) from None
-        raise ImageInputError(field, "invalid_image", "is not a PNG, JPEG, WebP, BMP or GIF image", 422) from None
-    except Exception as exc:  # noqa: BLE001 - malformed headers raise all sorts of things
-        raise ImageInputError(field, "invalid_image", f"could not read the image: {exc}", 422) from None
+        raise ImageInputError(field, "invalid_image", str(exc), 422) from None
+
+
+def _decoded(image: Image.Image, field: str) -> Image.Image:
+    """The pixels of an opened image whose size was checked, upright, detached from its stream."""
     try:
-        width, height = image.size
-        if width < 1 or height < 1:
-            raise ImageInputError(field, "invalid_image", f"image has no pixels ({width}x{height})", 422)
-        if width * height > limits.max_pixels:
-            raise ImageInputError(
-                field,
-                "image_too_large",
-                f"image is {width}x{height} = {width * height} pixels, more than the {limits.max_pixels} allowed",
-                413,
-            )
-        try:
-            image.load()
-        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-            raise ImageInputError(field, "image_too_large", f"image has too many pixels ({exc})", 413) from None
-        except Exception as exc:  # noqa: BLE001 - truncated/corrupt data: OSError, SyntaxError, ...
-            raise ImageInputError(
-                field, "invalid_image", f"the {image.format} image is truncated or corrupt ({exc})", 422
-            ) from None
-        try:
-            result = ImageOps.exif_transpose(image)  # a copy, detached from the stream
-        except Exception:  # noqa: BLE001 - a broken EXIF block shouldn't reject the pixels
-            result = image.copy()
-        if result is None or result is image:
-            result = image.copy()
-        return result
-    finally:
-        image.close()
+        image.load()
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageInputError(field, "image_too_large", f"image has too many pixels ({exc})", 413) from None
+    except Exception as exc:  # noqa: BLE001 - truncated/corrupt data: OSError, SyntaxError, ...
+        raise ImageInputError(
+            field, "invalid_image", f"the {image.format} image is truncated or corrupt ({exc})", 422
+        ) from None
+    try:
+        result = ImageOps.exif_transpose(image)  # a copy, detached from the stream
+    except Exception:  # noqa: BLE001 - a broken EXIF block shouldn't reject the pixels
+        result = image.copy()
+    if result is None or result is image:
+        result = image.copy()
+    return result

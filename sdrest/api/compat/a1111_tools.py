@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import io
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -47,8 +46,9 @@ from sdrest.infotext import parse_infotext
 from sdrest.jobs import JobStatus
 from sdrest.models.presets import load_template
 from sdrest.models.types import ModelType
-from sdrest.outputs import read_parameters
+from sdrest.outputs import image_parameters
 from sdrest.services import services
+from sdrest.untrusted_images import UntrustedImageError, open_untrusted
 
 _NULL = Content(schema={"type": "null"})
 _OBJECT = Content(schema={"type": "object"})
@@ -331,15 +331,18 @@ def png_info() -> Any:
         raise ApiError(422, "invalid_image", "image: not base64", "image") from None
     if len(data) > svc.settings.max_image_mb * 2**20:
         raise ApiError(413, "image_too_large", f"image: larger than {svc.settings.max_image_mb:g} MiB", "image")
-    with tempfile.TemporaryDirectory(prefix="pnginfo-", dir=svc.settings.data_dir) as folder:
-        path = Path(folder) / "image"  # no sidecar next to it: only what the image itself carries
-        path.write_bytes(data)
-        try:
-            text, _ = read_parameters(path)
-            with Image.open(path) as image:
-                items = {k: v for k, v in image.info.items() if k != "parameters" and isinstance(v, (str, int, float))}
-        except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
-            raise ApiError(422, "invalid_image", "image: not a readable image", "image") from None
+    try:
+        # Only what the image itself carries (no sidecar); opened through the bounded reader, so
+        # a small file declaring a huge image is refused from its header, never decoded.
+        with open_untrusted(data, svc.settings.max_image_pixels) as image:
+            text, _ = image_parameters(image, lambda: None)
+            items = {k: v for k, v in image.info.items() if k != "parameters" and isinstance(v, (str, int, float))}
+    except UntrustedImageError as exc:
+        if exc.code == "image_too_large":
+            raise ApiError(413, "image_too_large", f"image: {exc}", "image") from None
+        raise ApiError(422, "invalid_image", "image: not a readable image", "image") from None
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
+        raise ApiError(422, "invalid_image", "image: not a readable image", "image") from None
     return jsonify({"info": text or "", "items": items, "parameters": _a1111_parameters(text) if text else {}})
 
 

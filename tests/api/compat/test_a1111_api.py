@@ -5,6 +5,9 @@ from __future__ import annotations
 import base64
 import concurrent.futures
 import json
+import struct
+import zlib
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -237,6 +240,41 @@ def test_png_info_round_trip(server: Server) -> None:
     answer = server.post("/sdapi/v1/png-info", json={"image": base64.b64encode(buffer.getvalue()).decode()}).json()
     assert answer["parameters"]["Sampler"] == "DPM++ 2M" and answer["parameters"]["Size-2"] == "768"
     assert answer["parameters"]["Model hash"] == "abcdef1234"
+
+
+def _png(width: int, height: int, chunks_after_pixels: dict[str, str] | None = None) -> bytes:
+    """A grayscale PNG of zero pixels, compressed as it streams (a 13000x13000 one is ~170 KB and
+    would take 169 MB to decode), optionally with tEXt chunks after its pixel data."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    compressor = zlib.compressobj(9)
+    row = bytes(width + 1)  # filter byte + pixels
+    pixels = b"".join(compressor.compress(row) for _ in range(height)) + compressor.flush()
+    text = b"".join(chunk(b"tEXt", k.encode() + b"\0" + v.encode()) for k, v in (chunks_after_pixels or {}).items())
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels) + text + chunk(b"IEND", b"")
+
+
+def _peak_rss_kib(pid: int) -> int:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM:")))
+
+
+def test_png_info_refuses_a_decompression_bomb_from_its_header(server: Server) -> None:
+    bomb = base64.b64encode(_png(13000, 13000)).decode()
+    before = _peak_rss_kib(server.process.pid)
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:  # the review's four in parallel
+        answers = list(pool.map(lambda _: server.post("/sdapi/v1/png-info", json={"image": bomb}), range(4)))
+    for answer in answers:
+        assert answer.status_code == 413 and "13000x13000" in answer.json()["detail"]
+    grown_mib = (_peak_rss_kib(server.process.pid) - before) / 1024
+    assert grown_mib < 64, f"the server's peak memory grew {grown_mib:.0f} MiB"  # a decode takes 169 MiB each
+    # Text after the pixel data is still found in an image within the pixel limit.
+    late = _png(64, 64, {"parameters": "a cat\nSteps: 3, Sampler: Euler, Seed: 5, Size: 64x64"})
+    answer = server.post("/sdapi/v1/png-info", json={"image": base64.b64encode(late).decode()}).json()
+    assert answer["info"].startswith("a cat") and answer["parameters"]["Seed"] == "5"
 
 
 def test_extra_single_image_upscales_with_esrgan(server: Server) -> None:
