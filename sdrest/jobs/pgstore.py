@@ -114,6 +114,33 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
         )
         """,
     ),
+    (
+        # The SQLite store's version 5: model downloads (see sdrest.jobs.downloads).
+        """
+        CREATE TABLE downloads (
+            seq              BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            id               TEXT    NOT NULL,
+            host             TEXT    NOT NULL,
+            status           TEXT    NOT NULL CHECK (status IN
+                                 ('queued', 'downloading', 'verifying', 'completed', 'failed', 'cancelled')),
+            owner            TEXT,
+            request          TEXT    NOT NULL,
+            join_key         TEXT    NOT NULL,
+            files            TEXT    NOT NULL,
+            bytes_done       BIGINT  NOT NULL DEFAULT 0,
+            bytes_total      BIGINT,
+            bytes_per_second DOUBLE PRECISION NOT NULL DEFAULT 0,
+            error            TEXT,
+            created_at       DOUBLE PRECISION NOT NULL,
+            started_at       DOUBLE PRECISION,
+            finished_at      DOUBLE PRECISION,
+            attempts         INTEGER NOT NULL DEFAULT 0,
+            UNIQUE (id, host)
+        )
+        """,
+        "CREATE INDEX downloads_queue ON downloads (host, status, seq)",
+        "CREATE INDEX downloads_join ON downloads (join_key, status)",
+    ),
 )
 
 #: The schema version this code writes.
@@ -143,6 +170,7 @@ class PostgresJobStore(SqlJobStore):
     _LOCK_ROW = " FOR NO KEY UPDATE"
     _KEY_SHARE = " FOR KEY SHARE"
     _NO_LIMIT = None
+    _CLAIM_LOCK = " FOR UPDATE SKIP LOCKED"
 
     def __init__(
         self,
@@ -207,6 +235,10 @@ class PostgresJobStore(SqlJobStore):
 
     def _query(self, sql: str, args: Iterable[Any] = ()) -> list[Any]:
         return self._db.query(sql, args)
+
+    def _lock_join_key(self, tx: Transaction, join_key: str) -> None:
+        # Two nodes asked for the same file at once: the second waits, then joins the first.
+        tx.cursor.execute("SELECT pg_advisory_xact_lock(hashtext(?))", (join_key,))
 
     def _migrate(self) -> list[int]:
         def too_new(current: int, known: int) -> SchemaVersionError:

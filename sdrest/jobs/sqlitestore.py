@@ -113,6 +113,33 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
         )
         """,
     ),
+    (
+        # Model downloads, one row per download and host (see sdrest.jobs.downloads).
+        """
+        CREATE TABLE downloads (
+            seq              INTEGER PRIMARY KEY AUTOINCREMENT,
+            id               TEXT    NOT NULL,
+            host             TEXT    NOT NULL,
+            status           TEXT    NOT NULL CHECK (status IN
+                                 ('queued', 'downloading', 'verifying', 'completed', 'failed', 'cancelled')),
+            owner            TEXT,
+            request          TEXT    NOT NULL,
+            join_key         TEXT    NOT NULL,
+            files            TEXT    NOT NULL,
+            bytes_done       INTEGER NOT NULL DEFAULT 0,
+            bytes_total      INTEGER,
+            bytes_per_second REAL    NOT NULL DEFAULT 0,
+            error            TEXT,
+            created_at       REAL    NOT NULL,
+            started_at       REAL,
+            finished_at      REAL,
+            attempts         INTEGER NOT NULL DEFAULT 0,
+            UNIQUE (id, host)
+        )
+        """,
+        "CREATE INDEX downloads_queue ON downloads (host, status, seq)",
+        "CREATE INDEX downloads_join ON downloads (join_key, status)",
+    ),
 )
 
 #: The schema version this code writes.

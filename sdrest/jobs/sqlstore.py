@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Iterable
 from typing import Any, TypeVar
 
+from sdrest.jobs.downloads import DownloadSql
 from sdrest.jobs.eventlog import Cursor, EventLog, Transaction, dumps, loads, owner_clause
 from sdrest.jobs.records import EventType, Job, JobStatus, WorkerRecord, empty_progress
 from sdrest.jobs.store import (
@@ -110,7 +111,7 @@ def job_from_row(row: tuple) -> Job:
 _Store = TypeVar("_Store", bound="SqlJobStore")
 
 
-class SqlJobStore(EventLog):
+class SqlJobStore(DownloadSql, EventLog):
     """The job store's shared SQL; a backend adds its plumbing (see the module docstring)."""
 
     #: The queue in run order (the dialect's NULL-safe equality inside).

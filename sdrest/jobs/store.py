@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from sdrest.jobs.downloads import DownloadStore
 from sdrest.jobs.eventlog import EventListener, JobStoreError, dumps
 from sdrest.jobs.records import Event, Job, JobStatus, WorkerRecord
 
@@ -47,7 +48,7 @@ _Strings = list[str]
 _Workers = list[WorkerRecord]
 
 
-class JobStore(Protocol):
+class JobStore(DownloadStore, Protocol):
     """Jobs and their persisted events; every method is safe to call from any thread.
 
     Every change commits before the method returns, and the events it appended reach the
