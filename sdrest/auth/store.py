@@ -637,24 +637,29 @@ class AuthStore:
 
     def check_key(self, plaintext: str) -> ApiKey | None:
         """The key record if *plaintext* is a valid, unexpired, unrevoked key whose owner (if a
-        local user) is not disabled; otherwise None."""
+        local user) is not disabled; otherwise None. A local owner's key acts with the lower of
+        its own role and the owner's current one: demoting a user demotes their keys (and a
+        promotion back restores them), so a key never outranks the person it acts for."""
         if not isinstance(plaintext, str) or not plaintext.startswith(KEY_PREFIX) or len(plaintext) > 128:
             return None
         digest = hash_key(plaintext)
         rows = self._query(
             f"SELECT {_KEY_COLUMNS}, key_hash,"
-            " (SELECT disabled FROM users WHERE users.name = api_keys.owner)"
+            " (SELECT disabled FROM users WHERE users.name = api_keys.owner),"
+            " (SELECT role FROM users WHERE users.name = api_keys.owner)"
             " FROM api_keys WHERE key_hash = ?",
             (digest,),
         )
         if not rows:
             return None
-        *columns, stored, owner_disabled = rows[0]
+        *columns, stored, owner_disabled, owner_role = rows[0]
         if not hmac.compare_digest(stored.encode("ascii"), digest.encode("ascii")):
             return None
         key = _key(tuple(columns))
         if not key.active(self._clock()) or owner_disabled:
             return None
+        if owner_role is not None and ROLES.index(owner_role) > ROLES.index(key.role):  # ROLES: highest first
+            key = dataclasses.replace(key, role=owner_role)
         return key
 
     # -- JWT revocations ----------------------------------------------------------------------

@@ -297,6 +297,21 @@ def test_keys_die_with_their_owner(store: AuthStore) -> None:
     assert store.check_key(service) is not None
 
 
+def test_a_key_never_outranks_its_owner(store: AuthStore) -> None:
+    # The review: after `sdrest users role alice guest` her user-role key still submitted jobs.
+    store.add_user("alice", "pw", role="admin")
+    admin_key, _ = store.create_key("ops", "admin", owner="alice")
+    user_key, _ = store.create_key("bot", "user", owner="alice")
+    assert (store.check_key(admin_key).role, store.check_key(user_key).role) == ("admin", "user")
+    store.set_role("alice", "guest")
+    assert (store.check_key(admin_key).role, store.check_key(user_key).role) == ("guest", "guest")
+    store.set_role("alice", "user")
+    assert (store.check_key(admin_key).role, store.check_key(user_key).role) == ("user", "user")
+    # An owner that is not a local user (a Unix or PAM account) keeps the key's own role.
+    unix_key, _ = store.create_key("cron", "user", owner="carol")
+    assert store.check_key(unix_key).role == "user"
+
+
 def test_listing_and_the_database_never_hold_the_plaintext_key(auth_backend: AuthBackend, store: AuthStore) -> None:
     plaintexts = [store.create_key(f"k{i}", "user")[0] for i in range(3)]
     listed = store.list_keys()

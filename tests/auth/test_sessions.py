@@ -197,6 +197,20 @@ def test_refresh_with_an_api_key_is_refused_not_a_server_error(server) -> None:
     assert response.status_code == 401 and response.json()["error"]["code"] == "unauthorized"
 
 
+def test_a_demoted_users_api_key_loses_the_rights_it_had(server) -> None:
+    with AuthStore(server.data_dir / "auth.sqlite3") as store:
+        store.add_user("erin", "erin-pw-1")
+        key, _ = store.create_key("erin-bot", "user", owner="erin")
+    submit = {"prompt": "x", "steps": "many"}  # past the role check, refused for its field
+    allowed = server.post("/api/v1/generate", json=submit, headers={"X-API-Key": key})
+    assert allowed.status_code in (400, 422) and allowed.json()["error"]["field"] == "steps"
+    demoted = _cli("users", "role", "erin", "guest", "--data-dir", str(server.data_dir))
+    assert demoted.returncode == 0, demoted.stderr
+    refused = server.post("/api/v1/generate", json=submit, headers={"X-API-Key": key})
+    assert refused.status_code == 403
+    assert server.get("/api/v1/status", headers={"X-API-Key": key}).status_code == 200  # still a guest
+
+
 def test_unix_or_pam_without_a_group_warns_loudly(tmp_path, caplog) -> None:
     from sdrest.app import close_app, create_app
 
