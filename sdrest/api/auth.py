@@ -21,10 +21,8 @@ from sdrest.api.schemas.auth import (
 )
 from sdrest.api.schemas.parsing import parse, parse_query, read_body
 from sdrest.api.views import API
-from sdrest.auth.audit import log_attempt
-from sdrest.auth.login import verify_login
+from sdrest.auth.login import password_login
 from sdrest.auth.rules import Principal
-from sdrest.auth.store import GUEST_NAME
 from sdrest.auth.web import auth_services, client_ip, current_principal
 
 bp = Blueprint("auth", __name__, url_prefix=f"{API}/auth")
@@ -54,35 +52,10 @@ def login() -> Any:
     body = parse(LoginRequest, data, from_form=from_form)
     username, password, ip = body.username, body.password, client_ip()
     method = "jwt" if settings.auth in ("jwt", "optional") else settings.auth
-    wait = services.throttle.begin(username, ip)  # counts as a failure until it succeeds
-    if wait is not None:
-        log_attempt(
-            services.store,
-            method=method,
-            username=username,
-            client_ip=ip,
-            outcome="throttled",
-            reason="too many failures",
-        )
-        raise ApiError(
-            429,
-            "too_many_attempts",
-            "too many failed logins; try again later",
-            headers={"Retry-After": str(max(1, int(wait + 0.999)))},
-        )
-    role, reason = verify_login(services, method, username, password)
-    if role is not None and method in ("unix", "pam"):
-        # One account, one identity (and one owner of its jobs), however PAM let it be spelt.
-        from sdrest.auth.system import canonical_name
-
-        username = canonical_name(username)
-    if username.casefold() == GUEST_NAME:  # the shared identity of anonymous visitors
-        role, reason = None, "the name guest is reserved"
-    if role is None:
-        log_attempt(services.store, method=method, username=username, client_ip=ip, outcome="failure", reason=reason)
+    principal, _ = password_login(services, method, username, password, ip)
+    if principal is None:
         raise ApiError(401, "invalid_credentials", "wrong user name or password")
-    services.throttle.success(username, ip, begun=True)
-    log_attempt(services.store, method=method, username=username, client_ip=ip, outcome="success", reason="")
+    username, role = principal.name or username, principal.role
     claims = {"role": role, "method": method, "gen": services.store.token_generation(username)}
     access = create_access_token(identity=username, additional_claims=claims)
     refresh = create_refresh_token(identity=username, additional_claims=claims)

@@ -1,8 +1,9 @@
 """HTTP Basic authentication for A1111 clients (A1111's ``--api-auth user:pass`` style).
 
-The user name and password are checked exactly as ``POST /api/v1/auth/login`` checks them
-(jwt users, unix accounts or PAM, whichever ``--auth`` says), with the same throttling and
-audit log. Basic clients send the password with every request (``/progress`` is polled a few
+The user name and password go through the login's own path
+(:func:`~sdrest.auth.login.password_login`: jwt users, unix accounts or PAM, whichever ``--auth``
+says; the throttle counting each attempt before the slow check, the canonical account name, the
+reserved guest name, the audit log). Basic clients send the password with every request (``/progress`` is polled a few
 times a second) and a check costs a deliberately slow scrypt or PAM call, so a successful check
 is remembered for :data:`TTL` seconds, keyed by an HMAC of the credentials under a key that lives
 only in this process (the password itself is never kept). A removed user or changed password
@@ -22,12 +23,11 @@ from collections import OrderedDict
 from typing import TYPE_CHECKING
 
 from sdrest.auth.audit import log_attempt
-from sdrest.auth.errors import NotAuthenticated, TooManyAttempts
-from sdrest.auth.login import verify_login
+from sdrest.auth.errors import NotAuthenticated
+from sdrest.auth.login import password_login
 from sdrest.auth.rules import Principal
 
 if TYPE_CHECKING:
-    from sdrest.auth.store import AuthStore
     from sdrest.auth.web import AuthServices
 
 #: Seconds a verified user name and password are trusted without checking again.
@@ -72,46 +72,34 @@ def basic_principal(
 ) -> Principal:
     """The principal of ``Authorization: Basic <encoded>``; else :class:`NotAuthenticated` (401)
     or :class:`TooManyAttempts` (429)."""
-    store = services.store
-    throttle = services.throttle
     if auth_method not in PASSWORD_METHODS:
-        raise _unauthorized(store, "basic", None, client_ip, f"--auth {auth_method} has no passwords")
+        raise _malformed(services, client_ip, f"--auth {auth_method} has no passwords")
     try:
         username, sep, password = base64.b64decode(encoded, validate=True).decode("utf-8").partition(":")
     except (binascii.Error, ValueError):
         username, sep, password = "", "", ""
     if not sep or not username or not password:
-        raise _unauthorized(store, "basic", None, client_ip, "malformed Basic credentials")
+        raise _malformed(services, client_ip, "malformed Basic credentials")
     cached = cache.get(username, password)
     if cached is not None:
         return cached
     method = "jwt" if auth_method in ("jwt", "optional") else auth_method
-    wait = throttle.check(username, client_ip)
-    if wait is not None:
-        log_attempt(
-            store,
-            method=method,
-            username=username,
-            client_ip=client_ip,
-            outcome="throttled",
-            reason="too many failures",
-        )
-        raise TooManyAttempts(
-            "too_many_attempts",
-            "too many failed logins; try again later",
-            headers={"Retry-After": str(max(1, int(wait + 0.999)))},
-        )
-    role, reason = verify_login(services, method, username, password)
-    if role is None:
-        throttle.failure(username, client_ip)
-        raise _unauthorized(store, method, username, client_ip, reason)
-    throttle.success(username, client_ip)
-    log_attempt(store, method=method, username=username, client_ip=client_ip, outcome="success", reason="basic")
-    principal = Principal(username, role, method)
+    principal, reason = password_login(services, method, username, password, client_ip, how="basic")
+    if principal is None:
+        raise _refused(reason)
     cache.put(username, password, principal)
     return principal
 
 
-def _unauthorized(store: AuthStore, method: str, username: str | None, client_ip: str, reason: str) -> NotAuthenticated:
-    log_attempt(store, method=method, username=username, client_ip=client_ip, outcome="failure", reason=reason)
+def _malformed(services: AuthServices, client_ip: str, reason: str) -> NotAuthenticated:
+    # No user name to throttle: bounded per client like bad bearer tokens, so a loop of junk
+    # headers cannot grow the audit log without bound.
+    if services.audit_limit.allow(client_ip):
+        log_attempt(
+            services.store, method="basic", username=None, client_ip=client_ip, outcome="failure", reason=reason
+        )
+    return _refused(reason)
+
+
+def _refused(reason: str) -> NotAuthenticated:
     return NotAuthenticated("unauthorized", reason, headers={"WWW-Authenticate": 'Basic realm="sdrest"'})

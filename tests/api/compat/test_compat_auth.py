@@ -78,6 +78,32 @@ def test_basic_failures_are_throttled_and_audited(models, tmp_path) -> None:
         server.stop()
 
 
+def test_parallel_basic_guesses_are_counted_before_the_password_check(models, tmp_path) -> None:
+    # The review: 40 parallel wrong Basic passwords were all evaluated (login stops at 5, then 429).
+    server = Server(tmp_path, compat_models(models, tmp_path / "models"), "--auth", "jwt", "--auth-max-failures", "5")
+    server.data_dir.mkdir(parents=True)
+    add_user(server.data_dir, "dave", "dave-pass-1")
+    add_user(server.data_dir, "root", "root-pass-1", role="admin")
+    root = bearer_for(server.start(wait_for_worker=False), "root", "root-pass-1")
+    try:
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            guesses = list(
+                pool.map(lambda i: server.get("/sdapi/v1/options", auth=("dave", f"guess-{i}")).status_code, range(40))
+            )
+        assert guesses.count(401) <= 5 and guesses.count(429) >= 35 and set(guesses) <= {401, 429}
+        audited = server.get("/api/v1/auth/attempts", params={"username": "dave"}, headers=root).json()["attempts"]
+        assert sum(a["outcome"] == "failure" for a in audited) == guesses.count(401) <= 5
+        # A malformed header has no user to throttle: its audit rows are capped per client
+        # (as bad bearer tokens are), not one row per request.
+        for _ in range(60):
+            junk = server.get("/sdapi/v1/options", headers={"Authorization": "Basic !!not-base64!!"})
+            assert junk.status_code in (401, 429)
+        rows = server.get("/api/v1/auth/attempts", params={"limit": 1000}, headers=root).json()["attempts"]
+        assert 1 <= sum(a["reason"] == "malformed Basic credentials" for a in rows) <= 20
+    finally:
+        server.stop()
+
+
 def test_tokens_and_api_keys_work_too_and_jobs_belong_to_their_caller(server: Server) -> None:
     alice = bearer_for(server, "alice", "alice-pass-1")
     before = server.get("/api/v1/queue", headers=alice).json()["total"]
