@@ -181,7 +181,9 @@ class Settings:
     log_file: Path | None = _setting(None, "also write the log to this file")
     log_format: str = _setting("text", "log line format", choices=("text", "json"))
     http_threads: int = _setting(8, "HTTP worker threads for ordinary requests")
-    max_event_streams: int = _setting(64, "most concurrent event streams (each holds its own thread)")
+    max_event_streams: int = _setting(
+        64, "most concurrent event streams and waiting requests (each holds its own thread)"
+    )
     max_body_mb: float = _setting(50.0, "largest accepted request body, in MiB")
     max_image_mb: float = _setting(20.0, "largest accepted input image, in MiB")
     max_image_pixels: int = _setting(4096 * 4096, "largest accepted input image, in pixels")
@@ -195,7 +197,11 @@ class Settings:
     max_interruptions: int = _setting(3, "server crashes one job may live through before it fails")
     max_queue: int = _setting(1000, "most queued jobs; more are refused with 503")
     max_queued_per_user: int = _setting(100, "most queued jobs of one user; more are refused with 429")
-    max_streams_per_user: int = _setting(8, "most concurrent event streams of one user (or address)")
+    max_streams_per_user: int = _setting(
+        8,
+        "most concurrent event streams and waiting requests of one user (or address); at most "
+        "--max-event-streams - 1, so one is always left for the others",
+    )
     user_models: str | None = _setting(
         None,
         "checkpoints non-admins may switch to, comma-separated ('*': any, "

@@ -21,8 +21,9 @@ from flask import Blueprint, Response, current_app, request, stream_with_context
 from sdrest.api.errors import ApiError
 from sdrest.api.schemas import Content, api_doc
 from sdrest.api.schemas.jobs import EventsQuery
+from sdrest.api.slots import hold_slot
 from sdrest.api.views import API, job_or_404, job_view, running_view
-from sdrest.auth.web import client_ip, current_principal, visible_owners
+from sdrest.auth.web import visible_owners
 from sdrest.errors import StoreUnavailable
 from sdrest.jobs import Event, Subscription
 from sdrest.services import Services, services
@@ -68,25 +69,13 @@ def _last_event_id() -> int | None:
 
 def _stream(svc: Services, job_id: str | None) -> Response:
     last_id = _last_event_id()
-    counts: StreamCounts = current_app.extensions.setdefault("sdrest.streams", StreamCounts())
-    user = _stream_owner()
-    if not counts.acquire(user, svc.settings.max_streams_per_user):
-        raise ApiError(
-            429,
-            "too_many_streams",
-            f"you have {svc.settings.max_streams_per_user} event streams open already",
-            headers={"Retry-After": "5"},
-        )
-    if not svc.long_requests.acquire(blocking=False):
-        counts.release(user)
-        raise ApiError(429, "too_many_streams", "too many open event streams", headers={"Retry-After": "5"})
+    give_back = hold_slot(svc, "too_many_streams", "close one first")
     try:
         subscription = svc.bus.subscribe(last_event_id=last_id, job_id=job_id, owners=visible_owners())
     except BaseException:
-        svc.long_requests.release()
-        counts.release(user)
+        give_back()
         raise
-    release = _Release(svc, subscription, lambda: counts.release(user))
+    release = _Release(subscription, give_back)
     heartbeat = float(current_app.config.get("SDREST_SSE_HEARTBEAT", HEARTBEAT))
 
     def generate() -> Iterator[str]:
@@ -118,10 +107,9 @@ def _stream(svc: Services, job_id: str | None) -> Response:
 class _Release:
     """Close a stream's subscription and give back its slot, exactly once."""
 
-    def __init__(self, svc: Services, subscription: Subscription, then: Callable[[], None]) -> None:
-        self._svc = svc
+    def __init__(self, subscription: Subscription, give_back: Callable[[], None]) -> None:
         self._subscription = subscription
-        self._then = then
+        self._give_back = give_back
         self._lock = threading.Lock()
         self._done = False
 
@@ -131,47 +119,7 @@ class _Release:
                 return
             self._done = True
         self._subscription.close()
-        self._svc.long_requests.release()
-        self._then()
-
-
-class StreamCounts:
-    """Open event streams per user, so one user cannot hold every slot (and starve the others'
-    live views). Thread-safe; kept in ``app.extensions["sdrest.streams"]``."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._open: dict[str, int] = {}
-
-    def acquire(self, user: str | None, limit: int) -> bool:
-        if user is None:
-            return True
-        with self._lock:
-            if self._open.get(user, 0) >= limit:
-                return False
-            self._open[user] = self._open.get(user, 0) + 1
-            return True
-
-    def release(self, user: str | None) -> None:
-        if user is None:
-            return
-        with self._lock:
-            left = self._open.get(user, 0) - 1
-            if left > 0:
-                self._open[user] = left
-            else:
-                self._open.pop(user, None)
-
-
-def _stream_owner() -> str | None:
-    """Whose streams a new one counts against: the user; for anonymous guests (who share one
-    name) their address; None with --auth none (one user: the global bound is enough)."""
-    principal = current_principal()
-    if principal is None or principal.method == "none":
-        return None
-    if principal.method == "guest":
-        return "address:" + client_ip()
-    return f"user:{principal.name}"
+        self._give_back()
 
 
 def _follow(svc: Services, subscription: Subscription, job_id: str | None, heartbeat: float) -> Iterator[str]:

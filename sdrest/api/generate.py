@@ -29,6 +29,7 @@ from sdrest.api.schemas.generation import (
 )
 from sdrest.api.schemas.jobs import JobQuery, JobView, SubmitQuery
 from sdrest.api.schemas.parsing import parse_query, read_body
+from sdrest.api.slots import hold_slot
 from sdrest.api.views import API, job_or_404, job_view
 from sdrest.auth.web import current_principal, owner_for_new_jobs
 from sdrest.jobs import Job, JobStatus
@@ -210,22 +211,17 @@ def _prefers_async() -> bool:
 
 @contextmanager
 def waiting_slot(svc: Services, wait: bool) -> Iterator[bool]:
-    """Hold one of the bounded long-request slots while waiting. Taken before the job is created,
-    so a 429 (no slot free) never leaves behind a job the client does not know about."""
+    """Hold one of the bounded long-request slots while waiting (counted per user with the event
+    streams: :mod:`sdrest.api.slots`). Taken before the job is created, so a 429 (no slot free)
+    never leaves behind a job the client does not know about."""
     if not wait:
         yield False
         return
-    if not svc.long_requests.acquire(blocking=False):
-        raise ApiError(
-            429,
-            "too_many_waiting",
-            'too many requests are waiting; nothing was queued: retry, or send "wait": false and poll the job',
-            headers={"Retry-After": "5"},
-        )
+    give_back = hold_slot(svc, "too_many_waiting", 'nothing was queued: retry, or send "wait": false and poll the job')
     try:
         yield True
     finally:
-        svc.long_requests.release()
+        give_back()
 
 
 def accepted(svc: Services, job: Job, values: dict[str, Any], *, wait: bool) -> Any:

@@ -104,6 +104,34 @@ def test_parallel_basic_guesses_are_counted_before_the_password_check(models, tm
         server.stop()
 
 
+def test_one_users_streams_and_waits_leave_a_slot_for_another(models, tmp_path) -> None:
+    # The review: with 3 slots, one user's three waits made another's txt2img and stream answer 429.
+    server = Server(tmp_path, compat_models(models, tmp_path / "models"), "--model", "sd1", "--auth", "jwt",
+                    "--max-event-streams", "3")  # fmt: skip
+    server.data_dir.mkdir(parents=True)
+    add_user(server.data_dir, "alice", "alice-pass-1")
+    add_user(server.data_dir, "bob", "bob-pass-1")
+    server.start()
+    alice, bob = bearer_for(server, "alice", "alice-pass-1"), bearer_for(server, "bob", "bob-pass-1")
+    streams = [server.get("/api/v1/events", headers=alice, stream=True, timeout=30) for _ in range(2)]
+    try:
+        assert [s.status_code for s in streams] == [200, 200]
+        # A wait counts against the same per-user slots as a stream: alice has used hers.
+        waiting = server.post("/sdapi/v1/txt2img", json=A1111_FAST, auth=("alice", "alice-pass-1"))
+        assert waiting.status_code == 429 and waiting.json()["error"] == "too_many_waiting"
+        third = server.get("/api/v1/events", headers=alice, stream=True, timeout=30)
+        assert third.status_code == 429
+        third.close()
+        answer = server.post("/sdapi/v1/txt2img", json=A1111_FAST, auth=("bob", "bob-pass-1"))
+        assert answer.status_code == 200 and len(answer.json()["images"]) == 1
+        with server.get("/api/v1/events", headers=bob, stream=True, timeout=30) as own:
+            assert own.status_code == 200
+    finally:
+        for stream in streams:
+            stream.close()
+        server.stop()
+
+
 def test_tokens_and_api_keys_work_too_and_jobs_belong_to_their_caller(server: Server) -> None:
     alice = bearer_for(server, "alice", "alice-pass-1")
     before = server.get("/api/v1/queue", headers=alice).json()["total"]
