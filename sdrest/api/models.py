@@ -27,6 +27,7 @@ from sdrest.api.schemas.library import (
 )
 from sdrest.api.schemas.parsing import parse_query, read_body
 from sdrest.api.views import API
+from sdrest.auth.origin import refuse_cross_site_work
 from sdrest.auth.web import current_principal, owner_for_new_jobs
 from sdrest.models.paths import InvalidModelName, ModelNotFoundError
 from sdrest.models.presets import load_preset, load_template
@@ -81,6 +82,7 @@ def _hashes(svc: Services, entry: Any) -> dict[str, str]:
     principal = current_principal()
     if principal is not None and not principal.sees_everything:
         raise ApiError(403, "forbidden", "hashes: computing hashes is for admins", "hashes")
+    refuse_cross_site_work(request, "hashes")
     lock: threading.Lock = current_app.extensions.setdefault("sdrest.hashing", threading.Lock())
     if not lock.acquire(blocking=False):
         raise ApiError(

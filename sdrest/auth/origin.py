@@ -120,6 +120,15 @@ class OriginPolicy:
             )
 
 
+def refuse_cross_site_work(request: Request, field: str) -> None:
+    """For a GET that does real work (hashing gigabytes): refuse it when a browser says another
+    site's page made it (an ``<img src>`` on any page would otherwise start it, and with
+    ``--auth none`` the address alone is admin). Programs send no fetch metadata and pass."""
+    site = request.headers.get("Sec-Fetch-Site", "").strip().lower()
+    if site not in ("", "same-origin", "none"):
+        raise NotPermitted("cross_site_refused", f"{field}: a page of another site may not start this work", field)
+
+
 def _bearer(request: Request) -> bool:
     """A bearer token: the one ``Authorization`` a page cannot make a browser attach (Basic
     credentials the browser remembers, and any other scheme, count as ambient)."""

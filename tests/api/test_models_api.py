@@ -78,6 +78,14 @@ def test_details_detection_loaded_and_hashes(server: Server) -> None:
     assert xl["detection"]["architecture"] == "sdxl" and xl["loaded"] is False
     broken = server.get("/api/v1/models/checkpoint/broken.safetensors").json()
     assert broken["detection"]["architecture"] == "unknown" and broken["detection"]["error"]
+    # An <img src> on another site's page must not start gigabytes of hashing (--auth none: admin).
+    for site in ("cross-site", "same-site"):
+        refused = server.get(
+            "/api/v1/models/lora/style.safetensors", params={"hashes": "true"}, headers={"Sec-Fetch-Site": site}
+        )
+        assert refused.status_code == 403 and refused.json()["error"]["code"] == "cross_site_refused"
+        assert refused.json()["error"]["field"] == "hashes"
+    assert server.get("/api/v1/models/lora/style.safetensors").json().get("sha256") is None  # nothing hashed
     hashed = server.get("/api/v1/models/lora/style.safetensors", params={"hashes": "true"}).json()
     assert len(hashed["sha256"]) == 64 and hashed["short_hash"] == hashed["sha256"][:10]
     again = server.get("/api/v1/models/lora/style.safetensors").json()
