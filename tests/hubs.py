@@ -64,6 +64,10 @@ class Faults:
     html: bool = False
     wrong_sha256: bool = False
     declared_size: int | None = None
+    #: Stall every GET after sending this many bytes of the body, until ``release`` is set (a slow
+    #: hub: lets a test see a download in progress, cancel it or kill the server in the middle).
+    hold_after: int | None = None
+    release: threading.Event = field(default_factory=threading.Event)
 
 
 @dataclass
@@ -454,6 +458,12 @@ class Hubs:
             handler.wfile.flush()
             handler.drop()
             return
+        hold = stored.faults.hold_after
+        if hold is not None and not stored.faults.release.is_set() and hold < length:
+            handler.wfile.write(data[:hold])
+            handler.wfile.flush()
+            stored.faults.release.wait(60)
+            data, length = data[hold:], length - hold
         handler.wfile.write(data[:length])
         if length != len(data):
             handler.wfile.flush()
