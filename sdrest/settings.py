@@ -187,6 +187,11 @@ class Settings:
     max_body_mb: float = _setting(50.0, "largest accepted request body, in MiB")
     max_image_mb: float = _setting(20.0, "largest accepted input image, in MiB")
     max_image_pixels: int = _setting(4096 * 4096, "largest accepted input image, in pixels")
+    max_job_cost: float | None = _setting(
+        None,
+        "most compute one job may ask for, in megapixel-steps (width x height x images or frames x steps, "
+        "the hires pass and custom sigmas counted; 0: no limit); default 100 on CPU builds, 2000 on GPU builds",
+    )
     url_fetch: str = _setting("public", "fetching input images from http(s) URLs", choices=("off", "public", "any"))
     url_timeout: float = _setting(10.0, "seconds allowed for fetching one input image")
     preview: str = _setting("proj", "live preview images during sampling", choices=("none", "proj", "tae", "vae"))
@@ -411,8 +416,17 @@ class Settings:
             )
         if self.max_interruptions < 0:
             raise SettingsError("max_interruptions: must be >= 0")
+        for name in ("hf_endpoint", "civitai_endpoint"):
+            if not re.fullmatch(r"https?://[^/\s?#@]+(/[^\s?#]*)?", getattr(self, name)):
+                raise SettingsError(f"{name}: must be an http(s):// URL, e.g. https://huggingface.co")
+        if not 0 <= self.max_download_gb < float("inf"):
+            raise SettingsError("max_download_gb: must be a number of GB >= 0 (0: no limit)")
+        if self.download_concurrency < 1:
+            raise SettingsError("download_concurrency: must be at least 1")
         if self.model_overtake_limit < 0:
             raise SettingsError("model_overtake_limit: must be >= 0")
+        if self.max_job_cost is not None and not 0 <= self.max_job_cost < float("inf"):
+            raise SettingsError("max_job_cost: must be a number of megapixel-steps >= 0 (0: no limit)")
         if not 0 <= self.max_model_memory_mb < float("inf"):  # NaN fails this too
             raise SettingsError("max_model_memory_mb: must be a number of MiB >= 0 (0: no budget)")
         if self.job_retention_hours < 0 or self.idle_unload_minutes < 0:

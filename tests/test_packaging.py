@@ -37,6 +37,7 @@ def test_wheel_contains_library_header_and_build_info(wheel: Path) -> None:
     assert "sdrest/_native/include/stable-diffusion.h" in names
     assert "sdrest/_native/build_info.json" in names
     assert "sdrest/_native/stable_diffusion_cdef.h" in names
+    assert "sdrest/models/recipes.yaml" in names  # the recipe catalogue is package data
     # Nothing of the native tree's own install rules (static ggml, its headers) leaks in.
     assert not [n for n in names if n.endswith(".a") or "/ggml" in n]
 

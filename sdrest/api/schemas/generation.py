@@ -87,6 +87,8 @@ WeightType = Annotated[
 ]
 Priority = Annotated[int, Field(ge=-100, le=100, description="Higher runs first; equal priorities run in order.")]
 Size = Annotated[int, Field(ge=64, le=4096, multiple_of=8)]
+#: A custom sigma schedule: one value per step and a final one, so at most the 150 steps `steps` allows.
+MAX_SIGMAS = 151
 #: ``regex=type`` pairs, comma-separated (sd-cli --tensor-type-rules).
 _TENSOR_RULES = r"^[^=,]+=[A-Za-z0-9_]+(,[^=,]+=[A-Za-z0-9_]+)*$"
 
@@ -354,8 +356,9 @@ class Txt2ImgRequest(ModelChoice, JobOutput):
     sigmas: list[Annotated[float, Field(ge=0, le=1e4, allow_inf_nan=False)]] | None = Field(
         None,
         min_length=2,
-        max_length=1001,
-        description="Custom sigma schedule, one per step plus a final one (overrides scheduler and steps).",
+        max_length=MAX_SIGMAS,
+        description="Custom sigma schedule, one per step plus a final one (overrides scheduler and steps; "
+        "at most 150 steps, as steps).",
     )
     cache: CacheRequest | None = None
     canny: bool | None = Field(

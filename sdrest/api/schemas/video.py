@@ -14,6 +14,7 @@ from pydantic import AliasChoices, Field
 from sdrest.api.schemas.base import QueryModel
 from sdrest.api.schemas.fields import ImageInput, ImageList, ModelFile
 from sdrest.api.schemas.generation import (
+    MAX_SIGMAS,
     CacheRequest,
     JobOutput,
     LoraRequest,
@@ -81,7 +82,7 @@ class VideoRequest(ModelChoice, JobOutput):
     flow_shift: float | None = Field(None, ge=0, le=100, description="Flow shift (Wan default 5).")
     timestep_shift: int | None = Field(None, ge=0, le=1000, description="Shifted timestep (0: off).")
     sigmas: list[Annotated[float, Field(ge=0, le=1e4, allow_inf_nan=False)]] | None = Field(
-        None, min_length=2, max_length=1001, description="Custom sigma schedule (overrides scheduler and steps)."
+        None, min_length=2, max_length=MAX_SIGMAS, description="Custom sigma schedule (overrides scheduler and steps)."
     )
     slg: SlgRequest | None = None
     seed: int | None = Field(None, ge=-1, le=2**63 - 1, description="Seed; -1 picks a random one.")
@@ -124,7 +125,7 @@ class VideoRequest(ModelChoice, JobOutput):
         None, ge=0, le=1000, description="High-noise expert: shifted timestep."
     )
     high_noise_sigmas: list[Annotated[float, Field(ge=0, le=1e4, allow_inf_nan=False)]] | None = Field(
-        None, min_length=2, max_length=1001, description="High-noise expert: custom sigma schedule."
+        None, min_length=2, max_length=MAX_SIGMAS, description="High-noise expert: custom sigma schedule."
     )
     high_noise_slg: SlgRequest | None = None
     vae_tiling: TilingRequest | None = None

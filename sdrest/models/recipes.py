@@ -1,0 +1,186 @@
+"""The shipped catalogue of ready model setups (``recipes.yaml`` beside this module).
+
+A recipe is the list of files one model needs (Flux: diffusion model, ``clip_l``, ``t5xxl``,
+``ae``), each with its source in the hub syntax and the typed folder it goes to, plus the preset
+that binds them: written to ``presets/<recipe>.json`` once the files are there, it makes the
+recipe one selectable model (a request's ``model: flux1-schnell-q4`` expands to its components
+and sampling defaults, see :func:`sdrest.api.jobparams.with_preset`). Helpers (TAESD, ESRGAN)
+have files only.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import urllib.parse
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import yaml
+
+from sdrest.models.types import ModelFolders, ModelType
+
+__all__ = ["Recipe", "RecipeError", "RecipeFile", "file_name_of", "load_recipes", "write_preset"]
+
+CATALOGUE = "recipes.yaml"
+
+
+class RecipeError(ValueError):
+    """The catalogue (or a recipe name) is wrong; the message names it."""
+
+
+@dataclass(frozen=True)
+class RecipeFile:
+    """One file of a recipe."""
+
+    source: str  # hub syntax: hf:OWNER/REPO/PATH@REV, civitai:ID or an https:// URL
+    type: ModelType  # the typed folder it goes to
+    name: str  # the file name in that folder
+    field: str | None  # the request field that binds it in the preset (None: a helper file)
+    size: int | None  # bytes, as the hub listed them (the download checks the hub's own)
+    sha256: str | None  # where known; the hub's LFS hash is verified anyway
+
+    def path(self, folders: ModelFolders) -> Path:
+        return folders.path(self.type) / self.name
+
+    def installed(self, folders: ModelFolders) -> bool:
+        return self.path(folders).is_file()
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """One ready model setup of the catalogue."""
+
+    name: str
+    title: str
+    family: str
+    license: str
+    memory_mb: int  # what running it needs, so a UI can mark what fits
+    files: tuple[RecipeFile, ...]
+    defaults: tuple[tuple[str, Any], ...]  # the docs' sampling settings as request fields
+    sd_cli_flags: tuple[str, ...]  # the docs' sd-cli arguments, files named by their name
+
+    @property
+    def size(self) -> int | None:
+        sizes = [f.size for f in self.files]
+        return None if None in sizes else sum(s for s in sizes if s is not None)
+
+    @property
+    def selectable(self) -> bool:
+        """True when the recipe is a model (its preset binds files), False for a helper."""
+        return any(f.field for f in self.files)
+
+    def preset(self) -> dict[str, Any]:
+        """The request fields of the preset: each component by its file name, then the defaults."""
+        bound = {f.field: f.name for f in self.files if f.field}
+        return {**bound, **dict(self.defaults)}
+
+    def installed(self, folders: ModelFolders) -> tuple[bool, ...]:
+        """For each file (in order): is it in its folder."""
+        return tuple(f.installed(folders) for f in self.files)
+
+    def missing(self, folders: ModelFolders) -> tuple[RecipeFile, ...]:
+        return tuple(f for f in self.files if not f.installed(folders))
+
+
+def file_name_of(source: str) -> str:
+    """The file name a source's last path segment gives (``hf:o/r/dir/x.gguf@main`` -> ``x.gguf``)."""
+    path = source[3:].rsplit("@", 1)[0] if source.startswith("hf:") else urllib.parse.urlsplit(source).path
+    return PurePosixPath(path).name
+
+
+@cache
+def load_recipes() -> dict[str, Recipe]:
+    """The shipped catalogue by name (read once; it is package data)."""
+    text = resources.files("sdrest.models").joinpath(CATALOGUE).read_text(encoding="utf-8")
+    return parse_catalogue(yaml.safe_load(text))
+
+
+def parse_catalogue(data: Any) -> dict[str, Recipe]:
+    if not isinstance(data, list):
+        raise RecipeError(f"{CATALOGUE}: a list of recipes expected")
+    recipes: dict[str, Recipe] = {}
+    for index, item in enumerate(data):
+        recipe = _recipe(item, f"{CATALOGUE}[{index}]")
+        if recipe.name in recipes:
+            raise RecipeError(f"{CATALOGUE}: recipe {recipe.name!r} appears twice")
+        recipes[recipe.name] = recipe
+    return recipes
+
+
+def _recipe(item: Any, where: str) -> Recipe:
+    if not isinstance(item, dict):
+        raise RecipeError(f"{where}: a mapping expected")
+    try:
+        name = str(item["name"])
+        files = tuple(_file(f, f"{where}.files[{i}]") for i, f in enumerate(item["files"]))
+        preset = item.get("preset") or {}
+        if not isinstance(preset, dict):
+            raise RecipeError(f"{where}.preset: a mapping of request fields expected")
+        return Recipe(
+            name=name,
+            title=str(item["title"]),
+            family=str(item["family"]),
+            license=str(item["license"]),
+            memory_mb=int(item["memory_mb"]),
+            files=files,
+            defaults=tuple(preset.items()),
+            sd_cli_flags=tuple(str(flag) for flag in item.get("sd_cli") or ()),
+        )
+    except KeyError as exc:
+        raise RecipeError(f"{where}: {exc.args[0]} missing") from None
+
+
+def _file(item: Any, where: str) -> RecipeFile:
+    if not isinstance(item, dict):
+        raise RecipeError(f"{where}: a mapping expected")
+    try:
+        source = str(item["source"])
+        try:
+            model_type = ModelType.from_name(str(item["type"]))
+        except ValueError as exc:
+            raise RecipeError(f"{where}.type: {exc}") from None
+        size = item.get("size")
+        return RecipeFile(
+            source=source,
+            type=model_type,
+            name=str(item.get("name") or file_name_of(source)),
+            field=item.get("field"),
+            size=None if size is None else int(size),
+            sha256=item.get("sha256"),
+        )
+    except KeyError as exc:
+        raise RecipeError(f"{where}: {exc.args[0]} missing") from None
+
+
+def find_recipe(name: str) -> Recipe:
+    """The recipe called ``name``; :class:`RecipeError` naming it and the known ones otherwise."""
+    recipes = load_recipes()
+    try:
+        return recipes[name]
+    except KeyError:
+        raise RecipeError(f"unknown recipe {name!r}; known recipes: {', '.join(recipes)}") from None
+
+
+def write_preset(recipe: Recipe, folders: ModelFolders) -> Path | None:
+    """Write ``presets/<recipe>.json`` (atomically), the preset that makes an installed recipe
+    one selectable model; ``None`` for a helper, which binds nothing."""
+    if not recipe.selectable:
+        return None
+    folder = folders.path(ModelType.PRESETS)
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / f"{recipe.name}.json"
+    descriptor, temporary = tempfile.mkstemp(prefix=f".{recipe.name}.", suffix=".partial", dir=folder)
+    try:
+        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+            json.dump(recipe.preset(), handle, indent=2)
+            handle.write("\n")
+        os.replace(temporary, target)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return target
