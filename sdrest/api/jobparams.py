@@ -20,6 +20,7 @@ from typing import Any
 
 from PIL import Image
 
+from sdrest._native.buildinfo import build_info
 from sdrest.api.errors import ApiError
 from sdrest.api.image_input import ImageInputError, ImageLimits, decode_image, fit_to
 from sdrest.api.schemas.base import RequestModel
@@ -145,6 +146,7 @@ def generation_params(
     library: ModelLibrary,
 ) -> dict[str, Any]:
     """The stored parameters of a txt2img/img2img/inpaint job."""
+    check_cost(values, settings)
     params = {
         k: v
         for k, v in values.items()
@@ -193,6 +195,7 @@ def generation_params(
         for index, lora in enumerate(requested)
     ]
 
+    check_related_fields(params)
     if "init_image" in params:
         init = decode(params["init_image"], "init_image", settings)
         width = params.setdefault("width", _aligned(init.width))
@@ -219,8 +222,71 @@ def generation_params(
     return params
 
 
+#: Steps a request that names none samples (the library's default, as sd-cli's).
+DEFAULT_STEPS = 20
+#: --max-job-cost when not set, in megapixel-steps: CPU builds (a 512x512 step takes seconds) and
+#: GPU builds. 100 is e.g. 1024x1024 x 2 images x 50 steps; 2000 a 81-frame 832x480 video at 50 steps.
+DEFAULT_JOB_COST = {"cpu": 100.0, "gpu": 2000.0}
+
+
+def max_job_cost(settings: Settings) -> float:
+    """The most megapixel-steps one job may cost (0: no limit): --max-job-cost, else the build's default."""
+    if settings.max_job_cost is not None:
+        return settings.max_job_cost
+    backends = {str(b).lower() for b in build_info().get("backends", [])}
+    return DEFAULT_JOB_COST["gpu" if backends - {"cpu"} else "cpu"]
+
+
+def check_cost(values: Mapping[str, Any], settings: Settings) -> None:
+    """Refuse (422, naming the fields) a job whose compute exceeds the budget: pixels x images
+    x steps (a custom sigma schedule counts its own steps), the hires pass and video frames
+    counted too. Runs on the request's numbers alone, before any image is decoded."""
+    limit = max_job_cost(settings)
+    if limit <= 0:
+        return
+    width, height = values.get("width") or 512, values.get("height") or 512
+    sigmas = values.get("sigmas")
+    steps = len(sigmas) - 1 if sigmas else values.get("steps") or DEFAULT_STEPS
+    images = values.get("video_frames") or values.get("batch_count") or 1
+    cost = width * height * images * steps
+    terms = [f"{width}x{height}", f"{images} {'frames' if values.get('video_frames') else 'images'}", f"{steps} steps"]
+    hires = values.get("hires")
+    if isinstance(hires, Mapping) and hires:
+        scale = hires.get("scale") or 2
+        hires_width = hires.get("width") or round(width * scale)
+        hires_height = hires.get("height") or round(height * scale)
+        hires_steps = hires.get("steps") or steps
+        cost += hires_width * hires_height * images * hires_steps
+        terms.append(f"a {hires_width}x{hires_height} hires pass of {hires_steps} steps")
+    megapixel_steps = cost / 1e6
+    if megapixel_steps > limit:
+        given = [
+            name
+            for name in ("hires", "video_frames", "batch_count", "sigmas" if sigmas else "steps", "width", "height")
+            if values.get(name)
+        ]
+        raise ApiError(
+            422,
+            "job_too_large",
+            f"{', '.join(given) or 'steps'}: this job would cost {megapixel_steps:,.0f} megapixel-steps "
+            f"({' x '.join(terms[:3])}{', plus ' + terms[3] if len(terms) > 3 else ''}), more than the "
+            f"{limit:g} one job may cost here (--max-job-cost)",
+            given[0] if given else "steps",
+        )
+
+
 #: An upscale's result may have this many times --max-image-pixels.
 UPSCALE_MAX_FACTOR = 4
+
+
+def check_related_fields(params: Mapping[str, Any]) -> None:
+    """Fields that need another one: checked before any input image is decoded (8 reference
+    images of 4096x4096 took seconds to decode before such a 422)."""
+    for field in ("pm_id_images", "pm_id_embed"):
+        if field in params and "photo_maker_path" not in params["model_options"]:
+            raise ApiError(422, "missing_field", f"photo_maker: {field} needs a photo_maker model", "photo_maker")
+    if params.get("canny") and "control_image" not in params:
+        raise ApiError(422, "missing_field", "control_image: canny preprocesses the control image", "control_image")
 
 
 def resolve_generation_models(params: dict[str, Any], settings: Settings, library: ModelLibrary) -> None:
@@ -248,15 +314,10 @@ def resolve_generation_models(params: dict[str, Any], settings: Settings, librar
                 f"at most {UPSCALE_MAX_FACTOR * settings.max_image_pixels} (4 x --max-image-pixels)",
                 "upscale_repeats",
             )
-    for field in ("pm_id_images", "pm_id_embed"):
-        if field in params and "photo_maker_path" not in params["model_options"]:
-            raise ApiError(422, "missing_field", f"photo_maker: {field} needs a photo_maker model", "photo_maker")
     if params.get("pm_id_embed") is not None:
         params["pm_id_embed_path"] = str(
             find_model(library, ModelType.CONTROLNET, params["pm_id_embed"], "pm_id_embed").path
         )
-    if params.get("canny") and "control_image" not in params:
-        raise ApiError(422, "missing_field", "control_image: canny preprocesses the control image", "control_image")
 
 
 def upscale_params(
