@@ -100,19 +100,51 @@ def read_values(
 
 
 def with_preset(data: dict[str, Any], library: ModelLibrary) -> dict[str, Any]:
-    """The request's fields on top of its ``preset`` (validated together afterwards)."""
+    """The request's fields on top of its ``preset`` (validated together afterwards).
+
+    A ``model`` that names no checkpoint but a model preset (one that binds the model's files,
+    as an installed recipe's ``presets/<recipe>.json`` does) selects that preset: the request
+    then runs the preset's components and defaults, so a multi-file model is one model name."""
     name = data.get("preset")
+    model = data.get("model")
+    if name is None and isinstance(model, str) and (preset := model_preset(library, model)) is not None:
+        rest = {k: v for k, v in data.items() if k != "model"}
+        return {**preset, **rest}
     if name is None:
         return data
     if not isinstance(name, str):
         raise ApiError(422, "invalid_field", "preset: must be a preset name", "preset")
-    path = find_model(library, ModelType.PRESETS, name, "preset").path
+    preset = _read_preset(find_model(library, ModelType.PRESETS, name, "preset").path, "preset")
+    return {**preset, **data}
+
+
+#: The preset fields that bind a model file: a preset with one of them is a selectable model.
+MODEL_FIELDS = ("model", "diffusion_model")
+
+
+def model_preset(library: ModelLibrary, name: str) -> dict[str, Any] | None:
+    """The fields of the model preset ``name`` (see :func:`with_preset`), or None when ``name`` is
+    a checkpoint or no preset that binds a model."""
+    try:
+        library.find(ModelType.CHECKPOINT, name, "model")
+        return None
+    except (InvalidModelName, ModelNotFoundError):
+        pass
+    try:
+        path = library.find(ModelType.PRESETS, name, "model").path
+    except (InvalidModelName, ModelNotFoundError):
+        return None
+    preset = _read_preset(path, "model")
+    return preset if any(preset.get(field) for field in MODEL_FIELDS) else None
+
+
+def _read_preset(path: Path, field: str) -> dict[str, Any]:
     try:
         preset = load_preset(path)
     except ValueError as exc:
-        raise ApiError(422, "invalid_preset", f"preset: {exc}", "preset") from None
+        raise ApiError(422, "invalid_preset", f"{field}: {exc}", field) from None
     preset.pop("preset", None)
-    return {**preset, **data}
+    return preset
 
 
 def model_params(values: dict[str, Any], library: ModelLibrary) -> dict[str, Any]:
