@@ -63,10 +63,23 @@ def _setting(
     flag: bool = True,
     metavar: str | None = None,
     aliases: Sequence[str] = (),
+    secret: bool = False,
+    env: Sequence[str] = (),
 ) -> Any:
+    # secret: never in repr() and "***" in to_dict(redact=True) (--print-config); env: other
+    # environment variables read when SDREST_<NAME> is not set (the field's own, e.g. HF_TOKEN).
     return field(
         default=default,
-        metadata={"help": help, "choices": choices, "flag": flag, "metavar": metavar, "aliases": tuple(aliases)},
+        repr=not secret,
+        metadata={
+            "help": help,
+            "choices": choices,
+            "flag": flag,
+            "metavar": metavar,
+            "aliases": tuple(aliases),
+            "secret": secret,
+            "env": tuple(env),
+        },
     )
 
 
@@ -226,6 +239,7 @@ class Settings:
         None,
         "token signing secret (default: generated once, kept 0600 in the data folder, or in a PostgreSQL --store)",
         flag=False,
+        secret=True,
     )
     access_token_seconds: int = _setting(900, "lifetime of an access token")
     refresh_token_days: float = _setting(7.0, "lifetime of a refresh token")
@@ -244,6 +258,25 @@ class Settings:
         "(e.g. https://app.example.com; credentials allowed) or * (any origin, "
         "without credentials); default: none",
     )
+    # Models from the hubs (sdrest.models.hub). Tokens go only to their own endpoint.
+    hf_token: str | None = _setting(
+        None,
+        "Hugging Face access token, for gated and private repositories (also HF_TOKEN)",
+        secret=True,
+        env=("HF_TOKEN",),
+    )
+    hf_endpoint: str = _setting(
+        "https://huggingface.co", "Hugging Face endpoint, or a mirror of it (also HF_ENDPOINT)", env=("HF_ENDPOINT",)
+    )
+    civitai_token: str | None = _setting(None, "Civitai API token, for models that need sign-in", secret=True)
+    civitai_endpoint: str = _setting("https://civitai.com", "Civitai endpoint")
+    download_hosts: str = _setting(
+        "public",
+        "model downloads from plain URLs: public hosts only (https), any host, or off (hub endpoints are trusted)",
+        choices=("off", "public", "any"),
+    )
+    max_download_gb: float = _setting(64.0, "largest model file a download may fetch, in GB (0: no limit)")
+    download_concurrency: int = _setting(2, "model downloads run at once (beside generation, never in its worker)")
 
     # --- derived ---
 
@@ -320,8 +353,9 @@ class Settings:
         values = {
             f.name: (str(v) if isinstance(v := getattr(self, f.name), Path) else v) for f in dataclasses.fields(self)
         }
-        if redact and values.get("jwt_secret"):
-            values["jwt_secret"] = "***"
+        for f in dataclasses.fields(self):
+            if redact and f.metadata.get("secret") and values.get(f.name):
+                values[f.name] = "***"
         if redact and values.get("store"):
             from sdrest.jobs.store import redact_url
 
@@ -344,8 +378,8 @@ class Settings:
             if f.name == "config":
                 continue
             # The setting's own name first: it wins over an alias set beside it.
-            for key in (f.name, *_aliases(f)):
-                name = f"{ENV_PREFIX}{key.upper()}"
+            names = [f"{ENV_PREFIX}{key.upper()}" for key in (f.name, *_aliases(f))] + list(f.metadata.get("env", ()))
+            for name in names:
                 if name in env:
                     values[f.name] = _convert(f, env[name], f"environment variable {name}")
                     break
@@ -416,6 +450,13 @@ class Settings:
             )
         if self.max_interruptions < 0:
             raise SettingsError("max_interruptions: must be >= 0")
+        for name in ("hf_endpoint", "civitai_endpoint"):
+            if not re.fullmatch(r"https?://[^/\s?#@]+(/[^\s?#]*)?", getattr(self, name)):
+                raise SettingsError(f"{name}: must be an http(s):// URL, e.g. https://huggingface.co")
+        if not 0 <= self.max_download_gb < float("inf"):
+            raise SettingsError("max_download_gb: must be a number of GB >= 0 (0: no limit)")
+        if self.download_concurrency < 1:
+            raise SettingsError("download_concurrency: must be at least 1")
         for name in ("hf_endpoint", "civitai_endpoint"):
             if not re.fullmatch(r"https?://[^/\s?#@]+(/[^\s?#]*)?", getattr(self, name)):
                 raise SettingsError(f"{name}: must be an http(s):// URL, e.g. https://huggingface.co")

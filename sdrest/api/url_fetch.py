@@ -13,16 +13,16 @@ other way of giving an image.
 from __future__ import annotations
 
 import http.client
-import ipaddress
 import socket
 import ssl
 import threading
 import time
 import urllib.parse
-from typing import Any
 
 import sdrest
 from sdrest.api.image_input import READ_CHUNK, ImageInputError, ImageLimits, check_declared, check_size
+from sdrest.hostpolicy import public_host_problem
+from sdrest.hostpolicy import resolve_host as _resolve  # tests replace url_fetch._resolve
 
 MAX_REDIRECTS = 3
 _REDIRECTS = (301, 302, 303, 307, 308)
@@ -38,62 +38,6 @@ def _display_url(url: str) -> str:
     except ValueError:
         pass
     return url if len(url) <= 200 else url[:197] + "..."
-
-
-def _address_problem(address: str) -> str | None:
-    """Why ``address`` is not a public address (``None`` when it is)."""
-    try:
-        ip = ipaddress.ip_address(address.split("%", 1)[0])
-    except ValueError:
-        return "an unparseable address"
-    candidates = [ip]
-    if isinstance(ip, ipaddress.IPv6Address):
-        if ip.ipv4_mapped is not None:
-            candidates.append(ip.ipv4_mapped)
-        if ip.sixtofour is not None:
-            candidates.append(ip.sixtofour)
-        if ip in ipaddress.IPv6Network("64:ff9b::/96"):  # NAT64 well-known prefix
-            candidates.append(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF))
-    for candidate in candidates:
-        for name, flag in (
-            ("loopback", candidate.is_loopback),
-            ("private", candidate.is_private),
-            ("link-local", candidate.is_link_local),
-            ("multicast", candidate.is_multicast),
-            ("reserved", candidate.is_reserved),
-            ("unspecified", candidate.is_unspecified),
-        ):
-            if flag:
-                return f"a {name} address"
-        if not candidate.is_global:
-            return "not a public address"
-    return None
-
-
-def _resolve(host: str, port: int, timeout: float) -> list[str]:
-    """The addresses ``host`` resolves to (IP literals as they are), within ``timeout`` seconds."""
-    try:
-        ipaddress.ip_address(host.split("%", 1)[0])
-        return [host]
-    except ValueError:
-        pass
-    result: dict[str, Any] = {}
-
-    def lookup() -> None:
-        try:
-            infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-            result["addresses"] = list(dict.fromkeys(str(info[4][0]) for info in infos))
-        except BaseException as exc:  # noqa: BLE001 - handed to the waiting thread
-            result["error"] = exc
-
-    worker = threading.Thread(target=lookup, name="sdrest-resolve", daemon=True)
-    worker.start()
-    worker.join(timeout)
-    if worker.is_alive():
-        raise TimeoutError(f"resolving {host} timed out")
-    if "error" in result:
-        raise result["error"]
-    return result["addresses"]
 
 
 def _open_socket(address: str, port: int, timeout: float) -> socket.socket:
@@ -143,14 +87,6 @@ class _PinnedHTTPSConnection(http.client.HTTPSConnection):
         self.raw_sock = sock
         sock.settimeout(max(0.001, self._deadline - time.monotonic()))
         self.sock = self.raw_sock = self._tls_context.wrap_socket(sock, server_hostname=self.host)
-
-
-def _is_ip_literal(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host.strip("[]").split("%", 1)[0])
-    except ValueError:
-        return False
-    return True
 
 
 def _request_deadline(timeout: float) -> float:
@@ -221,13 +157,8 @@ def _fetch_once(url: str, field: str, limits: ImageLimits, deadline: float) -> t
         raise failed(f"cannot resolve host {host!r} ({exc})") from None
     if not addresses:
         raise failed(f"host {host!r} has no address")
-    if limits.url_policy == "public":
-        for address in addresses:
-            problem = _address_problem(address)
-            if problem:
-                # Never echo what an internal name resolves to: that is a free DNS probe.
-                what = problem if _is_ip_literal(host) else "not a public host"
-                raise ImageInputError(field, "url_not_allowed", f"{shown} is not allowed: {host!r} is {what}", 400)
+    if limits.url_policy == "public" and (what := public_host_problem(host, addresses)):
+        raise ImageInputError(field, "url_not_allowed", f"{shown} is not allowed: {host!r} is {what}", 400)
 
     connection_type = _PinnedHTTPSConnection if scheme == "https" else _PinnedHTTPConnection
     connection = connection_type(host, port, addresses, deadline)
