@@ -457,13 +457,6 @@ class Settings:
             raise SettingsError("max_download_gb: must be a number of GB >= 0 (0: no limit)")
         if self.download_concurrency < 1:
             raise SettingsError("download_concurrency: must be at least 1")
-        for name in ("hf_endpoint", "civitai_endpoint"):
-            if not re.fullmatch(r"https?://[^/\s?#@]+(/[^\s?#]*)?", getattr(self, name)):
-                raise SettingsError(f"{name}: must be an http(s):// URL, e.g. https://huggingface.co")
-        if not 0 <= self.max_download_gb < float("inf"):
-            raise SettingsError("max_download_gb: must be a number of GB >= 0 (0: no limit)")
-        if self.download_concurrency < 1:
-            raise SettingsError("download_concurrency: must be at least 1")
         if self.model_overtake_limit < 0:
             raise SettingsError("model_overtake_limit: must be >= 0")
         if self.max_job_cost is not None and not 0 <= self.max_job_cost < float("inf"):
