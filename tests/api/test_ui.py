@@ -49,3 +49,22 @@ def test_the_bundled_ui_is_served_without_ui_dir(tmp_path) -> None:
         assert vendored.status_code == 200 and vendored.mimetype in ("text/javascript", "application/javascript")
     finally:
         close_app(app)
+
+
+def test_every_ui_response_refuses_framing_sniffing_and_foreign_scripts(tmp_path) -> None:
+    # Clickjacking: with --auth none a page framing the UI could click as admin.
+    app = create_app(Settings(data_dir=tmp_path / "data"), start_worker=False)
+    try:
+        client = app.test_client()
+        for path in ("/", "/ui/", "/ui/js/main.js", "/ui/app.css", "/ui/vendor/preact.mjs", "/ui/icon.svg", "/ui/nope"):
+            response = client.get(path)
+            assert response.status_code in (200, 302, 404), path
+            policy = dict(part.strip().split(" ", 1) for part in response.headers["Content-Security-Policy"].split(";"))
+            assert policy["frame-ancestors"] == "'none'" and policy["script-src"] == "'self'", path
+            assert (
+                policy["object-src"] == "'none'" and "'unsafe-eval'" not in response.headers["Content-Security-Policy"]
+            )
+            assert response.headers["X-Frame-Options"] == "DENY", path
+            assert response.headers["X-Content-Type-Options"] == "nosniff", path
+    finally:
+        close_app(app)
