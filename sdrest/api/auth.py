@@ -21,7 +21,7 @@ from sdrest.api.schemas.auth import (
 )
 from sdrest.api.schemas.parsing import parse, parse_query, read_body
 from sdrest.api.views import API
-from sdrest.auth.login import password_login
+from sdrest.auth.login import login_method, password_login
 from sdrest.auth.rules import Principal
 from sdrest.auth.web import auth_services, client_ip, current_principal
 
@@ -51,7 +51,7 @@ def login() -> Any:
         raise ApiError(415, "unsupported_media_type", "login takes a JSON body (application/json)", "Content-Type")
     body = parse(LoginRequest, data, from_form=from_form)
     username, password, ip = body.username, body.password, client_ip()
-    method = "jwt" if settings.auth in ("jwt", "optional") else settings.auth
+    method = login_method(settings.auth)
     principal, _ = password_login(services, method, username, password, ip)
     if principal is None:
         raise ApiError(401, "invalid_credentials", "wrong user name or password")

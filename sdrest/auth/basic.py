@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 
 from sdrest.auth.audit import log_attempt
 from sdrest.auth.errors import NotAuthenticated
-from sdrest.auth.login import password_login
+from sdrest.auth.login import login_method, password_login
 from sdrest.auth.rules import Principal
 
 if TYPE_CHECKING:
@@ -83,7 +83,7 @@ def basic_principal(
     cached = cache.get(username, password)
     if cached is not None:
         return cached
-    method = "jwt" if auth_method in ("jwt", "optional") else auth_method
+    method = login_method(auth_method)
     principal, reason = password_login(services, method, username, password, client_ip, how="basic")
     if principal is None:
         raise _refused(reason)

@@ -15,6 +15,11 @@ if TYPE_CHECKING:
     from sdrest.auth.web import AuthServices
 
 
+def login_method(auth: str) -> str:
+    """The method a login under ``--auth auth`` uses (and its tokens name): optional's users are jwt's."""
+    return "jwt" if auth in ("jwt", "optional") else auth
+
+
 def password_login(
     services: AuthServices, method: str, username: str, password: str, client_ip: str, *, how: str = ""
 ) -> tuple[Principal | None, str]:

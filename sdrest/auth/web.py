@@ -25,6 +25,7 @@ from flask import Flask, current_app, g, request
 
 from sdrest.auth.audit import AuditLimiter, log_attempt
 from sdrest.auth.errors import NotAuthenticated, NotPermitted
+from sdrest.auth.login import login_method
 from sdrest.auth.origin import OriginPolicy
 from sdrest.auth.rules import GUEST_GENERATION, PUBLIC, RULES, Principal
 from sdrest.auth.store import GUEST_NAME, AuthStore, location
@@ -301,7 +302,13 @@ def _authenticate(settings: Settings, refresh: bool) -> Principal | None:
     except (JWTExtendedException, PyJWTError) as exc:
         _reject("token", None, _token_problem(exc))
     claims = get_jwt()
-    return Principal(claims["sub"], claims.get("role", "user"), claims.get("method", "jwt"))
+    method = claims.get("method", "jwt")
+    # A token vouches for a login by the method that issued it: after a restart with another
+    # --auth (jwt users -> unix accounts), a still-valid token of the old method names an account
+    # of another kind that may be someone else.
+    if method != login_method(settings.auth):
+        _reject("token", None, f"token issued under --auth {method}, not --auth {settings.auth}")
+    return Principal(claims["sub"], claims.get("role", "user"), method)
 
 
 def _api_key_principal(key: str) -> Principal:

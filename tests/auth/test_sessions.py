@@ -211,6 +211,36 @@ def test_a_demoted_users_api_key_loses_the_rights_it_had(server) -> None:
     assert server.get("/api/v1/status", headers={"X-API-Key": key}).status_code == 200  # still a guest
 
 
+def test_tokens_stay_with_the_auth_method_that_issued_them(models, tmp_path) -> None:
+    # A refresh token of a jwt user "alice" must not become Unix account "alice"'s session
+    # after the server restarts with --auth unix (the same data folder, so the same secret).
+    server = Server(tmp_path, link_models(models, tmp_path / "models"), "--auth", "jwt")
+    server.data_dir.mkdir(parents=True)
+    with AuthStore(server.data_dir / "auth.sqlite3") as store:
+        store.add_user("alice", "alice-pw-1")
+    server.start(wait_for_worker=False)
+    try:
+        tokens = server.post("/api/v1/auth/login", json={"username": "alice", "password": "alice-pw-1"}).json()
+    finally:
+        server.stop()
+    access = {"Authorization": f"Bearer {tokens['access_token']}"}
+    refresh = {"Authorization": f"Bearer {tokens['refresh_token']}"}
+    server.args = ["--auth", "unix", "--auth-group", "root"]
+    server.start(wait_for_worker=False)
+    try:
+        refreshed = server.post("/api/v1/auth/refresh", headers=refresh)
+        assert refreshed.status_code == 401 and "--auth jwt" in refreshed.json()["error"]["message"]
+        assert server.get("/api/v1/auth/profile", headers=access).status_code == 401
+    finally:
+        server.stop()
+    server.args = ["--auth", "jwt"]
+    server.start(wait_for_worker=False)
+    try:  # back under the method that issued them, they work again (nothing was revoked)
+        assert server.get("/api/v1/auth/profile", headers=access).json()["username"] == "alice"
+    finally:
+        server.stop()
+
+
 def test_unix_or_pam_without_a_group_warns_loudly(tmp_path, caplog) -> None:
     from sdrest.app import close_app, create_app
 
