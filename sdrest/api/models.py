@@ -26,13 +26,15 @@ from sdrest.api.schemas.library import (
     TemplateView,
 )
 from sdrest.api.schemas.parsing import parse_query, read_body
+from sdrest.api.schemas.recipes import RecipeList
 from sdrest.api.views import API
 from sdrest.auth.origin import refuse_cross_site_work
 from sdrest.auth.web import current_principal, owner_for_new_jobs
 from sdrest.models.paths import InvalidModelName, ModelNotFoundError
 from sdrest.models.presets import load_preset, load_template
+from sdrest.models.recipes import Recipe, load_recipes
 from sdrest.models.scanner import ModelEntry, ModelLibrary
-from sdrest.models.types import ModelType, parse_type_filter
+from sdrest.models.types import ModelFolders, ModelType, parse_type_filter
 from sdrest.services import Services, services
 
 bp = Blueprint("models", __name__, url_prefix=API)
@@ -45,6 +47,46 @@ def list_models() -> Any:
     svc = services()
     query = parse_query(ModelListQuery, request.args)
     return _listing(svc, _type_filter(query.type), query)
+
+
+@bp.get("/models/recipes")
+@api_doc(responses={200: RecipeList})
+def recipes() -> Any:
+    """The shipped recipes (ready model setups, `sdrest pull NAME` or POST /models/downloads
+    {"recipe": NAME}) with the files each needs and which of them this server has; an installed
+    model recipe is one model name (`model: NAME`)."""
+    folders = services().library.folders
+    return jsonify({"recipes": [_recipe_view(recipe, folders) for recipe in load_recipes().values()]})
+
+
+def _recipe_view(recipe: Recipe, folders: ModelFolders) -> dict[str, Any]:
+    files = [
+        {
+            "source": f.source,
+            "type": f.type.api_name,
+            "name": f.name,
+            "field": f.field,
+            "size": f.size,
+            "sha256": f.sha256,
+            "installed": f.installed(folders),
+        }
+        for f in recipe.files
+    ]
+    missing = [f["size"] for f in files if not f["installed"]]
+    return {
+        "name": recipe.name,
+        "title": recipe.title,
+        "family": recipe.family,
+        "license": recipe.license,
+        "memory_mb": recipe.memory_mb,
+        "size": recipe.size,
+        "selectable": recipe.selectable,
+        "installed": recipe.is_installed(folders),
+        "missing_bytes": None if None in missing else sum(s for s in missing if s is not None),
+        "preset": recipe.preset(),
+        "sd_cli_flags": list(recipe.sd_cli_flags),
+        "files": files,
+    }
 
 
 @bp.get("/models/<path:model_id>")

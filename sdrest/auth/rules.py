@@ -52,6 +52,9 @@ RULES: dict[str, str] = {
     "models.preset": "guest",
     "models.prompt_templates": "guest",
     "models.prompt_template": "guest",
+    # the catalogue with what is installed: users see what an admin could set up (the Create
+    # view's empty state); not guests, who get the model listing only
+    "models.recipes": "user",
     # model lifecycle: shared state, so admins only
     "models.scan": "admin",
     "models.load": "admin",

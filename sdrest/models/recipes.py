@@ -86,6 +86,13 @@ class Recipe:
     def missing(self, folders: ModelFolders) -> tuple[RecipeFile, ...]:
         return tuple(f for f in self.files if not f.installed(folders))
 
+    def preset_path(self, folders: ModelFolders) -> Path:
+        return folders.path(ModelType.PRESETS) / f"{self.name}.json"
+
+    def is_installed(self, folders: ModelFolders) -> bool:
+        """Every file is there and, for a model, the preset that makes it selectable."""
+        return not self.missing(folders) and (not self.selectable or self.preset_path(folders).is_file())
+
 
 def file_name_of(source: str) -> str:
     """The file name a source's last path segment gives (``hf:o/r/dir/x.gguf@main`` -> ``x.gguf``)."""
@@ -171,9 +178,9 @@ def write_preset(recipe: Recipe, folders: ModelFolders) -> Path | None:
     one selectable model; ``None`` for a helper, which binds nothing."""
     if not recipe.selectable:
         return None
-    folder = folders.path(ModelType.PRESETS)
+    target = recipe.preset_path(folders)
+    folder = target.parent
     folder.mkdir(parents=True, exist_ok=True)
-    target = folder / f"{recipe.name}.json"
     descriptor, temporary = tempfile.mkstemp(prefix=f".{recipe.name}.", suffix=".partial", dir=folder)
     try:
         with os.fdopen(descriptor, "w", encoding="utf-8") as handle:

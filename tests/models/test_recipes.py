@@ -11,6 +11,7 @@ import yaml
 
 from sdrest.api.errors import ApiError
 from sdrest.api.jobparams import with_preset
+from sdrest.models.hub import HfSource, parse_source
 from sdrest.models.presets import load_preset
 from sdrest.models.recipes import RecipeError, find_recipe, load_recipes, parse_catalogue, write_preset
 from sdrest.models.scanner import ModelLibrary
@@ -44,6 +45,15 @@ def test_the_catalogue_holds_the_asked_setups_each_complete() -> None:
     flux = recipes["flux1-schnell-q4"]
     assert {f.field for f in flux.files} == {"diffusion_model", "clip_l", "t5xxl", "vae"}
     assert [f.name for f in recipes["sdxl-base"].files if f.type is ModelType.VAE] == ["sdxl_vae-fp16-fix.safetensors"]
+
+
+def test_every_source_parses_to_the_file_it_names() -> None:
+    for recipe in load_recipes().values():
+        for file in recipe.files:
+            source = parse_source(file.source)
+            assert source.text == file.source, (recipe.name, file.source)  # written canonically
+            if isinstance(source, HfSource):
+                assert source.revision == "main" and Path(source.path).suffix == Path(file.name).suffix
 
 
 def test_files_of_the_same_name_in_one_folder_are_the_same_source() -> None:
