@@ -17,6 +17,7 @@ def serve(settings: Settings) -> int:
     from waitress.server import create_server
 
     from sdrest.app import close_app, create_app
+    from sdrest.connections import CLEANUP_SECONDS, IDLE_SECONDS, limit_per_client
     from sdrest.logs import setup_logging
 
     setup_logging(settings)
@@ -30,7 +31,8 @@ def serve(settings: Settings) -> int:
         host=settings.host,
         port=settings.port,
         threads=threads,
-        channel_timeout=120,
+        channel_timeout=IDLE_SECONDS,
+        cleanup_interval=CLEANUP_SECONDS,
         connection_limit=max(100, threads * 2),
         ident="sdrest",
         # Refuse big bodies while reading them, before they are buffered
@@ -45,6 +47,11 @@ def serve(settings: Settings) -> int:
         # seen (environ["waitress.client_disconnected"]): A1111/OpenAI
         # calls cancel their job when their client goes (compat.jobs).
         channel_request_lookahead=1,
+    )
+    # One address may take half the connections at most, so a slow client leaves room for others.
+    per_client = settings.max_connections_per_client
+    limit_per_client(
+        server, threads if per_client is None else per_client, app.extensions["sdrest.auth"].trusted_proxies
     )
     stopping = threading.Event()
 

@@ -194,6 +194,12 @@ class Settings:
     log_file: Path | None = _setting(None, "also write the log to this file")
     log_format: str = _setting("text", "log line format", choices=("text", "json"))
     http_threads: int = _setting(8, "HTTP worker threads for ordinary requests")
+    max_connections_per_client: int | None = _setting(
+        None,
+        "open connections one client address (an IPv6 /64) may hold; more are closed at once "
+        "(--trusted-proxy addresses exempt; 0: no limit); default --http-threads + --max-event-streams, "
+        "half of what the server accepts",
+    )
     max_event_streams: int = _setting(
         64, "most concurrent event streams and waiting requests (each holds its own thread)"
     )
@@ -459,6 +465,8 @@ class Settings:
             raise SettingsError("download_concurrency: must be at least 1")
         if self.model_overtake_limit < 0:
             raise SettingsError("model_overtake_limit: must be >= 0")
+        if self.max_connections_per_client is not None and self.max_connections_per_client < 0:
+            raise SettingsError("max_connections_per_client: must be >= 0 (0: no limit)")
         if self.max_job_cost is not None and not 0 <= self.max_job_cost < float("inf"):
             raise SettingsError("max_job_cost: must be a number of megapixel-steps >= 0 (0: no limit)")
         if not 0 <= self.max_model_memory_mb < float("inf"):  # NaN fails this too
