@@ -14,7 +14,7 @@ from typing import Any
 
 from flask import Flask
 
-from sdrest.api import auth, compat, convert, events, generate, jobs, metrics, models, system, ui, video
+from sdrest.api import auth, compat, convert, downloads, events, generate, jobs, metrics, models, system, ui, video
 from sdrest.api.errors import register_error_handlers
 from sdrest.auth.web import setup_auth
 from sdrest.cors import setup_cors
@@ -24,10 +24,12 @@ from sdrest.jobs import EventBus, open_store
 from sdrest.jobs.store import redact_url, sqlite_path
 from sdrest.metrics import ServerMetrics
 from sdrest.models.hashing import HashCache
+from sdrest.models.hub import HubConfig
 from sdrest.models.scanner import ModelLibrary
 from sdrest.retention import Janitor
 from sdrest.services import Services
 from sdrest.settings import Settings
+from sdrest.worker.downloads import DownloadLane
 from sdrest.worker.pool import WorkerPool, Workers, recover_interrupted, scan_models
 from sdrest.worker.remote import RemoteWorkers
 
@@ -67,6 +69,7 @@ def create_app(settings: Settings | None = None, *, start_worker: bool = True) -
         jobs.bp,
         events.bp,
         models.bp,
+        downloads.bp,
         convert.bp,
         system.bp,
         metrics.bp,
@@ -103,6 +106,16 @@ def create_app(settings: Settings | None = None, *, start_worker: bool = True) -
     app.extensions["sdrest"] = svc
     compat.init_app(app)  # A1111 /sdapi/v1 and OpenAI /v1
     svc.janitor = Janitor(svc, auth_store=svc.auth.store)
+    # Downloads write into this server's own models folders, so this process runs them (threads
+    # beside the generation worker, never in it).
+    svc.downloads = DownloadLane(
+        store,
+        bus,
+        library,
+        HubConfig.from_settings(settings),
+        host=settings.worker_name,
+        concurrency=settings.download_concurrency,
+    )
     svc.metrics = ServerMetrics(store, lambda: _worker_figures(supervisor), lambda: _gpu_devices(supervisor))
     if start_worker:
         # Scanning reads only headers (1,000 files in well under a second); in the background
@@ -110,6 +123,7 @@ def create_app(settings: Settings | None = None, *, start_worker: bool = True) -
         threading.Thread(target=scan_models, args=(library,), name="sdrest-scan", daemon=True).start()
         supervisor.start()
         svc.janitor.start()
+        svc.downloads.start()
     return app
 
 

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from sdrest.datadir import DataDirLock
     from sdrest.metrics import ServerMetrics
     from sdrest.retention import Janitor
+    from sdrest.worker.downloads import DownloadLane
 
 
 @dataclass
@@ -46,12 +47,16 @@ class Services:
     janitor: Janitor | None = None
     #: GET /metrics (Prometheus); fed by the store's events.
     metrics: ServerMetrics | None = None
+    #: The threads that run model downloads into this server's models folders (started with the worker).
+    downloads: DownloadLane | None = None
     started_at: float = field(default_factory=time.time)
 
     def close(self) -> None:
         """Stop the background threads and the worker, close the databases, free the data folder."""
         if self.janitor is not None:
             self.janitor.stop()
+        if self.downloads is not None:
+            self.downloads.stop()
         self.supervisor.stop()
         if self.metrics is not None:
             self.metrics.close()

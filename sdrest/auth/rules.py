@@ -60,6 +60,11 @@ RULES: dict[str, str] = {
     "models.load": "admin",
     "models.unload": "admin",
     "convert.convert_model": "admin",  # writes a file into the model folders
+    # model downloads: write into the model folders and reach the network
+    "downloads.create_download": "admin",
+    "downloads.list_downloads": "admin",
+    "downloads.get_download": "admin",
+    "downloads.cancel_download": "admin",
     # generation (guests too when --guest-can-generate; see web.py)
     "generate.generate": "user",
     "generate.text2img": "user",

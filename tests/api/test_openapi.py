@@ -126,6 +126,10 @@ EXPECTED: dict[tuple[str, str], set[int]] = {
     ("/api/v1/models/scan", "post"): {200},
     ("/api/v1/models/load", "post"): _SUBMIT - {409},
     ("/api/v1/models/unload", "post"): _SUBMIT - {404, 409},
+    ("/api/v1/models/downloads", "post"): {202, 400, 404, 413, 415, 422, 503},
+    ("/api/v1/models/downloads", "get"): {200, 400},
+    ("/api/v1/models/downloads/{download_id}", "get"): {200, 404},
+    ("/api/v1/models/downloads/{download_id}", "delete"): {200, 404},
     ("/api/v1/presets", "get"): {200},
     ("/api/v1/presets/{name}", "get"): {200, 400, 404},
     ("/api/v1/prompts", "get"): {200, 400},
@@ -147,6 +151,7 @@ BODIES = {
     ("/api/v1/models/convert", "post"): "ConvertRequest",
     ("/api/v1/models/load", "post"): "LoadRequest",
     ("/api/v1/models/unload", "post"): "UnloadRequest",
+    ("/api/v1/models/downloads", "post"): "DownloadRequest",
 }
 
 

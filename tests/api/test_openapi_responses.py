@@ -208,6 +208,18 @@ def test_every_api_v1_route_answers_as_documented(server: Server, checker: Schem
         time.sleep(0.1)
     assert call("POST", "/api/v1/models/unload", "/api/v1/models/unload", json={"wait": 1}).status_code == 422
 
+    # model downloads (no hub is reachable here: the download is cancelled at once)
+    downloads, one = "/api/v1/models/downloads", "/api/v1/models/downloads/{download_id}"
+    download = call("POST", downloads, downloads, json={"source": "hf:owner/repo/model.safetensors"}).json()
+    assert call("POST", downloads, downloads, json={"source": "hf:x"}).status_code == 422
+    assert call("POST", downloads, downloads, json={"recipe": "nope"}).status_code == 404
+    assert call("GET", downloads, downloads).json()["downloads"][0]["id"] == download["id"]
+    assert call("GET", f"{downloads}?limit=-1", downloads).status_code == 400
+    assert call("GET", f"{downloads}/{download['id']}", one).json()["id"] == download["id"]
+    assert call("DELETE", f"{downloads}/{download['id']}", one).json()["status"] in ("cancelled", "failed")
+    assert call("GET", f"{downloads}/nope", one).status_code == 404
+    assert call("DELETE", f"{downloads}/nope", one).status_code == 404
+
     assert call(
         "POST", "/api/v1/auth/logout", "/api/v1/auth/logout", json={"refresh_token": tokens["refresh_token"]}
     ).json() == {"logged_out": True}
