@@ -149,16 +149,25 @@ def _fetch_once(url: str, field: str, limits: ImageLimits, deadline: float) -> t
     remaining = deadline - time.monotonic()
     if remaining <= 0:
         raise timed_out()
+    def not_public(what: str) -> ImageInputError:
+        return ImageInputError(field, "url_not_allowed", f"{shown} is not allowed: {host!r} is {what}", 400)
+
     try:
         addresses = _resolve(host, port, remaining)
     except TimeoutError:
         raise timed_out() from None
     except OSError as exc:
+        if limits.url_policy == "public":
+            # The same answer as for a name of an internal address: "cannot resolve" for one and
+            # "not public" for the other would tell a client which internal names exist.
+            raise not_public("not a public host") from None
         raise failed(f"cannot resolve host {host!r} ({exc})") from None
     if not addresses:
+        if limits.url_policy == "public":
+            raise not_public("not a public host")
         raise failed(f"host {host!r} has no address")
     if limits.url_policy == "public" and (what := public_host_problem(host, addresses)):
-        raise ImageInputError(field, "url_not_allowed", f"{shown} is not allowed: {host!r} is {what}", 400)
+        raise not_public(what)
 
     connection_type = _PinnedHTTPSConnection if scheme == "https" else _PinnedHTTPConnection
     connection = connection_type(host, port, addresses, deadline)

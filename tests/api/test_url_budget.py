@@ -62,3 +62,16 @@ def test_a_private_host_name_is_refused_without_saying_what_it_resolves_to() -> 
         decode_image("http://localhost:9/x.png", "init_image", ImageLimits(url_policy="public"))
     assert refused.value.code == "url_not_allowed"
     assert "127.0.0.1" not in str(refused.value) and "::1" not in str(refused.value)
+
+
+def test_a_missing_name_and_an_internal_one_get_the_same_answer() -> None:
+    # Otherwise the fetcher is a DNS oracle: "cannot resolve" for one, "not public" for the other
+    # tells a client which internal names exist. (".invalid" never resolves: RFC 2606.)
+    answers = []
+    for url in ("http://localhost:9/x.png", "http://no-such-host.invalid/x.png"):
+        with pytest.raises(ImageInputError) as refused:
+            decode_image(url, "init_image", ImageLimits(url_policy="public"))
+        answers.append((refused.value.code, refused.value.status, str(refused.value).split(" is not allowed: ")[1]))
+    (code, status, first), (code2, status2, second) = answers
+    assert (code, status) == (code2, status2) == ("url_not_allowed", 400)
+    assert first.replace("localhost", "HOST") == second.replace("no-such-host.invalid", "HOST")
