@@ -202,7 +202,10 @@ class Hubs:
 
         server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         server.daemon_threads = True
-        thread = threading.Thread(target=server.serve_forever, name=f"hubs-{name}", daemon=True)
+        # A short poll interval: stop() (shutdown) waits for one poll of each server.
+        thread = threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.05}, name=f"hubs-{name}", daemon=True
+        )
         thread.start()
         self._servers.append(server)
         self._threads.append(thread)

@@ -22,6 +22,7 @@ CODES = (
     "disk_full",  # not enough free space, or the disk filled up
     "unreachable",  # the hub did not answer (after the retries)
     "bad_response",  # the hub answered something we cannot use
+    "exists",  # another file of that name is already in the folder
     "cancelled",  # the caller stopped the download
 )
 
