@@ -138,6 +138,19 @@ def model_preset(library: ModelLibrary, name: str) -> dict[str, Any] | None:
     return preset if any(preset.get(field) for field in MODEL_FIELDS) else None
 
 
+def model_presets(library: ModelLibrary) -> list[Any]:
+    """The presets that are models (see :func:`with_preset`) and no checkpoint's name: installed
+    recipes, listed beside the checkpoints by the model listings of every API."""
+    found = []
+    for entry in library.entries(ModelType.PRESETS):
+        try:
+            if model_preset(library, entry.name) is not None:
+                found.append(entry)
+        except ApiError:  # a broken preset file: GET /api/v1/presets shows why; no model
+            continue
+    return found
+
+
 def _read_preset(path: Path, field: str) -> dict[str, Any]:
     try:
         preset = load_preset(path)

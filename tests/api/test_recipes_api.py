@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 
@@ -75,3 +76,33 @@ def test_a_recipe_not_installed_is_a_404_naming_model(server: Server) -> None:
     response = server.post("/api/v1/generate", json={**FAST, "model": "sdxl-base", "wait": False})
     assert response.status_code == 404, response.text
     assert response.json()["error"]["field"] == "model"
+
+
+def test_openai_lists_the_installed_recipe_and_generates_with_it(server: Server) -> None:
+    listed = [m["id"] for m in server.get("/v1/models").json()["data"]]
+    assert "sd15" in listed and "v1-5-pruned-emaonly" in listed and "sdxl-base" not in listed
+    assert server.get("/v1/models/sd15").json()["id"] == "sd15"
+    response = server.post(
+        "/v1/images/generations",
+        json={"prompt": "a red apple", "model": "sd15", "size": "64x64", "steps": 1, "sampler": "euler", "seed": 3},
+    )
+    assert response.status_code == 200, response.text
+    assert len(response.json()["data"]) == 1
+
+
+def test_a1111_lists_the_installed_recipe_and_generates_with_it(server: Server) -> None:
+    models = {m["model_name"]: m for m in server.get("/sdapi/v1/sd-models").json()}
+    assert models["sd15"]["filename"] == "presets/sd15.json" and "sdxl-base" not in models
+    response = server.post(
+        "/sdapi/v1/txt2img",
+        json={
+            "prompt": "a red apple",
+            "width": 64,
+            "height": 64,
+            "steps": 1,
+            "seed": 3,
+            "override_settings": {"sd_model_checkpoint": "sd15"},
+        },
+    )
+    assert response.status_code == 200, response.text
+    assert json.loads(response.json()["info"])["sd_model_name"] == "v1-5-pruned-emaonly.safetensors"

@@ -22,7 +22,7 @@ from PIL import ImageFilter, ImageOps
 from sdrest import __version__
 from sdrest.api.compat.a1111_schemas import Img2ImgRequest, Txt2ImgRequest
 from sdrest.api.compat.errors import rename_field
-from sdrest.api.compat.names import find_checkpoint, sampler_label, sampler_name, scheduler_name
+from sdrest.api.compat.names import find_checkpoint, model_name, sampler_label, sampler_name, scheduler_name
 from sdrest.api.errors import ApiError, invalid
 from sdrest.api.jobparams import MAX_RANDOM_SEED, decode, find_model
 from sdrest.images.store import file_parameters, read_file
@@ -166,9 +166,9 @@ def translate(svc: Services, request: Txt2ImgRequest | Img2ImgRequest, options: 
         if name not in _OPTION_OVERRIDES:
             ignored[f"override_settings.{name}"] = "not a setting sdrest applies per request"
     if request.override_settings.get("sd_model_checkpoint"):
-        fields["model"] = find_checkpoint(
+        fields["model"] = model_name(
             svc.library, str(settings["sd_model_checkpoint"]), "override_settings.sd_model_checkpoint"
-        ).entry.name
+        )
         if request.override_settings_restore_afterwards:
             ignored["override_settings_restore_afterwards"] = (
                 "the override checkpoint stays loaded afterwards (sdrest keeps the last model loaded); "

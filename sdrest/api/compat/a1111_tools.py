@@ -38,7 +38,7 @@ from sdrest.api.compat.jobs import submit_upscale, wait_for
 from sdrest.api.compat.names import checkpoint, sampler_label, scheduler_label
 from sdrest.api.errors import ApiError
 from sdrest.api.generate import waiting_slot
-from sdrest.api.jobparams import decode
+from sdrest.api.jobparams import decode, model_presets
 from sdrest.api.schemas import Content, api_doc
 from sdrest.api.system import meminfo
 from sdrest.images.store import encode_file
@@ -107,7 +107,8 @@ def cmd_flags() -> Any:
 @bp.get("/sd-models")
 @api_doc(responses={200: SdModels}, **_ERRORS)
 def sd_models() -> Any:
-    """Checkpoints: A1111 title (``file [hash]`` once hashed), name, hashes, file name."""
+    """Checkpoints: A1111 title (``file [hash]`` once hashed), name, hashes, file name; then the
+    installed recipes (model presets), by name, usable as ``override_settings.sd_model_checkpoint``."""
     library = services().library
     out = []
     for entry in library.entries(ModelType.CHECKPOINT):
@@ -119,6 +120,17 @@ def sd_models() -> Any:
                 "hash": ckpt.short_hash,
                 "sha256": ckpt.sha256,
                 "filename": entry.relative_path,
+                "config": None,
+            }
+        )
+    for entry in model_presets(library):  # installed recipes: one model of several files
+        out.append(
+            {
+                "title": entry.name,
+                "model_name": entry.name,
+                "hash": None,
+                "sha256": None,
+                "filename": f"{ModelType.PRESETS.folder}/{entry.relative_path}",
                 "config": None,
             }
         )

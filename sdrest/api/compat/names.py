@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sdrest.api.errors import invalid
+from sdrest.api.jobparams import model_preset
 from sdrest.infotext import SAMPLER_LABELS, SCHEDULER_LABELS
 from sdrest.models.scanner import ModelEntry, ModelLibrary
 
@@ -121,3 +122,12 @@ def find_checkpoint(library: ModelLibrary, value: str, field: str) -> Checkpoint
         raise invalid(
             field, f"no checkpoint {value!r}; see GET /sdapi/v1/sd-models", code="model_not_found", status=404
         ) from None
+
+
+def model_name(library: ModelLibrary, value: str, field: str) -> str:
+    """The ``model`` of a compatibility request (A1111's checkpoint title or name, OpenAI's model):
+    a model preset's name as it is (an installed recipe: expanded by ``with_preset``), else the
+    checkpoint's name."""
+    if model_preset(library, value.strip()) is not None:
+        return value.strip()
+    return find_checkpoint(library, value, field).entry.name

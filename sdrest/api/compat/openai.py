@@ -18,7 +18,7 @@ from PIL import Image, ImageOps
 
 from sdrest.api.compat import errors
 from sdrest.api.compat.jobs import submit_generation, wait_for
-from sdrest.api.compat.names import find_checkpoint
+from sdrest.api.compat.names import model_name
 from sdrest.api.compat.openai_schemas import (
     ImageEditRequest,
     ImageGenerationRequest,
@@ -29,7 +29,7 @@ from sdrest.api.compat.openai_schemas import (
 )
 from sdrest.api.errors import ApiError
 from sdrest.api.generate import waiting_slot
-from sdrest.api.jobparams import decode
+from sdrest.api.jobparams import decode, model_presets
 from sdrest.api.schemas import api_doc
 from sdrest.api.schemas.operation import DocDefaults
 from sdrest.api.schemas.parsing import read_body
@@ -103,16 +103,18 @@ def edits() -> Any:
 @bp.get("/models")
 @api_doc(responses={200: ModelList}, **_DOC)
 def models() -> Any:
-    """The checkpoints, as OpenAI models."""
-    entries = services().library.entries(ModelType.CHECKPOINT)
+    """The checkpoints and the installed recipes (model presets), as OpenAI models."""
+    library = services().library
+    entries = [*library.entries(ModelType.CHECKPOINT), *model_presets(library)]
     return jsonify({"object": "list", "data": [_model(e) for e in entries]})
 
 
 @bp.get("/models/<path:model_id>")
 @api_doc(responses={200: ModelItem}, errors=(404,), **_DOC)
 def model(model_id: str) -> Any:
-    """One checkpoint, as an OpenAI model."""
-    for entry in services().library.entries(ModelType.CHECKPOINT):
+    """One checkpoint or installed recipe, as an OpenAI model."""
+    library = services().library
+    for entry in [*library.entries(ModelType.CHECKPOINT), *model_presets(library)]:
         if model_id in (entry.name, entry.relative_path):
             return jsonify(_model(entry))
     raise ApiError(404, "model_not_found", f"model: no model {model_id!r}", "model")
@@ -143,7 +145,7 @@ def _common(body: ImageGenerationRequest | ImageEditRequest) -> dict[str, Any]:
     fields["prompt"] = body.prompt
     fields["batch_count"] = body.n
     if body.model and not body.model.startswith(OPENAI_MODELS):
-        fields["model"] = find_checkpoint(services().library, body.model, "model").entry.name
+        fields["model"] = model_name(services().library, body.model, "model")
     if body.size and body.size != "auto":
         width, sep, height = body.size.lower().partition("x")
         if not (sep and width.isdigit() and height.isdigit()):
