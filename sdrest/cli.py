@@ -71,7 +71,17 @@ def build_parser() -> argparse.ArgumentParser:
             help="print the resolved settings (defaults < config < env < flags) and exit",
         )
 
+    serve.add_argument(
+        "--pull",
+        action="append",
+        metavar="RECIPE",
+        default=argparse.SUPPRESS,
+        help="download what the recipe misses before serving (repeatable; see sdrest pull --list)",
+    )
     commands.add_parser("version", help="same as --version")
+    from sdrest import pull
+
+    pull.add_command(commands)
     _add_auth_commands(commands)
     from sdrest import modelfiles
 
@@ -173,6 +183,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from sdrest.auth import commands as auth_commands
 
         return auth_commands.run(vars(args), parser)
+    if args.command == "pull":
+        from sdrest import pull
+
+        return pull.run(vars(args))
     if args.command in ("convert", "metadata"):
         from sdrest import modelfiles
 
@@ -188,6 +202,7 @@ def _serve(flags: dict[str, object]) -> int:
 
     command = str(flags.pop("command", None) or "serve")
     print_config = flags.pop("print_config", False)
+    recipes = [str(name) for name in flags.pop("pull", None) or []]  # type: ignore[attr-defined]
     try:
         settings = Settings.load(flags)
     except SettingsError as exc:
@@ -196,6 +211,12 @@ def _serve(flags: dict[str, object]) -> int:
     if print_config:
         print(json.dumps(settings.to_dict(redact=True), indent=2))
         return 0
+    if recipes:
+        from sdrest.pull import pull_recipes
+
+        status = pull_recipes(recipes, settings)
+        if status:
+            return status
     import os
 
     from sdrest.auth.store import AuthStoreError
@@ -228,6 +249,7 @@ def server_main(argv: Sequence[str] | None = None) -> int:
         "keys",
         "convert",
         "metadata",
+        "pull",
         "-h",
         "--help",
     ):
