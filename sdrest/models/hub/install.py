@@ -126,19 +126,33 @@ def install(
     if wanted is None:
         return _install_untyped(remote, file_name, folders, config, expected, on_progress, should_stop)
     target = target_for(file_name, wanted, folders)
-    if target.exists():
+    if target.exists() and expected is not None:
         return _existing(target, wanted, expected, remote)
     target.parent.mkdir(parents=True, exist_ok=True)
+    # A file of that name whose hash nobody states (a plain URL): fetched aside, then compared.
+    into = _staging(target.name, folders) if target.exists() else target
     fetched = fetch(
         remote,
-        target,
+        into,
         config=config,
         expected_sha256=expected,
         on_progress=on_progress,
         should_stop=should_stop,
         check=lambda partial: _check_kind(partial, wanted, target.name),
     )
+    if into != target:
+        try:
+            return _existing(target, wanted, fetched.sha256, remote)
+        finally:
+            into.unlink(missing_ok=True)
     return _installed(fetched, wanted, remote)
+
+
+def _staging(name: str, folders: ModelFolders) -> Path:
+    """Where a download whose place is not known yet collects (hidden, in the models folder)."""
+    root = folders.models_dir.resolve()
+    root.mkdir(parents=True, exist_ok=True)
+    return root / f".{name}.download"
 
 
 def _installed(fetched: FetchedFile, model_type: ModelType, remote: RemoteFile) -> InstalledFile:
@@ -169,9 +183,7 @@ def _install_untyped(
     weights = {ext for t in ModelType.singles() if t.is_weights for ext in t.extensions}
     if not clean.lower().endswith(tuple(weights)):
         raise HubError("wrong_type", f"{clean!r} has no model file extension ({', '.join(sorted(weights))})")
-    root = folders.models_dir.resolve()
-    root.mkdir(parents=True, exist_ok=True)
-    staging = root / f".{clean}.download"
+    staging = _staging(clean, folders)
     found: dict[str, ModelType] = {}
 
     def decide(partial: Path) -> None:

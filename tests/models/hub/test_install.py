@@ -375,3 +375,17 @@ def test_a_cancel_from_another_thread_stops_between_chunks_and_keeps_the_partial
     assert not target.exists()
     assert 0 < partial_path(target).stat().st_size < len(files["checkpoint"])
     assert os.path.basename(partial_path(target)).startswith(".")
+
+
+def test_a_plain_url_pulled_again_is_compared_with_the_file_there(
+    hubs: Hubs, files: dict[str, bytes], tmp_path: Path
+) -> None:
+    url = hubs.add_url_file("style.safetensors", files["lora"])
+    folders = _folders(tmp_path)
+    first = install(url, folders, config=_config(hubs), model_type=ModelType.LORA)
+    again = install(url, folders, config=_config(hubs), model_type=ModelType.LORA)
+    assert (again.skipped_existing, again.sha256, again.path) == (True, first.sha256, first.path)
+    hubs.add_url_file("style.safetensors", files["lora"][:-1] + b"\x01")  # the host now serves other bytes
+    _fails("exists", url, folders, config=_config(hubs), model_type=ModelType.LORA)
+    assert first.path.read_bytes() == files["lora"]
+    assert _leftovers(folders) == ["lora/style.safetensors"]
