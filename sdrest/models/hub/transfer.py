@@ -87,7 +87,14 @@ class _PolicyBackend(httpcore2.SyncBackend):
         local_address: str | None = None,
         socket_options: Iterable[Any] | None = None,
     ) -> httpcore2.NetworkStream:
-        addresses = resolve_host(host, port, timeout or self._timeout)
+        try:
+            addresses = resolve_host(host, port, timeout or self._timeout)
+        except TimeoutError:
+            raise httpcore2.ConnectTimeout(f"resolving {host} timed out") from None
+        except OSError as exc:
+            raise httpcore2.ConnectError(f"cannot resolve {host} ({exc})") from None
+        if not addresses:
+            raise httpcore2.ConnectError(f"{host} has no address")
         problem = public_host_problem(host, addresses)
         if problem:
             raise _HostRefused(f"{host!r} is {problem}")
@@ -322,7 +329,7 @@ def _transfer(
         if have and response.status_code == 416:
             partial.unlink(missing_ok=True)  # the partial file is not a prefix of this file
             raise _Progressed(0, "HTTP 416", restart=True)
-        if response.status_code >= 500:
+        if response.status_code >= 500 or response.status_code == 429:  # a busy or failing hub: retried
             raise _Progressed(have, f"HTTP {response.status_code}")
         if response.status_code not in (200, 206):
             raise _status_error(response, remote)
