@@ -389,3 +389,16 @@ def test_a_plain_url_pulled_again_is_compared_with_the_file_there(
     _fails("exists", url, folders, config=_config(hubs), model_type=ModelType.LORA)
     assert first.path.read_bytes() == files["lora"]
     assert _leftovers(folders) == ["lora/style.safetensors"]
+
+
+def test_civitai_model_url_takes_the_newest_version_and_a_wrong_token_is_named_not_shown(
+    hubs: Hubs, files: dict[str, bytes], tmp_path: Path
+) -> None:
+    hubs.add_civitai_version(50, [CivitaiFile("old.safetensors", files["lora"])], model_type="LORA", model_id=7)
+    hubs.add_civitai_version(51, [CivitaiFile("new.safetensors", files["lora"])], model_type="LORA", model_id=7)
+    hubs.add_civitai_version(52, [CivitaiFile("p.safetensors", files["lora"])], model_type="LORA", sign_in=True)
+    folders = _folders(tmp_path)
+    done = install("https://civitai.com/models/7", folders, config=_config(hubs))
+    assert done.path.name == "new.safetensors"
+    error = _fails("unauthorized", "civitai:52", folders, config=_config(hubs, civitai_token="civ_wrong_9"))
+    assert "--civitai-token" in error.message and "civ_wrong_9" not in error.message
