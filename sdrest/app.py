@@ -106,16 +106,18 @@ def create_app(settings: Settings | None = None, *, start_worker: bool = True) -
     app.extensions["sdrest"] = svc
     compat.init_app(app)  # A1111 /sdapi/v1 and OpenAI /v1
     svc.janitor = Janitor(svc, auth_store=svc.auth.store)
-    # Downloads write into this server's own models folders, so this process runs them (threads
-    # beside the generation worker, never in it).
-    svc.downloads = DownloadLane(
-        store,
-        bus,
-        library,
-        HubConfig.from_settings(settings),
-        host=settings.worker_name,
-        concurrency=settings.download_concurrency,
-    )
+    if settings.worker:
+        # Downloads write into this server's own models folders, so this process runs them
+        # (threads beside the generation worker, never in it). An API node without workers has
+        # none: each worker host's own lane runs them (sdrest/worker/node.py).
+        svc.downloads = DownloadLane(
+            store,
+            bus,
+            library,
+            HubConfig.from_settings(settings),
+            host=settings.worker_name,
+            concurrency=settings.download_concurrency,
+        )
     svc.metrics = ServerMetrics(store, lambda: _worker_figures(supervisor), lambda: _gpu_devices(supervisor))
     if start_worker:
         # Scanning reads only headers (1,000 files in well under a second); in the background
@@ -123,7 +125,8 @@ def create_app(settings: Settings | None = None, *, start_worker: bool = True) -
         threading.Thread(target=scan_models, args=(library,), name="sdrest-scan", daemon=True).start()
         supervisor.start()
         svc.janitor.start()
-        svc.downloads.start()
+        if svc.downloads is not None:
+            svc.downloads.start()
     return app
 
 

@@ -7,6 +7,7 @@ events (``download.*``) reach the same streams as jobs (``/api/v1/events``).
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from flask import Blueprint, jsonify, request
@@ -28,7 +29,7 @@ bp = Blueprint("downloads", __name__, url_prefix=API)
 @bp.post("/models/downloads")
 @api_doc(
     request=DownloadRequest,
-    errors=(400, 404, 413, 415, 422, 503),
+    errors=(400, 404, 409, 413, 415, 422, 503),
     responses={202: Content(schema=DownloadView, description="queued (or joined: the running download of that file)")},
 )
 def create_download() -> Any:
@@ -103,14 +104,24 @@ def _what(body: DownloadRequest) -> tuple[dict[str, Any], str]:
 
 
 def _hosts(svc: Services, asked: list[str] | None) -> list[str]:
-    """The hosts a download runs on: this server's own (the only one whose models folder it writes)."""
-    own = svc.settings.worker_name
-    for index, host in enumerate(asked or []):
-        if host != own:
-            raise invalid(
-                f"hosts[{index}]", f"unknown host {host!r}: this server downloads into its own models folder ({own!r})"
-            )
-    return [own]
+    """The hosts a download runs on: this server (its own models folder), or on an API node
+    without workers, the worker hosts that are live (all, or those asked for)."""
+    if svc.settings.worker:
+        known = [svc.settings.worker_name]
+    else:
+        now = time.time()
+        live = [w for w in svc.store.workers() if now - w.heartbeat_at < svc.settings.lease_seconds]
+        known = sorted({str(w.info["download_host"]) for w in live if w.info.get("download_host")})
+        if not known:
+            raise ApiError(409, "no_download_hosts", "no worker host is live to download on: start sdrest worker")
+    if not asked:
+        return known
+    for index, host in enumerate(asked):
+        if host not in known:
+            raise invalid(f"hosts[{index}]", f"unknown host {host!r}; the hosts: {', '.join(known)}")
+    if len(set(asked)) != len(asked):
+        raise invalid("hosts", "names a host twice")
+    return list(asked)
 
 
 def _download_or_404(svc: Services, download_id: str) -> Download:

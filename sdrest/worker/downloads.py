@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import replace
 
+from sdrest.errors import StoreUnavailable
 from sdrest.jobs.bus import EventBus
 from sdrest.jobs.downloads import Download, DownloadError, DownloadFile, DownloadStatus, DownloadStore
 from sdrest.models.hub import HubConfig, HubError, parse_source
@@ -35,6 +36,8 @@ log = logging.getLogger("sdrest.downloads")
 
 #: Seconds between progress updates of one download (store row and ephemeral event).
 PROGRESS_INTERVAL = 0.5
+#: Seconds between looks at the store for a cancel asked elsewhere, while a transfer runs.
+CANCEL_CHECK_INTERVAL = 1.0
 #: Seconds an idle lane thread sleeps before it looks at the store again (a POST wakes it at once).
 IDLE_POLL = 2.0
 
@@ -162,6 +165,7 @@ class _Run:
         row = download.host(lane.host)
         self.files: list[DownloadFile] = list(row.files) if row is not None else []
         self._last_report = 0.0
+        self._last_check = lane._clock()
         self.cancelled = False
         self._ended = False
         self._bytes_per_second = 0.0
@@ -245,6 +249,16 @@ class _Run:
     def _should_stop(self) -> bool:
         if self.download.id in self.lane._cancelled_ids:
             self.cancelled = True
+        now = self.lane._clock()
+        if not self.cancelled and now - self._last_check >= CANCEL_CHECK_INTERVAL:
+            # A cancel asked on another node (a cluster's API node) shows only in the store.
+            self._last_check = now
+            try:
+                current = self.lane.store.get_download(self.download.id)
+            except StoreUnavailable:  # the database is away for now: the transfer goes on, asks again later
+                current = self.download
+            row = None if current is None else current.host(self.lane.host)
+            self.cancelled = row is None or row.status is DownloadStatus.CANCELLED
         return self.cancelled or self.lane._stopping.is_set()
 
     def _check_stop(self) -> None:

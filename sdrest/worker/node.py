@@ -22,8 +22,10 @@ from sdrest.jobs import EventBus, open_store
 from sdrest.jobs.store import redact_url
 from sdrest.logs import setup_logging
 from sdrest.models.hashing import HashCache
+from sdrest.models.hub import HubConfig
 from sdrest.models.scanner import ModelLibrary
 from sdrest.settings import Settings
+from sdrest.worker.downloads import DownloadLane
 from sdrest.worker.pool import WorkerPool, recover_interrupted, scan_models
 
 log = logging.getLogger("sdrest")
@@ -53,6 +55,16 @@ def run(settings: Settings) -> int:
         signal.signal(signal.SIGINT, _stop)
         threading.Thread(target=scan_models, args=(library,), name="sdrest-scan", daemon=True).start()
         pool.start()
+        # This host's models folder is its own: downloads asked on an API node run here too.
+        downloads = DownloadLane(
+            store,
+            bus,
+            library,
+            HubConfig.from_settings(settings),
+            host=settings.worker_name,
+            concurrency=settings.download_concurrency,
+        )
+        downloads.start()
         log.info(
             "sdrest worker %s on %s (outputs %s, models %s)",
             ", ".join(s.worker_id for s in pool.supervisors),
@@ -62,6 +74,7 @@ def run(settings: Settings) -> int:
         )
         while not stopping.wait(1.0):
             pass
+        downloads.stop()  # running downloads resume at the next start
         pool.stop()  # running jobs go back to the queue, in their place
         return 0
     finally:

@@ -242,6 +242,8 @@ class Supervisor:
         state = self.state()
         return {
             "host": socket.gethostname(),
+            # The name this node's download lane claims its rows under (its own models folder).
+            "download_host": self.settings.worker_name,
             "device": self.device,
             "pid": os.getpid(),
             "worker_pid": state.pid,

@@ -16,7 +16,7 @@ import pytest
 import requests
 from hubs import Faults, Hubs
 
-from server_helpers import Server, add_users, bearer_headers, sse_events
+from server_helpers import Server, WorkerNode, add_users, bearer_headers, sse_events
 
 USERS = {"root": ("root-password-1", "admin"), "alice": ("alice-password-1", "user")}
 DOWNLOADS = "/api/v1/models/downloads"
@@ -257,3 +257,47 @@ def test_kill_9_mid_download_resumes_with_a_range_request(tmp_path: Path, stand_
     finally:
         faults.release.set()
         server.stop()
+
+
+def test_a_cluster_download_runs_on_each_worker_host_into_its_own_folder(
+    tmp_path: Path, stand_in: Hubs, postgres_url: str
+) -> None:
+    store = ["--store", postgres_url]
+    (tmp_path / "api-models").mkdir()
+    api = Server(tmp_path / "api", tmp_path / "api-models", "--no-worker", *store, *stand_in.args())
+    folders = {name: tmp_path / f"models-{name}" for name in ("w0", "w1")}
+    nodes = [
+        WorkerNode(tmp_path, folders[name], name, "--data-dir", str(tmp_path / name), *store, *stand_in.args())
+        for name in folders
+    ]
+    everywhere, one_host = safetensors_bytes(512, seed=6), safetensors_bytes(512, seed=7)
+    stand_in.add_hf_file("owner/cluster", "everywhere.safetensors", everywhere)
+    stand_in.add_hf_file("owner/cluster", "one.safetensors", one_host)
+    try:
+        api.root.mkdir()
+        api.start(wait_for_worker=False)
+        for node in nodes:
+            node.start()
+        for node in nodes:
+            node.wait_live(api)
+        body = {"source": "hf:owner/cluster/everywhere.safetensors", "type": "lora"}
+        created = api.post(DOWNLOADS, json=body).json()
+        assert sorted(h["host"] for h in created["hosts"]) == ["w0", "w1"]
+        done = wait_download(api, {}, created["id"], ("completed", "failed", "cancelled"))
+        assert done["status"] == "completed", done
+        assert [(h["status"], h["bytes_done"]) for h in done["hosts"]] == [("completed", len(everywhere))] * 2
+        assert all(
+            (folder / "lora" / "everywhere.safetensors").read_bytes() == everywhere for folder in folders.values()
+        )
+
+        only = api.post(DOWNLOADS, json={"source": "hf:owner/cluster/one.safetensors", "type": "lora", "hosts": ["w1"]})
+        assert [h["host"] for h in only.json()["hosts"]] == ["w1"]
+        assert wait_download(api, {}, only.json()["id"], ("completed", "failed", "cancelled"))["status"] == "completed"
+        assert (folders["w1"] / "lora" / "one.safetensors").read_bytes() == one_host
+        assert not (folders["w0"] / "lora" / "one.safetensors").exists()
+        refused = api.post(DOWNLOADS, json={**body, "hosts": ["w9"]})
+        assert refused.status_code == 422 and refused.json()["error"]["field"] == "hosts[0]"
+    finally:
+        for node in nodes:
+            node.stop()
+        api.stop()
