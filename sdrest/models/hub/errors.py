@@ -16,6 +16,7 @@ CODES = (
     "host_not_allowed",  # a plain URL (or a redirect) to a host the download host policy refuses
     "too_large",  # over --max-download-gb
     "hash_mismatch",  # the bytes' sha256 is not the expected one
+    "invalid_sha256",  # the sha256 asked for is not 64 hexadecimal digits
     "not_a_model",  # an HTML page or other bytes that are no model file
     "wrong_type",  # a model file of another type than asked, or an extension the type does not take
     "invalid_name",  # a file name that would leave its folder

@@ -116,9 +116,9 @@ def install(
     """Download ``source`` into its typed folder and return where it went. ``sha256``: the hash
     the bytes must have (over the hub's). ``name``: another file name. :class:`HubError` for every
     failure (nothing half-written is left in place; a partial file stays for a resume after a
-    dropped connection or a cancel)."""
+    dropped connection or a cancel); :class:`SourceError` for a malformed source text."""
     if sha256 is not None and not re.fullmatch(r"[0-9a-fA-F]{64}", sha256):
-        raise HubError("hash_mismatch", "the sha256 to check must be 64 hexadecimal digits")
+        raise HubError("invalid_sha256", "the sha256 to check must be 64 hexadecimal digits")
     remote = source if isinstance(source, RemoteFile) else resolve(source, config)[0]
     file_name = name or remote.name
     wanted = model_type or remote.type_hint

@@ -139,7 +139,7 @@ def _civitai_get(path: str, config: HubConfig, what: str) -> dict[str, Any]:
     timeout = httpx2.Timeout(config.read_timeout, connect=config.connect_timeout)
     try:
         with httpx2.Client(timeout=timeout, trust_env=False) as client, client.stream("GET", url, headers=headers) as r:
-            body = b""
+            body = bytearray()
             for chunk in r.iter_bytes():
                 body += chunk
                 if len(body) > MAX_API_BYTES:

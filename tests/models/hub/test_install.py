@@ -402,3 +402,8 @@ def test_civitai_model_url_takes_the_newest_version_and_a_wrong_token_is_named_n
     assert done.path.name == "new.safetensors"
     error = _fails("unauthorized", "civitai:52", folders, config=_config(hubs, civitai_token="civ_wrong_9"))
     assert "--civitai-token" in error.message and "civ_wrong_9" not in error.message
+
+
+def test_a_malformed_sha256_is_refused_before_any_request(hubs: Hubs, tmp_path: Path) -> None:
+    _fails("invalid_sha256", "hf:owner/repo/m.safetensors", _folders(tmp_path), config=_config(hubs), sha256="xyz")
+    assert hubs.requests == []
