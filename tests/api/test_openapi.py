@@ -126,6 +126,7 @@ EXPECTED: dict[tuple[str, str], set[int]] = {
     ("/api/v1/models/scan", "post"): {200},
     ("/api/v1/models/load", "post"): _SUBMIT - {409},
     ("/api/v1/models/unload", "post"): _SUBMIT - {404, 409},
+    ("/api/v1/models/recipes", "get"): {200},
     ("/api/v1/models/downloads", "post"): {202, 400, 404, 409, 413, 415, 422, 503},
     ("/api/v1/models/downloads", "get"): {200, 400},
     ("/api/v1/models/downloads/{download_id}", "get"): {200, 404},

@@ -186,6 +186,8 @@ def test_every_api_v1_route_answers_as_documented(server: Server, checker: Schem
     details = call("GET", "/api/v1/models/checkpoint/sd1.safetensors?hashes=true", "/api/v1/models/{model_id}")
     assert details.status_code == 200 and details.json()["legacy_hash"], details.text
     assert call("GET", "/api/v1/models/checkpoint/nope", "/api/v1/models/{model_id}").status_code == 404
+    recipes = call("GET", "/api/v1/models/recipes", "/api/v1/models/recipes").json()["recipes"]
+    assert next(r for r in recipes if r["name"] == "taesd")["installed"]  # the synthetic taesd/taesd.safetensors
     assert call("GET", "/api/v1/presets", "/api/v1/presets").json()["presets"][0]["fields"]["steps"] == 1
     assert call("GET", "/api/v1/presets/fast", "/api/v1/presets/{name}").json()["name"] == "fast"
     assert call("GET", "/api/v1/presets/nope", "/api/v1/presets/{name}").status_code == 404
