@@ -41,7 +41,7 @@ class RecipeFile:
     type: ModelType  # the typed folder it goes to
     name: str  # the file name in that folder
     field: str | None  # the request field that binds it in the preset (None: a helper file)
-    size: int | None  # bytes, as the hub listed them (the download checks the hub's own)
+    size: int | None  # bytes, close to the hub's (some rounded; the download checks the hub's own)
     sha256: str | None  # where known; the hub's LFS hash is verified anyway
 
     def path(self, folders: ModelFolders) -> Path:
@@ -59,7 +59,7 @@ class Recipe:
     title: str
     family: str
     license: str
-    memory_mb: int  # what running it needs, so a UI can mark what fits
+    memory_mb: int  # an estimate of what running it needs, so a UI can mark what fits
     files: tuple[RecipeFile, ...]
     defaults: tuple[tuple[str, Any], ...]  # the docs' sampling settings as request fields
     sd_cli_flags: tuple[str, ...]  # the docs' sd-cli arguments, files named by their name

@@ -12,7 +12,7 @@ class RecipeFileView(ResponseModel):
     type: str = Field(description="The model folder it goes to (checkpoint, vae, text_encoder, ...).")
     name: str = Field(description="Its file name in that folder.")
     field: str | None = Field(description="The request field the recipe's preset binds it to (null: a helper file).")
-    size: int | None = Field(description="Bytes, as the hub listed them (null: not known).")
+    size: int | None = Field(description="Bytes, close to the hub's (some rounded; null: not known).")
     sha256: str | None = Field(description="Its SHA256 where the catalogue knows it (the hub's is verified anyway).")
     installed: bool = Field(description="The file is in its folder on this server.")
 
@@ -22,7 +22,7 @@ class RecipeView(ResponseModel):
     title: str
     family: str = Field(description="Model family (sd1, sdxl, flux, sd3, z_image, ...; helper: TAESD, ESRGAN).")
     license: str
-    memory_mb: int = Field(description="Memory its docs' settings need to run, in MiB.")
+    memory_mb: int = Field(description="Estimated memory its docs' settings need to run, in MiB.")
     size: int | None = Field(description="Bytes of all its files (null when one size is not known).")
     selectable: bool = Field(description="True: once installed it is one model (`model: <name>`); false: a helper.")
     installed: bool = Field(description="Every file is there (and, for a model, its preset).")
