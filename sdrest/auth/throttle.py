@@ -1,10 +1,15 @@
-"""Brute-force throttling of logins, by username and by client IP.
+"""Brute-force throttling of logins, by client IP and by username.
 
-Two independent counters per attempt: the username's (stops a distributed guess at one
-account) and the client IP's (stops one client spraying many accounts). ``max_failures``
-failures of one key within ``window`` seconds lock that key for ``lockout`` seconds; while
-either key of an attempt is locked, :meth:`Throttle.check` returns the seconds left, which the
-HTTP layer sends as ``Retry-After`` without checking the password at all.
+Two independent counters per attempt. The client IP's (an IPv6 one by its /64) locks after
+``max_failures`` failures within ``window`` seconds: it stops one client guessing one account,
+or spraying many. The username's locks only at a ceiling, :data:`USER_CEILING` times that: it
+stops a guess at one account spread over many addresses, while five wrong passwords typed by
+someone else no longer lock the account (an admin's included) for everyone. Attempts from this
+machine itself (loopback addresses) never count against the username, so an admin at the
+server can always log in. A locked key is locked for ``lockout`` seconds; while either key of
+an attempt is locked, :meth:`Throttle.check` returns the seconds left, which the HTTP layer
+sends as ``Retry-After`` without checking the password at all. Without ``--trusted-proxy``,
+every client behind a proxy shares the proxy's address, and so its IP counter.
 
 A success clears the username's counter only: a client that guesses many accounts from one IP
 must not be able to reset its IP counter by logging into its own account in between.
@@ -27,6 +32,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 
+def _loopback(ip: str | None) -> bool:
+    try:
+        return ip is not None and ipaddress.ip_address(ip).is_loopback
+    except ValueError:
+        return False
+
+
 def client_bucket(ip: str) -> str:
     """The throttling key of a client address: IPv6 clients by /64 (one host usually owns a
     whole /64, so counting single addresses would let it rotate through 2**64 of them)."""
@@ -45,6 +57,10 @@ def client_bucket(ip: str) -> str:
 class _Entry:
     failures: deque[float] = field(default_factory=deque)
     locked_until: float = 0.0
+
+
+#: The username's counter locks at this many times ``max_failures`` (see the module docstring).
+USER_CEILING = 10
 
 
 class Throttle:
@@ -71,12 +87,15 @@ class Throttle:
     @staticmethod
     def _keys(username: str | None, ip: str | None) -> list[tuple[str, str]]:
         keys = []
-        if username:
+        if username and not _loopback(ip):
             # PAM and many NSS back-ends take "Alice" and " alice" for the same account.
             keys.append(("user", username.strip().casefold()))
         if ip:
             keys.append(("ip", client_bucket(ip)))
         return keys
+
+    def _limit(self, key: tuple[str, str]) -> int:
+        return self.max_failures * USER_CEILING if key[0] == "user" else self.max_failures
 
     def begin(self, username: str | None, ip: str | None) -> float | None:
         """Start an attempt: the seconds to wait if either key is locked, else None, and then the
@@ -94,7 +113,7 @@ class Throttle:
                 if entry is None:
                     continue
                 self._prune(entry, now)
-                if entry.locked_until <= now and len(entry.failures) >= self.max_failures:
+                if entry.locked_until <= now and len(entry.failures) >= self._limit(key):
                     entry.locked_until = now + self.lockout
                     entry.failures.clear()
                 if entry.locked_until > now:
@@ -141,7 +160,7 @@ class Throttle:
                     continue  # already locked: the lockout is not extended by hammering
                 self._prune(entry, now)
                 entry.failures.append(now)
-                if len(entry.failures) >= self.max_failures:
+                if len(entry.failures) >= self._limit(key):
                     entry.locked_until = now + self.lockout
                     entry.failures.clear()
             self._evict(now)  # after counting, so the entries just touched are not "stale"
@@ -151,7 +170,7 @@ class Throttle:
         ``begun``: the attempt was counted by :meth:`begin`; its count against the IP is taken back."""
         keys = dict(self._keys(username, ip))
         with self._lock:
-            user_key = ("user", keys["user"]) if "user" in keys else None
+            user_key = ("user", username.strip().casefold()) if username else None  # from any address
             if user_key is not None:
                 entry = self._entries.get(user_key)
                 if entry is not None and (begun or entry.locked_until <= self._clock()):

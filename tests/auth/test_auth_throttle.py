@@ -7,7 +7,7 @@ import threading
 import pytest
 
 from helpers import FakeClock
-from sdrest.auth.throttle import Throttle
+from sdrest.auth.throttle import USER_CEILING, Throttle
 
 
 @pytest.fixture
@@ -20,18 +20,35 @@ def throttle(clock: FakeClock) -> Throttle:
     return Throttle(max_failures=5, window=300.0, lockout=300.0, clock=clock)
 
 
-def test_a_username_is_locked_after_n_failures(throttle: Throttle, clock: FakeClock) -> None:
-    for i in range(4):
-        throttle.failure("alice", f"10.0.0.{i}")  # a different IP each time: only the user key counts
-        assert throttle.check("alice", "10.0.0.99") is None
-    throttle.failure("alice", "10.0.0.4")
-    wait = throttle.check("alice", "10.0.0.99")
+def test_a_username_is_locked_only_at_its_ceiling(throttle: Throttle, clock: FakeClock) -> None:
+    # Five wrong passwords from one client lock that client, not the account for everyone.
+    for _ in range(5):
+        throttle.failure("admin", "198.51.100.7")
+    assert throttle.check("admin", "198.51.100.7") is not None
+    assert throttle.check("admin", "10.9.9.9") is None
+    # A guess spread over many addresses still locks the account, at USER_CEILING times the limit.
+    for i in range(5 * USER_CEILING - 5 - 1):
+        throttle.failure("admin", f"10.0.{i // 4}.{i % 4}")  # one failure per address: none locks
+        assert throttle.check("admin", "10.9.9.9") is None
+    throttle.failure("admin", "10.1.0.0")
+    wait = throttle.check("admin", "10.9.9.9")
     assert wait == pytest.approx(300.0)
-    assert throttle.check("bob", "10.0.0.99") is None  # other users are unaffected
+    assert throttle.check("bob", "10.9.9.9") is None  # other users are unaffected
     clock.now += 120
-    assert throttle.check("alice", "10.0.0.99") == pytest.approx(180.0)
+    assert throttle.check("admin", "10.9.9.9") == pytest.approx(180.0)
     clock.now += 180
-    assert throttle.check("alice", "10.0.0.99") is None
+    assert throttle.check("admin", "10.9.9.9") is None
+
+
+def test_this_machine_can_always_log_in_while_the_account_is_at_its_ceiling(throttle: Throttle) -> None:
+    for i in range(5 * USER_CEILING):
+        throttle.failure("admin", f"10.0.{i // 4}.{i % 4}")
+    assert throttle.check("admin", "10.9.9.9") is not None
+    for loopback in ("127.0.0.1", "::1"):
+        assert throttle.check("admin", loopback) is None
+        assert throttle.begin("admin", loopback) is None  # a login from the server itself is checked
+        throttle.success("admin", loopback, begun=True)
+    assert throttle.check("admin", "10.9.9.9") is None  # and a success there clears the account's count
 
 
 def test_an_ip_is_locked_after_n_failures_across_users(throttle: Throttle) -> None:
@@ -44,11 +61,11 @@ def test_an_ip_is_locked_after_n_failures_across_users(throttle: Throttle) -> No
 
 
 def test_success_resets_the_username_but_not_the_ip(throttle: Throttle) -> None:
-    for i in range(4):
-        throttle.failure("alice", f"10.0.0.{i}")
-    throttle.success("alice", "10.0.0.0")
-    for i in range(4):
-        throttle.failure("alice", f"10.0.1.{i}")
+    for i in range(5 * USER_CEILING - 1):
+        throttle.failure("alice", f"10.0.{i}.1")
+    throttle.success("alice", "10.0.0.1")
+    for i in range(5 * USER_CEILING - 1):
+        throttle.failure("alice", f"10.1.{i}.1")
     assert throttle.check("alice", None) is None  # the counter started again
 
     for _ in range(4):
@@ -74,7 +91,7 @@ def test_failures_outside_the_window_are_forgotten(throttle: Throttle, clock: Fa
 
 
 def test_hammering_does_not_extend_the_lockout(throttle: Throttle, clock: FakeClock) -> None:
-    for _ in range(5):
+    for _ in range(5 * USER_CEILING):
         throttle.failure("alice", None)
     clock.now += 100
     for _ in range(20):
@@ -86,7 +103,7 @@ def test_hammering_does_not_extend_the_lockout(throttle: Throttle, clock: FakeCl
 
 def test_memory_is_bounded_and_lockouts_survive_floods(clock: FakeClock) -> None:
     throttle = Throttle(max_failures=3, window=60, lockout=600, clock=clock, max_entries=100)
-    for _ in range(3):
+    for _ in range(3 * USER_CEILING):
         throttle.failure("victim", None)
     assert throttle.check("victim", None) is not None
     for i in range(5000):
@@ -103,16 +120,16 @@ def test_counting_is_thread_safe(clock: FakeClock) -> None:
 
     def work() -> None:
         for _ in range(100):
-            throttle.failure("alice", None)
+            throttle.failure(None, "10.0.0.1")
 
     threads = [threading.Thread(target=work) for _ in range(8)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    assert throttle.check("alice", None) is None  # not more than 800 counted (801 locks)
-    throttle.failure("alice", None)
-    assert throttle.check("alice", None) is not None  # and not fewer: the 801st locks
+    assert throttle.check(None, "10.0.0.1") is None  # not more than 800 counted (801 locks)
+    throttle.failure(None, "10.0.0.1")
+    assert throttle.check(None, "10.0.0.1") is not None  # and not fewer: the 801st locks
 
 
 def test_bad_parameters_are_refused() -> None:

@@ -15,7 +15,7 @@ import pytest
 from helpers import FakeClock
 from sdrest.auth.audit import AuditLimiter
 from sdrest.auth.store import AuthStore
-from sdrest.auth.throttle import Throttle, client_bucket
+from sdrest.auth.throttle import USER_CEILING, Throttle, client_bucket
 from sdrest.auth.web import SecretError, jwt_secret
 from sdrest.settings import Settings
 from server_helpers import Server, link_models
@@ -57,8 +57,11 @@ def test_the_guest_name_is_reserved(tmp_path) -> None:
 
 def test_parallel_login_attempts_count_before_the_slow_check() -> None:
     throttle = Throttle(max_failures=3, window=300, lockout=300, clock=FakeClock())
-    started = [throttle.begin("alice", f"10.0.0.{i}") for i in range(5)]  # none finished yet
+    started = [throttle.begin("alice", "10.0.0.1") for _ in range(5)]  # none finished yet
     assert started[:3] == [None] * 3 and all(wait is not None for wait in started[3:])
+    # Spread over addresses, the account's ceiling (USER_CEILING x 3) holds the same way.
+    spread = [throttle.begin("alice", f"10.1.0.{i}") for i in range(3 * USER_CEILING + 2)]
+    assert spread.count(None) == 3 * USER_CEILING - 3 and all(wait is not None for wait in spread[-2:])
 
 
 def test_a_successful_login_takes_back_its_count() -> None:
@@ -70,9 +73,11 @@ def test_a_successful_login_takes_back_its_count() -> None:
 
 def test_throttle_keys_fold_case_and_bucket_ipv6_by_64() -> None:
     throttle = Throttle(max_failures=2, window=300, lockout=300, clock=FakeClock())
-    throttle.begin("Alice", "2001:db8:1:2::10")
-    throttle.begin(" alice", "2001:db8:1:2:ffff::1")
-    assert throttle.begin("ALICE", "192.0.2.1") is not None  # one account, however spelt
+    for i in range(2 * USER_CEILING):  # up to the account's ceiling, one address each
+        throttle.begin(["Alice", " alice", "ALICE "][i % 3], f"192.0.2.{i}")
+    assert throttle.begin("alice", "198.51.100.1") is not None  # one account, however spelt
+    throttle.begin("carol", "2001:db8:1:2::10")
+    throttle.begin("dave", "2001:db8:1:2:ffff::1")
     assert throttle.begin("bob", "2001:db8:1:2:abcd::9") is not None  # one /64, however many hosts
     assert throttle.begin("bob", "2001:db8:1:3::1") is None
     assert client_bucket("::ffff:192.0.2.7") == "192.0.2.7"
