@@ -105,9 +105,10 @@ class DownloadLane:
         row = download.host(self.host)
         if row is None:
             return
-        self._cancelled_ids.add(download.id)
         if row.status is DownloadStatus.QUEUED:
             remove_partials(row.files, self.library.folders)
+        elif not row.status.finished:
+            self._cancelled_ids.add(download.id)
 
     # -- the threads ----------------------------------------------------------------------------
 
@@ -115,16 +116,17 @@ class DownloadLane:
         while not self._stopping.is_set():
             try:
                 download = self.store.claim_download(self.host)
-            except Exception:  # the database is away for now: try again later
-                log.exception("download lane: claiming failed")
-                download = None
-            if download is None:
-                with self._work:
-                    if self._pending_wakeups == 0:
-                        self._work.wait(IDLE_POLL)
-                    self._pending_wakeups = 0
-                continue
-            self._run(download)
+                if download is not None:
+                    self._run(download)
+                    continue
+            except StoreUnavailable:  # logged once by the store; the row resumes after a restart
+                pass
+            except Exception:  # a bug: this lane thread goes on with the next download
+                log.exception("download lane: claiming or finishing a download failed")
+            with self._work:
+                if self._pending_wakeups == 0:
+                    self._work.wait(IDLE_POLL)
+                self._pending_wakeups = 0
 
     def _run(self, download: Download) -> None:
         run = _Run(self, download)
@@ -138,19 +140,19 @@ class DownloadLane:
             failure = DownloadError("internal", f"unexpected error: {exc}")
         finally:
             run.end()
-        # A cancel or a stop shows in the transfer as an error (or none): they decide first.
+        # A cancel or a stop shows in the transfer as an error: they decide before the error does.
         self._cancelled_ids.discard(download.id)
         if run.cancelled:
             remove_partials(run.files, self.library.folders)
             log.info("download %s: cancelled", download.id)
-        elif self._stopping.is_set():
-            log.info("download %s: stopped with the server; the next start resumes it", download.id)
-        elif failure is not None:
-            log.warning("download %s failed: %s", download.id, failure.message)
-            self._finish(run, DownloadStatus.FAILED, failure)
-        else:
+        elif failure is None:
             self._finish(run, DownloadStatus.COMPLETED, None)
             log.info("download %s completed: %s", download.id, ", ".join(f.path or f.name for f in run.files))
+        elif self._stopping.is_set():
+            log.info("download %s: stopped with the server; the next start resumes it", download.id)
+        else:
+            log.warning("download %s failed: %s", download.id, failure.message)
+            self._finish(run, DownloadStatus.FAILED, failure)
 
     def _finish(self, run: _Run, status: DownloadStatus, error: DownloadError | None) -> None:
         self.store.finish_download(run.download.id, self.host, status, files=run.files, error=error)
