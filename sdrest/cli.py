@@ -212,11 +212,12 @@ def _serve(flags: dict[str, object]) -> int:
         print(json.dumps(settings.to_dict(redact=True), indent=2))
         return 0
     if recipes:
-        from sdrest.pull import pull_recipes
+        from sdrest.pull import pull_recipes, with_pulled_model
 
         status = pull_recipes(recipes, settings)
         if status:
             return status
+        settings = with_pulled_model(settings, recipes)
     import os
 
     from sdrest.auth.store import AuthStoreError

@@ -11,6 +11,7 @@ Exit status: 0 done, 1 a download failed, 2 bad input (unknown recipe, malformed
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any, TextIO
@@ -128,6 +129,15 @@ def pull_recipes(names: Sequence[str], settings: Settings, out: TextIO = sys.std
         if status:
             return status
     return 0
+
+
+def with_pulled_model(settings: Settings, names: Sequence[str]) -> Settings:
+    """The settings ``serve --pull`` serves with: without ``--model``, the last model recipe
+    pulled is the model of requests that name none (helpers such as TAESD bind nothing)."""
+    if settings.model is not None:
+        return settings
+    models = [name for name in names if find_recipe(name).selectable]
+    return dataclasses.replace(settings, model=models[-1]) if models else settings
 
 
 def print_recipes(folders: ModelFolders, out: TextIO) -> None:

@@ -16,6 +16,8 @@ from hubs import Hubs, hubs
 from harness import sdrest_command
 from sdrest.models.recipes import find_recipe
 from sdrest.models.types import ModelFolders
+from sdrest.pull import with_pulled_model
+from sdrest.settings import Settings
 from server_helpers import Server
 
 __all__ = ["hubs"]
@@ -133,3 +135,9 @@ def test_serve_pull_of_an_unknown_recipe_exits_2_before_serving(tmp_path: Path) 
         check=False,
     )
     assert done.returncode == 2 and "--pull: unknown recipe 'flux3'" in done.stderr
+
+
+def test_serve_pull_makes_the_last_model_recipe_the_default_model() -> None:
+    assert with_pulled_model(Settings(), ["taesd", "sd15", "taef1"]).model == "sd15"  # helpers bind nothing
+    assert with_pulled_model(Settings(), ["taesd"]).model is None
+    assert with_pulled_model(Settings(model="mine"), ["sd15"]).model == "mine"  # --model wins

@@ -137,7 +137,7 @@ def generation_values(
 ) -> tuple[str, dict[str, Any]]:
     """The mode (None: from the fields) and validated values of a generation request, once the
     queue has room for it."""
-    data = with_preset(data, svc.library)
+    data = with_preset(data, svc.library, svc.settings.model)
     if mode is None:
         mode = "inpaint" if data.get("mask_image") else "img2img" if data.get("init_image") else "txt2img"
     if not svc.supervisor.wait_ready(CAPABILITY_WAIT):

@@ -99,14 +99,18 @@ def read_values(
     return values_of(body)
 
 
-def with_preset(data: dict[str, Any], library: ModelLibrary) -> dict[str, Any]:
+def with_preset(data: dict[str, Any], library: ModelLibrary, default_model: str | None = None) -> dict[str, Any]:
     """The request's fields on top of its ``preset`` (validated together afterwards).
 
     A ``model`` that names no checkpoint but a model preset (one that binds the model's files,
     as an installed recipe's ``presets/<recipe>.json`` does) selects that preset: the request
-    then runs the preset's components and defaults, so a multi-file model is one model name."""
+    then runs the preset's components and defaults, so a multi-file model is one model name.
+    A request naming no model, preset or model file gets ``default_model`` (``--model``) the
+    same way when that names a model preset (``sdrest serve --pull RECIPE`` sets it)."""
     name = data.get("preset")
     model = data.get("model")
+    if model is None and name is None and default_model is not None and not _names_model_files(data):
+        model = default_model
     if name is None and isinstance(model, str) and (preset := model_preset(library, model)) is not None:
         rest = {k: v for k, v in data.items() if k != "model"}
         return {**preset, **rest}
@@ -120,6 +124,10 @@ def with_preset(data: dict[str, Any], library: ModelLibrary) -> dict[str, Any]:
 
 #: The preset fields that bind a model file: a preset with one of them is a selectable model.
 MODEL_FIELDS = ("model", "diffusion_model")
+
+
+def _names_model_files(data: Mapping[str, Any]) -> bool:
+    return any(data.get(field) is not None for field in MODEL_FIELDS)
 
 
 def model_preset(library: ModelLibrary, name: str) -> dict[str, Any] | None:

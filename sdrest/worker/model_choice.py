@@ -56,9 +56,21 @@ class ModelChoice:
         try:
             return self.spec(name, str(self.library.find(_checkpoint_type(), name, "model").path), {})
         except ModelNotFoundError as exc:
-            log.error("cannot preload %s: %s", name, exc)
             self._preload_failed = name
+            if self._is_preset(name):  # a model preset (--model RECIPE): its jobs name its files
+                log.info("model %s is a preset: the first job that uses it loads it", name)
+            else:
+                log.error("cannot preload %s: %s", name, exc)
             return None
+
+    def _is_preset(self, name: str) -> bool:
+        from sdrest.models.types import ModelType
+
+        try:
+            self.library.find(ModelType.PRESETS, name, "model")
+            return True
+        except (ModelNotFoundError, ValueError):
+            return False
 
     def preload_failed(self, name: str) -> None:
         """Loading ``name`` crashed or failed: a fresh worker does not try it again."""

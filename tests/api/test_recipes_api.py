@@ -29,7 +29,8 @@ def server(models, tmp_path_factory) -> Iterator[Server]:
     flux_vae = next(f for f in find_recipe("flux1-schnell-q4").files if f.type is ModelType.VAE)
     flux_vae.path(folders).parent.mkdir(parents=True, exist_ok=True)
     flux_vae.path(folders).write_bytes(b"not a real VAE")
-    started = Server(root, models_dir).start()
+    # --model names the recipe, as `sdrest serve --pull sd15` leaves it: requests naming no model get it.
+    started = Server(root, models_dir, "--model", "sd15").start()
     try:
         yield started
     finally:
@@ -70,6 +71,15 @@ def test_an_installed_recipe_generates_as_one_model_name(server: Server) -> None
     assert done["status"] == "completed", done
     assert done["parameters"]["model"] == "v1-5-pruned-emaonly.safetensors"
     assert done["model"] == "v1-5-pruned-emaonly.safetensors"
+
+
+def test_a_request_naming_no_model_gets_the_recipe_of_model_flag(server: Server) -> None:
+    job = server.submit()  # no "model": --model sd15, a recipe's preset, not a checkpoint
+    done = server.wait_job(job["job_id"])
+    assert done["status"] == "completed", done
+    assert done["parameters"]["model"] == "v1-5-pruned-emaonly.safetensors"
+    other = server.wait_job(server.submit(model="sd1")["job_id"])  # a named checkpoint still wins
+    assert other["status"] == "completed" and other["parameters"]["model"] == "sd1"
 
 
 def test_a_recipe_not_installed_is_a_404_naming_model(server: Server) -> None:
