@@ -149,6 +149,7 @@ def _fetch_once(url: str, field: str, limits: ImageLimits, deadline: float) -> t
     remaining = deadline - time.monotonic()
     if remaining <= 0:
         raise timed_out()
+
     def not_public(what: str) -> ImageInputError:
         return ImageInputError(field, "url_not_allowed", f"{shown} is not allowed: {host!r} is {what}", 400)
 
