@@ -209,6 +209,18 @@ def test_bad_input_names_the_field_and_queues_nothing(
     assert server.get(DOWNLOADS, headers=headers["root"]).json()["total"] == before
 
 
+@pytest.mark.parametrize(
+    ("query", "field"), [({"offset": 64535506057667019071386653032448}, "offset"), ({"limit": 0}, "limit")]
+)
+def test_a_bad_page_of_the_listing_names_the_field(
+    server: Server, headers: dict[str, dict[str, str]], query: dict[str, int], field: str
+) -> None:
+    # The fuzzer's offset overflowed the database's integer: a 500 before it was bounded.
+    response = server.get(DOWNLOADS, params=query, headers=headers["root"])
+    assert response.status_code in (400, 422), response.text
+    assert response.json()["error"]["field"] == field
+
+
 def test_only_admins_download(server: Server, headers: dict[str, dict[str, str]]) -> None:
     body = {"source": "hf:owner/repo/m.safetensors"}
     assert server.post(DOWNLOADS, json=body, headers=headers["alice"]).status_code == 403

@@ -59,8 +59,10 @@ class DownloadRequest(RequestModel):
 
 
 class DownloadListQuery(QueryModel):
-    limit: int = Field(50, ge=0, le=500)
-    offset: int = Field(0, ge=0)
+    limit: int = Field(50, ge=1, le=500, description="Page size.")
+    # Bounded like the job listing's: a database integer, not any number (an offset of 6.4e31
+    # overflowed SQLite's and answered 500).
+    offset: int = Field(0, ge=0, le=10**9, description="Downloads to skip.")
 
 
 class DownloadErrorView(ResponseModel):
