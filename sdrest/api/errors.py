@@ -62,6 +62,15 @@ def from_auth(error: AuthError) -> ApiError:
     return ApiError(status, error.code, error.message, error.field, headers=dict(error.headers))
 
 
+def from_http(error: HTTPException) -> ApiError:
+    """The API's answer to werkzeug's own errors (404, 405, 413, ...). A 405 says which methods
+    the URL has (RFC 9110 requires ``Allow``; werkzeug knows them)."""
+    code = (error.name or "error").lower().replace(" ", "_")
+    allowed = getattr(error, "valid_methods", None)
+    headers = {"Allow": ", ".join(sorted(allowed))} if error.code == 405 and allowed else None
+    return ApiError(error.code or 500, code, error.description or error.name or code, headers=headers)
+
+
 #: Seconds a client is asked to wait (``Retry-After``) while a database is unavailable.
 STORE_RETRY_AFTER = 5
 
@@ -104,8 +113,7 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def _http_error(error: HTTPException) -> Any:
-        code = (error.name or "error").lower().replace(" ", "_")
-        return _respond(ApiError(error.code or 500, code, error.description or error.name))
+        return _respond(from_http(error))
 
     @app.errorhandler(Exception)
     def _unexpected(error: Exception) -> Any:

@@ -215,7 +215,12 @@ def test_bad_paths_and_queries(server: Server) -> None:
     _error(server.delete("/api/v1/generate/does-not-exist"), 404, "not_found")
     _error(server.get("/api/v1/jobs/does-not-exist/images/0"), 404)
     _error(server.get("/api/v1/nothing-here"), 404)
-    _error(requests.put(server.url("/api/v1/status"), timeout=10), 405)
+    wrong_method = requests.put(server.url("/api/v1/status"), timeout=10)
+    _error(wrong_method, 405)
+    assert set(wrong_method.headers["Allow"].split(", ")) == {"GET", "HEAD", "OPTIONS"}  # RFC 9110
+    for method, path in (("TRACE", "/api/v1/auth/attempts"), ("PATCH", "/sdapi/v1/txt2img"), ("PUT", "/v1/models")):
+        other = requests.request(method, server.url(path), timeout=10)
+        assert other.status_code == 405 and "Allow" in other.headers, (method, path)
     _error(server.get("/api/v1/queue", params={"status": "sleeping"}), 400, "invalid_query", "status")
     _error(server.get("/api/v1/queue", params={"limit": "0"}), 400, "invalid_query", "limit")
     _error(server.get("/api/v1/queue", params={"limit": "x"}), 400, "invalid_query", "limit")

@@ -20,7 +20,7 @@ from pydantic import BaseModel, ValidationError
 from werkzeug.exceptions import HTTPException
 
 from sdrest.api.compat.jobs import ClientGone
-from sdrest.api.errors import ApiError, from_auth, unavailable
+from sdrest.api.errors import ApiError, from_auth, from_http, unavailable
 from sdrest.api.schemas.parsing import api_error, read_body
 from sdrest.auth.errors import AuthError
 from sdrest.errors import StoreUnavailable
@@ -65,8 +65,7 @@ def _as_api_error(error: Exception) -> ApiError:
     if isinstance(error, StoreUnavailable):
         return unavailable(error)
     if isinstance(error, HTTPException):
-        code = (error.name or "error").lower().replace(" ", "_")
-        return ApiError(error.code or 500, code, error.description or error.name or code)
+        return from_http(error)
     log.exception("unhandled error in a compatibility route", exc_info=error)
     return ApiError(500, "internal_error", "internal server error")
 
