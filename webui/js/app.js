@@ -28,6 +28,9 @@ export function createApp() {
     pendingDelete: {},      // job_id -> true while its undo toast runs
     historyVersion: 0,      // bumped when finished jobs change, so the history re-reads
     handoff: null,          // {mode, image} sent from a result to img2img/inpaint/upscale
+    downloads: {},          // download id -> download view (admins: GET /models/downloads, download.* events)
+    recipesVersion: 0,      // bumped when a download ends, so the recipes' installed state is re-read
+    modelsPane: "library",  // the Models view's pane: library | get
   });
 
   const api = new Api({
@@ -57,6 +60,8 @@ export function createApp() {
       // Progress and previews are not replayed: re-read what is live now.
       refreshQueue();
       refreshStatus();
+      // Download progress is not replayed either: re-read the downloads this page follows.
+      if (Object.values(store.get().downloads).some((d) => !TERMINAL.includes(d.status))) refreshDownloads();
     },
     onDown: (wasOpen) => {
       if (wasOpen) store.set({ connection: "reconnecting" });
@@ -92,7 +97,25 @@ export function createApp() {
     });
   }
 
+  /** A download's view from a POST, a list or a download.* event; an end re-reads the models. */
+  function putDownload(download) {
+    if (!download || !download.id) return;
+    const before = store.get().downloads[download.id];
+    store.set((s) => ({ downloads: { ...s.downloads, [download.id]: download } }));
+    if (before && !TERMINAL.includes(before.status) && TERMINAL.includes(download.status)) {
+      store.set((s) => ({ recipesVersion: s.recipesVersion + 1, modelsVersion: (s.modelsVersion || 0) + 1 }));
+    }
+  }
+
+  async function refreshDownloads() {
+    try {
+      const data = await api.get("models/downloads", { limit: 50 }, { quiet401: true });
+      for (const download of data.downloads) putDownload(download);
+    } catch { /* admins only; the view shows the events it gets */ }
+  }
+
   function handleEvent(type, data) {
+    if (type.startsWith("download.")) { putDownload(data); return; }
     const id = data.job_id;
     if (type === "progress" && id) {
       store.set((s) => ({ live: { ...s.live, [id]: { ...(s.live[id] || {}), step: data.step, steps: data.steps, stage: data.stage, at: Date.now() } } }));
@@ -293,5 +316,6 @@ export function createApp() {
   return {
     store, api, stream, boot, login, logout, useApiKey, submit, cancel, deleteJob, setTab, setMode,
     setCurrent, handoff, toast, dismissToast, refreshStatus, refreshQueue, putJob, can, ApiError,
+    putDownload, refreshDownloads,
   };
 }

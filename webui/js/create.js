@@ -12,6 +12,7 @@ import { DEFAULT_FORM, SIZE_PRESETS, familyOf, requestBody, formFromParameters, 
 import { resizeDataUrl, loadImageElement } from "./images.js";
 import { ResultPanel } from "./result.js";
 import { useModels } from "./modelsdata.js";
+import { NoModelSuggestions, useRecipes } from "./getmodels.js";
 
 const MODES = [["txt2img", "Text to image"], ["img2img", "Image to image"], ["inpaint", "Inpaint"], ["upscale", "Upscale"]];
 const IMAGE_KEYS = ["init", "mask", "control", "upscale"];
@@ -34,6 +35,10 @@ export function CreateView() {
   const lastPrompt = useRef("prompt");
   const promptRefs = { prompt: useRef(null), negative_prompt: useRef(null) };
   const checkpoints = useModels(app, "checkpoint");
+  const diffusionModels = useModels(app, "diffusion_model");
+  const recipes = useRecipes(app);
+  // An installed model recipe is one model name (its preset binds the components).
+  const installedRecipes = (recipes.items || []).filter((r) => r.selectable && r.installed);
   const loras = useModels(app, "lora");
   const vaes = useModels(app, "vae");
   const taesds = useModels(app, "taesd");
@@ -98,6 +103,10 @@ export function CreateView() {
   const canGenerate = app.can.generate();
   const myRunning = currentJob && ["queued", "running"].includes(currentJob.status) ? currentJob : null;
 
+  // Nothing to choose: no checkpoint, no diffusion model, no installed recipe, nothing loaded.
+  const noModelInstalled = checkpoints.items?.length === 0 && diffusionModels.items?.length === 0
+    && recipes.items !== null && installedRecipes.length === 0 && !status?.loaded_model && !status?.default_model;
+
   function whyDisabled() {
     if (!profile) return "Sign in to generate";
     if (mode === "upscale") {
@@ -105,6 +114,7 @@ export function CreateView() {
       if (!form.upscaler) return "Choose an upscaler";
       return null;
     }
+    if (noModelInstalled) return "No model is installed yet";
     if (!form.model && !status?.loaded_model && !status?.default_model) return "No model loaded: choose a checkpoint";
     if ((mode === "img2img" || mode === "inpaint") && !images.init) return "Add an init image";
     if (mode === "inpaint" && !images.mask) return "Paint a mask over the area to repaint";
@@ -229,6 +239,8 @@ export function CreateView() {
               onInput=${(v) => update({ factor: v })} error=${errors.factor} />
           </div>`}
 
+        ${generation && noModelInstalled && html`<${NoModelSuggestions} />`}
+
         ${canGenerate ? html`
           <div class="generate-bar">
             <button type="button" class="primary generate" onClick=${() => generate(0)} disabled=${!!reason || busy}
@@ -287,7 +299,8 @@ export function CreateView() {
           <${Group} id="model" title="Model" summary=${form.model || (status?.loaded_model ? `loaded: ${status.loaded_model}` : "none loaded")}>
             <${SelectField} name="model" label="Checkpoint" value=${form.model}
               blank=${status?.loaded_model ? `loaded (${status.loaded_model})` : status?.default_model ? "server default" : "choose…"}
-              options=${(checkpoints.items || []).map((m) => [m.name, `${m.name}${m.architecture ? ` · ${m.architecture}` : ""}`])}
+              options=${[...installedRecipes.map((r) => [r.name, `${r.title} · recipe`]),
+                ...(checkpoints.items || []).map((m) => [m.name, `${m.name}${m.architecture ? ` · ${m.architecture}` : ""}`])]}
               onInput=${(v) => update({ model: v })} error=${errors.model} />
             ${form.model && form.model !== status?.loaded_model && html`<div class="hint">Switching the checkpoint reloads the model before this job runs.</div>`}
             <div class="grid2">

@@ -1,10 +1,11 @@
 // The model library: a tab per type, server-side search, details with hashes on demand, and for
-// admins load / unload (queued jobs) and rescan.
+// admins load / unload (queued jobs) and rescan; beside it the "Get models" pane (getmodels.js).
 import { html, cx, useState, useEffect, useContext, formatBytes, useModal } from "./lib.js";
 import { AppContext } from "./context.js";
 import { useSelect } from "./store.js";
 import { fetchModels, bumpModels } from "./modelsdata.js";
 import { CheckField, SelectField } from "./form.js";
+import { GetModelsView } from "./getmodels.js";
 
 const TYPES = [
   ["checkpoint", "Checkpoints"], ["lora", "LoRA"], ["vae", "VAE"], ["taesd", "TAESD"], ["esrgan", "ESRGAN"],
@@ -77,7 +78,21 @@ function Details({ model, onClose }) {
   </dialog>`;
 }
 
+const PANES = [["library", "Library"], ["get", "Get models"]];
+
 export function ModelsView() {
+  const app = useContext(AppContext);
+  const pane = useSelect(app.store, (s) => s.modelsPane);
+  return html`<div class="models-panes">
+    <div class="pane-tabs" role="tablist" aria-label="Models">
+      ${PANES.map(([p, label]) => html`<button type="button" role="tab" aria-selected=${p === pane}
+        class=${cx("tab", { active: p === pane })} onClick=${() => app.store.set({ modelsPane: p })}>${label}</button>`)}
+    </div>
+    ${pane === "get" ? html`<${GetModelsView} />` : html`<${LibraryPane} />`}
+  </div>`;
+}
+
+function LibraryPane() {
   const app = useContext(AppContext);
   const status = useSelect(app.store, (s) => s.status);
   const version = useSelect(app.store, (s) => s.modelsVersion || 0);
