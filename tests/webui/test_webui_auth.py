@@ -3,11 +3,13 @@ CSRF header, a mid-session sign-in over the intact form, API keys, guests, and a
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from sdrest.models.recipes import load_recipes
 from sdrest.synthetic import SyntheticModels
 from server_helpers import Server
 from webui_helpers import add_user, create_key, screenshot, ui_models
@@ -163,3 +165,17 @@ def test_a_server_restart_shows_a_banner_and_recovers_by_itself(
         page.locator(f".gallery .card[data-job='{job['job_id']}'][data-status=completed]").wait_for(timeout=FINISH)
     finally:
         server.stop()
+
+
+def test_a_user_sees_the_recipes_but_no_install_controls(jwt_server: Server, open_page) -> None:
+    page, problems = open_page(jwt_server)
+    problems.allow(SIGNED_OUT)
+    sign_in(page)
+    page.locator(".user-menu summary", has_text="alice").wait_for()
+    page.get_by_role("link", name="Models").first.click()
+    page.get_by_role("tab", name="Get models").click()
+    page.locator(".get-models .notice", has_text="An admin installs models").wait_for()
+    # Every shipped recipe is carded (the route lists the whole catalogue, with installed state).
+    page.wait_for_function("(n) => document.querySelectorAll('.recipe-card').length === n", arg=len(load_recipes()))
+    assert page.locator("#download-source").count() == 0
+    assert page.get_by_role("button", name=re.compile("^Install")).count() == 0
