@@ -19,13 +19,15 @@ from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
 
+from sdrest.errors import SdrestError
+
 __all__ = ["ALLOWED_FORMATS", "UntrustedImageError", "allowed_decoders", "open_untrusted"]
 
 #: The formats accepted from clients (``MPO`` is how Pillow names multi-picture JPEGs).
 ALLOWED_FORMATS: tuple[str, ...] = ("PNG", "JPEG", "MPO", "WEBP", "BMP", "GIF")
 
 
-class UntrustedImageError(ValueError):
+class UntrustedImageError(SdrestError, ValueError):
     """Bytes that are not an allowed image, or one with more pixels than allowed.
 
     ``code`` is ``image_too_large`` (a 413 at the API), ``unknown_format`` (no allowed format

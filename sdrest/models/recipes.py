@@ -22,6 +22,7 @@ from typing import Any
 
 import yaml
 
+from sdrest.errors import SdrestError
 from sdrest.models.types import ModelFolders, ModelType
 
 __all__ = ["Recipe", "RecipeError", "RecipeFile", "file_name_of", "load_recipes", "write_preset"]
@@ -29,7 +30,7 @@ __all__ = ["Recipe", "RecipeError", "RecipeFile", "file_name_of", "load_recipes"
 CATALOGUE = "recipes.yaml"
 
 
-class RecipeError(ValueError):
+class RecipeError(SdrestError, ValueError):
     """The catalogue (or a recipe name) is wrong; the message names it."""
 
 

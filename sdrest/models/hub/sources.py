@@ -16,6 +16,8 @@ import re
 import urllib.parse
 from dataclasses import dataclass
 
+from sdrest.errors import SdrestError
+
 __all__ = ["CivitaiSource", "HfSource", "Source", "SourceError", "UrlSource", "parse_source"]
 
 #: The longest source accepted (a URL longer than this is not a model link).
@@ -29,7 +31,7 @@ _CIVITAI_FILE_TYPE = re.compile(r"[A-Za-z][A-Za-z ]{0,31}")
 _SYNTAX = "expected hf:OWNER/REPO/PATH[@REVISION], civitai:MODEL_VERSION_ID or an https:// URL"
 
 
-class SourceError(ValueError):
+class SourceError(SdrestError, ValueError):
     """A source that cannot be parsed; the message names the problem and the accepted syntax."""
 
 

@@ -35,6 +35,7 @@ import httpcore2
 import httpx2
 
 import sdrest
+from sdrest.errors import SdrestError
 from sdrest.hostpolicy import public_host_problem, resolve_host
 from sdrest.models.hub.config import HubConfig
 from sdrest.models.hub.errors import HubError
@@ -101,7 +102,7 @@ class _PolicyBackend(httpcore2.SyncBackend):
         return super().connect_tcp(addresses[0], port, timeout, local_address, socket_options)
 
 
-class _HostRefused(httpcore2.ConnectError):
+class _HostRefused(SdrestError, httpcore2.ConnectError):
     pass
 
 
@@ -270,7 +271,7 @@ def fetch(
     return FetchedFile(target, done, actual)
 
 
-class _Progressed(Exception):
+class _Progressed(SdrestError):
     """A try that failed after ``done`` bytes were in the partial file (retry from there)."""
 
     def __init__(self, done: int, reason: str, restart: bool = False) -> None:
