@@ -24,7 +24,6 @@ from sdrest.jobs import EventBus, open_store
 from sdrest.jobs.store import redact_url, sqlite_path
 from sdrest.metrics import ServerMetrics
 from sdrest.models.hashing import HashCache
-from sdrest.models.hub import HubConfig
 from sdrest.models.scanner import ModelLibrary
 from sdrest.retention import Janitor
 from sdrest.services import Services
@@ -110,14 +109,7 @@ def create_app(settings: Settings | None = None, *, start_worker: bool = True) -
         # Downloads write into this server's own models folders, so this process runs them
         # (threads beside the generation worker, never in it). An API node without workers has
         # none: each worker host's own lane runs them (sdrest/worker/node.py).
-        svc.downloads = DownloadLane(
-            store,
-            bus,
-            library,
-            HubConfig.from_settings(settings),
-            host=settings.worker_name,
-            concurrency=settings.download_concurrency,
-        )
+        svc.downloads = DownloadLane.for_settings(store, bus, library, settings)
     svc.metrics = ServerMetrics(store, lambda: _worker_figures(supervisor), lambda: _gpu_devices(supervisor))
     if start_worker:
         # Scanning reads only headers (1,000 files in well under a second); in the background

@@ -31,6 +31,7 @@ from sdrest.models.hub.transfer import partial_path
 from sdrest.models.recipes import load_recipes, write_preset
 from sdrest.models.scanner import ModelLibrary
 from sdrest.models.types import ModelFolders, ModelType
+from sdrest.settings import Settings
 
 log = logging.getLogger("sdrest.downloads")
 
@@ -44,6 +45,20 @@ IDLE_POLL = 2.0
 
 class DownloadLane:
     """``concurrency`` threads running ``host``'s downloads; :meth:`start` and :meth:`stop` with the app."""
+
+    @classmethod
+    def for_settings(
+        cls, store: DownloadStore, bus: EventBus, library: ModelLibrary, settings: Settings
+    ) -> DownloadLane:
+        """The lane of a server or worker host: its hub settings, its own host name, its concurrency."""
+        return cls(
+            store,
+            bus,
+            library,
+            HubConfig.from_settings(settings),
+            host=settings.worker_name,
+            concurrency=settings.download_concurrency,
+        )
 
     def __init__(
         self,

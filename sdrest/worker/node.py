@@ -22,7 +22,6 @@ from sdrest.jobs import EventBus, open_store
 from sdrest.jobs.store import redact_url
 from sdrest.logs import setup_logging
 from sdrest.models.hashing import HashCache
-from sdrest.models.hub import HubConfig
 from sdrest.models.scanner import ModelLibrary
 from sdrest.settings import Settings
 from sdrest.worker.downloads import DownloadLane
@@ -56,14 +55,7 @@ def run(settings: Settings) -> int:
         threading.Thread(target=scan_models, args=(library,), name="sdrest-scan", daemon=True).start()
         pool.start()
         # This host's models folder is its own: downloads asked on an API node run here too.
-        downloads = DownloadLane(
-            store,
-            bus,
-            library,
-            HubConfig.from_settings(settings),
-            host=settings.worker_name,
-            concurrency=settings.download_concurrency,
-        )
+        downloads = DownloadLane.for_settings(store, bus, library, settings)
         downloads.start()
         log.info(
             "sdrest worker %s on %s (outputs %s, models %s)",
