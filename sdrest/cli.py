@@ -211,6 +211,14 @@ def _serve(flags: dict[str, object]) -> int:
     if print_config:
         print(json.dumps(settings.to_dict(redact=True), indent=2))
         return 0
+    if settings.recipes is not None:  # a broken catalogue is a bad setting, said before serving
+        from sdrest.models.recipes import RecipeError, load_recipes
+
+        try:
+            load_recipes(settings.recipes)
+        except RecipeError as exc:
+            print(f"sdrest {command}: --recipes: {exc}", file=sys.stderr)
+            return 2
     if recipes:
         from sdrest.pull import pull_recipes, with_pulled_model
 

@@ -14,6 +14,7 @@ import argparse
 import dataclasses
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any, TextIO
 
 from sdrest.models.hub import HubConfig, HubError, SourceError, install, parse_source
@@ -51,7 +52,7 @@ def run(flags: dict[str, Any], out: TextIO = sys.stdout, err: TextIO = sys.stder
         return 2
     folders = settings.model_folders()
     if own["list"]:
-        print_recipes(folders, out)
+        print_recipes(folders, out, settings.recipes)
         return 0
     target = own["target"]
     if not target:
@@ -64,7 +65,7 @@ def run(flags: dict[str, Any], out: TextIO = sys.stdout, err: TextIO = sys.stder
         if own["type"] or own["sha256"]:
             print(f"sdrest pull: --type and --sha256 are for a source; recipe {target!r} names its own", file=err)
             return 2
-        return pull_recipe(find_recipe(target), folders, config, out, err)
+        return pull_recipe(find_recipe(target, settings.recipes), folders, config, out, err)
     except (RecipeError, SourceError) as exc:
         print(f"sdrest pull: {exc}", file=err)
         return 2
@@ -121,7 +122,7 @@ def pull_recipes(names: Sequence[str], settings: Settings, out: TextIO = sys.std
     folders, config = settings.model_folders(), HubConfig.from_settings(settings)
     for name in names:
         try:
-            recipe = find_recipe(name)
+            recipe = find_recipe(name, settings.recipes)
         except RecipeError as exc:
             print(f"sdrest serve: --pull: {exc}", file=err)
             return 2
@@ -136,13 +137,13 @@ def with_pulled_model(settings: Settings, names: Sequence[str]) -> Settings:
     pulled is the model of requests that name none (helpers such as TAESD bind nothing)."""
     if settings.model is not None:
         return settings
-    models = [name for name in names if find_recipe(name).selectable]
+    models = [name for name in names if find_recipe(name, settings.recipes).selectable]
     return dataclasses.replace(settings, model=models[-1]) if models else settings
 
 
-def print_recipes(folders: ModelFolders, out: TextIO) -> None:
+def print_recipes(folders: ModelFolders, out: TextIO, extra: Path | None = None) -> None:
     rows = [("RECIPE", "SIZE", "MEMORY", "INSTALLED", "TITLE")]
-    for recipe in load_recipes().values():
+    for recipe in load_recipes(extra).values():
         have = sum(recipe.installed(folders))
         state = "yes" if recipe.is_installed(folders) else f"{have} of {len(recipe.files)} files" if have else "no"
         rows.append((recipe.name, _size(recipe.size), _size(recipe.memory_mb << 20), state, recipe.title))

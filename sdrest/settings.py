@@ -264,6 +264,12 @@ class Settings:
         "(e.g. https://app.example.com; credentials allowed) or * (any origin, "
         "without credentials); default: none",
     )
+    recipes: Path | None = _setting(
+        None,
+        "an extra recipe catalogue (YAML, in the format of the shipped sdrest/models/recipes.yaml) "
+        "whose recipes are offered beside the shipped ones",
+        metavar="FILE",
+    )
     # Models from the hubs (sdrest.models.hub). Tokens go only to their own endpoint.
     hf_token: str | None = _setting(
         None,

@@ -88,7 +88,7 @@ def _what(body: DownloadRequest) -> tuple[dict[str, Any], str]:
         for name in ("type", "sha256", "name"):
             if getattr(body, name) is not None:
                 raise invalid(name, "only with source (a recipe names its own files)")
-        if body.recipe not in load_recipes():
+        if body.recipe not in load_recipes(services().settings.recipes):
             raise ApiError(
                 404, "unknown_recipe", f"recipe: no recipe {body.recipe!r} (see GET {API}/models/recipes)", "recipe"
             )

@@ -56,7 +56,8 @@ def recipes() -> Any:
     {"recipe": NAME}) with the files each needs and which of them this server has; an installed
     model recipe is one model name (`model: NAME`)."""
     folders = services().library.folders
-    return jsonify({"recipes": [_recipe_view(recipe, folders) for recipe in load_recipes().values()]})
+    recipes = load_recipes(services().settings.recipes)
+    return jsonify({"recipes": [_recipe_view(recipe, folders) for recipe in recipes.values()]})
 
 
 def _recipe_view(recipe: Recipe, folders: ModelFolders) -> dict[str, Any]:

@@ -101,21 +101,47 @@ def file_name_of(source: str) -> str:
     return PurePosixPath(path).name
 
 
+#: An operator's catalogue is hand-written text; anything bigger is not one.
+MAX_CATALOGUE_BYTES = 1 << 20
+
+
 @cache
-def load_recipes() -> dict[str, Recipe]:
-    """The shipped catalogue by name (read once; it is package data)."""
+def _shipped() -> dict[str, Recipe]:
     text = resources.files("sdrest.models").joinpath(CATALOGUE).read_text(encoding="utf-8")
     return parse_catalogue(yaml.safe_load(text))
 
 
-def parse_catalogue(data: Any) -> dict[str, Recipe]:
+def load_recipes(extra: Path | None = None) -> dict[str, Recipe]:
+    """The catalogue by name: the shipped recipes (read once; package data), then those of the
+    operator's ``extra`` file (``--recipes``, the same format), read at each call so an edit
+    shows at once. A name of the shipped catalogue may not be taken again."""
+    recipes = _shipped()
+    if extra is None:
+        return recipes
+    path = Path(extra)
+    try:
+        if path.stat().st_size > MAX_CATALOGUE_BYTES:
+            raise RecipeError(f"{path}: larger than {MAX_CATALOGUE_BYTES} bytes: not a recipe catalogue")
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RecipeError(f"{path}: cannot read the recipe catalogue ({exc})") from None
+    except yaml.YAMLError as exc:
+        raise RecipeError(f"{path}: invalid YAML ({type(exc).__name__})") from None
+    own = parse_catalogue(data, str(path))
+    taken = sorted(set(own) & set(recipes))
+    if taken:
+        raise RecipeError(f"{path}: recipe {taken[0]!r} is a shipped recipe; give yours another name")
+    return {**recipes, **own}
+
+
+def parse_catalogue(data: Any, where: str = CATALOGUE) -> dict[str, Recipe]:
     if not isinstance(data, list):
-        raise RecipeError(f"{CATALOGUE}: a list of recipes expected")
+        raise RecipeError(f"{where}: a list of recipes expected")
     recipes: dict[str, Recipe] = {}
     for index, item in enumerate(data):
-        recipe = _recipe(item, f"{CATALOGUE}[{index}]")
+        recipe = _recipe(item, f"{where}[{index}]")
         if recipe.name in recipes:
-            raise RecipeError(f"{CATALOGUE}: recipe {recipe.name!r} appears twice")
+            raise RecipeError(f"{where}: recipe {recipe.name!r} appears twice")
         recipes[recipe.name] = recipe
     return recipes
 
@@ -165,9 +191,9 @@ def _file(item: Any, where: str) -> RecipeFile:
         raise RecipeError(f"{where}: {exc.args[0]} missing") from None
 
 
-def find_recipe(name: str) -> Recipe:
+def find_recipe(name: str, extra: Path | None = None) -> Recipe:
     """The recipe called ``name``; :class:`RecipeError` naming it and the known ones otherwise."""
-    recipes = load_recipes()
+    recipes = load_recipes(extra)
     try:
         return recipes[name]
     except KeyError:

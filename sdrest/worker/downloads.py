@@ -20,6 +20,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import replace
+from pathlib import Path
 
 from sdrest.errors import StoreUnavailable
 from sdrest.jobs.bus import EventBus
@@ -58,6 +59,7 @@ class DownloadLane:
             HubConfig.from_settings(settings),
             host=settings.worker_name,
             concurrency=settings.download_concurrency,
+            recipes=settings.recipes,
         )
 
     def __init__(
@@ -69,6 +71,7 @@ class DownloadLane:
         *,
         host: str,
         concurrency: int = 2,
+        recipes: Path | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if concurrency < 1:
@@ -77,6 +80,7 @@ class DownloadLane:
         self.bus = bus
         self.library = library
         self.config = config
+        self.recipes = recipes  # --recipes: the operator's catalogue beside the shipped one
         self.host = host
         self.concurrency = concurrency
         self._clock = clock
@@ -194,7 +198,7 @@ class _Run:
         request = self.download.request
         planned: list[tuple[RemoteFile, str | None, str | None, str | None]]  # file, type, sha256, name
         if request.get("recipe") is not None:
-            recipe = load_recipes()[request["recipe"]]
+            recipe = load_recipes(self.lane.recipes)[request["recipe"]]
             planned = [
                 (remote, item.type.api_name, item.sha256, item.name)
                 for item in recipe.files
@@ -212,7 +216,7 @@ class _Run:
         for index, (remote, type_name, sha256, name) in enumerate(planned):
             self._install(index, remote, type_name, sha256, name)
         if request.get("recipe") is not None:
-            write_preset(load_recipes()[request["recipe"]], self.lane.library.folders)
+            write_preset(load_recipes(self.lane.recipes)[request["recipe"]], self.lane.library.folders)
             self.lane.library.scan()
         return self.files
 
