@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import threading
 import time
 import urllib.parse
 from collections.abc import Callable, Iterable
@@ -238,25 +239,30 @@ def fetch(
     failures = 0
     total: int | None = remote.size
     reporter = _Reporter(on_progress)
-    with _client(config, remote) as client:
-        while True:
-            _stop_if(should_stop)
-            try:
-                done, total = _transfer(client, remote, config, partial, digest, have, reporter, should_stop)
-                break
-            except _Progressed as progressed:
-                failures = 0 if progressed.done > have else failures + 1
-                have = progressed.done
-                if progressed.restart:
-                    digest, have = hashlib.sha256(), 0
-                if failures > config.retries:
-                    raise HubError(
-                        "unreachable",
-                        f"{remote.source}: the connection kept failing ({progressed.reason}); "
-                        f"{have} bytes kept for a resume",
-                    ) from None
-                _sleep(min(config.max_backoff_seconds, config.backoff_seconds * 2 ** max(0, failures - 1)), should_stop)
-    reporter.report(done, total, final=True)
+    try:
+        with _client(config, remote) as client:
+            while True:
+                _stop_if(should_stop)
+                try:
+                    done, total = _transfer(client, remote, config, partial, digest, have, reporter, should_stop)
+                    break
+                except _Progressed as progressed:
+                    failures = 0 if progressed.done > have else failures + 1
+                    have = progressed.done
+                    if progressed.restart:
+                        digest, have = hashlib.sha256(), 0
+                    if failures > config.retries:
+                        raise HubError(
+                            "unreachable",
+                            f"{remote.source}: the connection kept failing ({progressed.reason}); "
+                            f"{have} bytes kept for a resume",
+                        ) from None
+                    _sleep(
+                        min(config.max_backoff_seconds, config.backoff_seconds * 2 ** max(0, failures - 1)), should_stop
+                    )
+        reporter.report(done, total, final=True)
+    finally:
+        reporter.close()
     actual = digest.hexdigest()
     if expected is not None and actual != expected:
         partial.unlink(missing_ok=True)
@@ -280,17 +286,54 @@ class _Progressed(SdrestError):
 
 
 class _Reporter:
+    """Progress at most every :data:`PROGRESS_INTERVAL`. A report the interval holds back is sent
+    when the interval ends (one timer at a time), so a transfer that stalls, a hub that stops
+    sending mid-file, still shows every byte it has rather than those of the last report."""
+
     def __init__(self, callback: ProgressCallback | None) -> None:
         self._callback = callback
         self._last = 0.0
         self._window: tuple[float, int] | None = None
+        self._lock = threading.Lock()
+        self._pending: tuple[int, int | None] | None = None
+        self._timer: threading.Timer | None = None
 
     def report(self, done: int, total: int | None, final: bool = False) -> None:
         if self._callback is None:
             return
+        with self._lock:
+            self._pending = (done, total)
+            wait = PROGRESS_INTERVAL - (time.monotonic() - self._last)
+            if final or wait <= 0:
+                self._cancel()
+                self._send()
+            elif self._timer is None:
+                self._timer = threading.Timer(wait, self._flush)
+                self._timer.daemon = True
+                self._timer.start()
+
+    def close(self) -> None:
+        """No held-back report after this (the transfer ended, or failed)."""
+        with self._lock:
+            self._cancel()
+            self._pending = None
+
+    def _flush(self) -> None:
+        with self._lock:
+            self._timer = None
+            if self._pending is not None:
+                self._send()
+
+    def _cancel(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _send(self) -> None:
+        assert self._callback is not None and self._pending is not None
+        done, total = self._pending
+        self._pending = None
         now = time.monotonic()
-        if not final and now - self._last < PROGRESS_INTERVAL:
-            return
         start = self._window or (now, done)
         elapsed = now - start[0]
         speed = (done - start[1]) / elapsed if elapsed > 0 else 0.0
