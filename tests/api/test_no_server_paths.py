@@ -30,6 +30,7 @@ PATH_VALUES = {
     "index": "0",
     "path": "index.html",
     "filename": "x",
+    "download_id": "no-such-download",  # a 404 must not show a path either
 }
 
 
